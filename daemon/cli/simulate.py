@@ -1,0 +1,98 @@
+"""`tokenstation simulate`: a virtual token in a vpcd reader slot, until SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..otpauth import parse_secret
+from ..simulator.runner import SimulatorRunner
+from ..simulator.token import Faults, SimulatedToken, default_settings
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register simulate."""
+    p = sub.add_parser(
+        "simulate",
+        help="run a simulated token in a vsmartcard vpcd reader slot",
+        description=(
+            "Insert a simulated programmable token into the vpcd slot listening on PORT and "
+            "keep it there until SIGTERM. It prints its display code as it changes. SIGUSR1 "
+            "switches it off and on; SIGUSR2 takes it off the reader or puts it back."
+        ),
+    )
+    p.add_argument(
+        "--port", type=int, required=True, help="vpcd slot port (35963 by default in Debian)"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="vpcd host")
+    p.add_argument(
+        "--serial", default="86596320000001", help="serial; its prefix picks the model (C302-i)"
+    )
+    p.add_argument(
+        "--clock-offset",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="token clock minus host clock at start (sub-second allowed)",
+    )
+    p.add_argument(
+        "--drift-ppm", type=float, default=0.0, help="clock rate error in parts per million"
+    )
+    p.add_argument(
+        "--lockout", type=int, metavar="N", help="lock for good after N failed authentications"
+    )
+    p.add_argument("--state-file", type=Path, metavar="F", help="keep this JSON file updated")
+    sync = p.add_mutually_exclusive_group()
+    sync.add_argument(
+        "--restricted",
+        dest="restricted",
+        action="store_true",
+        default=None,
+        help="a clock write erases the seed (default: from the model)",
+    )
+    sync.add_argument(
+        "--unrestricted",
+        dest="restricted",
+        action="store_false",
+        help="a clock write keeps the seed",
+    )
+    p.add_argument("--seed", help="initial seed, Base32 or hex (a test token's own)")
+    p.add_argument("--algorithm", default="sha1", choices=["sha1", "sha256"])
+    p.add_argument("--period", type=int, default=30, choices=[30, 60])
+    p.add_argument("--display-timeout", type=int, default=30, choices=[15, 30, 60, 120])
+    p.add_argument(
+        "--auto-off",
+        action="store_true",
+        help="switch off after the display timeout, as the real token does",
+    )
+    p.add_argument(
+        "--drop-after",
+        type=int,
+        metavar="K",
+        help="fault: lose the field after K commands of a card session",
+    )
+    p.add_argument(
+        "--delay", type=float, default=0.0, metavar="SECONDS", help="fault: delay every answer"
+    )
+    p.add_argument("--refuse-all", action="store_true", help="fault: answer everything with 69 83")
+    p.set_defaults(func=cmd_simulate)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Build the token from the flags and run it."""
+    seed = parse_secret(args.seed)[0] if args.seed else None
+    token = SimulatedToken(
+        serial=args.serial,
+        restricted_sync=args.restricted,
+        clock_offset_s=args.clock_offset,
+        drift_ppm=args.drift_ppm,
+        lockout_after=args.lockout,
+        seed=seed,
+        settings=default_settings(args.algorithm, args.period, args.display_timeout),
+        faults=Faults(drop_after=args.drop_after, delay_s=args.delay, refuse_all=args.refuse_all),
+    )
+    runner = SimulatorRunner(
+        token, args.port, host=args.host, state_file=args.state_file, auto_off=args.auto_off
+    )
+    runner.install_signals()
+    return runner.run()

@@ -1,0 +1,231 @@
+"""`tokenstation info | sync | burn`: one token on one reader, talked to directly."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from ..otpauth import parse_otpauth, parse_secret, require_burnable
+from ..otpcode import expected_code
+from ..token.errors import InvalidInput
+from ..token.models import Model
+from ..token.secret import Secret
+from ..token.session import Identification, TokenSession, WriteResult, describe_drift
+from ..token.settings import HmacAlgorithm, TokenSettings
+from .common import EXIT_USAGE, CliError, confirm, emit_json, utc
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register info, sync and burn."""
+    p = sub.add_parser("info", help="read a token's serial, model and clock drift")
+    _reader_args(p)
+    p.add_argument("--quick", action="store_true", help="one read: whole-second drift only")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("sync", help="set a token's clock to the host's")
+    _reader_args(p)
+    _settings_args(p, required_note=True)
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(func=cmd_sync)
+
+    p = sub.add_parser("burn", help="program a TOTP seed (and the clock) onto a token")
+    _reader_args(p)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--uri", help="an otpauth://totp/... URI")
+    src.add_argument("--secret", help="the seed as Base32 or hex (hex:/base32: to force)")
+    _settings_args(p, required_note=False)
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(func=cmd_burn)
+
+
+def _reader_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--reader", metavar="NAME", help="reader name (default: the one holding a token)"
+    )
+    p.add_argument("--json", action="store_true", help="print JSON on stdout")
+
+
+def _settings_args(p: argparse.ArgumentParser, *, required_note: bool) -> None:
+    note = " (the token cannot report it: give what it was burned with)" if required_note else ""
+    p.add_argument("--algorithm", choices=["sha1", "sha256"], type=str.lower, help="HMAC" + note)
+    p.add_argument("--period", type=int, choices=[30, 60], help="time step in seconds" + note)
+    p.add_argument(
+        "--display-timeout",
+        type=int,
+        choices=[15, 30, 60, 120],
+        help="seconds the display stays on" + note,
+    )
+
+
+@contextmanager
+def token_session(reader: str | None) -> Iterator[tuple[str, TokenSession]]:
+    """Connect to the chosen reader and yield a session on it."""
+    from .. import pcsc
+
+    name = pcsc.choose_reader(reader)
+    with pcsc.PcscConnection(name) as conn:
+        yield name, TokenSession(conn)
+
+
+def _model_words(model: Model) -> str:
+    if not model.programmable:
+        return "not programmable by tokenstation (unknown serial prefix): read-only"
+    if model.restricted_sync:
+        return "programmable; setting its clock erases the seed (re-burn needed)"
+    return "programmable; its clock can be set without losing the seed"
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """Identify the token and measure its drift."""
+    with token_session(args.reader) as (reader, session):
+        ident = session.identify(precise=not args.quick)
+    if args.json:
+        emit_json({"ok": True, "reader": reader, **ident.as_dict()})
+        return 0
+    _print_identification(reader, ident)
+    return 0
+
+
+def _print_identification(reader: str, ident: Identification) -> None:
+    d = ident.drift
+    print(f"Reader:  {reader}")
+    print(f"Serial:  {ident.serial}")
+    print(f"Model:   {ident.model.name} ({_model_words(ident.model)})")
+    print(f"Token:   {utc(ident.token_time)}")
+    print(f"Host:    {utc(ident.host_time, 1)}")
+    print(
+        f"Drift:   {describe_drift(d.drift_s)} "
+        f"(±{d.uncertainty_s:.3f} s, {d.method}, {d.reads} reads)"
+    )
+
+
+def _settings_from_args(args: argparse.Namespace, defaults: TokenSettings | None) -> TokenSettings:
+    """Settings from the flags; with no defaults (sync) every one must be given."""
+    hmac = HmacAlgorithm.parse(args.algorithm) if args.algorithm else None
+    period: int | None = args.period
+    display: int | None = args.display_timeout
+    if defaults is None:
+        flags = ("--algorithm", "--period", "--display-timeout")
+        missing = [f for f, v in zip(flags, (hmac, period, display), strict=True) if v is None]
+        if missing:
+            raise CliError(
+                "the token's HMAC, time step and display timeout cannot be read back, and a clock "
+                f"write rewrites them all: missing {', '.join(missing)}",
+                EXIT_USAGE,
+                "Give the values the token was burned with; nothing was written.",
+            )
+        defaults = TokenSettings()
+    return TokenSettings(
+        hmac=hmac or defaults.hmac,
+        period=period or defaults.period,
+        display_timeout=display or defaults.display_timeout,
+    )
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    """Set the clock, refusing where it would erase the seed."""
+    settings = _settings_from_args(args, None)
+    with token_session(args.reader) as (reader, session):
+        ident = session.identify()
+        if ident.model.programmable and not ident.model.restricted_sync:
+            confirm(
+                f"Set the clock of {ident.model.name} token {ident.serial} "
+                f"({ident.drift.describe()}) with {settings.hmac.name}, {settings.period} s step, "
+                f"{settings.display_timeout} s display?",
+                args.yes,
+            )
+        result = session.set_clock(settings)
+    _report_write(args, reader, result, before=ident)
+    return 0
+
+
+def _secret_from_args(args: argparse.Namespace) -> tuple[Secret, str, TokenSettings]:
+    if args.uri:
+        account = parse_otpauth(args.uri)
+        require_burnable(account)
+        for w in account.warnings:
+            print(f"tokenstation: warning: {w}", file=sys.stderr)
+        base = TokenSettings(HmacAlgorithm.parse(account.algorithm), account.period)
+        if args.algorithm and HmacAlgorithm.parse(args.algorithm) != base.hmac:
+            raise InvalidInput(
+                f"--algorithm {args.algorithm} contradicts the URI's {account.algorithm}"
+            )
+        if args.period and args.period != base.period:
+            raise InvalidInput(
+                f"--period {args.period} contradicts the URI's period {account.period}"
+            )
+        return account.secret, account.label(), _settings_from_args(args, base)
+    secret, kind = parse_secret(args.secret)
+    if not 1 <= len(secret) <= 63:
+        raise InvalidInput(
+            f"the {kind} secret is {len(secret)} bytes; these tokens hold 1 to 63 bytes"
+        )
+    return secret, "", _settings_from_args(args, TokenSettings())
+
+
+def cmd_burn(args: argparse.Namespace) -> int:
+    """Burn a seed with its settings and the host's time."""
+    seed, label, settings = _secret_from_args(args)
+    with token_session(args.reader) as (reader, session):
+        info = session.read_info().info
+        confirm(
+            f"Burn {label + ' ' if label else ''}(secret {seed.fingerprint}) onto token "
+            f"{info.serial} with {settings.hmac.name}, {settings.period} s step? "
+            "This replaces any seed on it",
+            args.yes,
+        )
+        result = session.burn(seed, settings)
+    code, valid_until = expected_code(seed, settings, result.host_time_after)
+    if args.json:
+        emit_json(
+            {
+                "ok": True,
+                "reader": reader,
+                **result.as_dict(),
+                "account": label,
+                "expected_code": code,
+                "expected_code_valid_until": valid_until,
+                "power_cycle_required": True,
+            }
+        )
+        return 0
+    print(
+        f"Burned secret {seed.fingerprint}{' (' + label + ')' if label else ''} onto "
+        f"{result.model.name} token {result.serial} on {reader}."
+    )
+    print(
+        f"Settings: {settings.hmac.name}, {settings.period} s step, "
+        f"{settings.display_timeout} s display."
+    )
+    print(f"Clock set to {utc(result.written_time)}; read back {utc(result.token_time_after)}.")
+    print(
+        f"Switch the token off and on: it should show {code[:3]} {code[3:]} "
+        f"until {utc(valid_until)}."
+    )
+    return 0
+
+
+def _report_write(
+    args: argparse.Namespace, reader: str, result: WriteResult, before: Identification
+) -> None:
+    if args.json:
+        emit_json(
+            {
+                "ok": True,
+                "reader": reader,
+                **result.as_dict(),
+                "drift_before_s": round(before.drift.drift_s, 1),
+            }
+        )
+        return
+    after = (
+        f"; now {result.residual.describe()} (±{result.residual.uncertainty_s:.3f} s)"
+        if result.residual
+        else ""
+    )
+    print(
+        f"Set the clock of {result.model.name} token {result.serial} on {reader}: it was "
+        f"{before.drift.describe()}{after}."
+    )

@@ -1,0 +1,21 @@
+"""The code a token should show, computed with pyotp (the only module that imports it)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+import pyotp
+
+from .token.secret import Secret
+from .token.settings import HmacAlgorithm, TokenSettings
+
+_DIGESTS = {HmacAlgorithm.SHA1: hashlib.sha1, HmacAlgorithm.SHA256: hashlib.sha256}
+
+
+def expected_code(seed: Secret, settings: TokenSettings, at: float) -> tuple[str, int]:
+    """(code, UNIX second when it stops being valid) for ``seed`` at time ``at``."""
+    b32 = base64.b32encode(seed.reveal()).decode("ascii").rstrip("=")
+    otp = pyotp.TOTP(b32, digits=6, digest=_DIGESTS[settings.hmac], interval=settings.period)
+    counter = int(at // settings.period)
+    return otp.at(int(at)), (counter + 1) * settings.period

@@ -1,0 +1,173 @@
+"""The token layer's errors: every one says what happened and what to do next.
+
+``str(error)`` is the one line a user sees; ``error.next_step`` is kept apart so that
+the CLI, notifications and D-Bus replies can lay it out as they like. No error ever
+carries seed bytes.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class SW(IntEnum):
+    """Status words seen in this protocol family (token-protocol.md sections 3.2 and 8)."""
+
+    OK = 0x9000
+    WRONG_LENGTH = 0x6700
+    SECURITY_NOT_SATISFIED = 0x6982
+    AUTH_REFUSED = 0x6983
+    CONDITIONS_NOT_SATISFIED = 0x6985
+    WRONG_DATA = 0x6A80
+    WRONG_P1P2 = 0x6A86
+    INS_NOT_SUPPORTED = 0x6D00
+    CLA_NOT_SUPPORTED = 0x6E00
+    NO_PRECISE_DIAGNOSIS = 0x6F00
+
+
+class TokenError(Exception):
+    """Base of every error raised by the token layer."""
+
+    next_step: str = "Check the token and the reader, then try again."
+
+    def __init__(self, message: str, next_step: str | None = None) -> None:
+        super().__init__(message)
+        if next_step is not None:
+            self.next_step = next_step
+
+    @property
+    def message(self) -> str:
+        """What happened, without the next step."""
+        return str(self.args[0]) if self.args else ""
+
+    def __str__(self) -> str:
+        return f"{self.message}. {self.next_step}" if self.next_step else self.message
+
+
+class MalformedResponse(TokenError):
+    """The card answered with bytes that do not follow the protocol."""
+
+    next_step = (
+        "This card does not answer like a programmable TOTP token; nothing was written to it."
+    )
+
+
+class TransportError(TokenError):
+    """The reader or the link to the card failed (card removed, reader gone, pcscd down)."""
+
+    next_step = (
+        "Keep the token switched on and flat on the reader for the whole operation, then try again."
+    )
+
+
+class CardLost(TransportError):
+    """The card left the field (or switched off) during an exchange."""
+
+
+class StatusWordError(TokenError):
+    """The card refused a command with a status word other than 90 00."""
+
+    def __init__(self, command: str, sw: int, next_step: str | None = None) -> None:
+        self.sw = sw
+        self.command = command
+        try:
+            name = SW(sw).name
+        except ValueError:
+            name = "unknown status"
+        super().__init__(f"{command} refused with status {sw:04X} ({name})", next_step)
+
+
+class AuthenticationRefused(StatusWordError):
+    """69 83 on AUTHENTICATE: wrong key or a locked token. Never retried."""
+
+    next_step = (
+        "Authentication refused; the token may be locked. Do not retry: repeated failures can "
+        "lock it for good. Check that the token's model and vendor key are right."
+    )
+
+
+class NotAuthenticated(StatusWordError):
+    """A secured write was refused because the session is not (or no longer) authenticated."""
+
+    next_step = (
+        "The token dropped the authenticated session (it may have been moved or switched off). "
+        "Place it again and start the operation from the beginning."
+    )
+
+
+class WrongData(StatusWordError):
+    """The token rejected the data of a command (bad TLV, bad seed framing)."""
+
+    next_step = (
+        "The token rejected what was sent. Nothing suggests it was written; check the seed and "
+        "settings and report this with a TRAFFIC log if it persists."
+    )
+
+
+class UnsupportedCommand(StatusWordError):
+    """The card does not know the class or instruction: it is not this kind of token."""
+
+    next_step = "This card is not a programmable TOTP token of a known family; it was left alone."
+
+
+class RefusedByPolicy(TokenError):
+    """tokenstation refused to do something unsafe; the token was not touched."""
+
+    next_step = "Nothing was written to the token."
+
+
+class UnknownModel(RefusedByPolicy):
+    """The serial prefix is not in the model table: the token is read-only for us."""
+
+    next_step = (
+        "Writing to a model that cannot be identified risks locking it. If you know its vendor "
+        "family and key, add it to the configuration; otherwise use the vendor's tool."
+    )
+
+
+class RestrictedSync(RefusedByPolicy):
+    """Setting the clock would erase the seed on this model."""
+
+    next_step = (
+        "On this model a clock write erases the seed. Re-burn the token (which also sets its "
+        "clock) with the seed in hand, or leave the clock as it is."
+    )
+
+
+class InvalidInput(TokenError):
+    """A seed or a setting the token cannot hold."""
+
+    next_step = "Nothing was written to the token."
+
+
+class VerificationFailed(TokenError):
+    """A write was acknowledged but reading the clock back does not show it."""
+
+    next_step = (
+        "The write may not have taken effect. Place the token again, read its clock with "
+        "`tokenstation info`, and repeat the operation if needed."
+    )
+
+
+_BY_SW: dict[int, type[StatusWordError]] = {
+    SW.AUTH_REFUSED: NotAuthenticated,
+    SW.SECURITY_NOT_SATISFIED: NotAuthenticated,
+    SW.CONDITIONS_NOT_SATISFIED: NotAuthenticated,
+    SW.WRONG_DATA: WrongData,
+    SW.WRONG_LENGTH: WrongData,
+    SW.WRONG_P1P2: WrongData,
+    SW.INS_NOT_SUPPORTED: UnsupportedCommand,
+    SW.CLA_NOT_SUPPORTED: UnsupportedCommand,
+}
+
+
+def error_for(command: str, sw: int) -> StatusWordError:
+    """The typed error for ``sw`` returned by ``command`` (one place maps them all).
+
+    69 83 means "authentication refused" only on AUTHENTICATE; on a secured write it
+    means the session is not authenticated (or the MAC was wrong).
+    """
+    if command == "AUTHENTICATE" and (sw == SW.AUTH_REFUSED or (sw >> 8) == 0x63):
+        return AuthenticationRefused(command, sw)
+    cls = _BY_SW.get(sw, StatusWordError)
+    return cls(command, sw)
