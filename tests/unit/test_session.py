@@ -1,0 +1,226 @@
+"""Token operations against the real simulator, in-process, on a virtual clock.
+
+These are the behaviours a user relies on: drift to a tenth of a second, a clock
+sync that keeps the seed where the model allows it and is refused where it does
+not, a burn whose codes match pyotp, and the safety rules (one authentication,
+never retried; no writes to unknown models; a lost field is never success).
+"""
+
+from __future__ import annotations
+
+import pytest
+from helpers import DirectConnection, VirtualClock
+from tokenstation.daemon.otpcode import expected_code
+from tokenstation.daemon.simulator.token import Faults, SimulatedToken
+from tokenstation.daemon.token import commands
+from tokenstation.daemon.token.crypto import TOKEN2_KEY
+from tokenstation.daemon.token.errors import (
+    AuthenticationRefused,
+    CardLost,
+    InvalidInput,
+    RefusedByPolicy,
+    RestrictedSync,
+    UnknownModel,
+)
+from tokenstation.daemon.token.models import Model, ModelTable, VendorFamily
+from tokenstation.daemon.token.secret import Secret
+from tokenstation.daemon.token.session import TokenSession
+from tokenstation.daemon.token.settings import HmacAlgorithm, TokenSettings
+
+C302 = "86596320000001"  # unrestricted
+P2 = "86596220000001"  # restricted
+SEED = Secret(b"12345678901234567890")
+OTHER_KEY = bytes(range(16))
+
+
+def make(
+    serial: str = C302, offset: float = 0.0, **kw: object
+) -> tuple[SimulatedToken, DirectConnection, TokenSession]:
+    clock = VirtualClock()
+    token = SimulatedToken(serial=serial, clock_offset_s=offset, host_time=clock.time, **kw)  # type: ignore[arg-type]
+    conn = DirectConnection(token, clock)
+    return token, conn, TokenSession(conn, clock=clock)
+
+
+@pytest.mark.parametrize("offset", [37.4321, -12.8, 0.05, -0.95, 0.5, 0.0, 3600.999])
+def test_drift_is_measured_to_well_under_a_tenth_of_a_second(offset: float) -> None:
+    _token, _conn, session = make(offset=offset)
+    ident = session.identify()
+    assert ident.drift.method == "rollover"
+    assert abs(ident.drift.drift_s - offset) < 0.02
+    assert ident.drift.uncertainty_s < 0.01
+
+
+def test_identify_reports_serial_and_model_with_its_sync_rule() -> None:
+    _t, _c, session = make(serial=P2)
+    ident = session.identify(precise=False)
+    assert ident.serial == P2
+    assert ident.model.name == "OTPC-P2-i"
+    assert ident.model.restricted_sync
+    assert ident.drift.method == "single-read"
+    assert ident.drift.uncertainty_s <= 0.51
+
+
+def test_identify_sends_only_get_info() -> None:
+    _t, conn, session = make()
+    session.identify()
+    assert set(conn.sent) == {commands.GET_INFO}
+
+
+def test_sync_on_unrestricted_model_sets_clock_and_keeps_seed() -> None:
+    token, _conn, session = make(offset=37.4, seed=SEED)
+    settings = TokenSettings(HmacAlgorithm.SHA256, 60, 120)
+    result = session.set_clock(settings)
+    assert token.seed == SEED
+    assert token.settings == settings
+    assert result.residual is not None
+    assert abs(result.residual.drift_s) < 0.01
+    assert abs(token.clock.now() - token.host_time()) < 0.01
+
+
+def test_sync_on_restricted_model_is_refused_before_anything_is_written() -> None:
+    token, conn, session = make(serial=P2, offset=20, seed=SEED)
+    with pytest.raises(RestrictedSync, match="erases its seed"):
+        session.set_clock(TokenSettings())
+    assert token.seed == SEED
+    assert token.config_writes == 0
+    assert conn.instructions() == [commands.INS_GET_INFO]  # not even a challenge
+
+
+def test_sync_on_restricted_model_with_seed_reburns_it() -> None:
+    token, _conn, session = make(serial=P2, offset=20, seed=SEED)
+    session.set_clock(TokenSettings(), seed=SEED)
+    assert token.seed == SEED
+    assert abs(token.clock.now() - token.host_time()) < 0.01
+
+
+def test_unknown_model_is_read_only() -> None:
+    token, conn, session = make(serial="12345678")
+    ident = session.identify(precise=False)
+    assert not ident.model.programmable
+    with pytest.raises(UnknownModel):
+        session.burn(SEED, TokenSettings())
+    assert token.config_writes == 0
+    assert commands.INS_AUTHENTICATE not in conn.instructions()
+    assert commands.INS_GET_CHALLENGE not in conn.instructions()
+
+
+def test_configured_vendor_family_makes_a_prefix_writable_with_its_own_key() -> None:
+    clock = VirtualClock()
+    token = SimulatedToken(serial="EX0012345", key=OTHER_KEY, host_time=clock.time)
+    family = VendorFamily("excelsecu-test", OTHER_KEY)
+    table = ModelTable([Model("EX00", "eSecuOTP-test", family, restricted_sync=True)])
+    session = TokenSession(DirectConnection(token, clock), models=table, clock=clock)
+    session.burn(SEED, TokenSettings())
+    assert token.seed == SEED
+
+
+def test_burn_programs_seed_settings_and_clock_and_codes_match_pyotp() -> None:
+    token, conn, session = make(serial=P2, offset=-300)
+    settings = TokenSettings(HmacAlgorithm.SHA256, 30, 60)
+    result = session.burn(SEED, settings)
+    assert token.seed == SEED and token.settings == settings
+    assert result.seed_fingerprint == SEED.fingerprint
+    # The display keeps the old (empty) values until the token is switched off and on.
+    assert token.code() is None
+    token.power_cycle()
+    code, _until = expected_code(SEED, settings, token.host_time())
+    assert token.code() == code
+    # Sequence: info, challenge, auth, config, seed, info (read back).
+    assert conn.instructions() == [0x41, 0x4B, 0xCE, 0xD4, 0xC5, 0x41]
+    assert conn.redacted[4] is True  # the seed write is never traced in clear
+
+
+def test_burn_clock_lands_on_the_host_second_boundary() -> None:
+    token, _c, session = make(offset=-5.37)
+    session.burn(SEED, TokenSettings())
+    assert abs(token.clock.now() - token.host_time()) < 0.002
+
+
+@pytest.mark.parametrize("length", [10, 16, 20, 32, 48, 63])
+def test_every_seed_length_round_trips(length: int) -> None:
+    token, _c, session = make()
+    seed = Secret(bytes((i * 7 + 3) % 256 for i in range(length)))
+    session.burn(seed, TokenSettings())
+    assert token.seed == seed
+
+
+def test_seed_too_long_is_refused_before_touching_the_token() -> None:
+    _t, conn, session = make()
+    with pytest.raises(InvalidInput):
+        session.burn(Secret(bytes(64)), TokenSettings())
+    assert conn.sent == []
+
+
+def test_wrong_key_is_refused_once_and_never_retried() -> None:
+    token, conn, session = make(key=OTHER_KEY)
+    with pytest.raises(AuthenticationRefused) as err:
+        session.burn(SEED, TokenSettings())
+    assert "do not retry" in str(err.value).lower()
+    assert token.fail_count == 1
+    with pytest.raises(RefusedByPolicy, match="never retried"):
+        session.set_clock(TokenSettings())
+    assert conn.instructions().count(commands.INS_AUTHENTICATE) == 1
+    assert token.fail_count == 1
+    assert token.config_writes == 0
+
+
+def test_lockout_after_n_failures_refuses_even_the_right_key() -> None:
+    token = SimulatedToken(serial=C302, lockout_after=2, key=OTHER_KEY)
+    for _ in range(2):  # two separate sessions, each failing once
+        clock = VirtualClock()
+        token.host_time = clock.time
+        with pytest.raises(AuthenticationRefused):
+            TokenSession(DirectConnection(token, clock), clock=clock).burn(SEED, TokenSettings())
+    assert token.locked
+    token.key = TOKEN2_KEY
+    clock = VirtualClock()
+    with pytest.raises(AuthenticationRefused):
+        TokenSession(DirectConnection(token, clock), clock=clock).burn(SEED, TokenSettings())
+    assert token.seed is None
+
+
+def test_field_lost_before_seed_write_is_not_success() -> None:
+    # info, challenge, auth, config answered; the field drops on WRITE SEED.
+    token, _c, session = make(serial=P2, seed=Secret(b"old seed"), faults=Faults(drop_after=4))
+    with pytest.raises(CardLost) as err:
+        session.burn(SEED, TokenSettings())
+    msg = str(err.value)
+    assert "WRITE SEED" in msg and SEED.fingerprint in msg and "erased" in msg
+    assert token.seed is None  # the restricted model lost its old seed with the config write
+
+
+def test_field_lost_on_config_write_is_reported() -> None:
+    token, _c, session = make(offset=9, faults=Faults(drop_after=3))
+    with pytest.raises(CardLost, match="WRITE CONFIG"):
+        session.set_clock(TokenSettings())
+    assert token.config_writes == 0
+
+
+@pytest.mark.parametrize("form", list(commands.ChallengeForm))
+def test_all_three_challenge_forms_work(form: commands.ChallengeForm) -> None:
+    clock = VirtualClock()
+    token = SimulatedToken(serial=C302, host_time=clock.time)
+    session = TokenSession(DirectConnection(token, clock), clock=clock, challenge_form=form)
+    session.burn(SEED, TokenSettings())
+    assert token.seed == SEED
+
+
+def test_optional_select_is_sent_once() -> None:
+    clock = VirtualClock()
+    token = SimulatedToken(serial=C302, host_time=clock.time)
+    conn = DirectConnection(token, clock)
+    TokenSession(conn, clock=clock, select=True).burn(SEED, TokenSettings())
+    assert conn.sent[0] == commands.SELECT
+    assert conn.sent.count(commands.SELECT) == 1
+
+
+def test_secret_never_shows_its_bytes() -> None:
+    s = Secret(b"12345678901234567890")
+    for text in (repr(s), str(s), f"{s}", repr([s])):
+        assert "1234" not in text and "3132" not in text
+        assert s.fingerprint in text
+    with pytest.raises(TypeError):
+        import pickle
+
+        pickle.dumps(s)
