@@ -21,7 +21,7 @@ from types import TracebackType
 from smartcard import scard
 
 from .log import TRAFFIC
-from .token.errors import CardLost, TransportError
+from .token.errors import CardLost, ReaderUnavailable, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ _CARD_GONE = {
 }
 
 
-class PcscUnavailable(TransportError):
+class PcscUnavailable(ReaderUnavailable):
     """pcscd is not running or cannot be reached."""
 
     next_step = (
@@ -56,10 +56,8 @@ class PcscUnavailable(TransportError):
     )
 
 
-class NoReaderError(TransportError):
+class NoReaderError(ReaderUnavailable):
     """No reader, or no reader holding a card, or several where one was needed."""
-
-    next_step = "Connect a reader, place the token on it and switch the token on."
 
 
 def _describe(code: int) -> str:
@@ -75,7 +73,11 @@ def _check(code: int, what: str) -> None:
     c = code & _U32
     if c in _CARD_GONE:
         raise CardLost(f"{what}: {_describe(code)}")
-    if c in (scard.SCARD_E_NO_SERVICE & _U32, scard.SCARD_E_SERVICE_STOPPED & _U32):
+    if c in (
+        scard.SCARD_E_NO_SERVICE & _U32,
+        scard.SCARD_E_SERVICE_STOPPED & _U32,
+        scard.SCARD_E_NO_READERS_AVAILABLE & _U32,
+    ):
         raise PcscUnavailable(f"{what}: PC/SC service not available ({_describe(code)})")
     raise TransportError(f"{what}: {_describe(code)}")
 
@@ -200,6 +202,9 @@ class PcscConnection:
         resp = bytes(response)
         if log.isEnabledFor(TRAFFIC):
             log.log(TRAFFIC, "%s << %s", self.reader, resp.hex(" "))
+        if len(resp) < 2:
+            # vpcd (and some readers) report a card that vanished mid-command this way.
+            raise CardLost("the card gave no answer (it left the field)")
         return resp
 
     def close(self) -> None:

@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     token_cmds.add_parsers(sub)
     simulate.add_parser(sub)
     demo.add_parser(sub)
+    for command in sub.choices.values():  # accepted after the command name too
+        command.add_argument("--log-level", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 

@@ -7,7 +7,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
-from ..token.errors import RefusedByPolicy, TokenError, TransportError
+from ..token.errors import InvalidInput, ReaderUnavailable, RefusedByPolicy, TokenError
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the operation failed or the token refused it
@@ -27,12 +27,11 @@ class CliError(Exception):
 
 def exit_code_for(exc: TokenError) -> int:
     """The exit code for a token-layer error."""
+    if isinstance(exc, InvalidInput):
+        return EXIT_USAGE
     if isinstance(exc, RefusedByPolicy):
         return EXIT_REFUSED
-    if isinstance(exc, TransportError) and type(exc).__name__ in (
-        "PcscUnavailable",
-        "NoReaderError",
-    ):
+    if isinstance(exc, ReaderUnavailable):
         return EXIT_NO_READER
     return EXIT_FAILED
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from ..otpauth import parse_secret
 from ..simulator.runner import SimulatorRunner
 from ..simulator.token import Faults, SimulatedToken, default_settings
+from ..token.crypto import TOKEN2_KEY
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -57,6 +58,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="a clock write keeps the seed",
     )
     p.add_argument("--seed", help="initial seed, Base32 or hex (a test token's own)")
+    p.add_argument("--key", metavar="HEX", help="SM4 key it takes (default: the Token2 key)")
     p.add_argument("--algorithm", default="sha1", choices=["sha1", "sha256"])
     p.add_argument("--period", type=int, default=30, choices=[30, 60])
     p.add_argument("--display-timeout", type=int, default=30, choices=[15, 30, 60, 120])
@@ -88,6 +90,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         drift_ppm=args.drift_ppm,
         lockout_after=args.lockout,
         seed=seed,
+        key=bytes.fromhex(args.key) if args.key else TOKEN2_KEY,
         settings=default_settings(args.algorithm, args.period, args.display_timeout),
         faults=Faults(drop_after=args.drop_after, delay_s=args.delay, refuse_all=args.refuse_all),
     )

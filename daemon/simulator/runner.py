@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 
 #: Historical bytes of the simulated card's ATR. Made up: the real tokens' ATS is unknown.
 HISTORICAL_BYTES = b"TS-SIM01"
+#: How long a power-cycled or re-placed token stays off the reader.
+REINSERT_DELAY_S = 1.0
 
 
 class SimulatorRunner:
@@ -47,6 +49,7 @@ class SimulatorRunner:
         self._stop = threading.Event()
         self._want_on_reader = True
         self._switched_on_at = time.monotonic()
+        self._off_reader_until = 0.0
         self._last_line: tuple[object, ...] = ()
         self._counters = (0, 0)
 
@@ -73,6 +76,7 @@ class SimulatorRunner:
             self._want_on_reader = not self._want_on_reader
             if not self._want_on_reader:
                 self.link.remove()
+                self._off_reader_until = time.monotonic() + REINSERT_DELAY_S
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
@@ -84,6 +88,9 @@ class SimulatorRunner:
         self.link.remove()
         self.token.power_cycle()
         self._switched_on_at = time.monotonic()
+        # By hand a power cycle takes over a second; vpcd polls every 400 ms and would
+        # not notice a card that is gone and back within one poll.
+        self._off_reader_until = time.monotonic() + REINSERT_DELAY_S
         self._want_on_reader = True
         self._say("switched off and on")
 
@@ -114,6 +121,8 @@ class SimulatorRunner:
 
     def _keep_inserted(self, waited: bool) -> None:
         if not self._want_on_reader or self.link.inserted or not self.token.switched_on:
+            return
+        if time.monotonic() < self._off_reader_until:
             return
         try:
             self.link.insert(timeout=1.0)

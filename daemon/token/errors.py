@@ -60,6 +60,12 @@ class TransportError(TokenError):
     )
 
 
+class ReaderUnavailable(TransportError):
+    """No PC/SC service, no reader, or no token on any reader: nothing was sent to a card."""
+
+    next_step = "Connect a reader, place the token on it and switch the token on."
+
+
 class CardLost(TransportError):
     """The card left the field (or switched off) during an exchange."""
 

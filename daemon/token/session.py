@@ -397,7 +397,16 @@ class TokenSession:
         self.authenticate(model)
         key = model.family.key
         assert key is not None  # authenticate() refused otherwise
-        written = self._timed_config_write(key, settings)
+        try:
+            written = self._timed_config_write(key, settings)
+        except CardLost as exc:
+            raise CardLost(
+                f"the token left the field during WRITE CONFIG; token {info.serial}'s clock and "
+                "settings may or may not have changed"
+                + (" and its seed may be erased" if model.restricted_sync else ""),
+                "Place the token again, check it with `tokenstation info`, and repeat the "
+                "operation" + (" as a burn, with the seed in hand." if model.restricted_sync else "."),
+            ) from exc
         if seed is not None:
             try:
                 self._exchange("WRITE SEED", commands.write_seed(key, seed), redact=True)

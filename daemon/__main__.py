@@ -1,0 +1,7 @@
+"""`python -m tokenstation.daemon` runs the `tokenstation` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
