@@ -251,7 +251,7 @@ class TokenSession:
         first: TimedInfo | None = None,
         *,
         precise: bool = True,
-        poll_interval_s: float = 0.01,
+        poll_interval_s: float = 0.025,
         max_wait_s: float = 1.6,
     ) -> DriftEstimate:
         """token - host in seconds, to sub-second precision by timing a seconds rollover.

@@ -1,0 +1,189 @@
+"""Token operations over the real virtual stack: wall time, APDUs, host CPU, drift error.
+
+Runs a private pcscd + vpcd (as the tests do) and `tokenstation simulate` in its own
+process, so the CPU time measured here is the host side only (tokenstation + the
+pyscard/libpcsclite client), not the simulated card.
+
+    .venv/bin/python bench/bench_token.py [--reps 20] [--offsets 12] [--json FILE]
+
+Drift error is compared, in the same run and on the same reads, with the
+whole-second method the peer tools use (keyroost and totptokutil print
+token_time - int(host_time)).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tokenstation.daemon.simulator.stack import PcscStack
+from tokenstation.daemon.token.secret import Secret
+from tokenstation.daemon.token.settings import TokenSettings
+
+SEED = Secret(b"12345678901234567890")
+
+
+def start_sim(stack: PcscStack, *args: str) -> subprocess.Popen[bytes]:
+    from tokenstation.daemon import pcsc
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tokenstation.daemon", "simulate", "--port", str(stack.port(0)),
+         *args],
+        env=stack.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if stack.reader_name(0) in pcsc.readers_with_card()[1]:
+            return proc
+        time.sleep(0.05)
+    raise RuntimeError("simulated token did not appear")
+
+
+def stop_sim(stack: PcscStack, proc: subprocess.Popen[bytes]) -> None:
+    from tokenstation.daemon import pcsc
+
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(5)
+    while stack.reader_name(0) in pcsc.readers_with_card()[1]:
+        time.sleep(0.05)
+
+
+def measure(reader: str, op: Callable[[Any], object], reps: int) -> dict[str, float]:
+    """Median wall, CPU and APDU count of ``op(session)`` on fresh connections."""
+    from tokenstation.daemon import pcsc
+    from tokenstation.daemon.token.session import TokenSession
+
+    walls, cpus, apdus, waits = [], [], [], []
+    rng = random.Random(reps)
+    for _ in range(reps):
+        # A token is placed at no particular moment: do not start in step with its second.
+        time.sleep(rng.uniform(0, 1))
+        with pcsc.PcscConnection(reader) as conn:
+            session = TokenSession(conn)
+            slept = [0.0]
+            real_sleep = session._clock.sleep  # type: ignore[attr-defined]
+
+            def counting_sleep(s: float, real: Callable[[float], None] = real_sleep) -> None:
+                t = time.perf_counter()
+                real(s)
+                slept[0] += time.perf_counter() - t
+
+            session._clock.sleep = counting_sleep  # type: ignore[attr-defined]
+            c0, w0 = time.process_time(), time.perf_counter()
+            op(session)
+            walls.append(time.perf_counter() - w0)
+            cpus.append(time.process_time() - c0)
+            apdus.append(session.stats.apdus)
+            waits.append(slept[0])
+    return {
+        "wall_ms": statistics.median(walls) * 1000,
+        "waiting_ms": statistics.median(waits) * 1000,
+        "host_cpu_ms": statistics.median(cpus) * 1000,
+        "host_cpu_per_apdu_ms": statistics.median(c / a for c, a in zip(cpus, apdus, strict=True))
+        * 1000,
+        "apdus": statistics.median(apdus),
+    }
+
+
+def rtt(reader: str, n: int = 500) -> float:
+    from tokenstation.daemon import pcsc
+    from tokenstation.daemon.token import commands
+
+    with pcsc.PcscConnection(reader) as conn:
+        times = []
+        for _ in range(n):
+            t = time.perf_counter()
+            conn.transmit(commands.GET_INFO)
+            times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1000
+
+
+def drift_errors(stack: PcscStack, offsets: list[float]) -> dict[str, Any]:
+    from tokenstation.daemon import pcsc
+    from tokenstation.daemon.token.session import TokenSession
+
+    ours, peer = [], []
+    for off in offsets:
+        proc = start_sim(stack, "--clock-offset", repr(off))
+        try:
+            with pcsc.PcscConnection(stack.reader_name(0)) as conn:
+                session = TokenSession(conn)
+                first = session.read_info()
+                est = session.measure_drift(first)
+            ours.append(abs(est.drift_s - off))
+            peer.append(abs((first.info.token_time - int(first.midpoint)) - off))
+        finally:
+            stop_sim(stack, proc)
+    return {
+        "n": len(offsets),
+        "ours_median_s": statistics.median(ours),
+        "ours_max_s": max(ours),
+        "whole_second_median_s": statistics.median(peer),
+        "whole_second_max_s": max(peer),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--offsets", type=int, default=12)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+
+    stack = PcscStack(readers=2).start()
+    os.environ["PCSCLITE_CSOCK_NAME"] = str(stack.socket_path)
+    results: dict[str, Any] = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
+        "python": platform.python_version(),
+    }
+    try:
+        reader = stack.reader_name(0)
+        proc = start_sim(stack, "--serial", "86596320000001", "--clock-offset", "12.3456")
+        try:
+            results["apdu_rtt_ms"] = rtt(reader)
+            results["ops"] = {
+                "read_info (1 GET INFO)": measure(reader, lambda s: s.read_info(), args.reps),
+                "identify --quick": measure(reader, lambda s: s.identify(precise=False), args.reps),
+                "identify (precise drift)": measure(reader, lambda s: s.identify(), args.reps),
+                "set clock (C302-i)": measure(
+                    reader, lambda s: s.set_clock(TokenSettings(), measure_after=False), args.reps
+                ),
+                "burn": measure(reader, lambda s: s.burn(SEED, TokenSettings()), args.reps),
+            }
+        finally:
+            stop_sim(stack, proc)
+        rng = random.Random(20261127)
+        offsets = [round(rng.uniform(-120, 120), 4) for _ in range(args.offsets)]
+        results["drift_error"] = drift_errors(stack, offsets)
+    finally:
+        stack.cleanup()
+
+    print(f"machine: {results['machine']}; Python {results['python']}")
+    print(f"GET INFO round trip over pcscd+vpcd: median {results['apdu_rtt_ms']:.3f} ms")
+    print("| operation | wall (median) | of which waiting on purpose | APDUs | host CPU | "
+          "host CPU per APDU |")
+    print("|---|---|---|---|---|---|")
+    for name, r in results["ops"].items():
+        print(f"| {name} | {r['wall_ms']:.1f} ms | {r['waiting_ms']:.1f} ms | {r['apdus']:.0f} | "
+              f"{r['host_cpu_ms']:.2f} ms | {r['host_cpu_per_apdu_ms']:.3f} ms |")
+    d = results["drift_error"]
+    print(f"drift error over {d['n']} offsets: ours median {d['ours_median_s'] * 1000:.1f} ms, "
+          f"max {d['ours_max_s'] * 1000:.1f} ms; whole-second method (peers) median "
+          f"{d['whole_second_median_s'] * 1000:.0f} ms, max {d['whole_second_max_s'] * 1000:.0f} ms")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
