@@ -38,9 +38,18 @@ def start_sim(stack: PcscStack, *args: str) -> subprocess.Popen[bytes]:
     from tokenstation.daemon import pcsc
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tokenstation.daemon", "simulate", "--port", str(stack.port(0)),
-         *args],
-        env=stack.env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "tokenstation.daemon",
+            "simulate",
+            "--port",
+            str(stack.port(0)),
+            *args,
+        ],
+        env=stack.env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -74,10 +83,12 @@ def measure(reader: str, op: Callable[[Any], object], reps: int) -> dict[str, fl
             slept = [0.0]
             real_sleep = session._clock.sleep  # type: ignore[attr-defined]
 
-            def counting_sleep(s: float, real: Callable[[float], None] = real_sleep) -> None:
+            def counting_sleep(
+                s: float, real: Callable[[float], None] = real_sleep, acc: list[float] = slept
+            ) -> None:
                 t = time.perf_counter()
                 real(s)
-                slept[0] += time.perf_counter() - t
+                acc[0] += time.perf_counter() - t
 
             session._clock.sleep = counting_sleep  # type: ignore[attr-defined]
             c0, w0 = time.process_time(), time.perf_counter()
@@ -171,16 +182,22 @@ def main() -> None:
 
     print(f"machine: {results['machine']}; Python {results['python']}")
     print(f"GET INFO round trip over pcscd+vpcd: median {results['apdu_rtt_ms']:.3f} ms")
-    print("| operation | wall (median) | of which waiting on purpose | APDUs | host CPU | "
-          "host CPU per APDU |")
+    print(
+        "| operation | wall (median) | of which waiting on purpose | APDUs | host CPU | "
+        "host CPU per APDU |"
+    )
     print("|---|---|---|---|---|---|")
     for name, r in results["ops"].items():
-        print(f"| {name} | {r['wall_ms']:.1f} ms | {r['waiting_ms']:.1f} ms | {r['apdus']:.0f} | "
-              f"{r['host_cpu_ms']:.2f} ms | {r['host_cpu_per_apdu_ms']:.3f} ms |")
+        print(
+            f"| {name} | {r['wall_ms']:.1f} ms | {r['waiting_ms']:.1f} ms | {r['apdus']:.0f} | "
+            f"{r['host_cpu_ms']:.2f} ms | {r['host_cpu_per_apdu_ms']:.3f} ms |"
+        )
     d = results["drift_error"]
-    print(f"drift error over {d['n']} offsets: ours median {d['ours_median_s'] * 1000:.1f} ms, "
-          f"max {d['ours_max_s'] * 1000:.1f} ms; whole-second method (peers) median "
-          f"{d['whole_second_median_s'] * 1000:.0f} ms, max {d['whole_second_max_s'] * 1000:.0f} ms")
+    print(
+        f"drift error over {d['n']} offsets: ours median {d['ours_median_s'] * 1000:.1f} ms, "
+        f"max {d['ours_max_s'] * 1000:.1f} ms; whole-second method (peers) median "
+        f"{d['whole_second_median_s'] * 1000:.0f} ms, max {d['whole_second_max_s'] * 1000:.0f} ms"
+    )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
 

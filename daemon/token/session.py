@@ -405,7 +405,8 @@ class TokenSession:
                 "settings may or may not have changed"
                 + (" and its seed may be erased" if model.restricted_sync else ""),
                 "Place the token again, check it with `tokenstation info`, and repeat the "
-                "operation" + (" as a burn, with the seed in hand." if model.restricted_sync else "."),
+                "operation"
+                + (" as a burn, with the seed in hand." if model.restricted_sync else "."),
             ) from exc
         if seed is not None:
             try:

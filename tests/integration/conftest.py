@@ -69,12 +69,25 @@ class SimToken:
         self.slot = slot
         self.reader = stack.reader_name(slot)
         self.state_file = state_file
-        cmd = [sys.executable, "-m", "tokenstation.daemon", "simulate",
-               "--port", str(stack.port(slot)), "--state-file", str(state_file), *args]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     env=stack.env(), text=True)
-        wait_until(lambda: state_file.exists() and card_present(self.reader), 8.0,
-                   f"simulated token on {self.reader}")
+        cmd = [
+            sys.executable,
+            "-m",
+            "tokenstation.daemon",
+            "simulate",
+            "--port",
+            str(stack.port(slot)),
+            "--state-file",
+            str(state_file),
+            *args,
+        ]
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=stack.env(), text=True
+        )
+        wait_until(
+            lambda: state_file.exists() and card_present(self.reader),
+            8.0,
+            f"simulated token on {self.reader}",
+        )
 
     def state(self) -> dict[str, Any]:
         return json.loads(self.state_file.read_text())  # type: ignore[no-any-return]
@@ -121,8 +134,12 @@ def cli(pcsc_stack: PcscStack) -> Callable[..., subprocess.CompletedProcess[str]
     def run(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "tokenstation.daemon", *args],
-            env=pcsc_stack.env(), capture_output=True, text=True, timeout=timeout,
+            env=pcsc_stack.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
             stdin=subprocess.DEVNULL,
+            check=False,
         )
 
     return run

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import pyotp
 import pytest
+
 from conftest import SimToken
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
@@ -32,8 +33,16 @@ def test_info_reports_serial_model_and_drift_to_a_tenth(cli: Cli, simulator: Sim
     proc = cli("info", "--json")
     assert proc.returncode == 0, proc.stderr
     out = js(proc)
-    for key in ("reader", "serial", "model", "programmable", "restricted_sync",
-                "token_time", "host_time", "drift_s"):
+    for key in (
+        "reader",
+        "serial",
+        "model",
+        "programmable",
+        "restricted_sync",
+        "token_time",
+        "host_time",
+        "drift_s",
+    ):
         assert key in out
     assert out["serial"] == C302 and out["model"] == "C302-i"
     assert out["programmable"] is True and out["restricted_sync"] is False

@@ -7,9 +7,10 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from conftest import SimToken
 
 from tokenstation.daemon.simulator.stack import PcscStack
+
+from conftest import SimToken
 
 pytestmark = pytest.mark.pcsc
 

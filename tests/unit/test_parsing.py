@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tokenstation.daemon.otpauth import (
     burnable_refusals,
     parse_otpauth,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+
 from tokenstation.daemon.simulator.totp import totp
 from tokenstation.daemon.token import commands, crypto
 from tokenstation.daemon.token.commands import ChallengeForm, PublicInfo

@@ -9,7 +9,7 @@ never retried; no writes to unknown models; a lost field is never success).
 from __future__ import annotations
 
 import pytest
-from helpers import DirectConnection, VirtualClock
+
 from tokenstation.daemon.otpcode import expected_code
 from tokenstation.daemon.simulator.token import Faults, SimulatedToken
 from tokenstation.daemon.token import commands
@@ -26,6 +26,8 @@ from tokenstation.daemon.token.models import Model, ModelTable, VendorFamily
 from tokenstation.daemon.token.secret import Secret
 from tokenstation.daemon.token.session import TokenSession
 from tokenstation.daemon.token.settings import HmacAlgorithm, TokenSettings
+
+from helpers import DirectConnection, VirtualClock
 
 C302 = "86596320000001"  # unrestricted
 P2 = "86596220000001"  # restricted

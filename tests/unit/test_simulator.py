@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from helpers import VirtualClock
+
 from tokenstation.daemon.simulator.token import Faults, SimulatedToken
 from tokenstation.daemon.simulator.vpcd import contactless_atr
 from tokenstation.daemon.token import commands, crypto
 from tokenstation.daemon.token.secret import Secret
 from tokenstation.daemon.token.settings import TokenSettings
+
+from helpers import VirtualClock
 
 KEY = crypto.TOKEN2_KEY
 
