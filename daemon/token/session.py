@@ -114,10 +114,10 @@ class DriftEstimate:
 
 
 def describe_drift(drift_s: float) -> str:
-    """'37.4 s fast' / '2.0 s slow' / 'in time (0.0 s)'."""
+    """'37.4 s fast' / '2.0 s slow' / 'in time' (under 0.05 s either way)."""
     shown = round(drift_s, 1)
     if shown == 0:
-        return "in time (0.0 s)"
+        return "in time"
     return f"{abs(shown):.1f} s {'fast' if shown > 0 else 'slow'}"
 
 
