@@ -9,7 +9,7 @@ import sys
 from .. import __version__
 from .. import log as logsetup
 from ..token.errors import TokenError
-from . import demo, simulate, token_cmds
+from . import daemon_cmds, demo, simulate, token_cmds
 from .common import CliError, exit_code_for, fail
 
 
@@ -22,11 +22,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tokenstation {__version__}")
     parser.add_argument(
         "--log-level",
-        default="warning",
-        help="traffic (APDUs), debug, info, warning or error (default warning)",
+        default=None,
+        help="traffic (APDUs), debug, info, warning or error (default warning; info for daemon)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     token_cmds.add_parsers(sub)
+    daemon_cmds.add_parsers(sub)
     simulate.add_parser(sub)
     demo.add_parser(sub)
     for command in sub.choices.values():  # accepted after the command name too
@@ -40,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     as_json = bool(getattr(args, "json", False))
     try:
-        logsetup.setup(logsetup.parse_level(args.log_level))
+        level = args.log_level or getattr(args, "default_log_level", "warning")
+        logsetup.setup(logsetup.parse_level(level))
     except ValueError as exc:
         parser.error(str(exc))
     try:

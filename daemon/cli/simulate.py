@@ -77,11 +77,20 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--delay", type=float, default=0.0, metavar="SECONDS", help="fault: delay every answer"
     )
     p.add_argument("--refuse-all", action="store_true", help="fault: answer everything with 69 83")
+    p.add_argument(
+        "--foreign-card",
+        action="store_true",
+        help="not a token: a card that refuses every command (like a FIDO key or bank card)",
+    )
     p.set_defaults(func=cmd_simulate)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Build the token from the flags and run it."""
+    if args.foreign_card:
+        from ..simulator.foreign import run_foreign
+
+        return run_foreign(args.port, args.host, args.state_file)
     seed = parse_secret(args.seed)[0] if args.seed else None
     token = SimulatedToken(
         serial=args.serial,

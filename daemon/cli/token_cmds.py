@@ -14,7 +14,7 @@ from ..token.models import Model
 from ..token.secret import Secret
 from ..token.session import Identification, TokenSession, WriteResult, describe_drift
 from ..token.settings import HmacAlgorithm, TokenSettings
-from .common import EXIT_USAGE, CliError, confirm, emit_json, utc
+from .common import EXIT_NO_READER, EXIT_USAGE, CliError, confirm, emit_json, utc
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -24,10 +24,18 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--quick", action="store_true", help="one read: whole-second drift only")
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("sync", help="set a token's clock to the host's")
+    p = sub.add_parser(
+        "sync",
+        help="set a token's clock to the host's",
+        description="Through the running daemon when there is one (it knows the settings "
+        "this station wrote); directly otherwise, with the settings given as flags.",
+    )
     _reader_args(p)
+    p.add_argument("--serial", help="the token to sync (default: the only one present)")
     _settings_args(p, required_note=True)
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--bus", choices=["session", "system"], default="session", help="daemon's bus")
+    p.add_argument("--direct", action="store_true", help="talk to the reader, not the daemon")
     p.set_defaults(func=cmd_sync)
 
     p = sub.add_parser("burn", help="program a TOTP seed (and the clock) onto a token")
@@ -126,19 +134,54 @@ def _settings_from_args(args: argparse.Namespace, defaults: TokenSettings | None
 
 def cmd_sync(args: argparse.Namespace) -> int:
     """Set the clock, refusing where it would erase the seed."""
+    if not args.direct:
+        from .sync_via_daemon import DaemonNotRunning, sync_via_daemon
+
+        try:
+            return sync_via_daemon(args)
+        except DaemonNotRunning:
+            pass
     settings = _settings_from_args(args, None)
+    untrusted = _untrusted_clock_reason()
     with token_session(args.reader) as (reader, session):
         ident = session.identify()
+        if args.serial and ident.serial != args.serial:
+            raise CliError(
+                f"the token on {reader} is {ident.serial}, not {args.serial}",
+                EXIT_NO_READER,
+                "Place the intended token; nothing was written.",
+            )
         if ident.model.programmable and not ident.model.restricted_sync:
-            confirm(
+            question = (
                 f"Set the clock of {ident.model.name} token {ident.serial} "
                 f"({ident.drift.describe()}) with {settings.hmac.name}, {settings.period} s step, "
-                f"{settings.display_timeout} s display?",
-                args.yes,
+                f"{settings.display_timeout} s display?"
             )
-        result = session.set_clock(settings)
+            if untrusted:
+                question = (
+                    f"The host clock is not trusted ({untrusted}). {question[:-1]} from it anyway?"
+                )
+            confirm(question, args.yes)
+        result = session.set_clock(settings, expect_serial=ident.serial)
     _report_write(args, reader, result, before=ident)
     return 0
+
+
+def _untrusted_clock_reason() -> str:
+    """Why the host clock is not trusted, or "" when it is (asks systemd-timedated)."""
+    import asyncio
+
+    from ..clock import HostClockTrust
+
+    async def ask() -> str:
+        trust = HostClockTrust()
+        try:
+            answer = await trust.check()
+        finally:
+            await trust.close()
+        return "" if answer.trusted else answer.reason
+
+    return asyncio.run(ask())
 
 
 def _secret_from_args(args: argparse.Namespace) -> tuple[Secret, str, TokenSettings]:

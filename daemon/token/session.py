@@ -262,7 +262,7 @@ class TokenSession:
         the offset to about half the poll interval plus the round trip.
         """
         prev = first if first is not None else self.read_info()
-        coarse = _single_read_estimate(prev)
+        coarse = single_read_estimate(prev)
         if not precise:
             return coarse
         reads = 1
@@ -358,15 +358,23 @@ class TokenSession:
         *,
         seed: Secret | None = None,
         measure_after: bool = True,
+        expect_serial: str | None = None,
     ) -> WriteResult:
         """Set the token's clock to the host's, rewriting ``settings`` (they cannot be read).
 
         Refused on restricted-sync models unless ``seed`` is given: the clock write
-        erases the seed there, so it is re-burned in the same card session.
+        erases the seed there, so it is re-burned in the same card session. With
+        ``expect_serial``, refused before authenticating if another token answers.
         """
         if seed is not None:
             check_seed(seed)
         info = self.read_info().info
+        if expect_serial is not None and info.serial != expect_serial:
+            raise RefusedByPolicy(
+                f"the token on the reader is {info.serial}, not {expect_serial}; nothing was "
+                "written",
+                "Place the intended token and try again.",
+            )
         model = self._writable_model(info)
         if model.restricted_sync and seed is None:
             raise RestrictedSync(
@@ -443,7 +451,7 @@ class TokenSession:
         )
 
 
-def _single_read_estimate(read: TimedInfo) -> DriftEstimate:
+def single_read_estimate(read: TimedInfo) -> DriftEstimate:
     """Drift from one read: the token's second began somewhere in the last second."""
     lo = read.info.token_time - read.received
     hi = read.info.token_time + 1 - read.sent

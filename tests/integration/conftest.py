@@ -9,11 +9,15 @@ a missing stack is a failure.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -69,6 +73,7 @@ class SimToken:
         self.slot = slot
         self.reader = stack.reader_name(slot)
         self.state_file = state_file
+        self.stopped = False
         cmd = [
             sys.executable,
             "-m",
@@ -104,6 +109,9 @@ class SimToken:
         wait_until(lambda: card_present(self.reader), 5.0, "token back after power cycle")
 
     def stop(self) -> str:
+        if self.stopped:
+            return ""
+        self.stopped = True
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -135,6 +143,217 @@ def cli(pcsc_stack: PcscStack) -> Callable[..., subprocess.CompletedProcess[str]
         return subprocess.run(
             [sys.executable, "-m", "tokenstation.daemon", *args],
             env=pcsc_stack.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+
+    return run
+
+
+# -- a private D-Bus and the daemon -------------------------------------------------------
+
+_BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:path={socket}</listen>
+  <auth>EXTERNAL</auth>
+  <servicedir>{services}</servicedir>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"""
+
+TIMEDATED = Path("/lib/systemd/systemd-timedated")
+
+
+@pytest.fixture(scope="session")
+def private_bus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private dbus-daemon serving as both session and system bus.
+
+    Its only activatable service is the real systemd-timedated, so the daemon's
+    host-clock check talks to the real thing (which reports this machine's clock
+    as not synchronised).
+    """
+    if shutil.which("dbus-daemon") is None:
+        if os.environ.get("CI"):
+            pytest.fail("dbus-daemon missing under CI")
+        pytest.skip("dbus-daemon not installed")
+    base = tmp_path_factory.mktemp("bus")
+    services = base / "services"
+    services.mkdir()
+    if TIMEDATED.exists():
+        (services / "org.freedesktop.timedate1.service").write_text(
+            f"[D-BUS Service]\nName=org.freedesktop.timedate1\nExec={TIMEDATED}\n"
+        )
+    socket = base / "bus"
+    conf = base / "bus.conf"
+    conf.write_text(_BUS_CONF.format(socket=socket, services=services))
+    address = f"unix:path={socket}"
+    env = {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": address}
+    out = subprocess.run(
+        ["dbus-daemon", f"--config-file={conf}", "--fork", "--print-pid=1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    pid = int(out.stdout.split()[0])
+    yield address
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+
+
+def bus_env(stack: PcscStack, address: str, home: Path) -> dict[str, str]:
+    """Environment for daemon and CLI processes: private pcscd, private bus, private XDG."""
+    return {
+        **stack.env(),
+        "DBUS_SESSION_BUS_ADDRESS": address,
+        "DBUS_SYSTEM_BUS_ADDRESS": address,
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "XDG_STATE_HOME": str(home / "state"),
+        "XDG_DATA_HOME": str(home / "data"),
+        "HOME": str(home),
+    }
+
+
+class BusWatcher:
+    """A D-Bus client on a background loop: collects station signals, makes calls."""
+
+    def __init__(self, address: str) -> None:
+        from tokenstation.daemon.client import StationClient
+
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.signals: list[tuple[float, str, dict[str, Any]]] = []
+        self._lock = threading.Lock()
+
+        async def setup() -> StationClient:
+            client = await StationClient.connect("session", address, require=False)
+            await client.subscribe(self._on_signal)
+            return client
+
+        self.client = self.run(setup())
+
+    def _on_signal(self, name: str, payload: dict[str, Any]) -> None:
+        with self._lock:
+            self.signals.append((time.time(), name, payload))
+
+    def run(self, coro: Any, timeout: float = 20.0) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return [name for _t, name, _p in self.signals]
+
+    def expect(
+        self, name: str, timeout: float = 8.0, **match: Any
+    ) -> dict[str, Any]:
+        """The first signal ``name`` whose payload matches ``match`` (waits for it)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                for _t, n, payload in self.signals:
+                    if n == name and all(payload.get(k) == v for k, v in match.items()):
+                        return payload
+            time.sleep(0.02)
+        raise AssertionError(f"no {name} {match} within {timeout} s; got {self.names()}")
+
+    def count(self, name: str, **match: Any) -> int:
+        with self._lock:
+            return sum(
+                1
+                for _t, n, p in self.signals
+                if n == name and all(p.get(k) == v for k, v in match.items())
+            )
+
+    def close(self) -> None:
+        self.run(self.client.close())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+class DaemonProc:
+    """`tokenstation daemon` as a subprocess on the private bus and pcscd."""
+
+    def __init__(self, env: dict[str, str], args: list[str], log_path: Path) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.log = log_path.open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tokenstation.daemon", "daemon", "--log-level", "debug", *args],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        wait_until(lambda: "daemon ready" in self.output() or self.proc.poll() is not None, 15.0)
+        if self.proc.poll() is not None:
+            raise AssertionError(f"daemon exited early:\n{self.output()}")
+
+    def output(self) -> str:
+        if not self.log.closed:
+            self.log.flush()
+        return self.log_path.read_text()
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if not self.log.closed:
+            self.log.close()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def station_env(pcsc_stack: PcscStack, private_bus: str, tmp_path: Path) -> dict[str, str]:
+    return bus_env(pcsc_stack, private_bus, tmp_path / "home")
+
+
+@pytest.fixture
+def start_daemon(
+    station_env: dict[str, str], private_bus: str, tmp_path: Path
+) -> Iterator[Callable[..., tuple[DaemonProc, BusWatcher]]]:
+    """Start a daemon (flags, optional TOML config) and a signal watcher for it."""
+    started: list[tuple[DaemonProc, BusWatcher]] = []
+
+    def start(*args: str, config: str | None = None) -> tuple[DaemonProc, BusWatcher]:
+        flags = list(args)
+        if config is not None:
+            path = tmp_path / f"config{len(started)}.toml"
+            path.write_text(config)
+            flags += ["--config", str(path)]
+        watcher = BusWatcher(private_bus)
+        daemon = DaemonProc(station_env, flags, tmp_path / f"daemon{len(started)}.log")
+        started.append((daemon, watcher))
+        return daemon, watcher
+
+    yield start
+    for daemon, watcher in started:
+        daemon.stop()
+        watcher.close()
+
+
+@pytest.fixture
+def cli_bus(station_env: dict[str, str]) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run the CLI against the private bus and pcscd."""
+
+    def run(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "tokenstation.daemon", *args],
+            env=station_env,
             capture_output=True,
             text=True,
             timeout=timeout,

@@ -1,0 +1,261 @@
+"""The D-Bus face of the station: interface org.tokenstation.TokenStation1 (version 1).
+
+Documented in docs/dbus-api.md. Values cross the bus as ``a{sv}`` dictionaries of plain
+values; no secret ever does. Errors are ``org.tokenstation.TokenStation1.Error.*``.
+
+No ``from __future__ import annotations`` here: the D-Bus library reads the signature
+strings in the annotations at class creation.
+"""
+
+import asyncio
+import logging
+from typing import Any
+
+from . import dbusio
+from .dbusio import DBusError, PropertyAccess, ServiceInterface, dbus_property, method, signal
+from .station import EventKind, Station, StationError, StationEvent
+from .token.errors import InvalidInput
+from .token.settings import HmacAlgorithm, TokenSettings
+
+log = logging.getLogger(__name__)
+
+BUS_NAME = "org.tokenstation.TokenStation1"
+OBJECT_PATH = "/org/tokenstation/TokenStation1"
+INTERFACE = "org.tokenstation.TokenStation1"
+API_VERSION = 1
+ERROR_PREFIX = INTERFACE + ".Error."
+
+#: StationError.kind -> D-Bus error name suffix.
+ERRORS = {
+    "not-present": "NotPresent",
+    "refused": "Refused",
+    "needs-confirmation": "NeedsConfirmation",
+    "busy": "Busy",
+    "failed": "Failed",
+    "invalid": "InvalidArgs",
+}
+
+_SYNC_OPTIONS = {"reader", "confirm_untrusted_clock", "algorithm", "period", "display_timeout"}
+
+
+def error_name(kind: str) -> str:
+    """The D-Bus error name for a station error kind."""
+    return ERROR_PREFIX + ERRORS.get(kind, "Failed")
+
+
+def _dbus_error(exc: StationError) -> Exception:
+    text = exc.message + (f". {exc.next_step}" if exc.next_step else "")
+    result: Exception = DBusError(error_name(exc.kind), text)
+    return result
+
+
+def sync_options(options: dict[str, Any]) -> dict[str, Any]:
+    """SyncToken's options dict -> keyword arguments of Station.sync (or StationError)."""
+    opts = dbusio.unpack(options)
+    unknown = sorted(set(opts) - _SYNC_OPTIONS)
+    if unknown:
+        raise StationError(
+            "invalid",
+            f"unknown option(s) {', '.join(unknown)}",
+            f"Known: {', '.join(sorted(_SYNC_OPTIONS))}.",
+        )
+    kwargs: dict[str, Any] = {
+        "reader": str(opts.get("reader", "")),
+        "confirm_untrusted_clock": bool(opts.get("confirm_untrusted_clock", False)),
+    }
+    given = [k for k in ("algorithm", "period", "display_timeout") if k in opts]
+    if given:
+        if len(given) != 3:
+            raise StationError(
+                "invalid",
+                "algorithm, period and display_timeout go together: a clock write rewrites "
+                "all three",
+                "Give all three, or none to use what the station knows.",
+            )
+        try:
+            kwargs["settings"] = TokenSettings(
+                HmacAlgorithm.parse(str(opts["algorithm"])),
+                int(opts["period"]),
+                int(opts["display_timeout"]),
+            )
+        except (InvalidInput, ValueError) as exc:
+            raise StationError("invalid", str(exc)) from None
+    return kwargs
+
+
+class StationInterface(ServiceInterface):
+    """org.tokenstation.TokenStation1 over one Station."""
+
+    def __init__(self, station: Station) -> None:
+        super().__init__(INTERFACE)
+        self.station = station
+        station.subscribe(self._on_event)
+
+    # -- events -> signals ---------------------------------------------------------------
+
+    def _on_event(self, event: StationEvent) -> None:
+        payload = dbusio.pack(event.payload)
+        emit = {
+            EventKind.TOKEN_PRESENTED: self.TokenPresented,
+            EventKind.TOKEN_MEASURED: self.TokenMeasured,
+            EventKind.DRIFT_DETECTED: self.DriftDetected,
+            EventKind.TOKEN_REMOVED: self.TokenRemoved,
+            EventKind.CARD_IGNORED: self.CardIgnored,
+            EventKind.SYNC_DONE: self.SyncDone,
+            EventKind.SYNC_FAILED: self.SyncFailed,
+            EventKind.READER_ADDED: self.ReaderAdded,
+            EventKind.READER_REMOVED: self.ReaderRemoved,
+            EventKind.ERROR: self.Error,
+            EventKind.SERVICE_LOST: self.Error,
+            EventKind.SERVICE_BACK: self.ServiceBack,
+            EventKind.QUEUE_STATE: self.QueueState,
+        }[event.kind]
+        if event.kind in (EventKind.SERVICE_LOST, EventKind.ERROR):
+            payload["kind"] = dbusio.Variant("s", event.kind.value)
+        emit(payload)
+        changed: dict[str, Any] = {"Present": [dbusio.pack(p) for p in self.station.present()]}
+        if event.kind in (EventKind.READER_ADDED, EventKind.READER_REMOVED):
+            changed["Readers"] = sorted(self.station.readers)
+        if event.kind == EventKind.QUEUE_STATE:
+            changed["Paused"] = self.station.paused
+            changed["QueueLength"] = self.station.queue_length
+        self.emit_properties_changed(changed)
+
+    # -- properties ----------------------------------------------------------------------
+
+    @dbus_property(access=PropertyAccess.READ)
+    def Version(self) -> "u":
+        """Interface version (1)."""
+        return API_VERSION
+
+    @dbus_property(access=PropertyAccess.READ)
+    def Readers(self) -> "as":
+        """The readers being watched."""
+        return sorted(self.station.readers)
+
+    @dbus_property(access=PropertyAccess.READ)
+    def Present(self) -> "aa{sv}":
+        """The cards on the readers now."""
+        return [dbusio.pack(p) for p in self.station.present()]
+
+    @dbus_property(access=PropertyAccess.READ)
+    def QueueLength(self) -> "u":
+        """Burn jobs waiting for a token."""
+        return self.station.queue_length
+
+    @dbus_property(access=PropertyAccess.READ)
+    def Paused(self) -> "b":
+        """True while the burn queue is paused."""
+        return self.station.paused
+
+    # -- methods -------------------------------------------------------------------------
+
+    @method()
+    def GetStatus(self) -> "a{sv}":
+        """The station at a glance."""
+        return dbusio.pack(self.station.status())
+
+    @method()
+    def ListPresent(self) -> "aa{sv}":
+        """The cards on the readers now, with drift and the sync decision."""
+        return [dbusio.pack(p) for p in self.station.present()]
+
+    @method()
+    def ListTokens(self) -> "aa{sv}":
+        """Every token in the registry with its drift rate and forecast."""
+        return [dbusio.pack(t) for t in self.station.registry()]
+
+    @method()
+    def GetToken(self, serial: "s") -> "a{sv}":
+        """One registry entry with its drift history and operations."""
+        found = self.station.registry(serial, history=True)
+        if not found:
+            raise DBusError(error_name("not-present"), f"token {serial} is not in the registry")
+        return dbusio.pack(found[0])
+
+    @method()
+    async def SyncToken(self, serial: "s", options: "a{sv}") -> "a{sv}":
+        """Set a presented token's clock (serial "" = the only token present)."""
+        try:
+            kwargs = sync_options(options)
+            result = await self.station.sync(serial, **kwargs)
+        except StationError as exc:
+            raise _dbus_error(exc) from None
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("SyncToken failed unexpectedly")
+            raise DBusError(error_name("failed"), "internal error; see the daemon log") from None
+        return dbusio.pack(result)
+
+    @method()
+    def Pause(self) -> None:
+        """Pause the burn queue."""
+        self.station.set_paused(True)
+
+    @method()
+    def Resume(self) -> None:
+        """Resume the burn queue."""
+        self.station.set_paused(False)
+
+    # -- signals -------------------------------------------------------------------------
+
+    @signal()
+    def TokenPresented(self, info: "a{sv}") -> "a{sv}":
+        """A token was placed: serial, model and a first whole-second drift."""
+        return info
+
+    @signal()
+    def TokenMeasured(self, info: "a{sv}") -> "a{sv}":
+        """Precise drift and the sync decision (verdict, sync_offered, reason)."""
+        return info
+
+    @signal()
+    def DriftDetected(self, info: "a{sv}") -> "a{sv}":
+        """Measured beyond the threshold."""
+        return info
+
+    @signal()
+    def TokenRemoved(self, info: "a{sv}") -> "a{sv}":
+        """A token left its reader."""
+        return info
+
+    @signal()
+    def CardIgnored(self, info: "a{sv}") -> "a{sv}":
+        """A card that is not a programmable token (announced once per minute)."""
+        return info
+
+    @signal()
+    def SyncDone(self, info: "a{sv}") -> "a{sv}":
+        """A clock sync succeeded: drift before and after."""
+        return info
+
+    @signal()
+    def SyncFailed(self, info: "a{sv}") -> "a{sv}":
+        """A clock sync was refused or failed: message and next step."""
+        return info
+
+    @signal()
+    def ReaderAdded(self, info: "a{sv}") -> "a{sv}":
+        """A reader appeared."""
+        return info
+
+    @signal()
+    def ReaderRemoved(self, info: "a{sv}") -> "a{sv}":
+        """A reader went away."""
+        return info
+
+    @signal()
+    def Error(self, info: "a{sv}") -> "a{sv}":
+        """Something went wrong: kind, message, next_step."""
+        return info
+
+    @signal()
+    def ServiceBack(self, info: "a{sv}") -> "a{sv}":
+        """The PC/SC service is back after an Error of kind service-lost."""
+        return info
+
+    @signal()
+    def QueueState(self, info: "a{sv}") -> "a{sv}":
+        """The burn queue was paused or resumed."""
+        return info

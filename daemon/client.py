@@ -1,0 +1,121 @@
+"""Talking to a running daemon over D-Bus: the CLI's and the tray's side of bus.py."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from . import dbusio
+from .bus import BUS_NAME, ERROR_PREFIX, ERRORS, INTERFACE, OBJECT_PATH
+
+SignalHandler = Callable[[str, dict[str, Any]], None]
+
+_KIND_BY_SUFFIX = {suffix: kind for kind, suffix in ERRORS.items()}
+
+
+class DaemonNotRunning(Exception):
+    """Nobody owns the bus name."""
+
+
+class DaemonError(Exception):
+    """The daemon answered with an error: ``kind`` as in StationError, ``text`` for people."""
+
+    def __init__(self, kind: str, text: str) -> None:
+        super().__init__(text)
+        self.kind = kind
+        self.text = text
+
+
+class StationClient:
+    """Method calls and signal subscription on org.tokenstation.TokenStation1."""
+
+    def __init__(self, bus: Any) -> None:
+        self.bus = bus
+        self._handlers: list[SignalHandler] = []
+        self._matching = False
+
+    @classmethod
+    async def connect(
+        cls, bus: str = "session", address: str | None = None, *, require: bool = True
+    ) -> StationClient:
+        """Connect; with ``require``, raise DaemonNotRunning when no daemon owns the name."""
+        try:
+            conn = await dbusio.connect(bus, address)
+        except Exception as exc:
+            raise DaemonNotRunning(f"cannot reach the {bus} bus ({exc})") from None
+        client = cls(conn)
+        if require and not await dbusio.name_has_owner(conn, BUS_NAME):
+            await client.close()
+            raise DaemonNotRunning(f"the tokenstation daemon is not running on the {bus} bus")
+        return client
+
+    async def close(self) -> None:
+        """Disconnect."""
+        await dbusio.disconnect(self.bus)
+
+    async def running(self) -> bool:
+        """True while a daemon owns the name."""
+        return bool(await dbusio.name_has_owner(self.bus, BUS_NAME))
+
+    async def _call(self, member: str, signature: str = "", body: list[Any] | None = None) -> Any:
+        try:
+            reply = await dbusio.call(
+                self.bus, BUS_NAME, OBJECT_PATH, INTERFACE, member, signature, body or []
+            )
+        except dbusio.DBusError as exc:
+            name = str(getattr(exc, "type", ""))
+            kind = _KIND_BY_SUFFIX.get(name.removeprefix(ERROR_PREFIX), "failed")
+            if name.endswith(("ServiceUnknown", "NameHasNoOwner")):
+                raise DaemonNotRunning("the tokenstation daemon is not running") from None
+            raise DaemonError(kind, str(getattr(exc, "text", exc))) from None
+        return dbusio.unpack(reply[0]) if reply else None
+
+    async def status(self) -> dict[str, Any]:
+        """GetStatus."""
+        result: dict[str, Any] = await self._call("GetStatus")
+        return result
+
+    async def present(self) -> list[dict[str, Any]]:
+        """ListPresent."""
+        result: list[dict[str, Any]] = await self._call("ListPresent")
+        return result
+
+    async def tokens(self) -> list[dict[str, Any]]:
+        """ListTokens."""
+        result: list[dict[str, Any]] = await self._call("ListTokens")
+        return result
+
+    async def token(self, serial: str) -> dict[str, Any]:
+        """GetToken (with history)."""
+        result: dict[str, Any] = await self._call("GetToken", "s", [serial])
+        return result
+
+    async def sync(self, serial: str = "", **options: Any) -> dict[str, Any]:
+        """SyncToken; options as in docs/dbus-api.md."""
+        result: dict[str, Any] = await self._call(
+            "SyncToken", "sa{sv}", [serial, dbusio.pack(options)]
+        )
+        return result
+
+    async def pause(self, paused: bool = True) -> None:
+        """Pause (or resume) the burn queue."""
+        await self._call("Pause" if paused else "Resume")
+
+    async def subscribe(self, handler: SignalHandler) -> None:
+        """Call ``handler(signal_name, payload)`` for every station signal."""
+        self._handlers.append(handler)
+        if self._matching:
+            return
+        self._matching = True
+        await dbusio.add_match(
+            self.bus, f"type='signal',interface='{INTERFACE}',path='{OBJECT_PATH}'"
+        )
+
+        def on_message(msg: Any) -> None:
+            if msg.message_type != dbusio.MessageType.SIGNAL or msg.interface != INTERFACE:
+                return
+            payload = dbusio.unpack(msg.body[0]) if msg.body else {}
+            for h in list(self._handlers):
+                h(msg.member, payload)
+
+        self.bus.add_message_handler(on_message)

@@ -1,0 +1,308 @@
+"""The daemon's configuration: built-in defaults < TOML file < command-line flags.
+
+Unknown keys and bad values are refused at start with the key and the reason, so a
+typo never silently turns a safety setting off. See ``docs/config.example.toml``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from .token.models import Model, VendorFamily
+from .token.settings import DISPLAY_TIMEOUT_CODES, PERIODS, HmacAlgorithm, TokenSettings
+
+log = logging.getLogger(__name__)
+
+BUS_NAMES = ("session", "system")
+CLOCK_TRUST = ("timedated", "assume-synchronised")
+
+
+class ConfigError(ValueError):
+    """A configuration file or flag that cannot be used; the message names key and reason."""
+
+
+@dataclass(frozen=True)
+class ReaderFilter:
+    """Which readers to watch: ``watch`` and ``ignore`` hold case-insensitive substrings."""
+
+    watch: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+
+    def accepts(self, reader: str) -> bool:
+        """True when ``reader`` is watched (empty ``watch`` means every reader)."""
+        name = reader.lower()
+        if any(s.lower() in name for s in self.ignore):
+            return False
+        return not self.watch or any(s.lower() in name for s in self.watch)
+
+
+@dataclass(frozen=True)
+class DefaultSettings:
+    """Token settings to assume for tokens this station has not written itself.
+
+    They are used for a clock sync only when ``confirmed`` is true: the operator says
+    every token here was burned with them. A wrong guess would break the token's codes.
+    """
+
+    algorithm: HmacAlgorithm = HmacAlgorithm.SHA1
+    period: int = 30
+    display_timeout: int = 30
+    confirmed: bool = False
+
+    def settings(self) -> TokenSettings:
+        """As token settings."""
+        return TokenSettings(self.algorithm, self.period, self.display_timeout)
+
+
+@dataclass(frozen=True)
+class NotifyChoices:
+    """Which events the tray turns into notifications."""
+
+    token_presented: bool = True
+    in_time: bool = True
+    drift: bool = True
+    sync_result: bool = True
+    non_token_cards: bool = False
+    errors: bool = True
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the daemon reads at start."""
+
+    bus: str = "session"
+    state_dir: Path | None = None
+    readers: ReaderFilter = ReaderFilter()
+    drift_threshold_s: float = 2.0
+    auto_sync: bool = False
+    auto_sync_max_drift_s: float = 600.0
+    clock_trust: str = "timedated"
+    token_defaults: DefaultSettings = DefaultSettings()
+    vendors: tuple[Model, ...] = ()
+    notify: NotifyChoices = NotifyChoices()
+    source: str = "built-in defaults"
+
+    def with_flags(self, **flags: Any) -> Config:
+        """Command-line flags over the file; a None flag leaves the value as it is."""
+        given = {k: v for k, v in flags.items() if v is not None}
+        if not given:
+            return self
+        cfg = replace(self, **given)
+        _check_ranges(cfg, "command line")
+        return cfg
+
+    def describe(self) -> dict[str, object]:
+        """The effective settings as plain values (no keys)."""
+        return {
+            "source": self.source,
+            "bus": self.bus,
+            "readers_watch": list(self.readers.watch),
+            "readers_ignore": list(self.readers.ignore),
+            "drift_threshold_s": self.drift_threshold_s,
+            "auto_sync": self.auto_sync,
+            "auto_sync_max_drift_s": self.auto_sync_max_drift_s,
+            "clock_trust": self.clock_trust,
+            "token_defaults_confirmed": self.token_defaults.confirmed,
+            "vendors": [f"{m.prefix} {m.name}" for m in self.vendors],
+        }
+
+
+# -- reading a file ------------------------------------------------------------------------
+
+
+Checker = Callable[[str, Any], Any]
+
+
+def _bool(key: str, v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise ConfigError(f"{key}: must be true or false, got {v!r}")
+    return v
+
+
+def _seconds(key: str, v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0:
+        raise ConfigError(f"{key}: must be a positive number of seconds, got {v!r}")
+    return float(v)
+
+
+def _choice(options: tuple[str, ...]) -> Checker:
+    def check(key: str, v: Any) -> str:
+        if v not in options:
+            raise ConfigError(f"{key}: must be one of {', '.join(options)}, got {v!r}")
+        return str(v)
+
+    return check
+
+
+def _strings(key: str, v: Any) -> tuple[str, ...]:
+    if not isinstance(v, list) or not all(isinstance(s, str) and s for s in v):
+        raise ConfigError(f"{key}: must be a list of non-empty strings, got {v!r}")
+    return tuple(v)
+
+
+def _path(key: str, v: Any) -> Path:
+    if not isinstance(v, str) or not v:
+        raise ConfigError(f"{key}: must be a path, got {v!r}")
+    return Path(os.path.expanduser(v))
+
+
+def _algorithm(key: str, v: Any) -> HmacAlgorithm:
+    if not isinstance(v, str) or v.strip().upper().replace("-", "") not in ("SHA1", "SHA256"):
+        raise ConfigError(f"{key}: must be sha1 or sha256, got {v!r}")
+    return HmacAlgorithm.parse(v)
+
+
+def _int_choice(options: tuple[int, ...]) -> Checker:
+    def check(key: str, v: Any) -> int:
+        if isinstance(v, bool) or v not in options:
+            raise ConfigError(f"{key}: must be one of {', '.join(map(str, options))}, got {v!r}")
+        return int(v)
+
+    return check
+
+
+_TOP: dict[str, Checker] = {"bus": _choice(BUS_NAMES), "state_dir": _path}
+_SECTIONS: dict[str, dict[str, Checker]] = {
+    "readers": {"watch": _strings, "ignore": _strings},
+    "drift": {"threshold": _seconds},
+    "sync": {"auto": _bool, "auto_max_drift": _seconds},
+    "clock": {"trust": _choice(CLOCK_TRUST)},
+    "token_defaults": {
+        "algorithm": _algorithm,
+        "period": _int_choice(PERIODS),
+        "display_timeout": _int_choice(tuple(DISPLAY_TIMEOUT_CODES)),
+        "confirmed": _bool,
+    },
+    "notify": {name: _bool for name in NotifyChoices.__dataclass_fields__},
+}
+
+
+def _section(data: Mapping[str, Any], name: str) -> dict[str, Any]:
+    raw = data.get(name, {})
+    if not isinstance(raw, dict):
+        raise ConfigError(f"[{name}]: must be a table")
+    checkers = _SECTIONS[name]
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in checkers:
+            known = ", ".join(sorted(checkers))
+            raise ConfigError(f"[{name}] {key}: unknown key (known: {known})")
+        out[key] = checkers[key](f"[{name}] {key}", value)
+    return out
+
+
+def _vendor(i: int, raw: Any) -> Model:
+    where = f"[[vendor]] #{i + 1}"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: must be a table")
+    known = {"prefix", "name", "family", "key", "restricted_sync"}
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"{where} {key}: unknown key (known: {', '.join(sorted(known))})")
+    prefix = raw.get("prefix")
+    if not isinstance(prefix, str) or not prefix.isdigit():
+        raise ConfigError(f"{where} prefix: must be the serial's leading digits, got {prefix!r}")
+    name = raw.get("name")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{where} name: the model name is required")
+    if "restricted_sync" not in raw:
+        raise ConfigError(
+            f"{where} restricted_sync: required (true when a clock write erases the seed); "
+            "if unsure, say true"
+        )
+    restricted = _bool(f"{where} restricted_sync", raw["restricted_sync"])
+    sm4_key: bytes | None = None
+    if "key" in raw:
+        text = raw["key"]
+        try:
+            sm4_key = bytes.fromhex(text) if isinstance(text, str) else None
+        except ValueError:
+            sm4_key = None
+        if sm4_key is None or len(sm4_key) != 16:
+            raise ConfigError(f"{where} key: must be 32 hex digits (a 16-byte SM4 key)")
+    family = raw.get("family", f"{name} (configured)")
+    if not isinstance(family, str):
+        raise ConfigError(f"{where} family: must be a string")
+    return Model(prefix, name, VendorFamily(family, sm4_key), restricted_sync=restricted)
+
+
+def parse(data: Mapping[str, Any], source: str = "config") -> Config:
+    """Build a Config from parsed TOML, refusing unknown keys and bad values."""
+    for key in data:
+        if key not in _TOP and key not in _SECTIONS and key != "vendor":
+            known = ", ".join(sorted([*_TOP, *(f"[{s}]" for s in _SECTIONS), "[[vendor]]"]))
+            raise ConfigError(f"{key}: unknown key (known: {known})")
+    top = {k: _TOP[k](k, v) for k, v in data.items() if k in _TOP}
+    readers = _section(data, "readers")
+    drift = _section(data, "drift")
+    sync = _section(data, "sync")
+    clock = _section(data, "clock")
+    defaults = _section(data, "token_defaults")
+    notify = _section(data, "notify")
+    vendors_raw = data.get("vendor", [])
+    if not isinstance(vendors_raw, list):
+        raise ConfigError("vendor: write vendor families as [[vendor]] tables")
+    vendors = tuple(_vendor(i, v) for i, v in enumerate(vendors_raw))
+    cfg = Config(
+        bus=top.get("bus", "session"),
+        state_dir=top.get("state_dir"),
+        readers=ReaderFilter(**readers),
+        drift_threshold_s=drift.get("threshold", 2.0),
+        auto_sync=sync.get("auto", False),
+        auto_sync_max_drift_s=sync.get("auto_max_drift", 600.0),
+        clock_trust=clock.get("trust", "timedated"),
+        token_defaults=DefaultSettings(**defaults),
+        vendors=vendors,
+        notify=NotifyChoices(**notify),
+        source=source,
+    )
+    _check_ranges(cfg, source)
+    return cfg
+
+
+def _check_ranges(cfg: Config, source: str) -> None:
+    if cfg.bus not in BUS_NAMES:
+        raise ConfigError(f"{source}: bus must be session or system, got {cfg.bus!r}")
+    if cfg.drift_threshold_s <= 0:
+        raise ConfigError(f"{source}: the drift threshold must be positive")
+    if cfg.auto_sync_max_drift_s < cfg.drift_threshold_s:
+        raise ConfigError(
+            f"{source}: [sync] auto_max_drift ({cfg.auto_sync_max_drift_s:g} s) is below the "
+            f"drift threshold ({cfg.drift_threshold_s:g} s), so auto-sync could never act"
+        )
+
+
+def load(path: Path | None, *, required: bool) -> Config:
+    """Read ``path`` (or the XDG default when None). A missing default file is no error."""
+    from . import xdg
+
+    target = path if path is not None else xdg.config_file()
+    try:
+        raw = target.read_bytes()
+    except FileNotFoundError:
+        if required:
+            raise ConfigError(f"{target}: no such file") from None
+        return Config()
+    except OSError as exc:
+        raise ConfigError(f"{target}: cannot be read ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{target}: not valid TOML ({exc})") from None
+    cfg = parse(data, str(target))
+    if any(m.family.key for m in cfg.vendors):
+        mode = target.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            log.warning(
+                "%s holds vendor keys and is readable by others (mode %o); chmod 600 it",
+                target,
+                stat.S_IMODE(mode),
+            )
+    return cfg

@@ -1,0 +1,95 @@
+"""`tokenstation daemon`: wires the PC/SC monitor, the station and the D-Bus service.
+
+One asyncio process; the PC/SC monitor blocks in SCardGetStatusChange on its own
+thread and hands events to the loop, so an idle daemon wakes for nothing. One
+instance per bus name; SIGTERM and SIGINT stop it cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from pathlib import Path
+
+from . import dbusio, pcsc, xdg
+from .bus import BUS_NAME, OBJECT_PATH, StationInterface
+from .clock import HostClockTrust
+from .config import Config
+from .station import Station
+from .store import Store
+
+log = logging.getLogger(__name__)
+
+
+class AlreadyRunning(Exception):
+    """Another daemon owns the bus name."""
+
+
+class BusUnavailable(Exception):
+    """The bus to serve on cannot be reached."""
+
+
+def registry_path(cfg: Config) -> Path:
+    """Where the registry lives."""
+    base = cfg.state_dir if cfg.state_dir is not None else xdg.state_dir()
+    return xdg.private_dir(base) / "registry.sqlite3"
+
+
+async def serve(cfg: Config, *, ready: asyncio.Event | None = None) -> int:
+    """Run until SIGTERM/SIGINT; returns the exit code."""
+    try:
+        bus = await dbusio.connect(cfg.bus)
+    except Exception as exc:
+        raise BusUnavailable(f"cannot connect to the {cfg.bus} bus ({exc})") from None
+    store = Store(registry_path(cfg))
+    trust = HostClockTrust(cfg.clock_trust)
+    station = Station(cfg, store, trust, pcsc.PcscConnection)
+    loop = asyncio.get_running_loop()
+    monitor: pcsc.PresenceMonitor | None = None
+    try:
+        iface = StationInterface(station)
+        bus.export(OBJECT_PATH, iface)
+        reply = await bus.request_name(BUS_NAME, dbusio.NameFlag.DO_NOT_QUEUE)
+        if reply != dbusio.RequestNameReply.PRIMARY_OWNER:
+            raise AlreadyRunning(
+                f"another tokenstation daemon owns {BUS_NAME} on the {cfg.bus} bus"
+            )
+        initial = await trust.check()
+        station.last_trust = initial
+
+        def sink(ev: pcsc.ReaderEvent) -> None:
+            at = time.time()
+            loop.call_soon_threadsafe(station.on_reader_event, ev, at)
+
+        monitor = pcsc.PresenceMonitor(sink, reader_filter=cfg.readers.accepts)
+        monitor.start()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        log.info(
+            "tokenstation daemon ready: %s on the %s bus (D-Bus library %s); registry %s; "
+            "host clock %s",
+            BUS_NAME,
+            cfg.bus,
+            dbusio.LIBRARY,
+            store.path,
+            initial.reason,
+        )
+        if ready is not None:
+            ready.set()
+        await stop.wait()
+        log.info("stopping")
+        return 0
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(sig)
+        if monitor is not None:
+            await loop.run_in_executor(None, monitor.stop)
+        await station.close()
+        await trust.close()
+        await dbusio.disconnect(bus)
+        store.close()
