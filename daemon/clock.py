@@ -23,8 +23,11 @@ PROPERTIES = "org.freedesktop.DBus.Properties"
 class HostClockTrust:
     """Answers "is the host clock synchronised?", at most once per ``cache_s``."""
 
-    def __init__(self, mode: str = "timedated", cache_s: float = 10.0) -> None:
+    def __init__(
+        self, mode: str = "timedated", cache_s: float = 10.0, *, log_changes: bool = True
+    ) -> None:
         self.mode = mode
+        self.log_changes = log_changes
         self.cache_s = cache_s
         self._bus: object | None = None
         self._cached: tuple[float, ClockTrust] | None = None
@@ -43,7 +46,7 @@ class HostClockTrust:
             return self._cached[1]
         trust = await self._ask()
         self._cached = (now, trust)
-        if trust.reason != self._said:
+        if self.log_changes and trust.reason != self._said:
             self._said = trust.reason
             (log.info if trust.trusted else log.warning)("host clock: %s", trust.reason)
         return trust

@@ -47,12 +47,11 @@ def _pick(present: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, 
 
 def sync_via_daemon(args: argparse.Namespace) -> int:
     """Ask the daemon to sync; raises DaemonNotRunning when there is none."""
-    options = _options(args)
-
     async def look(client: StationClient) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         return await client.present(), await client.status()
 
     present, status = daemon_call(args.bus, look)
+    options = _options(args)
     token = _pick(present, args)
     serial = token["serial"]
     if token.get("sync_safe") or options:

@@ -142,7 +142,6 @@ def cmd_sync(args: argparse.Namespace) -> int:
         except DaemonNotRunning:
             pass
     settings = _settings_from_args(args, None)
-    untrusted = _untrusted_clock_reason()
     with token_session(args.reader) as (reader, session):
         ident = session.identify()
         if args.serial and ident.serial != args.serial:
@@ -152,6 +151,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
                 "Place the intended token; nothing was written.",
             )
         if ident.model.programmable and not ident.model.restricted_sync:
+            untrusted = _untrusted_clock_reason()
             question = (
                 f"Set the clock of {ident.model.name} token {ident.serial} "
                 f"({ident.drift.describe()}) with {settings.hmac.name}, {settings.period} s step, "
@@ -174,7 +174,7 @@ def _untrusted_clock_reason() -> str:
     from ..clock import HostClockTrust
 
     async def ask() -> str:
-        trust = HostClockTrust()
+        trust = HostClockTrust(log_changes=False)
         try:
             answer = await trust.check()
         finally:

@@ -253,9 +253,7 @@ class BusWatcher:
         with self._lock:
             return [name for _t, name, _p in self.signals]
 
-    def expect(
-        self, name: str, timeout: float = 8.0, **match: Any
-    ) -> dict[str, Any]:
+    def expect(self, name: str, timeout: float = 8.0, **match: Any) -> dict[str, Any]:
         """The first signal ``name`` whose payload matches ``match`` (waits for it)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -175,8 +175,10 @@ def test_daemon_survives_pcscd_restart_and_reader_loss(
         pcsc_stack.restart(readers=2)
         bus.expect("ReaderRemoved", reader=pcsc_stack.reader_name(3), timeout=10)
         wait_until(
-            lambda: bus.run(bus.client.status())["readers"]
-            == [pcsc_stack.reader_name(0), pcsc_stack.reader_name(1)],
+            lambda: (
+                bus.run(bus.client.status())["readers"]
+                == [pcsc_stack.reader_name(0), pcsc_stack.reader_name(1)]
+            ),
             10.0,
             "two readers again",
         )
@@ -190,9 +192,7 @@ def test_daemon_survives_pcscd_restart_and_reader_loss(
     assert daemon.proc.poll() is None
 
 
-def test_one_instance_per_bus_and_sigterm_stops_cleanly(
-    start_daemon: Start, cli_bus: Cli
-) -> None:
+def test_one_instance_per_bus_and_sigterm_stops_cleanly(start_daemon: Start, cli_bus: Cli) -> None:
     daemon, _bus = start_daemon()
     second = cli_bus("daemon", timeout=20)
     assert second.returncode == 1
