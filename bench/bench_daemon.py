@@ -1,0 +1,190 @@
+"""The daemon on the real stack: insertion-to-signal latency, idle CPU and memory.
+
+Starts a private pcscd + vpcd, a private dbus-daemon, `tokenstation daemon` and one
+`tokenstation simulate` process, then places the token on the reader ``--reps``
+times (SIGUSR2 takes it off and puts it back) and times, per placement:
+
+- our own time: from the PC/SC card-inserted event reaching the daemon (stamped in
+  the daemon as ``event_at``) to the TokenPresented signal arriving at a D-Bus client;
+  vpcd's own 400 ms reader poll happens before that event and is not ours;
+- TokenMeasured: the same, to the precise (rollover-timed) drift, which waits for
+  the token's seconds to tick and so takes up to a second by design.
+
+Then it leaves the daemon idle for ``--idle`` seconds and reads its CPU time and RSS
+from /proc.
+
+    .venv/bin/python bench/bench_daemon.py [--reps 20] [--idle 60] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from tokenstation.daemon.client import StationClient
+from tokenstation.daemon.simulator.stack import PcscStack
+
+BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig><type>session</type><listen>unix:path={socket}</listen><auth>EXTERNAL</auth>
+<policy context="default"><allow send_destination="*" eavesdrop="true"/>
+<allow eavesdrop="true"/><allow own="*"/></policy></busconfig>
+"""
+
+
+def proc_cpu_s(pid: int) -> float:
+    """utime + stime of ``pid`` in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_mem_mb(pid: int) -> tuple[float, float]:
+    """(VmRSS, VmHWM) in MB."""
+    vals = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            vals[key] = int(rest.split()[0]) / 1024
+    return vals["VmRSS"], vals["VmHWM"]
+
+
+async def wait_signal(
+    got: list[tuple[float, str, dict[str, Any]]], name: str, since: int, timeout: float = 10.0
+) -> tuple[float, dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for t, n, p in got[since:]:
+            if n == name:
+                return t, p
+        await asyncio.sleep(0.002)
+    raise RuntimeError(f"no {name} within {timeout} s")
+
+
+async def measure(address: str, sim: subprocess.Popen[bytes], reps: int) -> dict[str, list[float]]:
+    got: list[tuple[float, str, dict[str, Any]]] = []
+    client = await StationClient.connect("session", address)
+    await client.subscribe(lambda n, p: got.append((time.time(), n, p)))
+    presented_ms: list[float] = []
+    measured_ms: list[float] = []
+    await wait_signal(got, "TokenMeasured", 0, 15)  # the first placement: warm-up
+    for _ in range(reps):
+        mark = len(got)
+        sim.send_signal(signal.SIGUSR2)  # off the reader
+        await wait_signal(got, "TokenRemoved", mark)
+        mark = len(got)
+        sim.send_signal(signal.SIGUSR2)  # back on
+        t_presented, p = await wait_signal(got, "TokenPresented", mark)
+        t_measured, _ = await wait_signal(got, "TokenMeasured", mark)
+        presented_ms.append((t_presented - float(p["event_at"])) * 1000)
+        measured_ms.append((t_measured - float(p["event_at"])) * 1000)
+    await client.close()
+    return {"presented_ms": presented_ms, "measured_ms": measured_ms}
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    return {
+        "median": round(statistics.median(ordered), 2),
+        "p90": round(ordered[int(0.9 * (len(ordered) - 1))], 2),
+        "max": round(ordered[-1], 2),
+        "n": len(ordered),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--idle", type=float, default=60.0)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="ts-bench-daemon-"))
+    socket = work / "bus"
+    (work / "bus.conf").write_text(BUS_CONF.format(socket=socket))
+    bus = subprocess.run(
+        ["dbus-daemon", f"--config-file={work / 'bus.conf'}", "--fork", "--print-pid=1"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    bus_pid = int(bus.stdout.split()[0])
+    address = f"unix:path={socket}"
+    stack = PcscStack(readers=2).start()
+    os.environ["PCSCLITE_CSOCK_NAME"] = str(stack.socket_path)
+    env = {
+        **stack.env(),
+        "DBUS_SESSION_BUS_ADDRESS": address,
+        "DBUS_SYSTEM_BUS_ADDRESS": address,
+        "XDG_STATE_HOME": str(work / "state"),
+        "XDG_CONFIG_HOME": str(work / "config"),
+    }
+    log = (work / "daemon.log").open("w")
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "tokenstation.daemon", "daemon", "--log-level", "warning"],
+        env=env,
+        stdout=log,
+        stderr=log,
+    )
+    sim = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tokenstation.daemon",
+            "simulate",
+            "--port",
+            str(stack.port(0)),
+            "--clock-offset",
+            "37.4",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(1.0)
+        lat = asyncio.run(measure(address, sim, args.reps))
+        sim.send_signal(signal.SIGTERM)
+        sim.wait(5)
+        time.sleep(2.0)  # let the removal settle
+        cpu0, t0 = proc_cpu_s(daemon.pid), time.monotonic()
+        time.sleep(args.idle)
+        cpu1, t1 = proc_cpu_s(daemon.pid), time.monotonic()
+        rss, hwm = proc_mem_mb(daemon.pid)
+    finally:
+        for p in (sim, daemon):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                p.wait(10)
+        stack.cleanup()
+        os.kill(bus_pid, signal.SIGTERM)
+    result = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
+        "python": platform.python_version(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "insert_to_token_presented_ms": summary(lat["presented_ms"]),
+        "insert_to_token_measured_ms": summary(lat["measured_ms"]),
+        "idle_seconds": round(t1 - t0, 1),
+        "idle_cpu_percent": round(100 * (cpu1 - cpu0) / (t1 - t0), 3),
+        "idle_cpu_s": round(cpu1 - cpu0, 3),
+        "rss_mb": round(rss, 1),
+        "peak_rss_mb": round(hwm, 1),
+    }
+    print(json.dumps(result, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
