@@ -33,14 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from tokenstation.daemon.client import StationClient
+from tokenstation.daemon.simulator.privatebus import PrivateBus
 from tokenstation.daemon.simulator.stack import PcscStack
-
-BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig><type>session</type><listen>unix:path={socket}</listen><auth>EXTERNAL</auth>
-<policy context="default"><allow send_destination="*" eavesdrop="true"/>
-<allow eavesdrop="true"/><allow own="*"/></policy></busconfig>
-"""
 
 
 def proc_cpu_s(pid: int) -> float:
@@ -110,16 +104,8 @@ def main() -> int:
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="ts-bench-daemon-"))
-    socket = work / "bus"
-    (work / "bus.conf").write_text(BUS_CONF.format(socket=socket))
-    bus = subprocess.run(
-        ["dbus-daemon", f"--config-file={work / 'bus.conf'}", "--fork", "--print-pid=1"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    bus_pid = int(bus.stdout.split()[0])
-    address = f"unix:path={socket}"
+    bus = PrivateBus().start()
+    address = bus.address
     stack = PcscStack(readers=2).start()
     os.environ["PCSCLITE_CSOCK_NAME"] = str(stack.socket_path)
     env = {
@@ -167,7 +153,7 @@ def main() -> int:
                 p.send_signal(signal.SIGTERM)
                 p.wait(10)
         stack.cleanup()
-        os.kill(bus_pid, signal.SIGTERM)
+        bus.stop()
     result = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
         "python": platform.python_version(),

@@ -47,6 +47,7 @@ def _pick(present: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, 
 
 def sync_via_daemon(args: argparse.Namespace) -> int:
     """Ask the daemon to sync; raises DaemonNotRunning when there is none."""
+
     async def look(client: StationClient) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         return await client.present(), await client.status()
 

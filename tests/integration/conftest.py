@@ -10,7 +10,7 @@ a missing stack is a failure.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import json
 import os
 import shutil
@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from tokenstation.daemon.simulator.privatebus import PrivateBus, timedated_service
 from tokenstation.daemon.simulator.stack import PcscStack, StackUnavailable, missing_parts
 
 
@@ -137,44 +138,31 @@ def simulator(pcsc_stack: PcscStack, tmp_path: Path) -> Iterator[Callable[..., S
         sim.stop()
 
 
+def run_cli(
+    env: dict[str, str], *args: str, timeout: float = 30.0
+) -> subprocess.CompletedProcess[str]:
+    """`python -m tokenstation.daemon ARGS` with ``env``, no stdin, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "tokenstation.daemon", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+
 @pytest.fixture
 def cli(pcsc_stack: PcscStack) -> Callable[..., subprocess.CompletedProcess[str]]:
-    def run(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "tokenstation.daemon", *args],
-            env=pcsc_stack.env(),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-
-    return run
+    return functools.partial(run_cli, pcsc_stack.env())
 
 
 # -- a private D-Bus and the daemon -------------------------------------------------------
 
-_BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path={socket}</listen>
-  <auth>EXTERNAL</auth>
-  <servicedir>{services}</servicedir>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-"""
-
-TIMEDATED = Path("/lib/systemd/systemd-timedated")
-
 
 @pytest.fixture(scope="session")
-def private_bus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def private_bus() -> Iterator[str]:
     """A private dbus-daemon serving as both session and system bus.
 
     Its only activatable service is the real systemd-timedated, so the daemon's
@@ -185,29 +173,9 @@ def private_bus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         if os.environ.get("CI"):
             pytest.fail("dbus-daemon missing under CI")
         pytest.skip("dbus-daemon not installed")
-    base = tmp_path_factory.mktemp("bus")
-    services = base / "services"
-    services.mkdir()
-    if TIMEDATED.exists():
-        (services / "org.freedesktop.timedate1.service").write_text(
-            f"[D-BUS Service]\nName=org.freedesktop.timedate1\nExec={TIMEDATED}\n"
-        )
-    socket = base / "bus"
-    conf = base / "bus.conf"
-    conf.write_text(_BUS_CONF.format(socket=socket, services=services))
-    address = f"unix:path={socket}"
-    env = {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": address}
-    out = subprocess.run(
-        ["dbus-daemon", f"--config-file={conf}", "--fork", "--print-pid=1"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    pid = int(out.stdout.split()[0])
-    yield address
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
+    bus = PrivateBus(services=timedated_service()).start()
+    yield bus.address
+    bus.stop()
 
 
 def bus_env(stack: PcscStack, address: str, home: Path) -> dict[str, str]:
@@ -347,16 +315,4 @@ def start_daemon(
 @pytest.fixture
 def cli_bus(station_env: dict[str, str]) -> Callable[..., subprocess.CompletedProcess[str]]:
     """Run the CLI against the private bus and pcscd."""
-
-    def run(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "tokenstation.daemon", *args],
-            env=station_env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
-
-    return run
+    return functools.partial(run_cli, station_env)

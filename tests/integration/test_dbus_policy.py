@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tokenstation.daemon.simulator.privatebus import PrivateBus
 
 from conftest import DaemonProc
 
@@ -23,62 +23,22 @@ POLICY = Path(__file__).parents[2] / "packaging/dbus/org.tokenstation.TokenStati
 DEST = ("org.tokenstation.TokenStation1", "/org/tokenstation/TokenStation1")
 IFACE = "org.tokenstation.TokenStation1"
 
-SYSTEM_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path={socket}</listen>
-  <auth>EXTERNAL</auth>
-  <!-- The default policy of Debian's /usr/share/dbus-1/system.conf -->
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus"
-           send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus"
-           send_interface="org.freedesktop.DBus.Properties"/>
-  </policy>
-  <include>{policy}</include>
-</busconfig>
-"""
-
 
 @pytest.fixture
-def system_bus() -> Iterator[str]:
+def system_bus(tmp_path: Path) -> Iterator[str]:
     if os.geteuid() != 0 or not shutil.which("setpriv") or not shutil.which("busctl"):
         if os.environ.get("CI"):
             pytest.fail("the policy test needs root, setpriv and busctl under CI")
         pytest.skip("needs root, setpriv and busctl")
-    work = Path(tempfile.mkdtemp(prefix="ts-policy-"))
-    work.chmod(0o755)
-    policy = work / "policy.conf"
-    text = POLICY.read_text()
+    policy = tmp_path / "policy.conf"
     policy.write_text(
-        text.replace('user="tokenstation"', 'user="root"').replace(
-            'group="tokenstation"', 'group="users"'
-        )
+        POLICY.read_text()
+        .replace('user="tokenstation"', 'user="root"')
+        .replace('group="tokenstation"', 'group="users"')
     )
-    socket = work / "bus"
-    conf = work / "system.conf"
-    conf.write_text(SYSTEM_CONF.format(socket=socket, policy=policy))
-    out = subprocess.run(
-        ["dbus-daemon", f"--config-file={conf}", "--fork", "--print-pid=1"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    yield f"unix:path={socket}"
-    os.kill(int(out.stdout.split()[0]), signal.SIGTERM)
-    shutil.rmtree(work, ignore_errors=True)
+    bus = PrivateBus(system=True, include=policy).start()
+    yield bus.address
+    bus.stop()
 
 
 def busctl(
