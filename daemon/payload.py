@@ -1,0 +1,285 @@
+"""What a dropped file is, and whether a token can take it (no I/O beyond reading it).
+
+Every file gets a kind and a verdict: "ok" (one or more accounts a token can hold),
+"rejected" (understood, but unusable: the reason names the field), "error" (the file
+cannot be read) or "ignored" (not meant for us, such as a token's serial barcode). The
+accounts carry their secret as :class:`Secret`; ``as_dict`` shows a fingerprint only.
+Nothing here echoes a payload's text: it may hold a secret.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .migration import parse_migration
+from .otpauth import OtpAccount, burnable_refusals, parse_otpauth, parse_secret
+from .token.errors import InvalidInput
+from .token.models import ModelTable
+
+TEXT_SUFFIXES = frozenset({".txt", ".uri"})
+CSV_SUFFIXES = frozenset({".csv"})
+MAX_TEXT_BYTES = 256 * 1024
+
+_SERIAL = re.compile(r"^\d{8,16}$")
+
+
+class Kind(StrEnum):
+    """What a payload or file is."""
+
+    OTPAUTH_TOTP = "otpauth-totp"
+    OTPAUTH_HOTP = "otpauth-hotp"
+    MIGRATION = "google-authenticator-export"
+    PHONEFACTOR = "microsoft-phonefactor"
+    FIDO = "fido-passkey"
+    SERIAL = "token-serial-barcode"
+    URL = "url"
+    TEXT = "text"
+    CSV = "csv-batch"
+    NO_QR = "no-qr"
+    SEVERAL = "several-qr"
+    UNREADABLE = "unreadable"
+    UNSUPPORTED = "unsupported-file"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An account a token can hold, maybe bound to one serial."""
+
+    account: OtpAccount = field(repr=False)
+    serial: str = ""
+    origin: str = ""  # "QR", "line 2", "row 3", "account 1 of 4"
+
+
+@dataclass
+class Verdict:
+    """The outcome of reading one file."""
+
+    file: str
+    kind: str
+    verdict: str  # ok | rejected | error | ignored
+    reason: str = ""
+    warnings: list[str] = field(default_factory=list)
+    accounts: list[OtpAccount] = field(default_factory=list, repr=False)
+    candidates: list[Candidate] = field(default_factory=list, repr=False)
+
+    def as_dict(self) -> dict[str, object]:
+        """The JSON form of `tokenstation scan`: never a secret, a fingerprint at most."""
+        return {
+            "file": self.file,
+            "kind": self.kind,
+            "verdict": self.verdict,
+            "reason": self.reason,
+            "warnings": list(self.warnings),
+            "accounts": [a.as_dict() for a in self.accounts],
+        }
+
+
+def _describe_url(text: str) -> str:
+    parts = urlsplit(text)
+    host = parts.hostname or ""
+    return f"a {parts.scheme}:// link{' to ' + host if host else ''}"
+
+
+def classify_text(
+    text: str, models: ModelTable | None = None
+) -> tuple[Kind, list[OtpAccount], str]:
+    """One payload -> (kind, accounts, reason when it is not an enrolment)."""
+    t = text.strip()
+    low = t.lower()
+    if low.startswith("otpauth://"):
+        account = parse_otpauth(t)
+        return (Kind.OTPAUTH_TOTP if account.type == "totp" else Kind.OTPAUTH_HOTP), [account], ""
+    if low.startswith("otpauth-migration://"):
+        return Kind.MIGRATION, list(parse_migration(t).accounts), ""
+    if low.startswith("phonefactor://"):
+        return (
+            Kind.PHONEFACTOR,
+            [],
+            "a Microsoft Authenticator activation code (phonefactor://) holds no TOTP secret; "
+            "in the Microsoft account choose 'a different authenticator app' to get an "
+            "otpauth:// code",
+        )
+    if low.startswith("fido:/"):
+        return (
+            Kind.FIDO,
+            [],
+            "a passkey (FIDO:/) sign-in code for a phone; it holds no TOTP secret",
+        )
+    if _SERIAL.match(t):
+        model = (models or ModelTable()).lookup(t)
+        if model.programmable or model.name != "unknown":
+            return (
+                Kind.SERIAL,
+                [],
+                f"the serial-number barcode of a token ({t}, {model.name}), not an "
+                "enrolment code; name a QR file <serial>.png to bind it to this token",
+            )
+    if re.match(r"^[a-z][a-z0-9+.-]*://", low):
+        return Kind.URL, [], f"{_describe_url(t)}, not an enrolment code (otpauth://)"
+    return Kind.TEXT, [], f"text of {len(t)} characters, not an enrolment code (otpauth://)"
+
+
+def judge(
+    file: str,
+    kind: Kind,
+    accounts: list[OtpAccount],
+    reason: str,
+    *,
+    serial: str = "",
+    origin: str = "QR",
+) -> Verdict:
+    """Accounts -> verdict: burnable ones become candidates, the rest say why not."""
+    if not accounts:
+        verdict = "ignored" if kind == Kind.SERIAL else "rejected"
+        return Verdict(file, kind.value, verdict, reason)
+    v = Verdict(file, kind.value, "ok", accounts=accounts)
+    refusals: list[str] = []
+    for i, account in enumerate(accounts):
+        v.warnings.extend(account.warnings)
+        why = burnable_refusals(account)
+        where = origin if len(accounts) == 1 else f"account {i + 1} of {len(accounts)}"
+        if why:
+            refusals.append(f"{account.label() or where}: {'; '.join(why)}")
+        else:
+            v.candidates.append(Candidate(account, serial, where))
+    if not v.candidates:
+        v.verdict = "rejected"
+        v.reason = "cannot be burned: " + " | ".join(refusals)
+    elif refusals:
+        v.warnings.append("skipped, cannot be burned: " + " | ".join(refusals))
+    if kind == Kind.MIGRATION and v.candidates:
+        v.warnings.append(
+            f"a Google Authenticator export: {len(v.candidates)} account(s) queued as separate "
+            "jobs; check that each goes onto the token meant for it"
+        )
+    return v
+
+
+def _serial_from_name(path: Path) -> str:
+    """A file named <serial>.png binds its job to that token."""
+    stem = path.name.split(".")[0]
+    return stem if _SERIAL.match(stem) else ""
+
+
+def read_text_file(path: Path, data: bytes, models: ModelTable | None = None) -> Verdict:
+    """A .txt/.uri file: one payload per non-empty line."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return Verdict(path.name, Kind.UNREADABLE.value, "error", "not UTF-8 text")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    if not lines:
+        return Verdict(path.name, Kind.TEXT.value, "rejected", "the file is empty")
+    serial = _serial_from_name(path)
+    if len(lines) == 1:
+        return _judge_text(path.name, lines[0], serial, "the file", models)
+    merged = Verdict(path.name, Kind.TEXT.value, "ok")
+    kinds: set[str] = set()
+    problems: list[str] = []
+    for n, line in enumerate(lines, 1):
+        part = _judge_text(path.name, line, serial, f"line {n}", models)
+        kinds.add(part.kind)
+        merged.accounts.extend(part.accounts)
+        merged.candidates.extend(part.candidates)
+        merged.warnings.extend(part.warnings)
+        if part.verdict != "ok":
+            problems.append(f"line {n}: {part.reason}")
+    merged.kind = kinds.pop() if len(kinds) == 1 else "mixed"
+    if problems:
+        merged.verdict = "rejected"
+        merged.candidates = []
+        merged.reason = "; ".join(problems[:5]) + ("; ..." if len(problems) > 5 else "")
+    return merged
+
+
+def _judge_text(
+    name: str, text: str, serial: str, origin: str, models: ModelTable | None
+) -> Verdict:
+    try:
+        kind, accounts, reason = classify_text(text, models)
+    except InvalidInput as exc:
+        kind = Kind.MIGRATION if text.lower().startswith("otpauth-migration") else Kind.OTPAUTH_TOTP
+        return Verdict(name, kind.value, "rejected", f"{origin}: {exc.message}")
+    return judge(name, kind, accounts, reason, serial=serial, origin=origin)
+
+
+def read_csv_file(path: Path, data: bytes) -> Verdict:
+    """serial,secret[,issuer,account] rows: batch jobs, each bound to its serial."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return Verdict(path.name, Kind.UNREADABLE.value, "error", "not UTF-8 text")
+    rows = [r for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r)]
+    if rows and rows[0] and rows[0][0].strip().lower() == "serial":
+        rows = rows[1:]
+    v = Verdict(path.name, Kind.CSV.value, "ok")
+    problems: list[str] = []
+    seen_serials: set[str] = set()
+    for n, row in enumerate(rows, 1):
+        cells = [c.strip() for c in row]
+        if len(cells) < 2 or len(cells) > 4:
+            problems.append(f"row {n}: expected serial,secret[,issuer,account]")
+            continue
+        serial, secret_text = cells[0], cells[1]
+        issuer = cells[2] if len(cells) > 2 else ""
+        name = cells[3] if len(cells) > 3 else ""
+        if not _SERIAL.match(serial):
+            problems.append(f"row {n}: serial {serial!r} is not 8 to 16 digits")
+            continue
+        if serial in seen_serials:
+            problems.append(f"row {n}: serial {serial} appears twice")
+            continue
+        seen_serials.add(serial)
+        try:
+            secret, _kind = parse_secret(secret_text)
+        except InvalidInput as exc:
+            problems.append(f"row {n}: secret: {exc.message}")
+            continue
+        account = OtpAccount("totp", issuer, name or serial, secret)
+        why = burnable_refusals(account)
+        if why:
+            problems.append(f"row {n}: {'; '.join(why)}")
+            continue
+        v.accounts.append(account)
+        v.candidates.append(Candidate(account, serial, f"row {n}"))
+    if not rows:
+        problems.append("no rows")
+    if problems:
+        v.verdict = "rejected"
+        v.candidates = []
+        v.reason = "; ".join(problems[:5]) + ("; ..." if len(problems) > 5 else "")
+    return v
+
+
+def judge_symbols(
+    name: str, texts: list[str], serial: str, models: ModelTable | None = None
+) -> Verdict:
+    """The QR codes found in an image -> verdict."""
+    if not texts:
+        return Verdict(name, Kind.NO_QR.value, "rejected", "no QR code found in the image")
+    if len(texts) > 1:
+        kinds = []
+        for t in texts:
+            try:
+                kinds.append(classify_text(t, models)[0].value)
+            except InvalidInput:
+                kinds.append("unparseable")
+        return Verdict(
+            name,
+            Kind.SEVERAL.value,
+            "rejected",
+            f"the image holds {len(texts)} codes ({', '.join(kinds)}); drop one code per file "
+            "so each secret goes onto the token meant for it",
+        )
+    return _judge_text(name, texts[0], serial, "the QR code", models)
+
+
+def serial_binding(path: Path) -> str:
+    """The serial a file's name binds it to ("" when none)."""
+    return _serial_from_name(path)

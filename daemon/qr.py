@@ -1,0 +1,195 @@
+"""Image file -> QR payloads. The only module that imports pyzbar.
+
+zbar alone misses what screenshots and photos often are: dark-mode (inverted) codes,
+very small or very large ones, soft or uneven photos. Passes are tried cheapest
+first and the first that finds a code wins. zbar runs in binary mode so the bytes are
+ours to decode (UTF-8, else Shift_JIS, else ISO-8859-1, as QR readers commonly do)
+instead of zbar's charset guess, which garbles some non-ASCII codes.
+
+Pillow's decompression-bomb guard stays on: an image over its pixel limit is refused.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Callable, Iterator
+from ctypes import c_void_p, cast, string_at
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+from pyzbar import pyzbar as _pyzbar
+from pyzbar import wrapper as _zw
+
+#: zbar_config_t ZBAR_CFG_BINARY (zbar >= 0.23; pyzbar's enum predates it).
+_CFG_BINARY = 4
+_QRCODE = int(_pyzbar.ZBarSymbol.QRCODE)
+#: 1D symbologies a token's serial barcode may use.
+_LINEAR = tuple(
+    int(s)
+    for s in (
+        _pyzbar.ZBarSymbol.CODE128,
+        _pyzbar.ZBarSymbol.CODE39,
+        _pyzbar.ZBarSymbol.EAN13,
+        _pyzbar.ZBarSymbol.I25,
+    )
+)
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+
+
+class ImageError(Exception):
+    """The file is not an image we can read (corrupt, truncated, too large, ...)."""
+
+
+@dataclass(frozen=True)
+class Symbol:
+    """One decoded code: its kind ("QR-Code" or a 1D symbology) and its text."""
+
+    kind: str
+    text: str
+    raw: bytes
+
+
+@dataclass(frozen=True)
+class DecodeResult:
+    """What an image held, and which pass found it."""
+
+    symbols: tuple[Symbol, ...]
+    pass_name: str
+    size: tuple[int, int]
+
+
+def bytes_to_text(data: bytes) -> str:
+    """QR byte-mode payload -> text: UTF-8, else Shift_JIS, else ISO-8859-1."""
+    for encoding in ("utf-8", "shift_jis"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return data.decode("latin-1")
+
+
+def _scan(image: Image.Image, symbologies: tuple[int, ...]) -> list[bytes]:
+    gray = image if image.mode == "L" else image.convert("L")
+    pixels = gray.tobytes()
+    width, height = gray.size
+    found: list[bytes] = []
+    with _pyzbar._image_scanner() as scanner:
+        _zw.zbar_image_scanner_set_config(scanner, 0, _zw.ZBarConfig.CFG_ENABLE, 0)
+        for sym in symbologies:
+            _zw.zbar_image_scanner_set_config(scanner, sym, _zw.ZBarConfig.CFG_ENABLE, 1)
+        _zw.zbar_image_scanner_set_config(scanner, _QRCODE, _CFG_BINARY, 1)
+        with _pyzbar._image() as zimg:
+            _zw.zbar_image_set_format(zimg, _pyzbar._FOURCC["L800"])
+            _zw.zbar_image_set_size(zimg, width, height)
+            data = cast(pixels, c_void_p)  # type: ignore[arg-type]
+            _zw.zbar_image_set_data(zimg, data, len(pixels), None)
+            if _zw.zbar_scan_image(scanner, zimg) < 0:
+                raise ImageError("zbar refused the image format")
+            for sym in _pyzbar._symbols_for_image(zimg):
+                found.append(
+                    string_at(_zw.zbar_symbol_get_data(sym), _zw.zbar_symbol_get_data_length(sym))
+                )
+    return found
+
+
+def _otsu(gray: Image.Image) -> Image.Image:
+    hist = gray.histogram()
+    total = sum(hist)
+    sum_all = sum(i * h for i, h in enumerate(hist))
+    w_b = 0
+    sum_b = 0.0
+    best, threshold = 0.0, 128
+    for t in range(256):
+        w_b += hist[t]
+        w_f = total - w_b
+        if w_b == 0:
+            continue
+        if w_f == 0:
+            break
+        sum_b += t * hist[t]
+        between = w_b * w_f * (sum_b / w_b - (sum_all - sum_b) / w_f) ** 2
+        if between > best:
+            best, threshold = between, t
+    return gray.point(lambda p: 255 if p > threshold else 0)
+
+
+def _rotate(gray: Image.Image, angle: int) -> Image.Image:
+    return gray.rotate(angle, expand=True, fillcolor=255)
+
+
+def _resize(gray: Image.Image, factor: float) -> Image.Image:
+    w, h = gray.size
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    return gray.resize(size, Image.Resampling.LANCZOS)
+
+
+Pass = tuple[str, Callable[[Image.Image], Image.Image]]
+
+
+def _passes(gray: Image.Image) -> Iterator[Pass]:
+    """Preprocessing passes, cheapest and most often useful first."""
+    w, h = gray.size
+    longest, shortest = max(w, h), min(w, h)
+    yield "as is", lambda g: g
+    yield "inverted", ImageOps.invert
+    if shortest < 500:
+        yield "upscaled x2", lambda g: _resize(g, 2)
+    if longest > 1200:
+        yield "downscaled", lambda g: _resize(g, 1000 / longest)
+    yield "binarised", _otsu
+    yield "smoothed", lambda g: g.filter(ImageFilter.GaussianBlur(1.5))
+    if shortest < 300:
+        yield "upscaled x3", lambda g: _resize(g, 3)
+    if longest > 800:
+        yield "downscaled more", lambda g: _resize(g, 600 / longest)
+    yield "inverted binarised", lambda g: ImageOps.invert(_otsu(g))
+    yield "mirrored", ImageOps.mirror  # codes seen through glass or a selfie camera
+    for angle in (-10, 10, 45, -40):
+        yield f"rotated {angle}°", functools.partial(_rotate, angle=angle)
+
+
+def load(path: Path | BinaryIO) -> Image.Image:
+    """Open an image file fully (first frame), with the decompression-bomb guard on."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.load()
+                frame = ImageOps.exif_transpose(img) or img
+                return frame.convert("L")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageError(f"the image is too large to decode safely ({exc})") from None
+    except UnidentifiedImageError:
+        raise ImageError("not an image Pillow can read") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"the image is corrupt or truncated ({exc})") from None
+
+
+def decode_image(gray: Image.Image, *, linear: bool = True) -> DecodeResult:
+    """Every QR code in the first pass that finds any; else 1D barcodes (serial labels)."""
+    for name, transform in _passes(gray):
+        found = _scan(transform(gray), (_QRCODE,))
+        if found:
+            unique = list(dict.fromkeys(found))
+            return DecodeResult(
+                tuple(Symbol("QR-Code", bytes_to_text(b), b) for b in unique), name, gray.size
+            )
+    if linear:
+        found = _scan(gray, _LINEAR)
+        if found:
+            unique = list(dict.fromkeys(found))
+            return DecodeResult(
+                tuple(Symbol("barcode", b.decode("latin-1"), b) for b in unique),
+                "as is",
+                gray.size,
+            )
+    return DecodeResult((), "", gray.size)
+
+
+def decode_file(path: Path, *, linear: bool = True) -> DecodeResult:
+    """Load ``path`` and decode it. Raises :class:`ImageError` for unreadable files."""
+    return decode_image(load(path), linear=linear)
