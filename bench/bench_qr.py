@@ -1,0 +1,117 @@
+"""QR decoding on the zxing-cpp corpus: tokenstation's pipeline beside zxing-cpp, one run.
+
+For each image: the expected text (the .txt beside it) must be among the decoded texts
+(exact match). The false-positive folders must yield nothing. Times are per image,
+file read included for both (tokenstation: qr.load + decode; zxing-cpp: PIL open +
+read_barcodes restricted to QR codes), each measured ``--reps`` times, the median kept.
+
+    .venv/bin/pip install -e ".[bench]"     # zxing-cpp, for the comparison
+    .venv/bin/python bench/bench_qr.py [--corpus DIR] [--reps 3] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from PIL import Image
+
+from tokenstation.daemon import qr
+
+DEFAULT_CORPUS = Path(__file__).resolve().parents[1].parent / "shared/corpus/qr-zxing-cpp"
+
+
+def ours(path: Path) -> list[str]:
+    return [s.text for s in qr.decode_image(qr.load(path), linear=False).symbols]
+
+
+def zxing(path: Path) -> list[str]:
+    import zxingcpp
+
+    with Image.open(path) as img:
+        return [r.text for r in zxingcpp.read_barcodes(img, formats=zxingcpp.BarcodeFormat.QRCode)]
+
+
+def timed(fn: Callable[[Path], list[str]], path: Path, reps: int) -> tuple[list[str], float]:
+    times = []
+    out: list[str] = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        out = fn(path)
+        times.append(time.perf_counter() - t0)
+    return out, statistics.median(times)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    decoders = {"tokenstation": ours, "zxing-cpp": zxing}
+    stats: dict[str, dict[str, object]] = {
+        name: {"decoded": 0, "false_positives": 0, "ms": [], "fp_ms": []} for name in decoders
+    }
+    total = 0
+    per_folder: dict[str, dict[str, int]] = {}
+    for folder in sorted(p for p in args.corpus.iterdir() if p.is_dir()):
+        images = sorted(p for p in folder.iterdir() if p.suffix.lower() in qr.IMAGE_SUFFIXES)
+        false_pos = folder.name.startswith("falsepositives")
+        if folder.name.startswith("multi"):
+            continue
+        counts = per_folder.setdefault(folder.name, {"images": 0, **{n: 0 for n in decoders}})
+        for image in images:
+            counts["images"] += 1
+            expected_file = image.with_suffix(".txt")
+            expected = (
+                expected_file.read_bytes().decode("utf-8") if expected_file.exists() else None
+            )
+            if not false_pos:
+                total += 1
+            for name, fn in decoders.items():
+                got, secs = timed(fn, image, args.reps)
+                s = stats[name]
+                (s["fp_ms"] if false_pos else s["ms"]).append(secs * 1000)  # type: ignore[union-attr]
+                if false_pos:
+                    s["false_positives"] = int(s["false_positives"]) + bool(got)  # type: ignore[call-overload]
+                    counts[name] += bool(got)
+                elif expected is not None and expected in got:
+                    s["decoded"] = int(s["decoded"]) + 1  # type: ignore[call-overload]
+                    counts[name] += 1
+    result: dict[str, object] = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
+        "python": platform.python_version(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "images_with_a_code": total,
+        "per_folder": per_folder,
+    }
+    for name, s in stats.items():
+        ms = s["ms"]
+        fp_ms = s["fp_ms"]
+        assert isinstance(ms, list) and isinstance(fp_ms, list)
+        result[name] = {
+            "decoded": s["decoded"],
+            "rate": round(int(s["decoded"]) / total, 3),  # type: ignore[call-overload]
+            "false_positives": s["false_positives"],
+            "median_ms": round(statistics.median(ms), 2),
+            "median_ms_no_code": round(statistics.median(fp_ms), 2),
+            "total_s": round(sum(ms + fp_ms) / 1000, 2),
+        }
+    a, b = result["tokenstation"], result["zxing-cpp"]
+    assert isinstance(a, dict) and isinstance(b, dict)
+    result["ratio_median_time"] = round(a["median_ms"] / b["median_ms"], 2)
+    print(json.dumps(result, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
