@@ -9,13 +9,17 @@ strings in the annotations at class creation.
 
 import asyncio
 import logging
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from . import dbusio
 from .dbusio import DBusError, PropertyAccess, ServiceInterface, dbus_property, method, signal
 from .station import EventKind, Station, StationError, StationEvent
 from .token.errors import InvalidInput
 from .token.settings import HmacAlgorithm, TokenSettings
+
+if TYPE_CHECKING:
+    from .provisioning import Provisioner
 
 log = logging.getLogger(__name__)
 
@@ -86,10 +90,16 @@ def sync_options(options: dict[str, Any]) -> dict[str, Any]:
 class StationInterface(ServiceInterface):
     """org.tokenstation.TokenStation1 over one Station."""
 
-    def __init__(self, station: Station) -> None:
+    def __init__(self, station: Station, provisioner: "Provisioner | None" = None) -> None:
         super().__init__(INTERFACE)
         self.station = station
+        self.provisioner = provisioner
         station.subscribe(self._on_event)
+
+    def _prov(self) -> "Provisioner":
+        if self.provisioner is None:
+            raise DBusError(error_name("failed"), "this daemon has no burn queue")
+        return self.provisioner
 
     # -- events -> signals ---------------------------------------------------------------
 
@@ -109,6 +119,10 @@ class StationInterface(ServiceInterface):
             EventKind.SERVICE_LOST: self.Error,
             EventKind.SERVICE_BACK: self.ServiceBack,
             EventKind.QUEUE_STATE: self.QueueState,
+            EventKind.FILE_TAKEN: self.FileTaken,
+            EventKind.BURN_OFFERED: self.BurnOffered,
+            EventKind.BURN_DONE: self.BurnDone,
+            EventKind.BURN_FAILED: self.BurnFailed,
         }[event.kind]
         if event.kind in (EventKind.SERVICE_LOST, EventKind.ERROR):
             payload["kind"] = dbusio.Variant("s", event.kind.value)
@@ -116,7 +130,7 @@ class StationInterface(ServiceInterface):
         changed: dict[str, Any] = {"Present": [dbusio.pack(p) for p in self.station.present()]}
         if event.kind in (EventKind.READER_ADDED, EventKind.READER_REMOVED):
             changed["Readers"] = sorted(self.station.readers)
-        if event.kind == EventKind.QUEUE_STATE:
+        if event.kind in (EventKind.QUEUE_STATE, EventKind.BURN_DONE, EventKind.FILE_TAKEN):
             changed["Paused"] = self.station.paused
             changed["QueueLength"] = self.station.queue_length
         self.emit_properties_changed(changed)
@@ -197,6 +211,54 @@ class StationInterface(ServiceInterface):
     def Resume(self) -> None:
         """Resume the burn queue."""
         self.station.set_paused(False)
+        if self.provisioner is not None:
+            self.provisioner.offer_all()
+
+    @method()
+    def ListJobs(self) -> "aa{sv}":
+        """Every job (queued, burning, burned, failed, removed), oldest first; no secrets."""
+        return [dbusio.pack(j.as_dict()) for j in self._prov().queue.jobs()]
+
+    @method()
+    def RemoveJob(self, job_id: "u") -> "a{sv}":
+        """Remove a queued or failed job; its secret is erased."""
+        return self._guard(lambda: self._prov().remove(job_id).as_dict())
+
+    @method()
+    def RetryJob(self, job_id: "u") -> "a{sv}":
+        """Put a failed job back in the queue."""
+        return self._guard(lambda: self._prov().retry(job_id).as_dict())
+
+    @method()
+    def SkipJob(self, job_id: "u", serial: "s") -> None:
+        """Do not offer this job to this token while it stays on the reader."""
+        self._guard(lambda: self._prov().skip(job_id, serial))
+
+    @method()
+    def IngestFile(self, path: "s") -> "a{sv}":
+        """Read a file (the daemon must be able to read it), queue its jobs; the file stays."""
+        return self._guard(lambda: self._prov().ingest_path(Path(path)))
+
+    @method()
+    async def BurnJob(self, job_id: "u", serial: "s") -> "a{sv}":
+        """Burn a queued job onto a presented token (the attended "Burn" action)."""
+        try:
+            result = await self._prov().burn(job_id, serial)
+        except StationError as exc:
+            raise _dbus_error(exc) from None
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("BurnJob failed unexpectedly")
+            raise DBusError(error_name("failed"), "internal error; see the daemon log") from None
+        return dbusio.pack(result)
+
+    def _guard(self, fn: Any) -> Any:
+        try:
+            result = fn()
+        except StationError as exc:
+            raise _dbus_error(exc) from None
+        return dbusio.pack(result) if isinstance(result, dict) else result
 
     # -- signals -------------------------------------------------------------------------
 
@@ -257,5 +319,25 @@ class StationInterface(ServiceInterface):
 
     @signal()
     def QueueState(self, info: "a{sv}") -> "a{sv}":
-        """The burn queue was paused or resumed."""
+        """The burn queue changed: paused, length."""
+        return info
+
+    @signal()
+    def FileTaken(self, info: "a{sv}") -> "a{sv}":
+        """A dropped file was judged: kind, verdict, reason, queued jobs, duplicates."""
+        return info
+
+    @signal()
+    def BurnOffered(self, info: "a{sv}") -> "a{sv}":
+        """Attended mode: a job waits for a yes (BurnJob) or a no (SkipJob)."""
+        return info
+
+    @signal()
+    def BurnDone(self, info: "a{sv}") -> "a{sv}":
+        """A seed was burned: serial, job, the code to expect after a power cycle."""
+        return info
+
+    @signal()
+    def BurnFailed(self, info: "a{sv}") -> "a{sv}":
+        """A burn failed: outcome (requeued or failed), message, next step."""
         return info

@@ -97,6 +97,35 @@ class StationClient:
         )
         return result
 
+    async def jobs(self) -> list[dict[str, Any]]:
+        """ListJobs."""
+        result: list[dict[str, Any]] = await self._call("ListJobs")
+        return result
+
+    async def remove_job(self, job_id: int) -> dict[str, Any]:
+        """RemoveJob."""
+        result: dict[str, Any] = await self._call("RemoveJob", "u", [job_id])
+        return result
+
+    async def retry_job(self, job_id: int) -> dict[str, Any]:
+        """RetryJob."""
+        result: dict[str, Any] = await self._call("RetryJob", "u", [job_id])
+        return result
+
+    async def skip_job(self, job_id: int, serial: str) -> None:
+        """SkipJob."""
+        await self._call("SkipJob", "us", [job_id, serial])
+
+    async def burn_job(self, job_id: int, serial: str) -> dict[str, Any]:
+        """BurnJob."""
+        result: dict[str, Any] = await self._call("BurnJob", "us", [job_id, serial])
+        return result
+
+    async def ingest(self, path: str) -> dict[str, Any]:
+        """IngestFile."""
+        result: dict[str, Any] = await self._call("IngestFile", "s", [path])
+        return result
+
     async def pause(self, paused: bool = True) -> None:
         """Pause (or resume) the burn queue."""
         await self._call("Pause" if paused else "Resume")

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 BUS_NAMES = ("session", "system")
 CLOCK_TRUST = ("timedated", "assume-synchronised")
+MODES = ("attended", "station")
+AFTER_INGEST = ("delete", "archive")
 
 
 class ConfigError(ValueError):
@@ -74,6 +76,18 @@ class NotifyChoices:
 
 
 @dataclass(frozen=True)
+class DropConfig:
+    """The watched folder."""
+
+    folder: Path | None = None  # default: $XDG_DATA_HOME/tokenstation/drop
+    polling: bool = False  # for SMB/NFS shares, which send no inotify events
+    poll_interval_s: float = 2.0
+    stability_s: float = 1.0  # size and mtime unchanged this long before a file is taken
+    max_file_bytes: int = 20 * 1024 * 1024
+    after: str = "delete"  # or "archive": keep taken files in <folder>/archive (0700)
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything the daemon reads at start."""
 
@@ -87,6 +101,8 @@ class Config:
     token_defaults: DefaultSettings = DefaultSettings()
     vendors: tuple[Model, ...] = ()
     notify: NotifyChoices = NotifyChoices()
+    mode: str = "attended"  # "station": burn without asking, onto safe tokens only
+    drop: DropConfig = DropConfig()
     source: str = "built-in defaults"
 
     def with_flags(self, **flags: Any) -> Config:
@@ -111,6 +127,8 @@ class Config:
             "clock_trust": self.clock_trust,
             "token_defaults_confirmed": self.token_defaults.confirmed,
             "vendors": [f"{m.prefix} {m.name}" for m in self.vendors],
+            "mode": self.mode,
+            "drop_polling": self.drop.polling,
         }
 
 
@@ -168,7 +186,17 @@ def _int_choice(options: tuple[int, ...]) -> Checker:
     return check
 
 
-_TOP: dict[str, Checker] = {"bus": _choice(BUS_NAMES), "state_dir": _path}
+def _bytes(key: str, v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+        raise ConfigError(f"{key}: must be a positive number of bytes, got {v!r}")
+    return v
+
+
+_TOP: dict[str, Checker] = {
+    "bus": _choice(BUS_NAMES),
+    "state_dir": _path,
+    "mode": _choice(MODES),
+}
 _SECTIONS: dict[str, dict[str, Checker]] = {
     "readers": {"watch": _strings, "ignore": _strings},
     "drift": {"threshold": _seconds},
@@ -181,6 +209,22 @@ _SECTIONS: dict[str, dict[str, Checker]] = {
         "confirmed": _bool,
     },
     "notify": {name: _bool for name in NotifyChoices.__dataclass_fields__},
+    "drop": {
+        "folder": _path,
+        "polling": _bool,
+        "poll_interval": _seconds,
+        "stability_delay": _seconds,
+        "max_file_size": _bytes,
+        "after": _choice(AFTER_INGEST),
+    },
+}
+_DROP_FIELDS = {
+    "folder": "folder",
+    "polling": "polling",
+    "poll_interval": "poll_interval_s",
+    "stability_delay": "stability_s",
+    "max_file_size": "max_file_bytes",
+    "after": "after",
 }
 
 
@@ -246,6 +290,7 @@ def parse(data: Mapping[str, Any], source: str = "config") -> Config:
     clock = _section(data, "clock")
     defaults = _section(data, "token_defaults")
     notify = _section(data, "notify")
+    drop = {_DROP_FIELDS[k]: v for k, v in _section(data, "drop").items()}
     vendors_raw = data.get("vendor", [])
     if not isinstance(vendors_raw, list):
         raise ConfigError("vendor: write vendor families as [[vendor]] tables")
@@ -261,6 +306,8 @@ def parse(data: Mapping[str, Any], source: str = "config") -> Config:
         token_defaults=DefaultSettings(**defaults),
         vendors=vendors,
         notify=NotifyChoices(**notify),
+        mode=top.get("mode", "attended"),
+        drop=DropConfig(**drop),
         source=source,
     )
     _check_ranges(cfg, source)

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from .migration import parse_migration
 from .otpauth import OtpAccount, burnable_refusals, parse_otpauth, parse_secret
+from .otpcode import RECOMMENDED_MIN_BITS
 from .token.errors import InvalidInput
 from .token.models import ModelTable
 
@@ -142,6 +143,12 @@ def judge(
     refusals: list[str] = []
     for i, account in enumerate(accounts):
         v.warnings.extend(account.warnings)
+        if 0 < len(account.secret) * 8 < RECOMMENDED_MIN_BITS:
+            v.warnings.append(
+                f"{account.label() or 'the account'}: the secret is {len(account.secret) * 8} "
+                f"bits, under the {RECOMMENDED_MIN_BITS} bits NIST SP 800-63B asks for; the "
+                "token takes it, but ask the service for a longer one if you can"
+            )
         why = burnable_refusals(account)
         where = origin if len(accounts) == 1 else f"account {i + 1} of {len(accounts)}"
         if why:

@@ -18,6 +18,9 @@ from . import dbusio, pcsc, xdg
 from .bus import BUS_NAME, OBJECT_PATH, StationInterface
 from .clock import HostClockTrust
 from .config import Config
+from .dropfolder import DropFolder
+from .jobqueue import JobQueue
+from .provisioning import Provisioner, default_paths
 from .station import Station
 from .store import Store
 
@@ -30,6 +33,16 @@ class AlreadyRunning(Exception):
 
 class BusUnavailable(Exception):
     """The bus to serve on cannot be reached."""
+
+
+def _drop_folder(cfg: Config, path: Path, provisioner: Provisioner) -> DropFolder:
+    return DropFolder(
+        path,
+        provisioner.take,
+        stability_s=cfg.drop.stability_s,
+        polling=cfg.drop.polling,
+        poll_interval_s=cfg.drop.poll_interval_s,
+    )
 
 
 def registry_path(cfg: Config) -> Path:
@@ -48,9 +61,16 @@ async def serve(cfg: Config, *, ready: asyncio.Event | None = None) -> int:
     trust = HostClockTrust(cfg.clock_trust)
     station = Station(cfg, store, trust, pcsc.PcscConnection)
     loop = asyncio.get_running_loop()
+    folder_path, queue_path, log_path = default_paths(cfg)
+    queue = JobQueue(queue_path)
+    provisioner = Provisioner(
+        station, queue, cfg, drop_folder=folder_path, log_path=log_path, loop=loop
+    )
+    folder = _drop_folder(cfg, folder_path, provisioner)
     monitor: pcsc.PresenceMonitor | None = None
+    folder_started = False
     try:
-        iface = StationInterface(station)
+        iface = StationInterface(station, provisioner)
         bus.export(OBJECT_PATH, iface)
         reply = await bus.request_name(BUS_NAME, dbusio.NameFlag.DO_NOT_QUEUE)
         if reply != dbusio.RequestNameReply.PRIMARY_OWNER:
@@ -66,17 +86,23 @@ async def serve(cfg: Config, *, ready: asyncio.Event | None = None) -> int:
 
         monitor = pcsc.PresenceMonitor(sink, reader_filter=cfg.readers.accepts)
         monitor.start()
+        folder.start()
+        folder_started = True
+        provisioner.mode_text = folder.mode
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         log.info(
             "tokenstation daemon ready: %s on the %s bus (D-Bus library %s); registry %s; "
-            "host clock %s",
+            "host clock %s; drop folder %s (%s, %s mode)",
             BUS_NAME,
             cfg.bus,
             dbusio.LIBRARY,
             store.path,
             initial.reason,
+            folder_path,
+            folder.mode,
+            cfg.mode,
         )
         if ready is not None:
             ready.set()
@@ -84,12 +110,19 @@ async def serve(cfg: Config, *, ready: asyncio.Event | None = None) -> int:
         log.info("stopping")
         return 0
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(Exception):
-                loop.remove_signal_handler(sig)
+        _remove_signal_handlers(loop)
+        if folder_started:
+            await loop.run_in_executor(None, folder.stop)
         if monitor is not None:
             await loop.run_in_executor(None, monitor.stop)
         await station.close()
+        queue.close()
         await trust.close()
         await dbusio.disconnect(bus)
         store.close()
+
+
+def _remove_signal_handlers(loop: asyncio.AbstractEventLoop) -> None:
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(Exception):
+            loop.remove_signal_handler(sig)

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, NoReturn, Protocol
+from typing import Any, NoReturn, Protocol, TypeVar
 
 from . import __version__
 from .config import Config
@@ -45,6 +45,7 @@ from .token.session import (
 from .token.settings import TokenSettings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: A card that is not a token is announced once per reader and ATR in this window.
 IGNORED_CARD_QUIET_S = 60.0
@@ -66,6 +67,10 @@ class EventKind(StrEnum):
     SERVICE_LOST = "service-lost"
     SERVICE_BACK = "service-back"
     QUEUE_STATE = "queue-state"
+    FILE_TAKEN = "file-taken"  # a dropped file: what it was, what was queued or why not
+    BURN_OFFERED = "burn-offered"  # attended mode: a job waits for this token's yes
+    BURN_DONE = "burn-done"
+    BURN_FAILED = "burn-failed"
 
 
 @dataclass(frozen=True)
@@ -181,12 +186,19 @@ class Station:
         self._ignored: dict[tuple[str, bytes], float] = {}
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="token-io")
         self.started_at = time.time()
+        # Set by the provisioner when a burn queue is attached.
+        self.queue_size: Callable[[], int] = lambda: 0
+        self.extra_status: Callable[[], dict[str, object]] = dict
 
     # -- subscribers ---------------------------------------------------------------------
 
     def subscribe(self, listener: Listener) -> None:
         """Receive every event from now on."""
         self._listeners.append(listener)
+
+    def publish(self, kind: EventKind, payload: dict[str, object]) -> None:
+        """Send an event to every subscriber (loop thread only)."""
+        self._publish(kind, payload)
 
     def _publish(self, kind: EventKind, payload: dict[str, object]) -> None:
         event = StationEvent(kind, {"time": round(time.time(), 3), **payload})
@@ -609,8 +621,30 @@ class Station:
 
     @property
     def queue_length(self) -> int:
-        """Jobs waiting for a token (the drop-folder queue is not built yet)."""
-        return 0
+        """Jobs waiting for a token."""
+        return self.queue_size()
+
+    async def card_operation(
+        self, p: Presence, operation: Callable[[TokenSession], T], *, wait: bool = True
+    ) -> T:
+        """Run ``operation`` on a fresh session with the card on ``p.reader``.
+
+        One operation per reader at a time; ``wait=False`` refuses (busy) instead of
+        queuing behind another. Refused when the card left meanwhile.
+        """
+        lock = self._lock(p.reader)
+        if lock.locked() and not wait:
+            raise StationError("busy", f"{p.reader} is busy", "Wait a moment and try again.")
+        async with lock:
+            if self._current(p.reader, p.generation) is None:
+                raise StationError("not-present", f"token {p.serial} left the reader", "")
+            loop = asyncio.get_running_loop()
+
+            def run() -> T:
+                with self._connect(p.reader) as conn:
+                    return operation(TokenSession(conn, self.models, self._host_clock()))
+
+            return await loop.run_in_executor(self._pool, run)
 
     # -- views ---------------------------------------------------------------------------
 
@@ -635,6 +669,7 @@ class Station:
             "paused": self.paused,
             "queue_length": self.queue_length,
             "registry": str(self.store.path),
+            **self.extra_status(),
         }
 
     def registry(self, serial: str = "", *, history: bool = False) -> list[dict[str, object]]:

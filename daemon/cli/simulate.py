@@ -76,6 +76,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--delay", type=float, default=0.0, metavar="SECONDS", help="fault: delay every answer"
     )
+    p.add_argument(
+        "--delay-ins",
+        type=lambda v: int(v, 16),
+        metavar="HEX",
+        help="with --delay: delay only answers to this INS (e.g. C5, WRITE SEED)",
+    )
     p.add_argument("--refuse-all", action="store_true", help="fault: answer everything with 69 83")
     p.add_argument(
         "--foreign-card",
@@ -101,7 +107,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         seed=seed,
         key=bytes.fromhex(args.key) if args.key else TOKEN2_KEY,
         settings=default_settings(args.algorithm, args.period, args.display_timeout),
-        faults=Faults(drop_after=args.drop_after, delay_s=args.delay, refuse_all=args.refuse_all),
+        faults=Faults(
+            drop_after=args.drop_after,
+            delay_s=args.delay,
+            delay_ins=args.delay_ins,
+            refuse_all=args.refuse_all,
+        ),
     )
     runner = SimulatorRunner(
         token, args.port, host=args.host, state_file=args.state_file, auto_off=args.auto_off

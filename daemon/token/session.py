@@ -369,12 +369,7 @@ class TokenSession:
         if seed is not None:
             check_seed(seed)
         info = self.read_info().info
-        if expect_serial is not None and info.serial != expect_serial:
-            raise RefusedByPolicy(
-                f"the token on the reader is {info.serial}, not {expect_serial}; nothing was "
-                "written",
-                "Place the intended token and try again.",
-            )
+        _check_serial(info, expect_serial)
         model = self._writable_model(info)
         if model.restricted_sync and seed is None:
             raise RestrictedSync(
@@ -383,11 +378,17 @@ class TokenSession:
         return self._write(model, info, settings, seed, measure_after=measure_after)
 
     def burn(
-        self, seed: Secret, settings: TokenSettings, *, measure_after: bool = False
+        self,
+        seed: Secret,
+        settings: TokenSettings,
+        *,
+        measure_after: bool = False,
+        expect_serial: str | None = None,
     ) -> WriteResult:
         """Program ``seed`` with ``settings`` and the host's time, then verify the clock."""
         check_seed(seed)
         info = self.read_info().info
+        _check_serial(info, expect_serial)
         model = self._writable_model(info)
         return self._write(model, info, settings, seed, measure_after=measure_after)
 
@@ -448,6 +449,14 @@ class TokenSession:
             seed_fingerprint=seed.fingerprint if seed is not None else None,
             residual=residual,
             apdus=self.stats.apdus,
+        )
+
+
+def _check_serial(info: PublicInfo, expect_serial: str | None) -> None:
+    if expect_serial is not None and info.serial != expect_serial:
+        raise RefusedByPolicy(
+            f"the token on the reader is {info.serial}, not {expect_serial}; nothing was written",
+            "Place the intended token and try again.",
         )
 
 

@@ -1,0 +1,182 @@
+"""The watched drop folder: the only module that imports watchdog.
+
+A file is handed over only once it is complete: its size and mtime unchanged for
+``stability_s``, however many events fire meanwhile (each event restarts its wait).
+Temporary and hidden names are ignored until renamed. Files present at start are
+picked up. Native events (inotify) by default; a polling observer for network shares
+(SMB/NFS send no inotify events), and the mode in use is reported.
+
+The folder itself is created 0700, with ``failed/`` and ``archive/`` inside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.polling import PollingObserver
+
+log = logging.getLogger(__name__)
+
+FAILED = "failed"
+ARCHIVE = "archive"
+RESERVED = frozenset({FAILED, ARCHIVE})
+
+#: Names that are not finished files: partial downloads, editor backups, OS droppings.
+_IGNORED = re.compile(
+    r"""^(\..*                      # dotfiles, including .name.part temporaries
+        |.*\.(part|partial|crdownload|download|tmp|temp|swp|filepart)
+        |.*~
+        |~\$.*
+        |Thumbs\.db|desktop\.ini|\.DS_Store
+        )$""",
+    re.IGNORECASE | re.VERBOSE,
+)
+
+
+def ignored_name(name: str) -> bool:
+    """True for names that are never taken (until renamed)."""
+    return bool(_IGNORED.match(name)) or name in RESERVED
+
+
+Ready = Callable[[Path], None]
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, folder: DropFolder) -> None:
+        self.folder = folder
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        for attr in ("src_path", "dest_path"):
+            raw = getattr(event, attr, "")
+            if raw:
+                path = Path(os.fsdecode(raw))
+                if path.parent == self.folder.path:
+                    self.folder.touch(path)
+
+
+class DropFolder:
+    """Watches ``path`` and calls ``ready(file)`` (on its own thread) for complete files."""
+
+    def __init__(
+        self,
+        path: Path,
+        ready: Ready,
+        *,
+        stability_s: float = 1.0,
+        polling: bool = False,
+        poll_interval_s: float = 2.0,
+    ) -> None:
+        self.path = path
+        self.ready = ready
+        self.stability_s = stability_s
+        self.polling = polling
+        self.poll_interval_s = poll_interval_s
+        self._pending: dict[Path, tuple[float, tuple[int, int] | None]] = {}
+        self._cond = threading.Condition()
+        self._stop = False
+        self._observer: object | None = None
+        self._thread: threading.Thread | None = None
+        self.mode = "not started"
+
+    def prepare(self) -> None:
+        """Create the folder and its subfolders, 0700."""
+        for p in (self.path, self.path / FAILED, self.path / ARCHIVE):
+            p.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.chmod(p, 0o700)
+
+    def start(self) -> None:
+        """Start watching; files already in the folder are queued for a stability check."""
+        self.prepare()
+        observer = PollingObserver(timeout=self.poll_interval_s) if self.polling else Observer()
+        observer.schedule(_Handler(self), str(self.path), recursive=False)
+        observer.start()
+        self._observer = observer
+        self.mode = f"polling every {self.poll_interval_s:g} s" if self.polling else "native events"
+        self._thread = threading.Thread(target=self._run, name="drop-folder", daemon=True)
+        self._thread.start()
+        self.rescan()
+        log.info("drop folder %s: %s", self.path, self.mode)
+
+    def rescan(self) -> None:
+        """Look at every entry (at start, and when asked)."""
+        with contextlib.suppress(FileNotFoundError):
+            for entry in os.scandir(self.path):
+                self.touch(Path(entry.path))
+
+    def stop(self) -> None:
+        """Stop the observer and the stability thread."""
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        observer = self._observer
+        if observer is not None:
+            observer.stop()  # type: ignore[attr-defined]
+            observer.join(5)  # type: ignore[attr-defined]
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def touch(self, path: Path) -> None:
+        """Something happened to ``path``: (re)start its stability wait."""
+        if ignored_name(path.name):
+            return
+        with self._cond:
+            self._pending[path] = (time.monotonic() + self.stability_s, _signature(path))
+            self._cond.notify()
+
+    @property
+    def pending(self) -> int:
+        """Files waiting to become stable."""
+        with self._cond:
+            return len(self._pending)
+
+    def _run(self) -> None:
+        while True:
+            due: list[Path] = []
+            with self._cond:
+                while not self._stop:
+                    if not self._pending:
+                        self._cond.wait()
+                        continue
+                    now = time.monotonic()
+                    soonest = min(deadline for deadline, _sig in self._pending.values())
+                    if soonest > now:
+                        self._cond.wait(soonest - now)
+                        continue
+                    break
+                if self._stop:
+                    return
+                now = time.monotonic()
+                for path, (deadline, sig) in list(self._pending.items()):
+                    if deadline > now:
+                        continue
+                    current = _signature(path)
+                    if current is None:
+                        del self._pending[path]  # gone (renamed away or deleted)
+                    elif current != sig:
+                        self._pending[path] = (now + self.stability_s, current)
+                    else:
+                        del self._pending[path]
+                        due.append(path)
+            for path in due:
+                try:
+                    self.ready(path)
+                except Exception:
+                    log.exception("processing %s failed", path.name)
+
+
+def _signature(path: Path) -> tuple[int, int] | None:
+    """(size, mtime_ns) without following links; None when the name is gone."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_size, st.st_mtime_ns)
