@@ -108,8 +108,9 @@ class Job:
             "reason": self.reason,
             "secret_fingerprint": self.fingerprint,
         }
-        if self.burned_serial:
-            out["burned_serial"] = self.burned_serial
+        if self.burned_serial:  # the token it went onto (or was going onto)
+            out["burned_serial" if self.state == "burned" else "target_serial"] = self.burned_serial
+        if self.burned_at is not None:
             out["burned_at"] = self.burned_at
         return out
 
@@ -281,9 +282,14 @@ class JobQueue:
                 raise ValueError(f"job {job_id} is {job[0] if job else 'unknown'}, not {expect}")
             return self._get(job_id)
 
-    def start_burn(self, job_id: int) -> Job:
-        """queued -> burning (committed before the token is touched)."""
-        return self._set(job_id, "state = 'burning', attempts = attempts + 1", (), "queued")
+    def start_burn(self, job_id: int, serial: str) -> Job:
+        """queued -> burning onto ``serial`` (committed before the token is touched)."""
+        return self._set(
+            job_id,
+            "state = 'burning', attempts = attempts + 1, burned_serial = ?",
+            (serial,),
+            "queued",
+        )
 
     def burned(self, job_id: int, serial: str) -> Job:
         """burning -> burned; the secret is erased."""
@@ -296,7 +302,9 @@ class JobQueue:
 
     def back_to_queue(self, job_id: int, reason: str) -> Job:
         """burning -> queued: nothing was written (refused before writing, token gone)."""
-        return self._set(job_id, "state = 'queued', reason = ?", (reason,), "burning")
+        return self._set(
+            job_id, "state = 'queued', reason = ?, burned_serial = NULL", (reason,), "burning"
+        )
 
     def failed(self, job_id: int, reason: str) -> Job:
         """burning -> failed: the outcome on the token is unknown or bad."""

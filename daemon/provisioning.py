@@ -121,6 +121,17 @@ class Provisioner:
         station.subscribe(self._on_event)
         for job in queue.recover():
             log.warning("job %d (%s) was burning when the daemon stopped", job.id, job.label())
+            if job.burned_serial:
+                station.store.record_operation(
+                    Operation(
+                        job.burned_serial,
+                        time.time(),
+                        "burn",
+                        "failed",
+                        f"interrupted: the daemon stopped during the burn of {job.label()}",
+                        secret_fingerprint=job.fingerprint,
+                    )
+                )
 
     def status(self) -> dict[str, object]:
         """Drop folder and mode, for GetStatus."""
@@ -287,14 +298,16 @@ class Provisioner:
         if p is None or p.model is None or self.station.paused:
             return
         record = self.station.store.token(p.serial)
+        # A token this station burned, or tried to, is not "fresh" any more.
+        touched = bool(record and record.provisioned) or any(
+            op.kind == "burn" for op in self.station.store.operations(p.serial)
+        )
         waiting = [
             j
             for j in self.queue.jobs(["queued"])
             if (j.id, p.reader, p.generation) not in self._skipped
         ]
-        choice = choose_job(
-            p.model, p.serial, bool(record and record.provisioned), waiting, self.cfg.mode
-        )
+        choice = choose_job(p.model, p.serial, touched, waiting, self.cfg.mode)
         if choice.job is None:
             if waiting and choice.reason:
                 log.info("no burn for %s: %s", p.serial, choice.reason)
@@ -333,7 +346,7 @@ class Provisioner:
                 "refused", f"job {job_id} is bound to token {job.serial}, not {p.serial}"
             )
         try:
-            job = self.queue.start_burn(job_id)
+            job = self.queue.start_burn(job_id, p.serial)
         except ValueError as exc:
             raise StationError("refused", str(exc)) from None
         seed = self.queue.secret(job_id)
