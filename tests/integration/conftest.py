@@ -10,6 +10,7 @@ a missing stack is a failure.
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import json
 import os
@@ -27,6 +28,37 @@ import pytest
 
 from tokenstation.daemon.simulator.privatebus import PrivateBus, timedated_service
 from tokenstation.daemon.simulator.stack import PcscStack, StackUnavailable, missing_parts
+
+# -- no secret in any output --------------------------------------------------------------
+
+#: Every output of the run: CLI stdout/stderr, daemon logs, D-Bus signals and replies,
+#: simulator output. Scanned for the test secrets when the session ends.
+TRANSCRIPT: list[tuple[str, str]] = []
+
+#: The secrets the integration tests put into files, URIs, flags and simulators.
+TEST_SECRETS: list[bytes] = [
+    base64.b32decode("JBSWY3DPEHPK3PXP"),
+    b"12345678901234567890",
+    *(f"tokenstation-test-{i:05d}".encode() for i in range(200)),
+]
+
+
+def secret_forms(raw: bytes) -> set[str]:
+    """How a secret could show up in text."""
+    b32 = base64.b32encode(raw).decode()
+    forms = {b32, b32.rstrip("="), b32.lower().rstrip("="), raw.hex(), raw.hex().upper()}
+    forms.add(base64.b64encode(raw).decode().rstrip("="))
+    if raw.isascii() and raw.decode().isprintable() and len(raw) >= 8:
+        forms.add(raw.decode())
+    return forms
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_any_output() -> Iterator[None]:
+    yield
+    forms = {f: raw for raw in TEST_SECRETS for f in secret_forms(raw)}
+    leaks = [f"{source}: {form!r}" for source, text in TRANSCRIPT for form in forms if form in text]
+    assert not leaks, "secrets found in outputs: " + "; ".join(leaks[:10])
 
 
 @pytest.fixture(scope="session")
@@ -120,6 +152,7 @@ class SimToken:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
         out = self.proc.stdout.read() if self.proc.stdout else ""
+        TRANSCRIPT.append((f"simulator {self.reader}", out))
         wait_until(lambda: not card_present(self.reader), 5.0, "reader empty again")
         return out
 
@@ -142,7 +175,7 @@ def run_cli(
     env: dict[str, str], *args: str, timeout: float = 30.0
 ) -> subprocess.CompletedProcess[str]:
     """`python -m tokenstation.daemon ARGS` with ``env``, no stdin, output captured."""
-    return subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "tokenstation.daemon", *args],
         env=env,
         capture_output=True,
@@ -151,6 +184,8 @@ def run_cli(
         stdin=subprocess.DEVNULL,
         check=False,
     )
+    TRANSCRIPT.append((f"tokenstation {args[0] if args else ''}", done.stdout + done.stderr))
+    return done
 
 
 @pytest.fixture
@@ -211,11 +246,18 @@ class BusWatcher:
         self.client = self.run(setup())
 
     def _on_signal(self, name: str, payload: dict[str, Any]) -> None:
+        TRANSCRIPT.append((f"D-Bus signal {name}", json.dumps(payload, default=str)))
         with self._lock:
             self.signals.append((time.time(), name, payload))
 
     def run(self, coro: Any, timeout: float = 20.0) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+        try:
+            result = asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+        except Exception as exc:
+            TRANSCRIPT.append(("D-Bus error reply", str(exc)))
+            raise
+        TRANSCRIPT.append(("D-Bus reply", json.dumps(result, default=str)))
+        return result
 
     def names(self) -> list[str]:
         with self._lock:
@@ -270,6 +312,12 @@ class DaemonProc:
             self.log.flush()
         return self.log_path.read_text()
 
+    def kill9(self) -> None:
+        """SIGKILL, as a crash or power loss would."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(5)
+        self.stop()
+
     def stop(self) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -280,6 +328,7 @@ class DaemonProc:
                 self.proc.wait(5)
         if not self.log.closed:
             self.log.close()
+        TRANSCRIPT.append((f"daemon log {self.log_path.name}", self.log_path.read_text()))
         return self.proc.returncode
 
 

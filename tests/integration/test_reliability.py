@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-import signal
 import sqlite3
 import time
 from collections.abc import Callable
@@ -79,8 +78,7 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(
         if kill_at == len(pending):
             break
         time.sleep(rng.uniform(0.0, 0.6))
-        daemon.proc.send_signal(signal.SIGKILL)
-        daemon.proc.wait(5)
+        daemon.kill9()
         daemon = start()
 
     def settled() -> bool:
@@ -92,8 +90,7 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(
     # Phase 2: the two bound tokens arrive; the daemon is killed once while they burn.
     sims = [simulator("--serial", TOKENS[0], slot=0), simulator("--serial", TOKENS[1], slot=1)]
     time.sleep(rng.uniform(0.2, 1.2))
-    daemon.proc.send_signal(signal.SIGKILL)
-    daemon.proc.wait(5)
+    daemon.kill9()
     daemon = start()
     time.sleep(3.0)  # measured again; bound jobs not yet burned get burned now
 
