@@ -1,0 +1,131 @@
+"""1000 QR files dropped at once: time until every one is queued, and that none is lost.
+
+Starts a private pcscd + vpcd, a private dbus-daemon and `tokenstation daemon` with its
+drop folder in a temporary directory (stability delay 1 s, the default), generates
+``--files`` enrolment QR images (unique secrets) in a staging folder on the same file
+system, moves them all into the drop folder in one go, and waits until the queue holds
+one job per file and the folder is empty.
+
+    .venv/bin/python bench/bench_dropfolder.py [--files 1000] [--polling] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import platform
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import segno
+
+from tokenstation.daemon.simulator.privatebus import PrivateBus
+from tokenstation.daemon.simulator.stack import PcscStack
+
+
+def proc_peak_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--files", type=int, default=1000)
+    ap.add_argument("--polling", action="store_true", help="use the polling observer")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="ts-bench-drop-"))
+    staging, folder = work / "staging", work / "drop"
+    staging.mkdir()
+    t0 = time.perf_counter()
+    for i in range(args.files):
+        secret = base64.b32encode(f"bench-secret-{i:06d}".encode()).decode().rstrip("=")
+        uri = f"otpauth://totp/Bench:user{i}?secret={secret}&issuer=Bench"
+        segno.make_qr(uri, error="m").save(staging / f"user{i:05d}.png", scale=4, kind="png")
+    generate_s = time.perf_counter() - t0
+    conf = work / "config.toml"
+    conf.write_text(
+        f'[drop]\nfolder = "{folder}"\npolling = {str(args.polling).lower()}\n'
+        "poll_interval = 1.0\nstability_delay = 1.0\n"
+    )
+    bus = PrivateBus().start()
+    stack = PcscStack(readers=2).start()
+    env = {
+        **stack.env(),
+        "DBUS_SESSION_BUS_ADDRESS": bus.address,
+        "DBUS_SYSTEM_BUS_ADDRESS": bus.address,
+        "XDG_STATE_HOME": str(work / "state"),
+        "XDG_DATA_HOME": str(work / "data"),
+        "XDG_CONFIG_HOME": str(work / "config"),
+    }
+    log = (work / "daemon.log").open("w")
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "tokenstation.daemon", "daemon", "--config", str(conf)],
+        env=env,
+        stdout=log,
+        stderr=log,
+    )
+    db = work / "data" / "tokenstation" / "queue.sqlite3"
+    try:
+        deadline = time.monotonic() + 20
+        while not (folder.exists() and db.exists()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        files = sorted(staging.iterdir())
+        t_drop = time.perf_counter()
+        for f in files:
+            os.rename(f, folder / f.name)
+        moved_s = time.perf_counter() - t_drop
+        jobs = 0
+        while time.perf_counter() - t_drop < 300:
+            with sqlite3.connect(db) as conn:
+                jobs = conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+            left = sum(1 for p in folder.iterdir() if p.is_file())
+            if jobs >= args.files and left == 0:
+                break
+            time.sleep(0.1)
+        all_s = time.perf_counter() - t_drop
+        peak = proc_peak_mb(daemon.pid)
+        with sqlite3.connect(db) as conn:
+            distinct = conn.execute("SELECT COUNT(DISTINCT secret_hash) FROM jobs").fetchone()[0]
+            failed_files = conn.execute(
+                "SELECT COUNT(*) FROM files WHERE verdict != 'ok'"
+            ).fetchone()[0]
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(20)
+        stack.cleanup()
+        bus.stop()
+    result = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
+        "python": platform.python_version(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "files": args.files,
+        "observer": "polling (1 s)" if args.polling else "native (inotify)",
+        "stability_delay_s": 1.0,
+        "generate_s": round(generate_s, 2),
+        "move_in_s": round(moved_s, 3),
+        "all_queued_s": round(all_s, 2),
+        "files_per_s": round(args.files / all_s, 1),
+        "jobs": jobs,
+        "distinct_secrets": distinct,
+        "refused_files": failed_files,
+        "daemon_peak_rss_mb": round(peak, 1),
+    }
+    print(json.dumps(result, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0 if jobs == args.files == distinct else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
