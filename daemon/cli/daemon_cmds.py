@@ -141,6 +141,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"{'on' if status['auto_sync'] else 'off'}"
     )
     print(f"Queue:      {status['queue_length']} job(s){' (paused)' if status['paused'] else ''}")
+    if "drop_folder" in status:
+        print(f"Mode:       {status['mode']}")
+        print(f"Drop:       {status['drop_folder']} ({status['drop_folder_watch']})")
+        if status.get("jobs_failed"):
+            print(f"Failed:     {status['jobs_failed']} job(s); see `tokenstation queue list`")
     readers = status.get("readers", [])
     print(f"Readers:    {len(readers)}")
     by_reader = {p["reader"]: p for p in present}
