@@ -46,8 +46,12 @@ def test_a_full_file_is_read() -> None:
                 {"prefix": "7001", "name": "eSecuOTP-1A", "key": "00" * 16, "restricted_sync": True}
             ],
             "notify": {"in_time": False},
+            "mode": "station",
+            "drop": {"folder": "~/drop", "polling": True, "stability_delay": 2.5},
         }
     )
+    assert cfg.mode == "station" and cfg.drop.polling and cfg.drop.stability_s == 2.5
+    assert cfg.drop.folder == Path.home() / "drop"
     assert cfg.bus == "system" and cfg.drift_threshold_s == 5.0 and cfg.auto_sync
     assert cfg.token_defaults.settings() == TokenSettings(HmacAlgorithm.SHA256, 60, 30)
     assert cfg.readers.accepts("HID Global OMNIKEY 5427 CK [OMNIKEY 5427 CK] 00 00")
@@ -74,6 +78,10 @@ def test_a_full_file_is_read() -> None:
             "key: must be 32 hex digits",
         ),
         ({"sync": {"auto_max_drift": 1}}, "auto_max_drift (1 s) is below the drift threshold"),
+        ({"mode": "auto"}, "mode: must be one of attended, station"),
+        ({"drop": {"after": "keep"}}, "[drop] after: must be one of delete, archive"),
+        ({"drop": {"stability": 2}}, "[drop] stability: unknown key"),
+        ({"drop": {"max_file_size": 0}}, "[drop] max_file_size: must be a positive number"),
     ],
 )
 def test_bad_configuration_is_refused_with_key_and_reason(
