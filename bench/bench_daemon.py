@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
 import signal
 import statistics
 import subprocess
@@ -31,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from benchlib import machine, report
 
 from tokenstation.daemon.client import StationClient
 from tokenstation.daemon.simulator.privatebus import PrivateBus
@@ -155,9 +155,7 @@ def main() -> int:
         stack.cleanup()
         bus.stop()
     result = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
-        "python": platform.python_version(),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        **machine(),
         "insert_to_token_presented_ms": summary(lat["presented_ms"]),
         "insert_to_token_measured_ms": summary(lat["measured_ms"]),
         "idle_seconds": round(t1 - t0, 1),
@@ -166,9 +164,7 @@ def main() -> int:
         "rss_mb": round(rss, 1),
         "peak_rss_mb": round(hwm, 1),
     }
-    print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    report(result, args.json)
     return 0
 
 

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import base64
-import json
 import os
-import platform
 import signal
 import sqlite3
 import subprocess
@@ -25,6 +23,7 @@ import time
 from pathlib import Path
 
 import segno
+from benchlib import machine, report
 
 from tokenstation.daemon.simulator.privatebus import PrivateBus
 from tokenstation.daemon.simulator.stack import PcscStack
@@ -106,9 +105,7 @@ def main() -> int:
         stack.cleanup()
         bus.stop()
     result = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
-        "python": platform.python_version(),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        **machine(),
         "files": args.files,
         "observer": "polling (1 s)" if args.polling else "native (inotify)",
         "stability_delay_s": 1.0,
@@ -121,9 +118,7 @@ def main() -> int:
         "refused_files": failed_files,
         "daemon_peak_rss_mb": round(peak, 1),
     }
-    print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    report(result, args.json)
     return 0 if jobs == args.files == distinct else 1
 
 

@@ -12,15 +12,13 @@ read_barcodes restricted to QR codes), each measured ``--reps`` times, the media
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from benchlib import machine, report
 from PIL import Image
 
 from tokenstation.daemon import qr
@@ -86,9 +84,7 @@ def main() -> int:
                     s["decoded"] = int(s["decoded"]) + 1  # type: ignore[call-overload]
                     counts[name] += 1
     result: dict[str, object] = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
-        "python": platform.python_version(),
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        **machine(),
         "images_with_a_code": total,
         "per_folder": per_folder,
     }
@@ -107,9 +103,7 @@ def main() -> int:
     a, b = result["tokenstation"], result["zxing-cpp"]
     assert isinstance(a, dict) and isinstance(b, dict)
     result["ratio_median_time"] = round(a["median_ms"] / b["median_ms"], 2)
-    print(json.dumps(result, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    report(result, args.json)
     return 0
 
 

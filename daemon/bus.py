@@ -9,6 +9,7 @@ strings in the annotations at class creation.
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +52,24 @@ def _dbus_error(exc: StationError) -> Exception:
     text = exc.message + (f". {exc.next_step}" if exc.next_step else "")
     result: Exception = DBusError(error_name(exc.kind), text)
     return result
+
+
+async def _answer(name: str, call: Callable[[], Awaitable[dict[str, object]]]) -> Any:
+    """Await a station call for a D-Bus method: its result packed, its errors as D-Bus errors.
+
+    An unexpected exception is logged and answered as "internal error": no traceback (or
+    anything else from the daemon's memory) crosses the bus.
+    """
+    try:
+        result = await call()
+    except StationError as exc:
+        raise _dbus_error(exc) from None
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("%s failed unexpectedly", name)
+        raise DBusError(error_name("failed"), "internal error; see the daemon log") from None
+    return dbusio.pack(result)
 
 
 def sync_options(options: dict[str, Any]) -> dict[str, Any]:
@@ -190,17 +209,11 @@ class StationInterface(ServiceInterface):
     @method()
     async def SyncToken(self, serial: "s", options: "a{sv}") -> "a{sv}":
         """Set a presented token's clock (serial "" = the only token present)."""
-        try:
-            kwargs = sync_options(options)
-            result = await self.station.sync(serial, **kwargs)
-        except StationError as exc:
-            raise _dbus_error(exc) from None
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("SyncToken failed unexpectedly")
-            raise DBusError(error_name("failed"), "internal error; see the daemon log") from None
-        return dbusio.pack(result)
+
+        async def sync() -> dict[str, object]:
+            return await self.station.sync(serial, **sync_options(options))
+
+        return await _answer("SyncToken", sync)
 
     @method()
     def Pause(self) -> None:
@@ -242,16 +255,7 @@ class StationInterface(ServiceInterface):
     @method()
     async def BurnJob(self, job_id: "u", serial: "s") -> "a{sv}":
         """Burn a queued job onto a presented token (the attended "Burn" action)."""
-        try:
-            result = await self._prov().burn(job_id, serial)
-        except StationError as exc:
-            raise _dbus_error(exc) from None
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("BurnJob failed unexpectedly")
-            raise DBusError(error_name("failed"), "internal error; see the daemon log") from None
-        return dbusio.pack(result)
+        return await _answer("BurnJob", lambda: self._prov().burn(job_id, serial))
 
     def _guard(self, fn: Any) -> Any:
         try:

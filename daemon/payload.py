@@ -198,11 +198,16 @@ def read_text_file(path: Path, data: bytes, models: ModelTable | None = None) ->
         if part.verdict != "ok":
             problems.append(f"line {n}: {part.reason}")
     merged.kind = kinds.pop() if len(kinds) == 1 else "mixed"
+    return _all_or_nothing(merged, problems)
+
+
+def _all_or_nothing(v: Verdict, problems: list[str]) -> Verdict:
+    """A file with any bad line or row queues nothing: the reason lists the first five."""
     if problems:
-        merged.verdict = "rejected"
-        merged.candidates = []
-        merged.reason = "; ".join(problems[:5]) + ("; ..." if len(problems) > 5 else "")
-    return merged
+        v.verdict = "rejected"
+        v.candidates = []
+        v.reason = "; ".join(problems[:5]) + ("; ..." if len(problems) > 5 else "")
+    return v
 
 
 def _judge_text(
@@ -257,11 +262,7 @@ def read_csv_file(path: Path, data: bytes) -> Verdict:
         v.candidates.append(Candidate(account, serial, f"row {n}"))
     if not rows:
         problems.append("no rows")
-    if problems:
-        v.verdict = "rejected"
-        v.candidates = []
-        v.reason = "; ".join(problems[:5]) + ("; ..." if len(problems) > 5 else "")
-    return v
+    return _all_or_nothing(v, problems)
 
 
 def judge_symbols(

@@ -1,0 +1,27 @@
+"""What every benchmark script shares: the machine line and writing the result."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+
+def machine() -> dict[str, str]:
+    """Where and when a result was measured."""
+    return {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
+        "python": platform.python_version(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
+def report(result: dict[str, Any], path: Path | None) -> None:
+    """Print the result as JSON and write it to ``path`` when given."""
+    text = json.dumps(result, indent=2)
+    print(text)
+    if path is not None:
+        path.write_text(text + "\n")
