@@ -31,6 +31,11 @@ def data_dir() -> Path:
     return _base("XDG_DATA_HOME", ".local/share") / APP
 
 
+def cache_dir() -> Path:
+    """$XDG_CACHE_HOME/tokenstation (~/.cache/tokenstation): drawn icons."""
+    return _base("XDG_CACHE_HOME", ".cache") / APP
+
+
 def config_file() -> Path:
     """The default configuration file."""
     return config_dir() / "config.toml"

@@ -1,0 +1,35 @@
+"""`tokenstation tray`: the desktop side (icon and notifications), a separate process."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register tray."""
+    p = sub.add_parser(
+        "tray",
+        help="show the station in the system tray and as desktop notifications",
+        description="Talks to the daemon over D-Bus; may start before it and survives its "
+        "restarts. PYSTRAY_BACKEND (gtk, appindicator, xorg) overrides the icon backend.",
+    )
+    p.add_argument("--bus", choices=["session", "system"], default="session", help="daemon's bus")
+    p.add_argument("--no-icon", action="store_true", help="notifications only")
+    p.add_argument("--config", type=Path, metavar="FILE", help="for [notify] (default: XDG path)")
+    p.set_defaults(func=cmd_tray, default_log_level="info")
+
+
+def cmd_tray(args: argparse.Namespace) -> int:
+    """Run the tray until SIGTERM or Quit."""
+    from tokenstation.tray.app import TrayApp
+    from tokenstation.tray.model import NotifyChoices
+
+    from .daemon_cmds import load_config
+
+    cfg = load_config(args.config)
+    choices = NotifyChoices(**vars(cfg.notify))
+    return asyncio.run(
+        TrayApp(daemon_bus=args.bus, show_icon=not args.no_icon, choices=choices).run()
+    )
