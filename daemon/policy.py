@@ -111,7 +111,7 @@ def decide(
     auto = False
     if safe and beyond:
         if not trust.trusted:
-            reason = f"the host clock is not trusted ({trust.reason}); a sync needs confirmation"
+            reason = f"the host clock is not trusted: {trust.reason}; a sync needs confirmation"
         elif not cfg.auto_sync:
             reason = ""
         elif abs(drift_s) > cfg.auto_sync_max_drift_s:

@@ -156,15 +156,14 @@ class TrayModel:
         commands: dict[str, Command] = {}
         urgency = 1
         if p.get("sync_offered"):
-            urgency = 1
-            if p.get("needs_confirmation"):
-                body += f" The host clock is not trusted: {p.get('reason', '')}."
             if self.actions:
                 actions = (("sync", "Sync clock"),)
                 commands = {"sync": Command("sync", serial)}
                 body += " Sync clock sets it to this computer's time; the seed stays."
             else:
                 body += f" To set it, choose 'Sync clock of {serial}' in the tray menu."
+            if p.get("needs_confirmation"):
+                body += f" Note: {_sentence(p.get('reason', ''))}"
         elif verdict == "drift":
             body += f" {_sentence(p.get('reason', ''))}"
         else:
