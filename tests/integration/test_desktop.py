@@ -212,7 +212,11 @@ def test_drift_bubble_sync_click_and_result_in_the_same_bubble(
         wait_until(
             lambda: (
                 subprocess.run(
-                    ["dunstctl", "count", "displayed"], env=desktop, capture_output=True, text=True
+                    ["dunstctl", "count", "displayed"],
+                    env=desktop,
+                    capture_output=True,
+                    text=True,
+                    check=False,
                 ).stdout.strip()
                 == "1"
             ),
