@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import dbusio
+from .busnames import API_VERSION, INTERFACE, error_name
 from .dbusio import DBusError, PropertyAccess, ServiceInterface, dbus_property, method, signal
 from .station import EventKind, Station, StationError, StationEvent
 from .token.errors import InvalidInput
@@ -23,30 +24,6 @@ if TYPE_CHECKING:
     from .provisioning import Provisioner
 
 log = logging.getLogger(__name__)
-
-BUS_NAME = "org.tokenstation.TokenStation1"
-OBJECT_PATH = "/org/tokenstation/TokenStation1"
-INTERFACE = "org.tokenstation.TokenStation1"
-API_VERSION = 1
-ERROR_PREFIX = INTERFACE + ".Error."
-
-#: StationError.kind -> D-Bus error name suffix.
-ERRORS = {
-    "not-present": "NotPresent",
-    "refused": "Refused",
-    "needs-confirmation": "NeedsConfirmation",
-    "busy": "Busy",
-    "failed": "Failed",
-    "invalid": "InvalidArgs",
-}
-
-_SYNC_OPTIONS = {"reader", "confirm_untrusted_clock", "algorithm", "period", "display_timeout"}
-
-
-def error_name(kind: str) -> str:
-    """The D-Bus error name for a station error kind."""
-    return ERROR_PREFIX + ERRORS.get(kind, "Failed")
-
 
 def _dbus_error(exc: StationError) -> Exception:
     text = exc.message + (f". {exc.next_step}" if exc.next_step else "")

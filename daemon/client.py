@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import dbusio
-from .bus import BUS_NAME, ERROR_PREFIX, ERRORS, INTERFACE, OBJECT_PATH
+from .busnames import BUS_NAME, ERROR_PREFIX, ERRORS, INTERFACE, OBJECT_PATH
 
 SignalHandler = Callable[[str, dict[str, Any]], None]
 

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from . import dbusio, pcsc, xdg
-from .bus import BUS_NAME, OBJECT_PATH, StationInterface
+from .bus import StationInterface
+from .busnames import BUS_NAME, OBJECT_PATH
 from .clock import HostClockTrust
 from .config import Config
 from .dropfolder import DropFolder

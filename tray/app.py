@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tokenstation.daemon import __version__, dbusio, xdg
-from tokenstation.daemon.bus import BUS_NAME
+from tokenstation.daemon.busnames import BUS_NAME
 from tokenstation.daemon.client import DaemonError, StationClient
 
 from . import icons

@@ -65,7 +65,10 @@ class TrayIcon:
     def start(self, image: Image.Image, title: str) -> None:
         """Create the icon and run its loop on a thread."""
         os.environ["PYSTRAY_BACKEND"] = self.backend
+        # No accessibility bus helpers left behind, and no OpenGL: an icon and a menu
+        # need neither, and Mesa's software GL alone would cost ~45 MB of RSS.
         os.environ.setdefault("NO_AT_BRIDGE", "1")
+        os.environ.setdefault("GDK_GL", "disable")
         import pystray
 
         def item(entry: MenuEntry) -> Any:

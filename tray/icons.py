@@ -7,6 +7,7 @@ light and dark panels. Drawn at 8x and reduced with a Lanczos filter.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from PIL import Image, ImageDraw
@@ -58,8 +59,9 @@ def _glyph(d: ImageDraw.ImageDraw, state: TrayState, s: int) -> None:
             d.line([(s * (x - 0.06), c), (s * (x + 0.06), c)], fill=WHITE, width=w)
 
 
+@functools.lru_cache(maxsize=32)
 def draw(state: TrayState, size: int = 32) -> Image.Image:
-    """The icon for ``state`` at ``size`` px (RGBA)."""
+    """The icon for ``state`` at ``size`` px (RGBA). Cached: treat it as read-only."""
     big = size * 8
     img = Image.new("RGBA", (big, big), (0, 0, 0, 0))
     d = ImageDraw.Draw(img)

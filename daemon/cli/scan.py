@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..ingest import scan_path
 from .common import EXIT_OK, EXIT_USAGE, emit_json
 
 
@@ -25,6 +24,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def cmd_scan(args: argparse.Namespace) -> int:
     """Scan every file; report each."""
+    from ..ingest import scan_path
+
     verdicts = []
     for path in args.files:
         v = scan_path(path)

@@ -5,10 +5,13 @@ SM4 itself comes from ``cryptography`` (OpenSSL); nothing here hand-writes a cip
 
 from __future__ import annotations
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidInput
 from .secret import MAX_SEED_BYTES, Secret
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers import Cipher
 
 BLOCK = 16
 MAC_LENGTH = 4
@@ -16,6 +19,18 @@ CHALLENGE_LENGTH = 8
 
 #: The public single-profile Token2 key (token-protocol.md 3.1), the same on every device.
 TOKEN2_KEY = bytes.fromhex("8AD206883CA369482AB27182B6E83224")
+
+
+def _sm4(key: bytes, *, cbc: bool = False) -> Cipher[Any]:
+    """An SM4 cipher object from ``cryptography`` (ECB, or CBC with a zero IV).
+
+    Imported on first use, so processes that never talk to a token (the tray, `scan`)
+    do not load OpenSSL.
+    """
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    mode: modes.Mode = modes.CBC(bytes(BLOCK)) if cbc else modes.ECB()
+    return Cipher(algorithms.SM4(key), mode)
 
 
 def _check_key(key: bytes) -> None:
@@ -28,7 +43,7 @@ def sm4_ecb_encrypt(key: bytes, data: bytes) -> bytes:
     _check_key(key)
     if len(data) % BLOCK:
         raise ValueError("SM4-ECB input must be a whole number of 16-byte blocks")
-    enc = Cipher(algorithms.SM4(key), modes.ECB()).encryptor()
+    enc = _sm4(key).encryptor()
     return enc.update(data) + enc.finalize()
 
 
@@ -37,7 +52,7 @@ def sm4_ecb_decrypt(key: bytes, data: bytes) -> bytes:
     _check_key(key)
     if len(data) % BLOCK:
         raise ValueError("SM4-ECB input must be a whole number of 16-byte blocks")
-    dec = Cipher(algorithms.SM4(key), modes.ECB()).decryptor()
+    dec = _sm4(key).decryptor()
     return dec.update(data) + dec.finalize()
 
 
@@ -73,7 +88,7 @@ def cbc_mac(key: bytes, message: bytes) -> bytes:
     """
     _check_key(key)
     padded = message if len(message) % BLOCK == 0 else pad_method2(message)
-    enc = Cipher(algorithms.SM4(key), modes.CBC(bytes(BLOCK))).encryptor()
+    enc = _sm4(key, cbc=True).encryptor()
     out = enc.update(padded) + enc.finalize()
     return out[-BLOCK : -BLOCK + MAC_LENGTH]
 

@@ -1,0 +1,192 @@
+"""The tray process: drift signal to notification latency, idle CPU and memory.
+
+Runs what the desktop end-to-end test runs (Xvfb, dunst, trayer, a private dbus-daemon,
+pcscd + vpcd, the daemon, `tokenstation tray` with the gtk backend, a simulated token
+37.4 s fast) and, in this process, one D-Bus connection that both receives the
+daemon's TokenMeasured signal and monitors Notify calls to dunst. Per placement
+(SIGUSR2 takes the token off and puts it back): time from the signal to the Notify
+call for it. Then the tray idles ``--idle`` seconds: CPU from /proc, RSS.
+
+    .venv/bin/python bench/bench_tray.py [--reps 20] [--idle 60] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchlib import machine, report
+
+from tokenstation.daemon import dbusio
+from tokenstation.daemon.simulator.privatebus import PrivateBus
+from tokenstation.daemon.simulator.stack import PcscStack
+
+DUNSTRC = (
+    "[global]\n    markup = no\n[urgency_normal]\n    timeout = 0\n[urgency_low]\n    timeout = 0\n"
+)
+
+
+def cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def mem_mb(pid: int) -> tuple[float, float]:
+    vals = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            vals[key] = int(rest.split()[0]) / 1024
+    return vals["VmRSS"], vals["VmHWM"]
+
+
+async def measure(address: str, sim: subprocess.Popen[bytes], reps: int) -> list[float]:
+    measured: list[float] = []
+    notified: list[float] = []
+    watcher = await dbusio.connect("session", address)
+    await dbusio.add_match(
+        watcher, "type='signal',interface='org.tokenstation.TokenStation1',member='TokenMeasured'"
+    )
+
+    def on_signal(msg: Any) -> None:
+        if msg.member == "TokenMeasured":
+            measured.append(time.time())
+
+    watcher.add_message_handler(on_signal)
+    monitor = await dbusio.connect("session", address)
+
+    def on_notify(msg: Any) -> bool:
+        if msg.member == "Notify" and "37.4 s fast" in str(msg.body[4]):
+            notified.append(time.time())
+        return bool(msg.message_type == dbusio.MessageType.METHOD_CALL)
+
+    monitor.add_message_handler(on_notify)
+    await dbusio.call(
+        monitor,
+        "org.freedesktop.DBus",
+        "/org/freedesktop/DBus",
+        "org.freedesktop.DBus.Monitoring",
+        "BecomeMonitor",
+        "asu",
+        [["type='method_call',interface='org.freedesktop.Notifications',member='Notify'"], 0],
+    )
+
+    async def wait(values: list[float], n: int) -> None:
+        deadline = time.monotonic() + 15
+        while len(values) < n and time.monotonic() < deadline:
+            await asyncio.sleep(0.002)
+        if len(values) < n:
+            raise RuntimeError("timed out")
+
+    await wait(notified, 1)  # the first placement: warm-up
+    latencies = []
+    for i in range(reps):
+        sim.send_signal(signal.SIGUSR2)
+        await asyncio.sleep(1.5)
+        sim.send_signal(signal.SIGUSR2)
+        await wait(measured, i + 2)
+        await wait(notified, i + 2)
+        latencies.append((notified[i + 1] - measured[i + 1]) * 1000)
+    watcher.disconnect()
+    monitor.disconnect()
+    return latencies
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--idle", type=float, default=60.0)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="ts-bench-tray-"))
+    (work / "dunstrc").write_text(DUNSTRC)
+    bus = PrivateBus().start()
+    stack = PcscStack(readers=2).start()
+    env = {
+        **stack.env(),
+        "DISPLAY": ":97",
+        "NO_AT_BRIDGE": "1",
+        "PYSTRAY_BACKEND": "gtk",
+        "DBUS_SESSION_BUS_ADDRESS": bus.address,
+        "DBUS_SYSTEM_BUS_ADDRESS": bus.address,
+        "XDG_STATE_HOME": str(work / "state"),
+        "XDG_DATA_HOME": str(work / "data"),
+        "XDG_CONFIG_HOME": str(work / "config"),
+        "XDG_CACHE_HOME": str(work / "cache"),
+    }
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(*cmd: str) -> subprocess.Popen[bytes]:
+        p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(p)
+        return p
+
+    try:
+        start("Xvfb", ":97", "-screen", "0", "1024x640x24", "-nolisten", "tcp")
+        time.sleep(1.0)
+        start("dunst", "-config", str(work / "dunstrc"))
+        start("trayer", "--edge", "bottom", "--align", "right", "--SetDockType", "true")
+        time.sleep(0.5)
+        py = sys.executable
+        start(py, "-m", "tokenstation.daemon", "daemon", "--log-level", "warning")
+        tray = start(py, "-m", "tokenstation.daemon", "tray", "--log-level", "warning")
+        time.sleep(2.0)
+        sim = start(
+            py,
+            "-m",
+            "tokenstation.daemon",
+            "simulate",
+            "--port",
+            str(stack.port(0)),
+            "--clock-offset",
+            "37.4",
+        )
+        latencies = asyncio.run(measure(bus.address, sim, args.reps))
+        sim.send_signal(signal.SIGTERM)
+        time.sleep(3.0)
+        c0, t0 = cpu_s(tray.pid), time.monotonic()
+        time.sleep(args.idle)
+        c1, t1 = cpu_s(tray.pid), time.monotonic()
+        rss, hwm = mem_mb(tray.pid)
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        stack.cleanup()
+        bus.stop()
+    ordered = sorted(latencies)
+    result = {
+        **machine(),
+        "signal_to_notify_ms": {
+            "median": round(statistics.median(ordered), 2),
+            "p90": round(ordered[int(0.9 * (len(ordered) - 1))], 2),
+            "max": round(ordered[-1], 2),
+            "n": len(ordered),
+        },
+        "idle_seconds": round(t1 - t0, 1),
+        "idle_cpu_percent": round(100 * (c1 - c0) / (t1 - t0), 3),
+        "idle_cpu_s": round(c1 - c0, 3),
+        "rss_mb": round(rss, 1),
+        "peak_rss_mb": round(hwm, 1),
+        "backend": "gtk",
+        "dbus_library": dbusio.LIBRARY,
+    }
+    report(result, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
