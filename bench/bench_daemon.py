@@ -37,6 +37,25 @@ from tokenstation.daemon.simulator.privatebus import PrivateBus
 from tokenstation.daemon.simulator.stack import PcscStack
 
 
+def wait_for_daemon(address: str, timeout: float = 20.0) -> None:
+    """Until the daemon owns its bus name."""
+    from tokenstation.daemon import dbusio
+    from tokenstation.daemon.busnames import BUS_NAME
+
+    async def owned() -> bool:
+        bus = await dbusio.connect("session", address)
+        try:
+            return await dbusio.name_has_owner(bus, BUS_NAME)
+        finally:
+            await dbusio.disconnect(bus)
+
+    deadline = time.monotonic() + timeout
+    while not asyncio.run(owned()):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the daemon did not start")
+        time.sleep(0.1)
+
+
 def proc_cpu_s(pid: int) -> float:
     """utime + stime of ``pid`` in seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -114,6 +133,7 @@ def main() -> int:
         "DBUS_SYSTEM_BUS_ADDRESS": address,
         "XDG_STATE_HOME": str(work / "state"),
         "XDG_CONFIG_HOME": str(work / "config"),
+        "XDG_DATA_HOME": str(work / "data"),
     }
     log = (work / "daemon.log").open("w")
     daemon = subprocess.Popen(
@@ -122,6 +142,7 @@ def main() -> int:
         stdout=log,
         stderr=log,
     )
+    wait_for_daemon(address)
     sim = subprocess.Popen(
         [
             sys.executable,
