@@ -4,83 +4,24 @@ Documented in docs/dbus-api.md. Values cross the bus as ``a{sv}`` dictionaries o
 values; no secret ever does. Errors are ``org.tokenstation.TokenStation1.Error.*``.
 
 No ``from __future__ import annotations`` here: the D-Bus library reads the signature
-strings in the annotations at class creation.
+strings in the annotations at class creation. Those strings are not Python names, so
+mypy's and ruff's undefined-name checks are off for this file: keep logic in busops.py.
 """
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import dbusio
 from .busnames import API_VERSION, INTERFACE, error_name
+from .busops import answer, dbus_error, sync_options
 from .dbusio import DBusError, PropertyAccess, ServiceInterface, dbus_property, method, signal
 from .station import EventKind, Station, StationError, StationEvent
-from .token.errors import InvalidInput
-from .token.settings import HmacAlgorithm, TokenSettings
 
 if TYPE_CHECKING:
     from .provisioning import Provisioner
 
 log = logging.getLogger(__name__)
-
-def _dbus_error(exc: StationError) -> Exception:
-    text = exc.message + (f". {exc.next_step}" if exc.next_step else "")
-    result: Exception = DBusError(error_name(exc.kind), text)
-    return result
-
-
-async def _answer(name: str, call: Callable[[], Awaitable[dict[str, object]]]) -> Any:
-    """Await a station call for a D-Bus method: its result packed, its errors as D-Bus errors.
-
-    An unexpected exception is logged and answered as "internal error": no traceback (or
-    anything else from the daemon's memory) crosses the bus.
-    """
-    try:
-        result = await call()
-    except StationError as exc:
-        raise _dbus_error(exc) from None
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        log.exception("%s failed unexpectedly", name)
-        raise DBusError(error_name("failed"), "internal error; see the daemon log") from None
-    return dbusio.pack(result)
-
-
-def sync_options(options: dict[str, Any]) -> dict[str, Any]:
-    """SyncToken's options dict -> keyword arguments of Station.sync (or StationError)."""
-    opts = dbusio.unpack(options)
-    unknown = sorted(set(opts) - _SYNC_OPTIONS)
-    if unknown:
-        raise StationError(
-            "invalid",
-            f"unknown option(s) {', '.join(unknown)}",
-            f"Known: {', '.join(sorted(_SYNC_OPTIONS))}.",
-        )
-    kwargs: dict[str, Any] = {
-        "reader": str(opts.get("reader", "")),
-        "confirm_untrusted_clock": bool(opts.get("confirm_untrusted_clock", False)),
-    }
-    given = [k for k in ("algorithm", "period", "display_timeout") if k in opts]
-    if given:
-        if len(given) != 3:
-            raise StationError(
-                "invalid",
-                "algorithm, period and display_timeout go together: a clock write rewrites "
-                "all three",
-                "Give all three, or none to use what the station knows.",
-            )
-        try:
-            kwargs["settings"] = TokenSettings(
-                HmacAlgorithm.parse(str(opts["algorithm"])),
-                int(opts["period"]),
-                int(opts["display_timeout"]),
-            )
-        except (InvalidInput, ValueError) as exc:
-            raise StationError("invalid", str(exc)) from None
-    return kwargs
 
 
 class StationInterface(ServiceInterface):
@@ -190,7 +131,7 @@ class StationInterface(ServiceInterface):
         async def sync() -> dict[str, object]:
             return await self.station.sync(serial, **sync_options(options))
 
-        return await _answer("SyncToken", sync)
+        return await answer("SyncToken", sync)
 
     @method()
     def Pause(self) -> None:
@@ -232,13 +173,13 @@ class StationInterface(ServiceInterface):
     @method()
     async def BurnJob(self, job_id: "u", serial: "s") -> "a{sv}":
         """Burn a queued job onto a presented token (the attended "Burn" action)."""
-        return await _answer("BurnJob", lambda: self._prov().burn(job_id, serial))
+        return await answer("BurnJob", lambda: self._prov().burn(job_id, serial))
 
     def _guard(self, fn: Any) -> Any:
         try:
             result = fn()
         except StationError as exc:
-            raise _dbus_error(exc) from None
+            raise dbus_error(exc) from None
         return dbusio.pack(result) if isinstance(result, dict) else result
 
     # -- signals -------------------------------------------------------------------------

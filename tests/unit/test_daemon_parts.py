@@ -234,3 +234,26 @@ def test_registry_keeps_tokens_settings_history_and_operations(tmp_path: Path) -
     assert again.clock_writes("86596320000001") == [210.0]
     assert [t.serial for t in again.tokens()] == ["86596320000001"]
     again.close()
+
+
+# -- D-Bus method options ----------------------------------------------------------------
+
+
+def test_sync_options_are_checked() -> None:
+    from tokenstation.daemon import dbusio
+    from tokenstation.daemon.busops import sync_options
+    from tokenstation.daemon.station import StationError
+
+    assert sync_options({}) == {"reader": "", "confirm_untrusted_clock": False}
+    opts = sync_options(
+        dbusio.pack({"algorithm": "sha256", "period": 60, "display_timeout": 15, "reader": "r"})
+    )
+    assert opts["settings"] == TokenSettings(HmacAlgorithm.SHA256, 60, 15)
+    for bad, words in [
+        ({"colour": "red"}, "unknown option(s) colour"),
+        ({"algorithm": "sha1"}, "go together"),
+        ({"algorithm": "md5", "period": 30, "display_timeout": 30}, "md5"),
+    ]:
+        with pytest.raises(StationError) as exc:
+            sync_options(dbusio.pack(bad))
+        assert exc.value.kind == "invalid" and words in exc.value.message
