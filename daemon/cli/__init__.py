@@ -9,7 +9,7 @@ import sys
 from .. import __version__
 from .. import log as logsetup
 from ..token.errors import TokenError
-from . import daemon_cmds, demo, queue_cmds, scan, simulate, token_cmds, tray_cmd
+from . import daemon_cmds, demo, install_cmds, queue_cmds, scan, simulate, token_cmds, tray_cmd
 from .common import CliError, exit_code_for, fail
 
 
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_parser(sub)
     queue_cmds.add_parser(sub)
     tray_cmd.add_parser(sub)
+    install_cmds.add_parsers(sub)
     simulate.add_parser(sub)
     demo.add_parser(sub)
     for command in sub.choices.values():  # accepted after the command name too
