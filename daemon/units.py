@@ -144,10 +144,10 @@ StartupNotify=false
 
 
 def polkit_rule() -> str:
-    """Lets the station user use pcscd where pcscd asks polkit (Debian does)."""
-    return """// tokenstation station: let the tokenstation system user (no session) use pcscd.
-// Install as /etc/polkit-1/rules.d/50-tokenstation-pcscd.rules (packaged under
-// /usr/share/polkit-1/rules.d/).
+    """Lets the station user use pcscd where pcscd is built to ask polkit."""
+    return """// tokenstation station: let the tokenstation system user (no session) use pcscd
+// where pcscd is built with polkit (see "Enabled features" in `pcscd -v`).
+// Packaged as /usr/share/polkit-1/rules.d/50-tokenstation-pcscd.rules.
 polkit.addRule(function(action, subject) {
     if ((action.id == "org.debian.pcsc-lite.access_pcsc" ||
          action.id == "org.debian.pcsc-lite.access_card") &&
