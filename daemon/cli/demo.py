@@ -1,125 +1,256 @@
-"""`tokenstation demo`: the station's main job on simulated tokens, on a private PC/SC stack.
+"""`tokenstation demo`: the station's main job on simulated tokens, nothing on the host touched.
 
-Starts its own pcscd with two vpcd readers, puts two simulated tokens on them (a
-C302-i 37.4 s fast and an OTPC-P2-i 12.8 s slow), and runs what the station does
-when a token is placed: detect it, identify it, measure its drift, and set the clock
-where that is safe. Nothing outside its temporary directory is touched.
+Starts a private pcscd with two vpcd readers, a private D-Bus with the real
+systemd-timedated behind it, and the real `tokenstation daemon`; then, speaking only
+D-Bus as the tray does, it walks through what staff do all day:
+
+1. a C302-i 37.4 s fast is placed: the daemon reports it and offers a clock sync; the
+   demo clicks "Sync clock" and the token's clock is right, its seed kept;
+2. an OTPC-P2-i 12.8 s slow is placed: no sync is offered (its clock write erases the
+   seed), and the daemon says so;
+3. an enrolment (an otpauth URI file) is dropped into the watched folder: it is queued
+   and offered for burning; the demo burns it onto the OTPC-P2-i (which also sets its
+   clock), power-cycles it, and checks the code on its display is the one announced.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import os
-import queue
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Any
 
-from ..otpauth import parse_secret
-from ..simulator.stack import PcscStack, StackUnavailable
-from ..simulator.token import SimulatedToken
-from ..simulator.vpcd import VpcdLink, contactless_atr
-from ..token.errors import TokenError
-from ..token.session import TokenSession, describe_drift
-from ..token.settings import TokenSettings
 from .common import EXIT_NO_READER, CliError
 
-if TYPE_CHECKING:
-    from ..pcsc import ReaderEvent
-
 DEMO_SEED = "JBSWY3DPEHPK3PXP"  # the well-known example seed of the otpauth documentation
+ENROLMENT = (
+    "otpauth://totp/Bitbucket:alice?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=Bitbucket"
+)
+C302, P2 = "86596320000417", "86596220001234"
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register demo."""
-    p = sub.add_parser("demo", help="see the station at work on simulated tokens (private pcscd)")
-    p.add_argument("--threshold", type=float, default=2.0, help="drift (s) that calls for a sync")
+    p = sub.add_parser(
+        "demo",
+        help="see the station at work on simulated tokens (private pcscd and D-Bus)",
+    )
     p.add_argument("--offset", type=float, default=37.4, help="clock offset of the C302-i token")
     p.set_defaults(func=cmd_demo)
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    """Run the demonstration; returns 0 when every step behaved as the station should."""
+class Demo:
+    """The private stack, the daemon, the simulated tokens and the checks."""
+
+    def __init__(self, offset: float) -> None:
+        self.offset = offset
+        self.t0 = time.monotonic()
+        self.signals: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+        self.failures: list[str] = []
+
+    def say(self, text: str) -> None:
+        print(f"[{time.monotonic() - self.t0:5.2f} s] {text}", flush=True)
+
+    def check(self, ok: bool, what: str) -> None:
+        print(f"          {'ok' if ok else 'FAILED'}: {what}", flush=True)
+        if not ok:
+            self.failures.append(what)
+
+    async def next(self, name: str, timeout: float = 15.0, **match: Any) -> dict[str, Any]:
+        """The next signal ``name`` matching ``match`` (others are skipped)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no {name} {match} from the daemon")
+            signal_name, payload = await asyncio.wait_for(self.signals.get(), remaining)
+            if signal_name == name and all(payload.get(k) == v for k, v in match.items()):
+                return payload
+
+
+async def _run(demo: Demo, work: Path) -> None:  # noqa: PLR0915 (a script, read top to bottom)
+    from ..client import StationClient
+    from ..otpauth import parse_secret
+    from ..otpcode import expected_code
+    from ..simulator.privatebus import PrivateBus, timedated_service
+    from ..simulator.runner import HISTORICAL_BYTES
+    from ..simulator.stack import PcscStack, StackUnavailable
+    from ..simulator.token import SimulatedToken
+    from ..simulator.vpcd import VpcdLink, contactless_atr
+    from ..token.settings import TokenSettings
+
     try:
         stack = PcscStack(readers=2).start()
     except StackUnavailable as exc:
         raise CliError(
             str(exc), EXIT_NO_READER, "Install pcscd and vsmartcard-vpcd (see README)."
         ) from exc
-    os.environ["PCSCLITE_CSOCK_NAME"] = str(stack.socket_path)
-    from .. import pcsc  # after the socket is set: libpcsclite reads it at the first call
-
-    seed = parse_secret(DEMO_SEED)[0]
-    tokens = [
-        SimulatedToken(serial="86596320000417", clock_offset_s=args.offset, seed=seed),
-        SimulatedToken(serial="86596220001234", clock_offset_s=-12.8, seed=seed),
-    ]
-    events: queue.Queue[ReaderEvent] = queue.Queue()
-    monitor = pcsc.PresenceMonitor(events.put)
+    bus = PrivateBus(services=timedated_service()).start()
+    drop = work / "drop"
+    conf = work / "config.toml"
+    conf.write_text(
+        f'[drop]\nfolder = "{drop}"\nstability_delay = 0.3\n'
+        "[token_defaults]\n# The operator vouches that tokens here were burned with these:\n"
+        'algorithm = "sha1"\nperiod = 30\ndisplay_timeout = 30\nconfirmed = true\n'
+    )
+    env = {
+        **stack.env(),
+        "DBUS_SESSION_BUS_ADDRESS": bus.address,
+        "DBUS_SYSTEM_BUS_ADDRESS": bus.address,
+        "XDG_STATE_HOME": str(work / "state"),
+        "XDG_DATA_HOME": str(work / "data"),
+        "XDG_CONFIG_HOME": str(work / "config"),
+    }
+    log = (work / "daemon.log").open("w")
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "tokenstation.daemon", "daemon", "--config", str(conf)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     links: list[VpcdLink] = []
-    ok = True
+    client: StationClient | None = None
     try:
-        monitor.start()
-        names = ", ".join(stack.reader_name(i) for i in range(2))
-        print(f"Private pcscd running with readers: {names}")
-        for slot, tok in enumerate(tokens):
-            links.append(VpcdLink(tok, contactless_atr(b"TS-SIM01"), stack.port(slot)))
-            ok = _place_and_handle(links[-1], tok, events, args.threshold) and ok
+        demo.say(f"private pcscd with readers {stack.reader_name(0)!r}, {stack.reader_name(1)!r}")
+        client = await StationClient.connect("session", bus.address, require=False)
+        await client.subscribe(lambda n, p: demo.signals.put_nowait((n, p)))
+        deadline = time.monotonic() + 20
+        while not await client.running():
+            if daemon.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the daemon did not start; see " + str(work / "daemon.log"))
+            await asyncio.sleep(0.1)
+        status = await client.status()
+        demo.say(
+            f"tokenstation daemon {status['version']} running; host clock: "
+            f"{status['host_clock']['reason']}"
+        )
+
+        seed = parse_secret(DEMO_SEED)[0]
+        c302 = SimulatedToken(serial=C302, clock_offset_s=demo.offset, seed=seed)
+        p2 = SimulatedToken(serial=P2, clock_offset_s=-12.8, seed=seed)
+        atr = contactless_atr(HISTORICAL_BYTES)
+
+        # 1. A C302-i, fast: the one-click sync.
+        print()
+        links.append(VpcdLink(c302, atr, stack.port(0)))
+        links[-1].insert()
+        seen = await demo.next("TokenPresented", serial=C302)
+        demo.say(
+            f"token placed on {seen['reader']}: {C302}, {seen['model']}, first read "
+            f"{seen['drift_words']}"
+        )
+        m = await demo.next("TokenMeasured", serial=C302)
+        demo.say(
+            f"measured: {m['drift_words']} (±{m['drift_uncertainty_s']:.3f} s); "
+            f"sync offered: {m['sync_offered']}"
+        )
+        if m.get("needs_confirmation"):
+            demo.say(f"  the daemon asks for a confirmation: {m['reason']}")
+        demo.check(bool(m["sync_offered"]), "a sync is offered for the unrestricted C302-i")
+        demo.say("clicking 'Sync clock' (confirming the host clock)")
+        done = await client.sync(C302, confirm_untrusted_clock=True)
+        demo.say(
+            f"clock set: it was {done['drift_before_words']}, now {done.get('drift_after_words')}"
+        )
+        demo.check(
+            abs(c302.snapshot()["clock_offset_s"]) < 0.1,  # type: ignore[arg-type]
+            "the token's clock is within 0.1 s of the host's",
+        )
+        demo.check(c302.seed is not None, "the C302-i still holds its seed")
+
+        # 2. An OTPC-P2-i, slow: no sync, and why.
+        print()
+        links.append(VpcdLink(p2, atr, stack.port(1)))
+        links[-1].insert()
+        m = await demo.next("TokenMeasured", serial=P2)
+        demo.say(
+            f"token placed: {P2}, {m['model']}, {m['drift_words']}; sync offered: "
+            f"{m['sync_offered']}"
+        )
+        demo.say(f"  why: {m['reason']}")
+        demo.check(
+            not m["sync_offered"] and p2.snapshot()["config_writes"] == 0,
+            "no sync offered and nothing written to the OTPC-P2-i",
+        )
+
+        # 3. An enrolment dropped into the folder: queued, offered, burned, checked.
+        print()
+        (drop / "bitbucket-alice.txt").write_text(ENROLMENT + "\n")
+        demo.say(f"enrolment file dropped into {drop}")
+        taken = await demo.next("FileTaken", file="bitbucket-alice.txt")
+        [job] = taken["queued"]
+        demo.say(
+            f"taken: {taken['kind']}, queued job {job['id']} {job['label']} "
+            f"(secret {job['secret_fingerprint']}); the file is gone: "
+            f"{not (drop / 'bitbucket-alice.txt').exists()}"
+        )
+        offer = await demo.next("BurnOffered", serial=P2)
+        demo.say(f"offered: {offer['question']}")
+        demo.say("clicking 'Burn' (a re-burn also sets the OTPC-P2-i's clock)")
+        burned = await client.burn_job(int(job["id"]), P2)
+        code = str(burned["expected_code"])
+        demo.say(f"burned; after a power cycle it should show {code[:3]} {code[3:]}")
+        p2.power_cycle()
+        shown = p2.snapshot()
+        enrolled = parse_secret(ENROLMENT.split("secret=")[1].split("&", maxsplit=1)[0])[0]
+        now_code, _ = expected_code(enrolled, TokenSettings(), float(str(shown["host_time"])))
+        demo.say(
+            f"power-cycled: the display shows {str(shown['code'])[:3]} {str(shown['code'])[3:]}"
+        )
+        demo.check(shown["code"] == now_code, "the display shows the account's current code")
+        demo.check(
+            abs(p2.snapshot()["clock_offset_s"]) < 0.1,  # type: ignore[arg-type]
+            "the OTPC-P2-i's clock was set by the burn",
+        )
+
+        print()
         for link in links:
             link.remove()
-            print(f"token removed from {_wait_for(events, 'card-removed').reader}")
-    except TokenError as exc:
-        print(f"demo failed: {exc}")
-        ok = False
+        removed: set[str] = set()
+        while removed != {C302, P2}:
+            removed.add(str((await demo.next("TokenRemoved"))["serial"]))
+        demo.say("tokens removed; the registry remembers them:")
+        for t in await client.tokens():
+            op = t.get("last_operation", {})
+            demo.say(
+                f"  {t['serial']} {t['model']}: {t['measurements']} drift reading(s), "
+                f"last operation {op.get('kind')} {op.get('outcome')}"
+            )
     finally:
-        monitor.stop()
         for link in links:
             link.remove()
+        if client is not None:
+            await client.close()
+        daemon.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            daemon.wait(10)
+        log.close()
         stack.cleanup()
-    print("\nDemo " + ("completed: the station behaved as expected." if ok else "FAILED."))
-    return 0 if ok else 1
+        bus.stop()
 
 
-def _place_and_handle(
-    link: VpcdLink, token: SimulatedToken, events: queue.Queue[ReaderEvent], threshold: float
-) -> bool:
-    """Insert one token and do what the station does; True when all went as it should."""
-    from .. import pcsc
-
-    t0 = time.monotonic()
-    link.insert()
-    reader = _wait_for(events, "card-inserted").reader
-    print(f"\n[{time.monotonic() - t0:5.2f} s] token placed on {reader}")
-    ok = True
-    with pcsc.PcscConnection(reader) as conn:
-        session = TokenSession(conn)
-        ident = session.identify()
-        d = ident.drift
-        print(f"  serial {ident.serial}, model {ident.model.name}")
-        print(f"  drift {describe_drift(d.drift_s)} (±{d.uncertainty_s:.3f} s, {d.reads} reads)")
-        if abs(d.drift_s) <= threshold:
-            print("  within the threshold: nothing to do")
-        elif ident.model.restricted_sync:
-            print(
-                f"  beyond {threshold:g} s, but the {ident.model.name} erases its seed when its "
-                "clock is set: no sync offered; it needs a re-burn"
-            )
-        else:
-            result = session.set_clock(TokenSettings())
-            assert result.residual is not None
-            r = result.residual
-            print(
-                f"  beyond {threshold:g} s: clock set; "
-                f"now {r.describe()} (±{r.uncertainty_s:.3f} s)"
-            )
-            ok = abs(r.drift_s) < 0.1
-    kept = token.seed is not None
-    print(f"  [{time.monotonic() - t0:5.2f} s] done; the token still holds its seed: {kept}")
-    return ok and kept
-
-
-def _wait_for(events: queue.Queue[ReaderEvent], kind: str, timeout: float = 5.0) -> ReaderEvent:
-    deadline = time.monotonic() + timeout
-    while True:
-        ev = events.get(timeout=max(0.01, deadline - time.monotonic()))
-        if ev.kind == kind:
-            return ev
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run the demonstration; 0 when every step behaved as the station should."""
+    work = Path(tempfile.mkdtemp(prefix="tokenstation-demo-"))
+    os.chmod(work, 0o700)
+    demo = Demo(args.offset)
+    try:
+        asyncio.run(_run(demo, work))
+    except (TimeoutError, RuntimeError) as exc:
+        demo.failures.append(str(exc) or type(exc).__name__)
+        print(f"demo failed: {exc}")
+    finally:
+        if not demo.failures:
+            shutil.rmtree(work, ignore_errors=True)
+    if demo.failures:
+        print(f"\nDemo FAILED ({len(demo.failures)} check(s)); the daemon's log is in {work}.")
+        return 1
+    print("\nDemo completed: the station behaved as expected.")
+    return 0
