@@ -21,7 +21,7 @@ from tokenstation.daemon.busnames import BUS_NAME
 from tokenstation.daemon.client import DaemonError, StationClient
 
 from . import icons
-from .icon import TrayIcon, choose_backend
+from .icon import TrayIcon, choose_backend, xembed_tray_present
 from .model import Bubble, Command, NotifyChoices, TrayModel, TrayState
 from .notify import Notifier
 
@@ -96,6 +96,12 @@ class TrayApp:
             log.warning("no tray icon: %s; notifications still work", why)
             return
         log.info("tray icon backend %s (%s)", backend, why)
+        if backend == "gtk" and xembed_tray_present() is False:
+            log.warning(
+                "no system tray on this display (nobody owns _NET_SYSTEM_TRAY_S0 and no "
+                "StatusNotifierWatcher runs): notifications only until a tray appears; "
+                "the icon docks then"
+            )
         self.icon = TrayIcon(self.model.menu, self._on_menu, backend)
         try:
             self.icon.start(icons.draw(self.model.state(), 64), self.model.tooltip())

@@ -32,6 +32,21 @@ def _gtk_available() -> bool:
     return True
 
 
+def xembed_tray_present() -> bool | None:
+    """Whether an XEmbed system tray owns _NET_SYSTEM_TRAY_S0 (None: cannot tell)."""
+    try:
+        from Xlib import display as xdisplay  # python-xlib, pystray's own dependency
+
+        d = xdisplay.Display()
+        try:
+            owner = d.get_selection_owner(d.intern_atom("_NET_SYSTEM_TRAY_S0"))
+            return bool(owner) and owner != 0
+        finally:
+            d.close()
+    except Exception:
+        return None
+
+
 def choose_backend(status_notifier_watcher: bool) -> tuple[str | None, str]:
     """(backend, why) for pystray; backend None means no icon can be shown."""
     forced = os.environ.get("PYSTRAY_BACKEND")
