@@ -30,10 +30,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchlib import machine, report
+from benchlib import machine, proc_cpu_s, proc_mem_mb, report
 
 from tokenstation.daemon.client import StationClient
-from tokenstation.daemon.simulator.privatebus import PrivateBus
+from tokenstation.daemon.simulator.privatebus import PrivateBus, isolated_env
 from tokenstation.daemon.simulator.stack import PcscStack
 
 
@@ -54,22 +54,6 @@ def wait_for_daemon(address: str, timeout: float = 20.0) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError("the daemon did not start")
         time.sleep(0.1)
-
-
-def proc_cpu_s(pid: int) -> float:
-    """utime + stime of ``pid`` in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def proc_mem_mb(pid: int) -> tuple[float, float]:
-    """(VmRSS, VmHWM) in MB."""
-    vals = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, rest = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            vals[key] = int(rest.split()[0]) / 1024
-    return vals["VmRSS"], vals["VmHWM"]
 
 
 async def wait_signal(
@@ -127,14 +111,7 @@ def main() -> int:
     address = bus.address
     stack = PcscStack(readers=2).start()
     os.environ["PCSCLITE_CSOCK_NAME"] = str(stack.socket_path)
-    env = {
-        **stack.env(),
-        "DBUS_SESSION_BUS_ADDRESS": address,
-        "DBUS_SYSTEM_BUS_ADDRESS": address,
-        "XDG_STATE_HOME": str(work / "state"),
-        "XDG_CONFIG_HOME": str(work / "config"),
-        "XDG_DATA_HOME": str(work / "data"),
-    }
+    env = isolated_env(stack.env(), address, work)
     log = (work / "daemon.log").open("w")
     daemon = subprocess.Popen(
         [sys.executable, "-m", "tokenstation.daemon", "daemon", "--log-level", "warning"],

@@ -23,17 +23,10 @@ import time
 from pathlib import Path
 
 import segno
-from benchlib import machine, report
+from benchlib import machine, proc_mem_mb, report
 
-from tokenstation.daemon.simulator.privatebus import PrivateBus
+from tokenstation.daemon.simulator.privatebus import PrivateBus, isolated_env
 from tokenstation.daemon.simulator.stack import PcscStack
-
-
-def proc_peak_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def main() -> int:
@@ -59,14 +52,7 @@ def main() -> int:
     )
     bus = PrivateBus().start()
     stack = PcscStack(readers=2).start()
-    env = {
-        **stack.env(),
-        "DBUS_SESSION_BUS_ADDRESS": bus.address,
-        "DBUS_SYSTEM_BUS_ADDRESS": bus.address,
-        "XDG_STATE_HOME": str(work / "state"),
-        "XDG_DATA_HOME": str(work / "data"),
-        "XDG_CONFIG_HOME": str(work / "config"),
-    }
+    env = isolated_env(stack.env(), bus.address, work)
     log = (work / "daemon.log").open("w")
     daemon = subprocess.Popen(
         [sys.executable, "-m", "tokenstation.daemon", "daemon", "--config", str(conf)],
@@ -93,7 +79,7 @@ def main() -> int:
                 break
             time.sleep(0.1)
         all_s = time.perf_counter() - t_drop
-        peak = proc_peak_mb(daemon.pid)
+        peak = proc_mem_mb(daemon.pid)[1]
         with sqlite3.connect(db) as conn:
             distinct = conn.execute("SELECT COUNT(DISTINCT secret_hash) FROM jobs").fetchone()[0]
             failed_files = conn.execute(

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import signal
 import statistics
 import subprocess
@@ -24,29 +23,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchlib import machine, report
+from benchlib import machine, proc_cpu_s, proc_mem_mb, report
 
 from tokenstation.daemon import dbusio
-from tokenstation.daemon.simulator.privatebus import PrivateBus
+from tokenstation.daemon.simulator.privatebus import PrivateBus, isolated_env
 from tokenstation.daemon.simulator.stack import PcscStack
 
 DUNSTRC = (
     "[global]\n    markup = no\n[urgency_normal]\n    timeout = 0\n[urgency_low]\n    timeout = 0\n"
 )
-
-
-def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def mem_mb(pid: int) -> tuple[float, float]:
-    vals = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, rest = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            vals[key] = int(rest.split()[0]) / 1024
-    return vals["VmRSS"], vals["VmHWM"]
 
 
 async def measure(address: str, sim: subprocess.Popen[bytes], reps: int) -> list[float]:
@@ -112,16 +97,10 @@ def main() -> int:
     bus = PrivateBus().start()
     stack = PcscStack(readers=2).start()
     env = {
-        **stack.env(),
+        **isolated_env(stack.env(), bus.address, work),
         "DISPLAY": ":97",
         "NO_AT_BRIDGE": "1",
         "PYSTRAY_BACKEND": "gtk",
-        "DBUS_SESSION_BUS_ADDRESS": bus.address,
-        "DBUS_SYSTEM_BUS_ADDRESS": bus.address,
-        "XDG_STATE_HOME": str(work / "state"),
-        "XDG_DATA_HOME": str(work / "data"),
-        "XDG_CONFIG_HOME": str(work / "config"),
-        "XDG_CACHE_HOME": str(work / "cache"),
     }
     procs: list[subprocess.Popen[bytes]] = []
 
@@ -153,10 +132,10 @@ def main() -> int:
         latencies = asyncio.run(measure(bus.address, sim, args.reps))
         sim.send_signal(signal.SIGTERM)
         time.sleep(3.0)
-        c0, t0 = cpu_s(tray.pid), time.monotonic()
+        c0, t0 = proc_cpu_s(tray.pid), time.monotonic()
         time.sleep(args.idle)
-        c1, t1 = cpu_s(tray.pid), time.monotonic()
-        rss, hwm = mem_mb(tray.pid)
+        c1, t1 = proc_cpu_s(tray.pid), time.monotonic()
+        rss, hwm = proc_mem_mb(tray.pid)
     finally:
         for p in reversed(procs):
             if p.poll() is None:

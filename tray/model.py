@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from tokenstation.daemon.config import NotifyChoices
+
+__all__ = ["Bubble", "Command", "MenuEntry", "NotifyChoices", "TrayModel", "TrayState"]
+
 
 class TrayState(StrEnum):
     """One look per state."""
@@ -58,18 +62,6 @@ class MenuEntry:
 
 
 SEPARATOR = MenuEntry("", separator=True)
-
-
-@dataclass
-class NotifyChoices:
-    """Which events become bubbles (mirrors the daemon config's [notify])."""
-
-    token_presented: bool = True
-    in_time: bool = True
-    drift: bool = True
-    sync_result: bool = True
-    non_token_cards: bool = False
-    errors: bool = True
 
 
 class TrayModel:

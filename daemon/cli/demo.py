@@ -79,7 +79,7 @@ async def _run(demo: Demo, work: Path) -> None:  # noqa: PLR0915 (a script, read
     from ..client import StationClient
     from ..otpauth import parse_secret
     from ..otpcode import expected_code
-    from ..simulator.privatebus import PrivateBus, timedated_service
+    from ..simulator.privatebus import PrivateBus, isolated_env, timedated_service
     from ..simulator.runner import HISTORICAL_BYTES
     from ..simulator.stack import PcscStack, StackUnavailable
     from ..simulator.token import SimulatedToken
@@ -100,14 +100,7 @@ async def _run(demo: Demo, work: Path) -> None:  # noqa: PLR0915 (a script, read
         "[token_defaults]\n# The operator vouches that tokens here were burned with these:\n"
         'algorithm = "sha1"\nperiod = 30\ndisplay_timeout = 30\nconfirmed = true\n'
     )
-    env = {
-        **stack.env(),
-        "DBUS_SESSION_BUS_ADDRESS": bus.address,
-        "DBUS_SYSTEM_BUS_ADDRESS": bus.address,
-        "XDG_STATE_HOME": str(work / "state"),
-        "XDG_DATA_HOME": str(work / "data"),
-        "XDG_CONFIG_HOME": str(work / "config"),
-    }
+    env = isolated_env(stack.env(), bus.address, work)
     log = (work / "daemon.log").open("w")
     daemon = subprocess.Popen(
         [sys.executable, "-m", "tokenstation.daemon", "daemon", "--config", str(conf)],

@@ -24,12 +24,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def cmd_tray(args: argparse.Namespace) -> int:
     """Run the tray until SIGTERM or Quit."""
     from tokenstation.tray.app import TrayApp
-    from tokenstation.tray.model import NotifyChoices
 
     from .daemon_cmds import load_config
 
     cfg = load_config(args.config)
-    choices = NotifyChoices(**vars(cfg.notify))
     return asyncio.run(
-        TrayApp(daemon_bus=args.bus, show_icon=not args.no_icon, choices=choices).run()
+        TrayApp(daemon_bus=args.bus, show_icon=not args.no_icon, choices=cfg.notify).run()
     )

@@ -113,6 +113,24 @@ class PrivateBus:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+def isolated_env(base: dict[str, str], bus_address: str, home: Path) -> dict[str, str]:
+    """``base`` with the private bus as session and system bus and XDG folders in ``home``.
+
+    What the tests, the demo and the benchmarks give the daemon and its clients, so that
+    nothing of the host's configuration, registry, queue or session is used.
+    """
+    return {
+        **base,
+        "DBUS_SESSION_BUS_ADDRESS": bus_address,
+        "DBUS_SYSTEM_BUS_ADDRESS": bus_address,
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "XDG_STATE_HOME": str(home / "state"),
+        "XDG_DATA_HOME": str(home / "data"),
+        "XDG_CACHE_HOME": str(home / "cache"),
+        "HOME": str(home),
+    }
+
+
 def timedated_service() -> dict[str, Path]:
     """The real systemd-timedated as an activatable service, where installed."""
     return {"org.freedesktop.timedate1": TIMEDATED} if TIMEDATED.exists() else {}

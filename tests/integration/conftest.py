@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from tokenstation.daemon.simulator.privatebus import PrivateBus, timedated_service
+from tokenstation.daemon.simulator.privatebus import PrivateBus, isolated_env, timedated_service
 from tokenstation.daemon.simulator.stack import PcscStack, StackUnavailable, missing_parts
 
 # -- no secret in any output --------------------------------------------------------------
@@ -215,15 +215,7 @@ def private_bus() -> Iterator[str]:
 
 def bus_env(stack: PcscStack, address: str, home: Path) -> dict[str, str]:
     """Environment for daemon and CLI processes: private pcscd, private bus, private XDG."""
-    return {
-        **stack.env(),
-        "DBUS_SESSION_BUS_ADDRESS": address,
-        "DBUS_SYSTEM_BUS_ADDRESS": address,
-        "XDG_CONFIG_HOME": str(home / "config"),
-        "XDG_STATE_HOME": str(home / "state"),
-        "XDG_DATA_HOME": str(home / "data"),
-        "HOME": str(home),
-    }
+    return isolated_env(stack.env(), address, home)
 
 
 class BusWatcher:
