@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchlib import machine, proc_cpu_s, proc_mem_mb, report
+from benchlib import machine, proc_cpu_s, proc_mem_mb, report, summary
 
 from tokenstation.daemon.client import StationClient
 from tokenstation.daemon.simulator.privatebus import PrivateBus, isolated_env
@@ -87,16 +86,6 @@ async def measure(address: str, sim: subprocess.Popen[bytes], reps: int) -> dict
         measured_ms.append((t_measured - float(p["event_at"])) * 1000)
     await client.close()
     return {"presented_ms": presented_ms, "measured_ms": measured_ms}
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    return {
-        "median": round(statistics.median(ordered), 2),
-        "p90": round(ordered[int(0.9 * (len(ordered) - 1))], 2),
-        "max": round(ordered[-1], 2),
-        "n": len(ordered),
-    }
 
 
 def main() -> int:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchlib import machine, proc_cpu_s, proc_mem_mb, report
+from benchlib import machine, proc_cpu_s, proc_mem_mb, report, summary
 
 from tokenstation.daemon import dbusio
 from tokenstation.daemon.simulator.privatebus import PrivateBus, isolated_env
@@ -146,15 +145,9 @@ def main() -> int:
                     p.kill()
         stack.cleanup()
         bus.stop()
-    ordered = sorted(latencies)
     result = {
         **machine(),
-        "signal_to_notify_ms": {
-            "median": round(statistics.median(ordered), 2),
-            "p90": round(ordered[int(0.9 * (len(ordered) - 1))], 2),
-            "max": round(ordered[-1], 2),
-            "n": len(ordered),
-        },
+        "signal_to_notify_ms": summary(latencies),
         "idle_seconds": round(t1 - t0, 1),
         "idle_cpu_percent": round(100 * (c1 - c0) / (t1 - t0), 3),
         "idle_cpu_s": round(c1 - c0, 3),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -41,3 +42,14 @@ def proc_mem_mb(pid: int) -> tuple[float, float]:
         if key in ("VmRSS", "VmHWM"):
             vals[key] = int(rest.split()[0]) / 1024
     return vals["VmRSS"], vals["VmHWM"]
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    """median, p90, max and n of a list of timings."""
+    ordered = sorted(values)
+    return {
+        "median": round(statistics.median(ordered), 2),
+        "p90": round(ordered[int(0.9 * (len(ordered) - 1))], 2),
+        "max": round(ordered[-1], 2),
+        "n": len(ordered),
+    }
