@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import statistics
@@ -49,7 +50,7 @@ def summary(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
     return {
         "median": round(statistics.median(ordered), 2),
-        "p90": round(ordered[int(0.9 * (len(ordered) - 1))], 2),
+        "p90": round(ordered[max(0, math.ceil(0.9 * len(ordered)) - 1)], 2),  # nearest rank
         "max": round(ordered[-1], 2),
         "n": len(ordered),
     }
