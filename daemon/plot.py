@@ -25,10 +25,11 @@ def plot_drift(token: dict[str, Any], out: Path) -> None:
     t1 = max([p["at"] for p in history] + writes)
     if t1 - t0 < 60:
         t1 = t0 + 60
+    if token.get("rate"):
+        t1 += (t1 - t0) * 0.25  # room for the trend
     values = [p["drift_s"] for p in history]
-    vmax = max(
-        thr * 1.5, *(abs(v) + p["uncertainty_s"] for v, p in zip(values, history, strict=True))
-    )
+    reach = max(abs(v) + p["uncertainty_s"] for v, p in zip(values, history, strict=True))
+    vmax = 1.15 * max(thr * 1.5, reach)  # a margin above the farthest reading
     img = Image.new("RGB", (W, H), BG)
     d = ImageDraw.Draw(img)
 
@@ -47,23 +48,20 @@ def plot_drift(token: dict[str, Any], out: Path) -> None:
         t = t0 + (t1 - t0) * i / 4
         d.line([x(t), TOP, x(t), H - BOTTOM], fill=GRID)
         label = datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M")
-        d.text((x(t) - 45, H - BOTTOM + 8), label, fill=AXIS)
+        anchor = "la" if i == 0 else ("ra" if i == 4 else "ma")
+        d.text((x(t), H - BOTTOM + 8), label, fill=AXIS, anchor=anchor)
     for t in writes:
         d.line([x(t), TOP, x(t), H - BOTTOM], fill=WRITE, width=2)
     rate = token.get("rate")
     if rate and history:
         last = history[-1]
         slope = rate["seconds_per_day"] / 86400.0
-        d.line(
-            [
-                x(last["at"]),
-                y(last["drift_s"]),
-                x(t1),
-                y(last["drift_s"] + slope * (t1 - last["at"])),
-            ],
-            fill=TREND,
-            width=1,
-        )
+        t_end = t1
+        if slope:  # stop the trend where it leaves the plot
+            edge = vmax if slope > 0 else -vmax
+            t_end = min(t1, last["at"] + (edge - last["drift_s"]) / slope)
+        end = last["drift_s"] + slope * (t_end - last["at"])
+        d.line([x(last["at"]), y(last["drift_s"]), x(t_end), y(end)], fill=TREND, width=2)
     for p in history:
         px, py = x(p["at"]), y(p["drift_s"])
         err = max(p["uncertainty_s"] / (2 * vmax) * (H - TOP - BOTTOM), 0)
