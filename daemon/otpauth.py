@@ -36,8 +36,10 @@ def decode_base32(text: str) -> Secret:
         raise InvalidInput("the secret is empty")
     bad = sorted(set(s) - _B32_ALPHABET)
     if bad:
+        # Name the kind of character, not the characters: they are part of a secret.
+        kinds = sorted({"digits 0, 1, 8 or 9" if c in "0189" else "other characters" for c in bad})
         raise InvalidInput(
-            f"the secret is not Base32: it contains {''.join(bad)!r} (Base32 uses A-Z and 2-7 only)"
+            f"the secret is not Base32: it has {' and '.join(kinds)} (Base32 uses A-Z and 2-7 only)"
         )
     if len(s) % 8 in (1, 3, 6):
         raise InvalidInput(
