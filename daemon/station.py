@@ -514,9 +514,13 @@ class Station:
         drift_before = p.ident.drift.drift_s
         unsafe = unsafe_reason(p.model, known)
         if unsafe:
-            self._sync_failed(
-                p, base, "refused", unsafe, next_step="Nothing was written to the token."
-            )
+            next_step = "Nothing was written to the token."
+            if known is None and p.model.clock_write_keeps_seed:
+                next_step += (
+                    " If you know how it was burned, give the settings: `tokenstation sync "
+                    "--algorithm sha1|sha256 --period 30|60 --display-timeout 15|30|60|120`."
+                )
+            self._sync_failed(p, base, "refused", unsafe, next_step=next_step)
         assert known is not None
         trust = await self.trust.check(fresh=True)
         self.last_trust = trust
