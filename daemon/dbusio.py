@@ -1,7 +1,7 @@
 """The only module that imports the D-Bus library: dbus-next, or dbus-fast when installed.
 
 dbus-fast is the maintained fork of dbus-next with the same API, so the choice is one
-import here; ``TOKENSTATION_DBUS=dbus-next`` forces the older one. Also here: the
+import here; ``TOKENSTATION_DBUS=dbus-next`` (or ``dbus-fast``) forces one. Also here: the
 dbus-next socket leak on disconnect, its deprecation warnings, and conversion between
 plain Python values and ``a{sv}`` dictionaries.
 """
@@ -18,10 +18,11 @@ from typing import Any
 
 
 def _load() -> tuple[str, Any, Any, Any]:
-    """Import dbus-fast if present (unless dbus-next is forced), else dbus-next."""
-    order = ["dbus_fast", "dbus_next"]
-    if os.environ.get("TOKENSTATION_DBUS", "") == "dbus-next":
-        order = ["dbus_next"]
+    """dbus-fast if present, else dbus-next; TOKENSTATION_DBUS=dbus-next|dbus-fast forces one."""
+    forced = os.environ.get("TOKENSTATION_DBUS", "")
+    order = {"dbus-next": ["dbus_next"], "dbus-fast": ["dbus_fast"]}.get(
+        forced, ["dbus_fast", "dbus_next"]
+    )
     for name in order:
         try:
             with warnings.catch_warnings():
@@ -33,7 +34,7 @@ def _load() -> tuple[str, Any, Any, Any]:
         except ImportError:
             continue
         return name.replace("_", "-"), lib, service, aio
-    raise ImportError("tokenstation needs dbus-next or dbus-fast")
+    raise ImportError(f"tokenstation needs {' or '.join(n.replace('_', '-') for n in order)}")
 
 
 LIBRARY, _lib, _service, _aio = _load()
