@@ -25,6 +25,7 @@ from typing import Any
 from benchlib import machine, proc_cpu_s, proc_mem_mb, report, summary
 
 from tokenstation.daemon import dbusio
+from tokenstation.daemon.client import StationClient
 from tokenstation.daemon.simulator.privatebus import PrivateBus, isolated_env
 from tokenstation.daemon.simulator.stack import PcscStack
 
@@ -71,15 +72,24 @@ async def measure(address: str, sim: subprocess.Popen[bytes], reps: int) -> list
         if len(values) < n:
             raise RuntimeError("timed out")
 
-    await wait(notified, 1)  # the first placement: warm-up
+    # Wait until the first placement is measured: the simulator has its signal
+    # handlers by then (SIGUSR2 would kill it before) and the tray has seen a token.
+    station = StationClient(watcher)
+    deadline = time.monotonic() + 20
+    while not any(p.get("precise") for p in await station.present()):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the simulated token was not measured")
+        await asyncio.sleep(0.05)
     latencies = []
-    for i in range(reps):
-        sim.send_signal(signal.SIGUSR2)
+    for i in range(reps + 1):  # the first cycle is a warm-up
+        sim.send_signal(signal.SIGUSR2)  # off the reader
         await asyncio.sleep(1.5)
-        sim.send_signal(signal.SIGUSR2)
-        await wait(measured, i + 2)
-        await wait(notified, i + 2)
-        latencies.append((notified[i + 1] - measured[i + 1]) * 1000)
+        marks = len(measured), len(notified)
+        sim.send_signal(signal.SIGUSR2)  # back on
+        await wait(measured, marks[0] + 1)
+        await wait(notified, marks[1] + 1)
+        if i:
+            latencies.append((notified[marks[1]] - measured[marks[0]]) * 1000)
     watcher.disconnect()
     monitor.disconnect()
     return latencies
@@ -104,7 +114,8 @@ def main() -> int:
     procs: list[subprocess.Popen[bytes]] = []
 
     def start(*cmd: str) -> subprocess.Popen[bytes]:
-        p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        log = (work / f"{Path(cmd[0]).name}-{len(procs)}.log").open("w")
+        p = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
         procs.append(p)
         return p
 
