@@ -148,6 +148,7 @@ def _passes(gray: Image.Image) -> Iterator[Pass]:
         yield "downscaled more", lambda g: _resize(g, 600 / longest)
     yield "inverted binarised", lambda g: ImageOps.invert(_otsu(g))
     yield "mirrored", ImageOps.mirror  # codes seen through glass or a selfie camera
+    yield "dark modules thickened", lambda g: g.filter(ImageFilter.MinFilter(5))
     for angle in (-10, 10, 45, -40):
         yield f"rotated {angle}°", functools.partial(_rotate, angle=angle)
 
