@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchlib import machine, proc_cpu_s, proc_mem_mb, report, summary
+from benchlib import machine, proc_cpu_s, proc_mem_mb, report, summary, wait_until_measured
 
 from tokenstation.daemon.client import StationClient
 from tokenstation.daemon.simulator.privatebus import PrivateBus, isolated_env
@@ -74,11 +74,7 @@ async def measure(address: str, sim: subprocess.Popen[bytes], reps: int) -> dict
     presented_ms: list[float] = []
     measured_ms: list[float] = []
     # The first placement is the warm-up; it may have been measured before we subscribed.
-    deadline = time.monotonic() + 15
-    while not any(p.get("precise") for p in await client.present()):
-        if time.monotonic() > deadline:
-            raise RuntimeError("the simulated token was not measured")
-        await asyncio.sleep(0.05)
+    await wait_until_measured(client)
     for _ in range(reps):
         mark = len(got)
         sim.send_signal(signal.SIGUSR2)  # off the reader

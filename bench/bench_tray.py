@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchlib import machine, proc_cpu_s, proc_mem_mb, report, summary
+from benchlib import machine, proc_cpu_s, proc_mem_mb, report, summary, wait_until_measured
 
 from tokenstation.daemon import dbusio
 from tokenstation.daemon.client import StationClient
@@ -74,12 +74,7 @@ async def measure(address: str, sim: subprocess.Popen[bytes], reps: int) -> list
 
     # Wait until the first placement is measured: the simulator has its signal
     # handlers by then (SIGUSR2 would kill it before) and the tray has seen a token.
-    station = StationClient(watcher)
-    deadline = time.monotonic() + 20
-    while not any(p.get("precise") for p in await station.present()):
-        if time.monotonic() > deadline:
-            raise RuntimeError("the simulated token was not measured")
-        await asyncio.sleep(0.05)
+    await wait_until_measured(StationClient(watcher))
     latencies = []
     for i in range(reps + 1):  # the first cycle is a warm-up
         sim.send_signal(signal.SIGUSR2)  # off the reader

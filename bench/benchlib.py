@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
@@ -54,3 +55,16 @@ def summary(values: list[float]) -> dict[str, float]:
         "max": round(ordered[-1], 2),
         "n": len(ordered),
     }
+
+
+async def wait_until_measured(client: Any, timeout: float = 20.0) -> None:
+    """Until the daemon has a precise measurement of a token (a StationClient).
+
+    Benchmarks wait for this before signalling the simulator: before it is up, SIGUSR2
+    would kill it rather than take it off the reader.
+    """
+    deadline = time.monotonic() + timeout
+    while not any(p.get("precise") for p in await client.present()):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the simulated token was not measured")
+        await asyncio.sleep(0.05)

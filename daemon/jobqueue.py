@@ -255,11 +255,17 @@ class JobQueue:
                 ).fetchall()
         return [_job(r) for r in rows]
 
+    def count(self, state: str) -> int:
+        """How many jobs are in ``state``."""
+        with self._lock:
+            (n,) = self._db.execute(
+                "SELECT COUNT(*) FROM jobs WHERE state = ?", (state,)
+            ).fetchone()
+        return int(n)
+
     def waiting(self) -> int:
         """How many jobs wait for a token."""
-        with self._lock:
-            (n,) = self._db.execute("SELECT COUNT(*) FROM jobs WHERE state = 'queued'").fetchone()
-        return int(n)
+        return self.count("queued")
 
     def secret(self, job_id: int) -> Secret:
         """The job's secret (only while it is held)."""

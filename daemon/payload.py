@@ -174,12 +174,19 @@ def _serial_from_name(path: Path) -> str:
     return stem if _SERIAL.match(stem) else ""
 
 
-def read_text_file(path: Path, data: bytes, models: ModelTable | None = None) -> Verdict:
-    """A .txt/.uri file: one payload per non-empty line."""
+def _decode(path: Path, data: bytes) -> str | Verdict:
+    """The file's text, or the error verdict when it is not UTF-8."""
     try:
-        text = data.decode("utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError:
         return Verdict(path.name, Kind.UNREADABLE.value, "error", "not UTF-8 text")
+
+
+def read_text_file(path: Path, data: bytes, models: ModelTable | None = None) -> Verdict:
+    """A .txt/.uri file: one payload per non-empty line."""
+    text = _decode(path, data)
+    if isinstance(text, Verdict):
+        return text
     lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
     if not lines:
         return Verdict(path.name, Kind.TEXT.value, "rejected", "the file is empty")
@@ -223,10 +230,9 @@ def _judge_text(
 
 def read_csv_file(path: Path, data: bytes) -> Verdict:
     """serial,secret[,issuer,account] rows: batch jobs, each bound to its serial."""
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return Verdict(path.name, Kind.UNREADABLE.value, "error", "not UTF-8 text")
+    text = _decode(path, data)
+    if isinstance(text, Verdict):
+        return text
     rows = [r for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r)]
     if rows and rows[0] and rows[0][0].strip().lower() == "serial":
         rows = rows[1:]

@@ -24,7 +24,7 @@ from typing import Any
 
 from .config import Config
 from .ingest import NotAFile, judge_bytes, read_bytes
-from .jobqueue import Job, JobQueue, NewJob
+from .jobqueue import Intake, Job, JobQueue, NewJob
 from .otpcode import expected_code
 from .payload import Verdict
 from .station import EventKind, Presence, Station, StationError, StationEvent
@@ -139,7 +139,7 @@ class Provisioner:
             "mode": self.cfg.mode,
             "drop_folder": str(self.folder),
             "drop_folder_watch": self.mode_text,
-            "jobs_failed": len(self.queue.jobs(["failed"])),
+            "jobs_failed": self.queue.count("failed"),
         }
 
     # -- files -------------------------------------------------------------------------
@@ -162,25 +162,21 @@ class Provisioner:
             verdict = Verdict(path.name, "unreadable", "error", f"cannot be read ({exc.strerror})")
             self._refuse(path, verdict)
             return verdict
-        verdict = self.judge(path.name, data)
-        sha = hashlib.sha256(data).hexdigest()
+        verdict, intake = self._take(path.name, data)
         if verdict.verdict != "ok":
-            self.queue.take(sha, path.name, verdict.verdict, [])
             self._refuse(path, verdict)
             return verdict
-        intake = self.queue.take(
-            sha,
-            path.name,
-            verdict.verdict,
-            [NewJob(c.account, c.serial, f"{path.name} ({c.origin})") for c in verdict.candidates],
-        )
         self._clear_away(path)
-        self._announce(verdict, intake.queued, intake.duplicates, intake.seen_before)
+        self._announce(verdict, intake)
         return verdict
 
-    def judge(self, name: str, data: bytes) -> Verdict:
-        """The verdict for a file's bytes (the scan pipeline)."""
-        return judge_bytes(name, data, self.station.models)
+    def _take(self, name: str, data: bytes) -> tuple[Verdict, Intake]:
+        """Judge a file's bytes and record it, queuing its jobs when it is ok."""
+        verdict = judge_bytes(name, data, self.station.models)
+        jobs = [NewJob(c.account, c.serial, f"{name} ({c.origin})") for c in verdict.candidates]
+        sha = hashlib.sha256(data).hexdigest()
+        ok = verdict.verdict == "ok"
+        return verdict, self.queue.take(sha, name, verdict.verdict, jobs if ok else [])
 
     def ingest_path(self, path: Path) -> dict[str, object]:
         """`queue add FILE`: judge and queue a file outside the drop folder; leave it there."""
@@ -188,25 +184,12 @@ class Provisioner:
             data = read_bytes(path, self.cfg.drop.max_file_bytes)
         except (NotAFile, OSError) as exc:
             raise StationError("invalid", f"{path}: {exc}") from None
-        verdict = self.judge(path.name, data)
+        verdict, intake = self._take(path.name, data)
         if verdict.verdict != "ok":
             raise StationError(
                 "invalid", f"{path.name}: {verdict.verdict} ({verdict.kind}): {verdict.reason}"
             )
-        sha = hashlib.sha256(data).hexdigest()
-        intake = self.queue.take(
-            sha,
-            path.name,
-            verdict.verdict,
-            [NewJob(c.account, c.serial, f"{path.name} ({c.origin})") for c in verdict.candidates],
-        )
-        self._announce(verdict, intake.queued, intake.duplicates, intake.seen_before)
-        return {
-            **verdict.as_dict(),
-            "queued": [j.as_dict() for j in intake.queued],
-            "duplicates": intake.duplicates,
-            "seen_before": intake.seen_before,
-        }
+        return self._announce(verdict, intake)
 
     def _clear_away(self, path: Path) -> None:
         if self.cfg.drop.after == "archive":
@@ -240,16 +223,15 @@ class Provisioner:
             {**verdict.as_dict(), "moved_to": str(target), "queued": [], "duplicates": []},
         )
 
-    def _announce(
-        self, verdict: Verdict, queued: list[Job], duplicates: list[str], seen_before: bool
-    ) -> None:
+    def _announce(self, verdict: Verdict, intake: Intake) -> dict[str, object]:
+        queued, duplicates = intake.queued, intake.duplicates
         payload: dict[str, object] = {
             **verdict.as_dict(),
             "queued": [j.as_dict() for j in queued],
             "duplicates": duplicates,
-            "seen_before": seen_before,
+            "seen_before": intake.seen_before,
         }
-        if seen_before:
+        if intake.seen_before:
             payload["reason"] = "the same file was taken before; nothing queued again"
         elif duplicates and not queued:
             payload["reason"] = "already queued or burned: " + ", ".join(duplicates)
@@ -263,24 +245,23 @@ class Provisioner:
         self._emit(EventKind.FILE_TAKEN, payload)
         if queued:
             self.loop.call_soon_threadsafe(self._queue_changed)
+        return payload
 
     def _emit(self, kind: EventKind, payload: dict[str, object]) -> None:
         self.loop.call_soon_threadsafe(self.station.publish, kind, payload)
 
-    def _queue_changed(self) -> None:
-        self.station.publish(
-            EventKind.QUEUE_STATE,
-            {"paused": self.station.paused, "length": self.queue.waiting()},
-        )
-        self.offer_all()
+    def _queue_changed(self, *, offer: bool = True) -> None:
+        """Publish the queue's state (loop thread); with ``offer``, offer jobs to tokens."""
+        payload: dict[str, object] = {"paused": self.station.paused, "length": self.queue.waiting()}
+        self.station.publish(EventKind.QUEUE_STATE, payload)
+        if offer:
+            self.offer_all()
 
     # -- tokens ------------------------------------------------------------------------
 
     def _on_event(self, event: StationEvent) -> None:
         if event.kind == EventKind.TOKEN_MEASURED:
             self._spawn(self._consider(str(event.payload["reader"])))
-        elif event.kind == EventKind.QUEUE_STATE and not event.payload.get("paused"):
-            pass  # offers after a resume come from offer_all()
 
     def offer_all(self) -> None:
         """Consider every measured token (after a resume, or when jobs arrive)."""
@@ -383,7 +364,7 @@ class Provisioner:
                 EventKind.BURN_FAILED,
                 {**base, "outcome": outcome, "message": message, "next_step": next_step},
             )
-            self._queue_changed_later()
+            self._queue_changed(offer=False)
             raise StationError("failed", message, next_step) from None
         p.state = "token"
         done = self.queue.burned(job_id, p.serial)
@@ -415,12 +396,8 @@ class Provisioner:
             log.exception("could not compute the expected code for job %d", job_id)
         log.info("burned job %d (%s) onto %s", job_id, job.label(), p.serial)
         self.station.publish(EventKind.BURN_DONE, payload)
-        self._queue_changed_later()
+        self._queue_changed(offer=False)
         return payload
-
-    def _queue_changed_later(self) -> None:
-        payload: dict[str, object] = {"paused": self.station.paused, "length": self.queue.waiting()}
-        self.loop.call_soon(self.station.publish, EventKind.QUEUE_STATE, payload)
 
     def _log_provisioning(self, job: Job, p: Presence) -> None:
         new = not self.log_path.exists()

@@ -324,13 +324,7 @@ class Station:
     ) -> Identification:
         with self._connect(reader) as conn:
             session = TokenSession(conn, self.models, self._host_clock())
-            first = session.read_info()
-            model = self.models.lookup(first.info.serial)
-            presented(first, model)
-            drift = session.measure_drift(first)
-            return Identification(
-                first.info.serial, model, first.info.token_time, first.midpoint, drift
-            )
+            return session.identify(on_first=presented)
 
     def _presented(
         self, reader: str, gen: int, first: TimedInfo, model: Model, event_at: float

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -293,10 +294,21 @@ class TokenSession:
         )
         return DriftEstimate(coarse.drift_s, coarse.uncertainty_s, reads, "single-read")
 
-    def identify(self, *, precise: bool = True) -> Identification:
-        """Serial, model, token and host time, and the drift between them."""
+    def identify(
+        self,
+        *,
+        precise: bool = True,
+        on_first: Callable[[TimedInfo, Model], None] | None = None,
+    ) -> Identification:
+        """Serial, model, token and host time, and the drift between them.
+
+        ``on_first`` is called with the first reading and the model before the precise
+        measurement starts (the daemon announces the token from it at once).
+        """
         first = self.read_info()
         model = self._models.lookup(first.info.serial)
+        if on_first is not None:
+            on_first(first, model)
         drift = self.measure_drift(first, precise=precise)
         return Identification(
             serial=first.info.serial,
