@@ -81,6 +81,44 @@ class Verdict:
         }
 
 
+_ENROL = (
+    "Drop the QR code the service shows when you add an authenticator app (otpauth://), "
+    "as an image, or its URI in a .txt file."
+)
+_TOKEN_LIMITS = (
+    "Ask the service for a TOTP code with SHA1 or SHA256, 6 digits and a 30 or 60 s period "
+    "(its 'authenticator app' option); these tokens can hold nothing else."
+)
+_ADVICE = {
+    Kind.NO_QR.value: "Make sure the whole QR code is in the image, sharp and not cropped, "
+    "and drop it again.",
+    Kind.SEVERAL.value: "Crop the image to one code per file and drop each file.",
+    Kind.UNREADABLE.value: "Save or export it again (PNG or JPEG; text as UTF-8) and drop "
+    "it again.",
+    Kind.UNSUPPORTED.value: "Drop a regular file: a QR image (PNG, JPEG, WebP, GIF, BMP, "
+    "TIFF), a .txt/.uri file with the otpauth:// URI, or a serial,secret CSV.",
+    Kind.OTPAUTH_TOTP.value: _TOKEN_LIMITS,
+    Kind.OTPAUTH_HOTP.value: _TOKEN_LIMITS,
+    Kind.MIGRATION.value: _TOKEN_LIMITS,
+    Kind.CSV.value: "Fix the rows named above and drop the file again.",
+    Kind.SERIAL.value: "Name the enrolment QR file <serial>.png to bind it to this token.",
+}
+
+
+_BAD_URI = (
+    "The code or URI itself is malformed: copy it again from the service (the secret is "
+    "Base32, letters A-Z and digits 2-7) and drop it again."
+)
+
+
+def advice(kind: str, reason: str = "") -> str:
+    """What to do about a file of ``kind`` that was refused for ``reason``."""
+    otp_kinds = (Kind.OTPAUTH_TOTP.value, Kind.OTPAUTH_HOTP.value, Kind.MIGRATION.value)
+    if kind in otp_kinds and "cannot be burned" not in reason:
+        return _BAD_URI
+    return _ADVICE.get(kind, _ENROL)
+
+
 def _describe_url(text: str) -> str:
     parts = urlsplit(text)
     host = parts.hostname or ""

@@ -26,7 +26,7 @@ from .config import Config
 from .ingest import NotAFile, judge_bytes, read_bytes
 from .jobqueue import Intake, Job, JobQueue, NewJob
 from .otpcode import expected_code
-from .payload import Verdict
+from .payload import Verdict, advice
 from .station import EventKind, Presence, Station, StationError, StationEvent
 from .store import Operation
 from .token.errors import CardLost, RefusedByPolicy, TokenError, TransportError
@@ -35,6 +35,8 @@ from .token.session import WriteResult
 from .xdg import private_dir
 
 log = logging.getLogger(__name__)
+
+_SEE_QUEUE = "See the jobs and their states with `tokenstation queue list --all`."
 
 LOG_FIELDS = (
     "time_utc",
@@ -183,11 +185,15 @@ class Provisioner:
         try:
             data = read_bytes(path, self.cfg.drop.max_file_bytes)
         except (NotAFile, OSError) as exc:
-            raise StationError("invalid", f"{path}: {exc}") from None
+            raise StationError(
+                "invalid", f"{path}: {exc}", "Give a regular file the daemon's user can read."
+            ) from None
         verdict, intake = self._take(path.name, data)
         if verdict.verdict != "ok":
             raise StationError(
-                "invalid", f"{path.name}: {verdict.verdict} ({verdict.kind}): {verdict.reason}"
+                "invalid",
+                f"{path.name}: {verdict.verdict} ({verdict.kind}): {verdict.reason}",
+                advice(verdict.kind, verdict.reason),
             )
         return self._announce(verdict, intake)
 
@@ -213,14 +219,19 @@ class Provisioner:
                 f"What it is:  {verdict.kind}\n"
                 f"Verdict:     {verdict.verdict}\n"
                 f"Why:         {verdict.reason}\n"
-                "What to do:  drop an otpauth://totp/ enrolment QR (PNG, JPEG, WebP, GIF, BMP, "
-                "TIFF), a .txt/.uri file with the otpauth URI, or a serial,secret CSV. This "
-                "file may hold a secret: delete it once you have looked at it.\n"
+                f"What to do:  {advice(verdict.kind, verdict.reason)} This file may hold a "
+                "secret: delete it once you have looked at it.\n"
             )
         log.warning("refused %s: %s", path.name, verdict.reason)
         self._emit(
             EventKind.FILE_TAKEN,
-            {**verdict.as_dict(), "moved_to": str(target), "queued": [], "duplicates": []},
+            {
+                **verdict.as_dict(),
+                "moved_to": str(target),
+                "next_step": advice(verdict.kind, verdict.reason),
+                "queued": [],
+                "duplicates": [],
+            },
         )
 
     def _announce(self, verdict: Verdict, intake: Intake) -> dict[str, object]:
@@ -321,15 +332,17 @@ class Provisioner:
         assert p.model is not None
         job = self.queue.get(job_id)
         if job is None:
-            raise StationError("invalid", f"no job {job_id}")
+            raise StationError("invalid", f"no job {job_id}", _SEE_QUEUE)
         if job.serial and job.serial != p.serial:
             raise StationError(
-                "refused", f"job {job_id} is bound to token {job.serial}, not {p.serial}"
+                "refused",
+                f"job {job_id} is bound to token {job.serial}, not {p.serial}",
+                f"Place token {job.serial}, or remove the job and queue its file again unbound.",
             )
         try:
             job = self.queue.start_burn(job_id, p.serial)
         except ValueError as exc:
-            raise StationError("refused", str(exc)) from None
+            raise StationError("refused", str(exc), _SEE_QUEUE) from None
         seed = self.queue.secret(job_id)
         settings = job.settings(self.cfg.token_defaults.display_timeout)
         base = {**_token_fields(p), "job": job.as_dict(), "origin": origin}
@@ -429,7 +442,7 @@ class Provisioner:
         try:
             job = self.queue.remove(job_id)
         except ValueError as exc:
-            raise StationError("refused", str(exc)) from None
+            raise StationError("refused", str(exc), _SEE_QUEUE) from None
         self._queue_changed()
         return job
 
@@ -438,7 +451,7 @@ class Provisioner:
         try:
             job = self.queue.retry(job_id)
         except ValueError as exc:
-            raise StationError("refused", str(exc)) from None
+            raise StationError("refused", str(exc), _SEE_QUEUE) from None
         self._queue_changed()
         return job
 

@@ -225,6 +225,8 @@ class TrayModel:
             return [Bubble(f"file:{name}", "QR file taken", body, urgency=0)]
         self._note(f"{name}: refused")
         where = " It was moved to failed/." if p.get("moved_to") else ""
+        if p.get("next_step"):
+            where += f" {p['next_step']}"
         return [
             Bubble(
                 f"file:{name}",

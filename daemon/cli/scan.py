@@ -25,6 +25,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def cmd_scan(args: argparse.Namespace) -> int:
     """Scan every file; report each."""
     from ..ingest import scan_path
+    from ..payload import advice
 
     verdicts = []
     for path in args.files:
@@ -45,4 +46,6 @@ def cmd_scan(args: argparse.Namespace) -> int:
                 )
             for w in v.warnings:
                 print(f"  warning: {w}")
+            if v.verdict in ("rejected", "error"):
+                print(f"  what to do: {advice(v.kind, v.reason)}")
     return EXIT_OK if all_good else EXIT_USAGE
