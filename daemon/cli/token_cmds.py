@@ -45,6 +45,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     src.add_argument("--secret", help="the seed as Base32 or hex (hex:/base32: to force)")
     _settings_args(p, required_note=False)
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    from . import molto2_cmds
+
+    molto2_cmds.add_burn_args(p)
     p.set_defaults(func=cmd_burn)
 
 
@@ -134,6 +137,11 @@ def _settings_from_args(args: argparse.Namespace, defaults: TokenSettings | None
 
 def cmd_sync(args: argparse.Namespace) -> int:
     """Set the clock, refusing where it would erase the seed."""
+    from . import molto2_cmds
+
+    handled = molto2_cmds.sync_hook(args)
+    if handled is not None:
+        return handled
     if not args.direct:
         from .sync_via_daemon import DaemonNotRunning, sync_via_daemon
 
@@ -210,6 +218,11 @@ def _secret_from_args(args: argparse.Namespace) -> tuple[Secret, str, TokenSetti
 
 def cmd_burn(args: argparse.Namespace) -> int:
     """Burn a seed with its settings and the host's time."""
+    from . import molto2_cmds
+
+    handled = molto2_cmds.burn_hook(args)
+    if handled is not None:
+        return handled
     seed, label, settings = _secret_from_args(args)
     with token_session(args.reader) as (reader, session):
         info = session.read_info().info
