@@ -18,7 +18,7 @@ from ..token import molto2 as m
 from ..token.errors import InvalidInput, ReaderUnavailable
 from ..token.molto2_session import Molto2Session, is_virtual_reader, recognise
 from ..token.secret import Secret
-from ..token.session import describe_drift
+from ..token.session import describe_drift, single_read_estimate
 from ..token.settings import HmacAlgorithm, TokenSettings
 from .common import EXIT_NO_READER, EXIT_USAGE, CliError, confirm, emit_json, utc
 
@@ -114,7 +114,7 @@ def cmd_profiles(args: argparse.Namespace) -> int:
         profiles = session.read_profiles()
     serial = timed.info.serial
     burned = Ledger().accounts(serial)
-    drift = timed.info.token_time - timed.midpoint
+    drift = single_read_estimate(timed).drift_s
     rows = []
     for p in profiles:
         row = p.as_dict()
@@ -360,6 +360,7 @@ def sync_hook(args: argparse.Namespace) -> int | None:
                 "serial": serial,
                 "model": "Molto2v2" if len(profiles) == m.PROFILES else "Molto2",
                 "profiles": [r.as_dict() for r in results],
+                "drift_resolution_s": 1,
             }
         )
         return 0
@@ -368,10 +369,20 @@ def sync_hook(args: argparse.Namespace) -> int | None:
         return 0
     print(f"Set the clock of {len(results)} profiles of Molto2 {serial} on {reader}:")
     for r in results:
-        before = describe_drift(r.drift_before_s) if r.drift_before_s is not None else "unknown"
-        after = describe_drift(r.drift_after_s) if r.drift_after_s is not None else "unknown"
+        before, after = _whole(r.drift_before_s), _whole(r.drift_after_s)
         print(f"  profile {r.profile:>2} {r.title:<12}  was {before}; now {after}")
+    print("(Profile clocks are read in whole seconds: each figure is within about 1 s.)")
     return 0
+
+
+def _whole(drift: float | None) -> str:
+    """A whole-second profile drift in words."""
+    if drift is None:
+        return "unknown"
+    shown = round(drift)
+    if abs(drift) < 1.0:
+        return "in time"
+    return f"{abs(shown)} s {'fast' if shown > 0 else 'slow'}"
 
 
 # -- administration --------------------------------------------------------------------------

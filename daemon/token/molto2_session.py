@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from . import molto2 as m
 from .apdu import Response
+from .commands import PublicInfo
 from .commands import authenticate as auth_apdu
 from .crypto import CHALLENGE_LENGTH, check_seed
 from .errors import (
@@ -30,7 +31,14 @@ from .errors import (
     error_for,
 )
 from .secret import Secret
-from .session import Connection, HostClock, SessionStats, SystemClock, TimedInfo
+from .session import (
+    Connection,
+    HostClock,
+    SessionStats,
+    SystemClock,
+    TimedInfo,
+    single_read_estimate,
+)
 
 log = logging.getLogger(__name__)
 
@@ -193,11 +201,6 @@ class Molto2Session:
                 raise
         return out
 
-    def profile_drift(self, info: m.ProfileInfo, at: float) -> float | None:
-        """time A - host time, when time A looks like a clock (section 6.1: unconfirmed)."""
-        drift = info.time_a - at
-        return drift if abs(drift) < PLAUSIBLE_CLOCK_S else None
-
     # -- authentication ------------------------------------------------------------------
 
     def authenticate(self) -> None:
@@ -312,41 +315,49 @@ class Molto2Session:
             raise VerificationFailed(f"profile {profile} still reports a seed after the delete")
         return resp.ok
 
+    def _timed_profile(self, index: int) -> tuple[m.ProfileInfo, float | None]:
+        """Read one profile; with it the drift of its clock (None when not a clock)."""
+        sent = self._clock.time()
+        info = self.read_profile(index)
+        timed = TimedInfo(PublicInfo("", info.time_a), sent, self._clock.time())
+        drift = single_read_estimate(timed).drift_s
+        return info, drift if abs(drift) < PLAUSIBLE_CLOCK_S else None
+
     def sync(self, profiles: list[m.ProfileInfo] | None = None) -> list[ProfileSync]:
         """Set the clock of every profile holding a seed (time-only write), verified.
 
         The settings are read from each profile and checked unchanged afterwards; the
-        time-only TLV rewrites nothing else, so no settings need to be known.
+        time-only TLV rewrites nothing else, so no settings need to be known. Without
+        ``profiles`` every profile is read once (and written only if it holds a seed).
+        Drift is whole-second (the centre of the second the profile reports, so within
+        0.5 s plus the round trip).
         """
-        listed = profiles if profiles is not None else self.read_profiles()
-        seeded = [p for p in listed if p.seed_present]
-        if not seeded:
-            return []
-        self.authenticate()
+        indices = (
+            [p.index for p in profiles if p.seed_present]
+            if profiles is not None
+            else range(m.PROFILES)
+        )
         out = []
-        for before in seeded:
-            t_before = self._clock.time()
-            fresh = self.read_profile(before.index)
-            drift_before = self.profile_drift(fresh, (t_before + self._clock.time()) / 2)
-            latency = self.stats.one_way_latency_s
-            utc = round(self._clock.time() + latency)
-            self._exchange(
-                f"SYNC PROFILE {before.index}", m.sync_time(self._key, before.index, utc)
-            )
-            t0 = self._clock.time()
-            after = self.read_profile(before.index)
-            drift_after = self.profile_drift(after, (t0 + self._clock.time()) / 2)
+        for index in indices:
+            try:
+                fresh, drift_before = self._timed_profile(index)
+            except StatusWordError:
+                if profiles is None and index == FIRST_MOLTO2_PROFILES:
+                    break
+                raise
+            if not fresh.seed_present:
+                continue
+            self.authenticate()
+            utc = round(self._clock.time() + self.stats.one_way_latency_s)
+            self._exchange(f"SYNC PROFILE {index}", m.sync_time(self._key, index, utc))
+            after, drift_after = self._timed_profile(index)
             if not after.seed_present or (after.algorithm, after.period, after.digits) != (
                 fresh.algorithm,
                 fresh.period,
                 fresh.digits,
             ):
-                raise VerificationFailed(
-                    f"profile {before.index} changed more than its clock during the sync"
-                )
-            out.append(
-                ProfileSync(before.index, fresh.title, fresh.settings(), drift_before, drift_after)
-            )
+                raise VerificationFailed(f"profile {index} changed more than its clock in the sync")
+            out.append(ProfileSync(index, fresh.title, fresh.settings(), drift_before, drift_after))
         return out
 
     def change_key(self, new_customer_key: bytes) -> bool:
