@@ -102,6 +102,16 @@ def molto2_session(
         yield name, Molto2Session(conn, key)
 
 
+def refuse_single_profile(reader: str) -> None:
+    """Single-profile commands are not sent to a Molto2 (known by its reader's name)."""
+    if m.is_molto2_reader(reader):
+        raise CliError(
+            f"the device on {reader} is a Token2 Molto2, which holds up to 100 profiles",
+            EXIT_USAGE,
+            "Use `tokenstation profiles`, `burn --profile N|next` or `sync`; nothing was sent.",
+        )
+
+
 # -- profiles --------------------------------------------------------------------------------
 
 

@@ -76,6 +76,9 @@ def token_session(reader: str | None) -> Iterator[tuple[str, TokenSession]]:
     from .. import pcsc
 
     name = pcsc.choose_reader(reader)
+    from . import molto2_cmds
+
+    molto2_cmds.refuse_single_profile(name)
     with pcsc.PcscConnection(name) as conn:
         yield name, TokenSession(conn)
 
