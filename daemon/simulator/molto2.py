@@ -54,7 +54,7 @@ DEFAULT_SERIAL = "58000001"
 
 @dataclass
 class Molto2Faults:
-    """Fault injection: after ``drop_after`` APDUs the device is unplugged (no answer)."""
+    """Fault injection: after ``drop_after`` APDUs the device is pulled out, once."""
 
     drop_after: int | None = None
     delay_s: float = 0.0
@@ -209,6 +209,7 @@ class SimulatedMolto2:
         with self._lock:
             f = self.faults
             if f.drop_after is not None and self._commands_since_plug >= f.drop_after:
+                f.drop_after = None  # one pull: plugged back in, it answers again
                 return None
             self._commands_since_plug += 1
             self.apdus += 1

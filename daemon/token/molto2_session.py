@@ -232,10 +232,20 @@ class Molto2Session:
     # -- writing -------------------------------------------------------------------------
 
     def next_free(self, profiles: list[m.ProfileInfo] | None = None) -> int:
-        """The lowest profile without a seed."""
-        for p in profiles if profiles is not None else self.read_profiles():
-            if not p.seed_present:
-                return p.index
+        """The lowest profile without a seed (read one by one up to it, without a listing)."""
+        if profiles is not None:
+            free = [p.index for p in profiles if not p.seed_present]
+            if free:
+                return free[0]
+            raise NoFreeProfile("every profile of this Molto2 holds a seed")
+        for i in range(m.PROFILES):
+            try:
+                if not self.read_profile(i).seed_present:
+                    return i
+            except StatusWordError:
+                if i == FIRST_MOLTO2_PROFILES:
+                    break
+                raise
         raise NoFreeProfile("every profile of this Molto2 holds a seed")
 
     def burn(
@@ -281,11 +291,21 @@ class Molto2Session:
                 "Plug it in again and run `tokenstation profiles`: a profile holding a seed "
                 "is never overwritten, so burn into the next free one.",
             ) from exc
-        self._exchange(f"WRITE TITLE {profile}", m.write_title(self._key, profile, title))
-        latency = self.stats.one_way_latency_s
-        host = self._clock.time()
-        utc = round(host + latency)
-        self._exchange(f"WRITE CONFIG {profile}", m.write_config(self._key, profile, settings, utc))
+        try:
+            self._exchange(f"WRITE TITLE {profile}", m.write_title(self._key, profile, title))
+            host = self._clock.time()
+            utc = round(host + self.stats.one_way_latency_s)
+            self._exchange(
+                f"WRITE CONFIG {profile}", m.write_config(self._key, profile, settings, utc)
+            )
+        except CardLost as exc:
+            raise CardLost(
+                f"the Molto2 was pulled after the seed {seed.fingerprint} was written to "
+                f"profile {profile}; its title, settings and clock may not be",
+                f"Plug it in again: `tokenstation profiles` shows profile {profile} holding a "
+                "seed, which is never overwritten. Delete it and burn again, or burn into the "
+                "next free profile.",
+            ) from exc
         after = self.read_profile(profile)
         problems = []
         if not after.seed_present:

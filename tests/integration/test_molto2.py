@@ -17,7 +17,7 @@ import pytest
 
 from tokenstation.daemon.simulator.stack import PcscStack
 
-from conftest import SimToken, run_cli, wait_until
+from conftest import SimToken, card_present, run_cli, wait_until
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 Sim = Callable[..., SimToken]
@@ -240,3 +240,34 @@ def test_molto2_commands_refuse_a_single_profile_token(mcli: Cli, simulator: Sim
     proc = mcli("burn", "--secret", b32(SEEDS[40]), "--profile", "0", "--yes")
     assert proc.returncode == 3
     assert sim.fresh_state()["seed_writes"] == 0
+
+
+def test_pulled_mid_burn_then_resumes_at_the_next_free_profile(mcli: Cli, simulator: Sim) -> None:
+    # probe, info, info, profile read, challenge, auth, seed write: pulled before the title
+    sim = molto2(simulator, "--drop-after", "7")
+    proc = mcli("burn", "--secret", b32(SEEDS[50]), "--profile", "0", "--title", "a", "--yes")
+    assert proc.returncode == 1
+    assert "pulled after the seed" in proc.stderr and "never overwritten" in proc.stderr
+    wait_until(lambda: not card_present(sim.reader), 5.0, "the device pulled")
+    sim.proc.send_signal(signal.SIGUSR2)  # plug it back in
+    wait_until(lambda: card_present(sim.reader), 5.0, "the device back")
+    listing = js(mcli("profiles", "--json"))
+    assert listing["profiles"][0]["seed_present"] is True and listing["next_free"] == 1
+    out = js(
+        mcli(
+            "burn",
+            "--secret",
+            b32(SEEDS[51]),
+            "--profile",
+            "next",
+            "--title",
+            "b",
+            "--yes",
+            "--json",
+        )
+    )
+    assert out["profile"] == 1
+    st = sim.fresh_state()
+    assert profile(st, 0)["seed_fingerprint"] == fingerprint(SEEDS[50])
+    assert profile(st, 1)["seed_fingerprint"] == fingerprint(SEEDS[51])
+    assert st["seed_writes"] == 2  # nothing burned twice
