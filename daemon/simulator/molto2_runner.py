@@ -18,6 +18,7 @@ from typing import TextIO
 
 from ..otpauth import parse_secret
 from ..token import molto2 as m
+from ..token.errors import InvalidInput
 from ..token.settings import HmacAlgorithm
 from .molto2 import Molto2Faults, SimulatedMolto2
 from .runner import REINSERT_DELAY_S, write_json_atomic
@@ -29,7 +30,13 @@ MOLTO2_HISTORICAL_BYTES = b"TS-MOLTO2"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The Molto2-only flags of `simulate` (the shared ones stay in simulate.py)."""
-    g = p.add_argument_group("with --model molto2")
+    g = p.add_argument_group(
+        "with --model molto2",
+        "A Molto2v2 with 100 profiles (USB). SIGUSR1 presses its ▲ button (confirms a key "
+        "change or factory reset); SIGUSR2 pulls it out or plugs it back in. --drop-after K "
+        "pulls it once after K APDUs. --algorithm, --period, --display-timeout and --digits "
+        "apply to the --profile-seed profiles.",
+    )
     g.add_argument(
         "--profiles", type=int, default=m.PROFILES, choices=[50, 100], help="profile count"
     )
@@ -77,6 +84,8 @@ def build(args: argparse.Namespace) -> SimulatedMolto2:
     for spec in args.profile_seed:
         index, _, rest = spec.partition(":")
         secret, _, title = rest.partition(":")
+        if not index.isdigit() or not secret:
+            raise InvalidInput(f"--profile-seed {index}:...: expected N:SECRET[:TITLE]")
         device.preload(int(index), parse_secret(secret)[0], settings, title)
     return device
 
