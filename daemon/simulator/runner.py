@@ -103,7 +103,9 @@ class SimulatorRunner:
         tok = self.token
         self._say(
             f"simulated token {tok.serial} ({tok.snapshot()['model']}, "
-            f"{'restricted' if tok.restricted_sync else 'unrestricted'} sync) "
+            f"{'restricted' if tok.restricted_sync else 'unrestricted'} sync, "
+            f"{tok.profile} firmware profile, "
+            f"{'phase-keeping' if tok.clock.phase == 'keep' else 'phase-resetting'} clock) "
             f"for vpcd at {self.link.host}:{self.link.port}"
         )
         waited = False
