@@ -172,14 +172,12 @@ class TrayModel:
         self._note(f"non-token card on {p.get('reader')}")
         if not self.choices.non_token_cards:
             return []
-        return [
-            Bubble(
-                f"reader:{p.get('reader')}",
-                "Not a programmable token",
-                str(p.get("message", "")),
-                urgency=0,
-            )
-        ]
+        title = (
+            "A security key, not a token"
+            if p.get("kind") == "security-key"
+            else "Not a programmable token"
+        )
+        return [Bubble(f"reader:{p.get('reader')}", title, str(p.get("message", "")), urgency=0)]
 
     def _on_SyncDone(self, p: dict[str, Any]) -> list[Bubble]:  # noqa: N802
         serial = p.get("serial", "")

@@ -173,8 +173,9 @@ def test_restricted_reburn_on_a_phase_keeping_clock_keeps_the_seed_through_both_
     assert abs(token_offset(token) + 0.1) < 0.01
 
 
-def test_sync_on_restricted_model_is_refused_before_anything_is_written() -> None:
-    token, conn, session = make(serial=P2, offset=20, seed=SEED)
+@pytest.mark.parametrize("profile", PROFILES)
+def test_sync_on_restricted_model_is_refused_before_anything_is_written(profile: str) -> None:
+    token, conn, session = make(serial=P2, offset=20, seed=SEED, profile=profile)
     with pytest.raises(RestrictedSync, match="erases its seed"):
         session.set_clock(TokenSettings())
     assert token.seed == SEED
@@ -182,15 +183,20 @@ def test_sync_on_restricted_model_is_refused_before_anything_is_written() -> Non
     assert conn.instructions() == [commands.INS_GET_INFO]  # not even a challenge
 
 
-def test_sync_on_restricted_model_with_seed_reburns_it() -> None:
-    token, _conn, session = make(serial=P2, offset=20, seed=SEED)
-    session.set_clock(TokenSettings(), seed=SEED)
+@pytest.mark.parametrize(("profile", "phase"), PERSONALITIES)
+def test_sync_on_restricted_model_with_seed_reburns_it(profile: str, phase: str) -> None:
+    token, _conn, session = make(
+        serial=P2, offset=20.3, seed=SEED, profile=profile, clock_phase=phase
+    )
+    result = session.set_clock(TokenSettings(), seed=SEED)
     assert token.seed == SEED
-    assert abs(token.clock.now() - token.host_time()) < 0.01
+    assert abs(token_offset(token)) < (0.31 if phase == "keep" else 0.01)
+    assert result.clock_kind.bound_s >= abs(token_offset(token))
 
 
-def test_unknown_model_is_read_only() -> None:
-    token, conn, session = make(serial="12345678")
+@pytest.mark.parametrize("profile", PROFILES)
+def test_unknown_model_is_read_only(profile: str) -> None:
+    token, conn, session = make(serial="12345678", profile=profile)
     ident = session.identify(precise=False)
     assert not ident.model.programmable
     with pytest.raises(UnknownModel):
@@ -210,14 +216,16 @@ def test_configured_vendor_family_makes_a_prefix_writable_with_its_own_key() -> 
     assert token.seed == SEED
 
 
-def test_burn_programs_seed_settings_and_clock_and_codes_match_pyotp() -> None:
-    token, conn, session = make(serial=P2, offset=-300)
+@pytest.mark.parametrize("profile", PROFILES)
+def test_burn_programs_seed_settings_and_clock_and_codes_match_pyotp(profile: str) -> None:
+    token, conn, session = make(serial=P2, offset=-300, profile=profile)
     settings = TokenSettings(HmacAlgorithm.SHA256, 30, 60)
     result = session.burn(SEED, settings)
     assert token.seed == SEED and token.settings == settings
     assert result.seed_fingerprint == SEED.fingerprint
-    # The display keeps the old (empty) values until the token is switched off and on.
-    assert token.code() is None
+    # The token2 display keeps the old (empty) values until the token is switched off
+    # and on; the firmware core shows the new seed at once.
+    assert (token.code() is None) is token.latches_display
     token.power_cycle()
     code, _until = expected_code(SEED, settings, token.host_time())
     assert token.code() == code
@@ -232,9 +240,10 @@ def test_burn_clock_lands_on_the_host_second_boundary() -> None:
     assert abs(token.clock.now() - token.host_time()) < 0.002
 
 
+@pytest.mark.parametrize("profile", PROFILES)
 @pytest.mark.parametrize("length", [10, 16, 20, 32, 48, 63])
-def test_every_seed_length_round_trips(length: int) -> None:
-    token, _c, session = make()
+def test_every_seed_length_round_trips(length: int, profile: str) -> None:
+    token, _c, session = make(profile=profile)
     seed = Secret(bytes((i * 7 + 3) % 256 for i in range(length)))
     session.burn(seed, TokenSettings())
     assert token.seed == seed
@@ -247,8 +256,9 @@ def test_seed_too_long_is_refused_before_touching_the_token() -> None:
     assert conn.sent == []
 
 
-def test_wrong_key_is_refused_once_and_never_retried() -> None:
-    token, conn, session = make(key=OTHER_KEY)
+@pytest.mark.parametrize("profile", PROFILES)
+def test_wrong_key_is_refused_once_and_never_retried(profile: str) -> None:
+    token, conn, session = make(key=OTHER_KEY, profile=profile)
     with pytest.raises(AuthenticationRefused) as err:
         session.burn(SEED, TokenSettings())
     assert "do not retry" in str(err.value).lower()
@@ -294,10 +304,11 @@ def test_field_lost_on_config_write_is_reported() -> None:
     assert token.config_writes == 0
 
 
+@pytest.mark.parametrize("profile", PROFILES)
 @pytest.mark.parametrize("form", list(commands.ChallengeForm))
-def test_all_three_challenge_forms_work(form: commands.ChallengeForm) -> None:
+def test_all_three_challenge_forms_work(form: commands.ChallengeForm, profile: str) -> None:
     clock = VirtualClock()
-    token = SimulatedToken(serial=C302, host_time=clock.time)
+    token = SimulatedToken(serial=C302, host_time=clock.time, profile=profile)
     session = TokenSession(DirectConnection(token, clock), clock=clock, challenge_form=form)
     session.burn(SEED, TokenSettings())
     assert token.seed == SEED
