@@ -170,13 +170,10 @@ class TrayModel:
 
     def _on_CardIgnored(self, p: dict[str, Any]) -> list[Bubble]:  # noqa: N802
         self._note(f"non-token card on {p.get('reader')}")
-        if not self.choices.non_token_cards:
+        key = p.get("kind") == "security-key"  # named even when other cards are not shown
+        if not self.choices.non_token_cards and not key:
             return []
-        title = (
-            "A security key, not a token"
-            if p.get("kind") == "security-key"
-            else "Not a programmable token"
-        )
+        title = "A security key, not a token" if key else "Not a programmable token"
         return [Bubble(f"reader:{p.get('reader')}", title, str(p.get("message", "")), urgency=0)]
 
     def _on_SyncDone(self, p: dict[str, Any]) -> list[Bubble]:  # noqa: N802
