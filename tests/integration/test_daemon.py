@@ -167,7 +167,7 @@ def test_a_card_that_is_not_a_token_is_left_alone_without_a_popup_storm(
 
 
 def test_a_fido_key_is_named_once_over_dbus_and_never_written(
-    start_daemon: Start, simulator: Callable[..., SimToken], pcsc_stack: PcscStack
+    start_daemon: Start, simulator: Callable[..., SimToken], pcsc_stack: PcscStack, cli_bus: Cli
 ) -> None:
     daemon, bus = start_daemon()
     card = simulator("--foreign-card", "fido")
@@ -182,6 +182,8 @@ def test_a_fido_key_is_named_once_over_dbus_and_never_written(
     present = bus.run(bus.client.present())
     assert present[0]["state"] == "not-a-token"
     assert bus.count("CardIgnored") == 1 and daemon.proc.poll() is None
+    status = cli_bus("status")
+    assert status.stdout.count(SECURITY_KEY_WORDS) == 1
 
 
 @pytest.mark.parametrize("profile", ["token2", "opent2otp"])
