@@ -108,6 +108,8 @@ class SimulatorRunner:
             f"{'phase-keeping' if tok.clock.phase == 'keep' else 'phase-resetting'} clock) "
             f"for vpcd at {self.link.host}:{self.link.port}"
         )
+        if tok.profile == "opent2otp" and tok.lockout_after is not None:
+            self._say("--lockout is ignored: the firmware core has had no lockout since 2025")
         waited = False
         try:
             while not self._stop.is_set():

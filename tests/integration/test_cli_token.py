@@ -70,13 +70,15 @@ def test_info_reports_serial_model_and_drift_to_a_tenth(
     assert float(out["drift_uncertainty_s"]) < 0.05  # type: ignore[arg-type]
 
 
-def test_info_in_words(cli: Cli, simulator: Sim) -> None:
+def test_info_in_words(cli: Cli, simulator: Sim, profile: str) -> None:
     simulator("--serial", P2, "--clock-offset", "-12.8")
     proc = cli("info")
     assert proc.returncode == 0, proc.stderr
     assert "OTPC-P2-i" in proc.stdout
     assert "12.8 s slow" in proc.stdout
     assert "erases the seed" in proc.stdout
+    form = "untagged" if profile == "opent2otp" else "tagged"
+    assert f"Answer:  {form} GET INFO" in proc.stdout
 
 
 def test_sync_sets_the_clock_of_an_unrestricted_token_and_keeps_its_seed(

@@ -234,6 +234,18 @@ def test_burn_programs_seed_settings_and_clock_and_codes_match_pyotp(profile: st
     assert conn.redacted[4] is True  # the seed write is never traced in clear
 
 
+@pytest.mark.parametrize(("profile", "phase"), PERSONALITIES)
+def test_burn_works_on_every_personality_and_clock_kind(profile: str, phase: str) -> None:
+    token, _c, session = make(serial=P2, offset=-300.37, profile=profile, clock_phase=phase)
+    result = session.burn(SEED, TokenSettings())
+    assert token.seed == SEED and result.clock_writes == 1
+    # One timed write: a kept phase (.63 here) stays, within the read-back tolerance.
+    assert abs(token_offset(token) - (0.63 if phase == "keep" else 0.0)) < 0.01
+    token.power_cycle()
+    code, _until = expected_code(SEED, TokenSettings(), token.clock.now())
+    assert token.code() == code
+
+
 def test_burn_clock_lands_on_the_host_second_boundary() -> None:
     token, _c, session = make(offset=-5.37)
     session.burn(SEED, TokenSettings())
