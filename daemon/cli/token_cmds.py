@@ -301,13 +301,19 @@ def _report_write(
 
 def _clock_kind_words(result: WriteResult) -> str:
     """One line on what the token's clock did with the write."""
-    writes = f"{result.clock_writes} clock write{'s' if result.clock_writes > 1 else ''}"
-    if result.clock_kind is ClockKind.PHASE_KEEPING:
+    return clock_kind_words(
+        result.clock_kind.value, result.clock_writes, "Next time: --clock-kind phase-keeping."
+    )
+
+
+def clock_kind_words(kind: str, writes: int, next_time: str) -> str:
+    """One line on a token's clock kind and the writes a sync took (also for daemon syncs)."""
+    count = f"{writes} clock write{'s' if writes > 1 else ''}"
+    if kind == ClockKind.PHASE_KEEPING:
         return (
             f"Its clock is phase-keeping: it keeps its sub-second phase when set, so whole "
-            f"seconds bring it within 0.5 s and no closer ({writes}). Next time: "
-            "--clock-kind phase-keeping."
+            f"seconds bring it within 0.5 s and no closer ({count}). {next_time}"
         )
-    if result.clock_kind is ClockKind.PHASE_RESETTING:
-        return f"Its clock is phase-resetting: it starts the written second at once ({writes})."
-    return f"Its clock kind could not be told from this sync ({writes})."
+    if kind == ClockKind.PHASE_RESETTING:
+        return f"Its clock is phase-resetting: it starts the written second at once ({count})."
+    return f"Its clock kind could not be told from this sync ({count})."
