@@ -30,7 +30,10 @@ from PIL import Image
 
 from tokenstation.daemon import decode, imagefile, zxing
 
+BICUBIC = Image.Resampling.BICUBIC
 DEFAULT_CORPUS = Path(__file__).resolve().parents[1].parent / "shared/corpus/qr-zxing-cpp"
+if not DEFAULT_CORPUS.exists():  # a worktree under /work/wt/NAME
+    DEFAULT_CORPUS = Path(__file__).resolve().parents[3] / "shared/corpus/qr-zxing-cpp"
 
 
 def ours(path: Path) -> list[str]:
@@ -57,12 +60,19 @@ def big_images(reps: int) -> dict[str, object]:
     """The two pathological images of issue 11, decoded as the daemon does (in-process)."""
     out: dict[str, object] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        photo = Path(tmp) / "noise-4000x3000.jpg"
-        noise = random.Random(11).randbytes(4000 * 3000 * 3)
-        Image.frombytes("RGB", (4000, 3000), noise).save(photo, quality=85)
+        # A photo-like texture (smooth colour fields, sensor grain), and pure noise: the
+        # worst case for the JPEG decoder and for the decoders' finder-pattern search.
+        photo = Path(tmp) / "photo-4000x3000.jpg"
+        fields = random.Random(12).randbytes(200 * 150 * 3)
+        smooth = Image.frombytes("RGB", (200, 150), fields).resize((4000, 3000), BICUBIC)
+        grain = Image.effect_noise((4000, 3000), 12).convert("RGB")
+        Image.blend(smooth, grain, 0.15).save(photo, quality=90)
+        noise = Path(tmp) / "noise-4000x3000.jpg"
+        pixels = random.Random(11).randbytes(4000 * 3000 * 3)
+        Image.frombytes("RGB", (4000, 3000), pixels).save(noise, quality=85)
         blank = Path(tmp) / "white-9400x9400.png"
         Image.new("1", (9400, 9400), 1).save(blank, optimize=True)
-        for path in (photo, blank):
+        for path in (photo, noise, blank):
             for name, fn in (("tokenstation", verdict_of), ("zxing-cpp", zxing_alone)):
                 got, secs = timed(fn, path, reps)
                 out[f"{path.stem} {name}"] = {"s": round(secs, 3), "result": got[:1]}

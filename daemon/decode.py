@@ -97,7 +97,7 @@ def decode_frames(
                 if found:
                     return DecodeResult(unique(found), _name(stage, index, count), size, count)
         if linear:
-            found, _unreadable = zxing.read(frames[0], linear=True)
+            found, _unreadable = zxing.read(copy(0), linear=True)
             if found:
                 return DecodeResult(unique(found), "zxing-cpp: 1D barcodes", size, count)
     if zbar_helps:

@@ -61,10 +61,16 @@ def on_white(frame: Image.Image) -> Image.Image:
 
 
 def _fit_jpeg(img: Image.Image, max_pixels: int) -> None:
-    """Ask the JPEG decoder for 1/2, 1/4 or 1/8 scale so the image fits the limit."""
+    """Ask the JPEG decoder for grayscale, at 1/2, 1/4 or 1/8 scale if that fits the limit.
+
+    Grayscale straight from the decoder skips the colour conversion (a third of the
+    time on a 12 megapixel photo).
+    """
     w, h = img.size
-    scale = 2 ** math.ceil(math.log2(math.sqrt(w * h / max_pixels)))
-    if scale <= 8:
+    scale = 1
+    if w * h > max_pixels:
+        scale = 2 ** math.ceil(math.log2(math.sqrt(w * h / max_pixels)))
+    if scale <= 8 and img.mode in ("RGB", "L", "YCbCr"):
         img.draft("L", (math.ceil(w / scale), math.ceil(h / scale)))
 
 
@@ -98,11 +104,10 @@ def load_frames(
 
 def _frames(img: Image.Image, max_pixels: int, max_frames: int) -> list[Image.Image]:
     w, h = img.size
-    if w * h > max_pixels:
-        if img.format == "JPEG":
-            _fit_jpeg(img, max_pixels)
-        if img.size[0] * img.size[1] > max_pixels:
-            raise _too_large((w, h), max_pixels)
+    if img.format == "JPEG":
+        _fit_jpeg(img, max_pixels)
+    if img.size[0] * img.size[1] > max_pixels:
+        raise _too_large((w, h), max_pixels)
     frames: list[Image.Image] = []
     budget = max_pixels
     for index in range(max_frames):

@@ -136,10 +136,13 @@ def _passes(gray: Image.Image) -> Iterator[Pass]:
 
 def sane_copy(gray: Image.Image) -> Image.Image:
     """``gray``, scaled down so its longest side is at most ``FALLBACK_MAX_SIDE``."""
-    longest = max(gray.size)
+    w, h = gray.size
+    longest = max(w, h)
     if longest <= FALLBACK_MAX_SIDE:
         return gray
-    return _resize(gray, FALLBACK_MAX_SIDE / longest)
+    factor = FALLBACK_MAX_SIDE / longest
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    return gray.resize(size, Image.Resampling.BOX)  # an area average: fast, and enough here
 
 
 def decode_image(

@@ -52,7 +52,7 @@ def _version() -> str:
     try:
         return importlib.metadata.version("zxing-cpp")
     except importlib.metadata.PackageNotFoundError:
-        return str(getattr(_zx, "__version__", "")) or "(version unknown)"
+        return str(getattr(_zx, "__version__", ""))  # Debian 12's 1.4 has no metadata
 
 
 def _combine(formats: tuple[Any, ...]) -> Any:
@@ -97,7 +97,9 @@ if _zx is not None:
 
 def describe() -> str:
     """ "zxing-cpp 3.1.1" or why it is not used."""
-    return f"zxing-cpp {FEATURES.version}" if FEATURES is not None else "zxing-cpp not installed"
+    if FEATURES is None:
+        return "zxing-cpp not installed"
+    return f"zxing-cpp {FEATURES.version}".strip()
 
 
 def read(
