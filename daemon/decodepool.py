@@ -107,6 +107,7 @@ class DecodePool:
         self._all: set[_Worker] = set()
         self._lock = threading.Lock()
         self._starting = False
+        self._in_flight: set[Any] = set()
         self._started = threading.Event()
         self._closed = False
         self._in_process = ""  # why images are decoded in the calling thread
@@ -169,11 +170,25 @@ class DecodePool:
 
     # -- work --------------------------------------------------------------------------
 
-    def submit(self, fn: Callable[..., object], *args: object) -> Future[object]:
-        """Run ``fn(*args)`` on the next free file thread (arrival order); errors logged."""
-        future = self._files.submit(fn, *args)
-        future.add_done_callback(_log_failure)
+    def submit(self, fn: Callable[[Any], object], item: Any) -> Future[object] | None:
+        """Run ``fn(item)`` on the next free file thread (arrival order); errors are logged.
+
+        An ``item`` already waiting or being worked on is not taken twice (reading a file
+        makes the drop folder see it again): None then.
+        """
+        with self._lock:
+            if item in self._in_flight:
+                return None
+            self._in_flight.add(item)
+        future = self._files.submit(fn, item)
+        future.add_done_callback(lambda f: self._done(item, f))
         return future
+
+    def _done(self, item: Any, future: Future[object]) -> None:
+        with self._lock:
+            self._in_flight.discard(item)
+        if not future.cancelled() and future.exception() is not None:
+            log.error("processing %s failed", item, exc_info=future.exception())
 
     def decode(self, data: bytes) -> DecodeResult:
         """Decode an image file's bytes in a worker; raises :class:`ImageError`."""
@@ -207,8 +222,3 @@ class DecodePool:
             raise ImageError(str(value))
         assert isinstance(value, DecodeResult)
         return value
-
-
-def _log_failure(future: Future[object]) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        log.error("processing a file failed", exc_info=future.exception())

@@ -151,3 +151,29 @@ def test_the_pool_decodes_in_workers_and_replaces_one_that_overruns() -> None:
         assert "worker processes" in pool.describe()
     finally:
         pool.close()
+
+
+def test_a_file_already_being_judged_is_not_taken_twice() -> None:
+    import threading
+
+    pool = DecodePool(workers=2)
+    release = threading.Event()
+    seen: list[str] = []
+
+    def take(name: object) -> None:
+        seen.append(str(name))
+        release.wait(10)
+
+    try:
+        first = pool.submit(take, "a.png")
+        again = pool.submit(take, "a.png")  # the drop folder saw it again meanwhile
+        other = pool.submit(take, "b.png")
+        assert first is not None and other is not None and again is None
+        release.set()
+        first.result(10), other.result(10)
+        assert sorted(seen) == ["a.png", "b.png"]
+        later = pool.submit(take, "a.png")  # done: a new file of that name is taken
+        assert later is not None
+        later.result(10)
+    finally:
+        pool.close()
