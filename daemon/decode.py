@@ -5,9 +5,9 @@ together they read the union (BENCHMARKS.md). zxing-cpp is fast (about a millise
 a screenshot) and tries rotations, smaller scales and inverted codes itself, so it goes
 first: once as is, then with a global threshold, then smoothed; 1D barcodes (a token's
 serial label) only when no QR code is found. zbar's passes (daemon/qr.py) cost ten times
-more each, so they run only when
-they can help: when zxing-cpp saw a code it could not decode, or when zxing-cpp cannot
-say (1.x) or is not installed. Every frame of an animation is looked at.
+more each, so they run only when they can help: when zxing-cpp saw a code it could not
+decode, or when zxing-cpp cannot say (1.x) or is not installed. Every frame of an
+animation is looked at.
 
 The work on one image is bounded: the pixel and frame limits of daemon/imagefile.py,
 the passes on a copy of bounded size, and a time budget after which the image is given

@@ -37,6 +37,7 @@ from .xdg import private_dir
 
 log = logging.getLogger(__name__)
 
+_ERASING = ".erasing"  # suffix of a taken file being erased
 _SEE_QUEUE = "See the jobs and their states with `tokenstation queue list --all`."
 
 LOG_FIELDS = (
@@ -121,6 +122,7 @@ class Provisioner:
         self._tasks: set[asyncio.Task[None]] = set()
         self.decoder = DecodePool()  # images are decoded in its worker processes
         self.decoder.start()
+        finish_erasures(drop_folder)
         station.queue_size = queue.waiting
         station.extra_status = self.status
         station.subscribe(self._on_event)
@@ -480,7 +482,26 @@ def _unique(target: Path) -> Path:
 
 
 def _erase(path: Path) -> None:
-    """Overwrite a taken file with zeros (best effort), then unlink it."""
+    """Hide a taken file, overwrite it with zeros (best effort), then unlink it.
+
+    Hidden first (a dotfile, which the drop folder never takes): a daemon killed midway
+    leaves no half-erased file to be taken again; the next start finishes the erasure.
+    """
+    hidden = path.with_name(f".{path.name}{_ERASING}")
+    try:
+        os.rename(path, hidden)
+    except FileNotFoundError:
+        return
+    _zero_and_unlink(hidden)
+
+
+def finish_erasures(folder: Path) -> None:
+    """Erase what a killed daemon left hidden in the drop folder."""
+    for left in folder.glob(f".*{_ERASING}"):
+        _zero_and_unlink(left)
+
+
+def _zero_and_unlink(path: Path) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
     except OSError:
