@@ -119,9 +119,11 @@ def _frames(img: Image.Image, max_pixels: int, max_frames: int) -> list[Image.Im
             fw, fh = img.size
             if fw * fh > budget:
                 break  # the frames read so far are what we decode
+        # EXIF before load(): Pillow 9.4 (Debian 12) loses a TIFF's file pointer after it.
+        turned = index == 0 and img.getexif().get(_ORIENTATION, 1) != 1
         img.load()
         frame = img
-        if index == 0 and img.getexif().get(_ORIENTATION, 1) != 1:
+        if turned:
             frame = ImageOps.exif_transpose(img) or img
         gray = on_white(frame)
         animated = bool(getattr(img, "is_animated", False))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Iterator
-from ctypes import c_uint, c_void_p, cast, pointer, string_at
+from ctypes import byref, c_uint, c_void_p, cast, string_at
 
 from PIL import Image, ImageFilter, ImageOps
 from pyzbar import pyzbar as _pyzbar
@@ -45,9 +45,11 @@ FALLBACK_MAX_SIDE = 1600
 
 def describe() -> str:
     """ "zbar 0.23" (the library pyzbar loaded)."""
-    major, minor = c_uint(0), c_uint(0)
+    major, minor, patch = c_uint(0), c_uint(0), c_uint(0)
     try:
-        _zw.zbar_version(pointer(major), pointer(minor))
+        # Called directly: zbar >= 0.23 writes a third number (the patch level), which
+        # pyzbar's two-argument prototype would let it write to a stray address.
+        _zw.load_libzbar().zbar_version(byref(major), byref(minor), byref(patch))
     except (AttributeError, OSError):  # pragma: no cover - very old libzbar
         return "zbar"
     return f"zbar {major.value}.{minor.value}"

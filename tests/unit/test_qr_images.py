@@ -128,7 +128,8 @@ def test_zbar_alone_still_reads_when_zxing_is_missing(monkeypatch: pytest.Monkey
 @needs_zxing
 def test_status_names_both_decoders() -> None:
     text = decode.decoders()
-    assert text.startswith("zxing-cpp ") and f"then {qr.describe()}" in text
+    # "zxing-cpp 3.1.1, then zbar 0.23 ..." (Debian's builds carry no version to name)
+    assert text.startswith("zxing-cpp") and f", then {qr.describe()}" in text
 
 
 def png(img: Image.Image) -> bytes:
