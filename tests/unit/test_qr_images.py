@@ -178,3 +178,22 @@ def test_a_file_already_being_judged_is_not_taken_twice() -> None:
         later.result(10)
     finally:
         pool.close()
+
+
+@pytest.mark.parametrize("with_zxing", [True, False])
+def test_a_token_serial_label_is_named_by_either_decoder(
+    monkeypatch: pytest.MonkeyPatch, with_zxing: bool
+) -> None:
+    zxingcpp = pytest.importorskip("zxingcpp")
+    if not hasattr(zxingcpp, "create_barcode"):
+        pytest.skip("this zxing-cpp cannot draw a Code 128 label")
+    label = zxingcpp.create_barcode("86596320001234", zxingcpp.BarcodeFormat.Code128)
+    view = memoryview(label.to_image(scale=3))
+    bars = Image.frombytes("L", (view.shape[1], view.shape[0]), bytes(view))
+    page = Image.new("L", (bars.width + 60, bars.height + 60), 255)
+    page.paste(bars, (30, 30))
+    if not with_zxing:
+        monkeypatch.setattr(zxing, "AVAILABLE", False)
+        monkeypatch.setattr(zxing, "FEATURES", None)
+    v = judge_bytes("label.png", png(page))
+    assert v.kind == "token-serial-barcode" and v.verdict == "ignored", v
