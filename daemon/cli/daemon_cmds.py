@@ -145,6 +145,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     if "drop_folder" in status:
         print(f"Mode:       {status['mode']}")
         print(f"Drop:       {status['drop_folder']} ({status['drop_folder_watch']})")
+        if "qr_decoders" in status:
+            print(f"QR:         {status['qr_decoders']}")
         if status.get("jobs_failed"):
             print(f"Failed:     {status['jobs_failed']} job(s); see `tokenstation queue list`")
     readers = status.get("readers", [])
