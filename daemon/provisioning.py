@@ -200,11 +200,15 @@ class Provisioner:
                 f"{shown_name(path.name)}: {exc}",
                 "Give a regular file the daemon's user can read.",
             ) from None
-        verdict, intake = self._take(shown_name(path.name), data)
+        return self.ingest_data(shown_name(path.name), data)
+
+    def ingest_data(self, name: str, data: bytes) -> dict[str, object]:
+        """Judge and queue the bytes of a file named ``name`` (IngestFile); refusals raise."""
+        verdict, intake = self._take(name, data)
         if verdict.verdict != "ok":
             raise StationError(
                 "invalid",
-                f"{path.name}: {verdict.verdict} ({verdict.kind}): {verdict.reason}",
+                f"{name}: {verdict.verdict} ({verdict.kind}): {verdict.reason}",
                 advice(verdict.kind, verdict.reason),
             )
         return self._announce(verdict, intake)
