@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .provisioning import Provisioner
 
 T = TypeVar("T")
+D = TypeVar("D")
 
 _SYNC_OPTIONS = {"reader", "confirm_untrusted_clock", "algorithm", "period", "display_timeout"}
 
@@ -68,6 +69,8 @@ def sync_options(options: dict[str, Any]) -> dict[str, Any]:
             f"unknown option(s) {', '.join(clip(k, 40) for k in unknown[:5])}",
             f"Known: {', '.join(sorted(_SYNC_OPTIONS))}.",
         )
+    for key, kind in _OPTION_TYPES.items():  # every given option's type, before anything else
+        _option(opts, key, kind, None)
     kwargs: dict[str, Any] = {
         "reader": _option(opts, "reader", str, ""),
         "confirm_untrusted_clock": _option(opts, "confirm_untrusted_clock", bool, False),
@@ -93,9 +96,16 @@ def sync_options(options: dict[str, Any]) -> dict[str, Any]:
 
 
 _TYPE_WORDS = {str: "a string", bool: "true or false", int: "a whole number"}
+_OPTION_TYPES: dict[str, type] = {
+    "reader": str,
+    "confirm_untrusted_clock": bool,
+    "algorithm": str,
+    "period": int,
+    "display_timeout": int,
+}
 
 
-def _option(opts: dict[str, Any], key: str, kind: type[T], default: T) -> T:
+def _option(opts: dict[str, Any], key: str, kind: type[T], default: D) -> T | D:
     """An option of the expected type (a string is never taken for a number), bounded."""
     if key not in opts:
         return default
@@ -214,4 +224,5 @@ def ingest_from_fd(prov: Provisioner, fd: object, name: object) -> dict[str, obj
         if isinstance(fd, int) and fd >= 0:
             with contextlib.suppress(OSError):
                 os.close(fd)
-    return bounded(prov.ingest_data(shown_name(base), data))
+    reply: dict[str, object] = bounded(prov.ingest_data(shown_name(base), data))
+    return reply

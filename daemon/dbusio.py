@@ -118,8 +118,8 @@ async def wait_stop_or_lost(bus: Any, name: str, stop: asyncio.Event) -> str | N
             lost.set_result(f"lost the bus name {name}")
 
     async def disconnected() -> str:
-        try:
-            await bus.wait_for_disconnect()
+        try:  # shielded: cancelling this wait must not cancel the library's own future
+            await asyncio.shield(bus.wait_for_disconnect())
         except Exception as exc:
             return f"lost the connection to the bus ({type(exc).__name__}: {exc})"
         return "lost the connection to the bus"

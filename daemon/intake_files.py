@@ -202,32 +202,33 @@ class IntakeFiles:
     def refuse(self, path: Path, refusal: Refusal, opened: Opened | None = None) -> Path | None:
         """Move a refused file to ``failed/`` (0600) with its reason file; the path it got.
 
-        Every step is tried on its own: a failing step is logged, the others still run.
-        None when the file could not be moved (it stays claimed and is judged again at
-        the next start); the reason file is written all the same.
+        The reason file is written first, then the file is moved beside it, so a stop in
+        between leaves the file claimed (it is judged again at the next start and lands
+        on the same reason file), never in ``failed/`` without its reason. Every step is
+        tried on its own: a failing step is logged, the others still run. None when the
+        file could not be moved.
         """
-        target: Path | None = None
         try:
             target = unique_name(self.failed, path.name, FAILED_NAME_MAX)
-            os.rename(path, target)
+        except OSError as exc:
+            log.error("no name in failed/ for %s (%s)", refusal.shown, exc)
+            return None
+        try:
+            reason = self.failed / (target.name + REASON_SUFFIX)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = os.open(reason, flags, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as f:
+                f.write(refusal.text(shown_name(target.name)))
+        except OSError as exc:
+            log.error("could not write the reason file for %s (%s)", refusal.shown, exc)
+        try:
+            os.rename(path, target)  # a link or FIFO is moved as it is, never followed
         except FileNotFoundError:
             return None
         except OSError as exc:
             log.error("could not move refused file %s to failed/ (%s)", refusal.shown, exc)
-            target = None
-        if target is not None:
-            self._private(target, opened)
-        base = target.name if target is not None else fit_name(path.name, FAILED_NAME_MAX)
-        kept_as = shown_name(target.name) if target is not None else "(could not be moved)"
-        try:
-            reason = unique_name(self.failed, base + REASON_SUFFIX)
-            fd = os.open(
-                reason, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
-            )
-            with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as f:
-                f.write(refusal.text(kept_as))
-        except OSError as exc:
-            log.error("could not write the reason file for %s (%s)", refusal.shown, exc)
+            return None
+        self._private(target, opened)
         return target
 
     @staticmethod

@@ -167,6 +167,7 @@ class JobQueue:
             self._db.execute(f"PRAGMA {pragma}")
         with self._lock:
             self._db.executescript(_SCHEMA)
+            self._scrub()  # a stop between an erasure and its checkpoint left old pages
         for sidecar in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
             if sidecar.exists():
                 os.chmod(sidecar, 0o600)
