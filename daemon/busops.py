@@ -127,7 +127,7 @@ SIGNAL_SAMPLE = 20
 #: Longest string a signal carries.
 SIGNAL_TEXT = 2000
 #: Jobs per ListJobs page at most (and by default).
-MAX_PAGE = 500
+MAX_PAGE = 1000
 DEFAULT_PAGE = 100
 #: Keys only the caller of BurnJob (or a listener on a per-user session bus) may see:
 #: the code the token will show, valid for a time step.

@@ -11,6 +11,9 @@ from .busnames import BUS_NAME, ERROR_PREFIX, ERRORS, INTERFACE, OBJECT_PATH
 
 SignalHandler = Callable[[str, dict[str, Any]], None]
 
+#: Jobs asked for per ListJobs call when paging through (the daemon's largest page).
+PAGE = 1000
+
 _KIND_BY_SUFFIX = {suffix: kind for kind, suffix in ERRORS.items()}
 
 
@@ -122,7 +125,7 @@ class StationClient:
         """Every job in ``states`` (all when empty), page by page, oldest first."""
         offset = 0
         while True:
-            page = await self.jobs_page(offset, 0, states)
+            page = await self.jobs_page(offset, PAGE, states)
             jobs: list[dict[str, Any]] = page.get("jobs", [])
             for job in jobs:
                 yield job

@@ -74,9 +74,9 @@ def test_a_huge_batch_is_refused_whole_and_a_big_one_makes_a_small_signal(
     assert len(big["queued"]) == 20 and big["queued_count"] == 3000
     assert len(big["accounts"]) == 20 and big["accounts_count"] == 3000
     assert len(json.dumps(big)) < 50_000
-    # Paged: the CLI pages through all of them; one page is never more than 500.
+    # Paged: the CLI pages through all of them; one page is never more than 1000.
     page = bus.run(bus.client.jobs_page(0, 100_000))
-    assert page["total"] == 3000 and len(page["jobs"]) == 500 and page["limit"] == 500
+    assert page["total"] == 3000 and len(page["jobs"]) == 1000 and page["limit"] == 1000
     page = bus.run(bus.client.jobs_page(2990, 0, ["queued"]))
     assert [j["id"] for j in page["jobs"]] == list(range(2991, 3001))
     listed = cli_bus("queue", "list")
