@@ -160,7 +160,7 @@ class IntakeFiles:
 
     def _finish_erase(self, path: Path) -> None:
         try:
-            opened = open_and_read(path, 1 << 62)
+            opened = open_and_read(path, 1 << 62, for_erasing=True)
         except (NotAFile, OSError):
             with contextlib.suppress(OSError):
                 path.unlink()
@@ -178,18 +178,17 @@ class IntakeFiles:
         path = opened.path
         target = unique_name(self.erasing, path.name)
         os.rename(path, target)
-        if not same_inode(target, opened.ident):
-            # Replaced between the read and the rename (only our own user can): the
-            # thing now at ``target`` was never judged; judge it as a new file.
-            log.warning(
-                "%s was replaced while it was judged; it is judged at the next start",
-                shown_name(path.name),
-            )
-            os.rename(target, unique_name(self.claims, path.name))
-            return
-        zero_through(opened)
+        zero_through(opened)  # the inode that was read, wherever its name went
         if same_inode(target, opened.ident):
             target.unlink()
+            return
+        # Replaced between the read and the rename (only our own user can): what is at
+        # ``target`` now was never judged; it goes back to be judged as a new file.
+        log.warning(
+            "%s was replaced while it was judged; it is judged at the next start",
+            shown_name(path.name),
+        )
+        os.rename(target, unique_name(self.claims, path.name))
 
     def keep(self, opened: Opened) -> Path:
         """A taken file kept (``after = "archive"``): moved to ``archive/``, 0600."""

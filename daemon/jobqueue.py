@@ -6,11 +6,10 @@ serial and times remain. The write-ahead log keeps old page images until a check
 so every erasure is followed by ``wal_checkpoint(TRUNCATE)``: the pages go to the main
 file (where secure_delete has zeroed the freed bytes) and the log is cut to nothing.
 
-Files are remembered by the SHA-256 of their bytes in the
-same transaction that queues their jobs, so a crash between queuing and deleting the
-file never queues it twice. A job left "burning" by a crash becomes "failed" at the
-next start: whether the token holds the seed is unknown, so it is never re-burned
-without a person deciding.
+Files are remembered by the SHA-256 of their bytes in the same transaction that queues
+their jobs, so a crash between queuing and deleting the file never queues it twice. A
+job left "burning" by a crash becomes "failed" at the next start: whether the token
+holds the seed is unknown, so it is never re-burned without a person deciding.
 
 States: queued -> burning -> burned, or -> failed (with the reason; retry puts it back
 to queued while the secret is still held), or removed.
