@@ -2,8 +2,9 @@
 
 dbus-fast is the maintained fork of dbus-next with the same API, so the choice is one
 import here; ``TOKENSTATION_DBUS=dbus-next`` (or ``dbus-fast``) forces one. Also here: the
-dbus-next socket leak on disconnect, its deprecation warnings, and conversion between
-plain Python values and ``a{sv}`` dictionaries.
+dbus-next socket leak on disconnect, both libraries dropping the connection when the
+socket's send buffer is full (:class:`PatientSocket`), its deprecation warnings, and
+conversion between plain Python values and ``a{sv}`` dictionaries.
 """
 
 from __future__ import annotations
@@ -11,10 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import logging
 import os
+import socket
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 def _load() -> tuple[str, Any, Any, Any]:
@@ -75,9 +80,37 @@ async def connect(
     else:
         conn = MessageBus(bus_type=bus_type, negotiate_unix_fd=negotiate)
     await conn.connect()
+    writer = getattr(conn, "_writer", None)
+    if writer is not None and isinstance(getattr(writer, "sock", None), socket.socket):
+        writer.sock = PatientSocket(writer.sock)
     if unix_fds is not None:
         conn.add_message_handler(fd_janitor(unix_fds))
     return conn
+
+
+class PatientSocket:
+    """The bus socket as the library's writer sees it: a full send buffer is "0 bytes
+    written, wait until writable", not an error.
+
+    dbus-next 0.2.3 and dbus-fast 5.2 treat EAGAIN from ``send`` as fatal and drop the
+    connection (python-dbus-next issue #153): a burst of signals while dbus-daemon reads
+    slowly cut the daemon off its bus. Both writers handle a short write by waiting for
+    the socket to become writable, so reporting 0 bytes makes them do just that.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def send(self, data: Any, flags: int = 0) -> int:
+        """``socket.send``; 0 when the kernel buffer is full."""
+        try:
+            return self._sock.send(data, flags)
+        except (BlockingIOError, InterruptedError):
+            log.debug("bus socket full: waiting until it is writable")
+            return 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
 
 
 def fd_janitor(takes: Mapping[tuple[str, str, str], int]) -> Any:

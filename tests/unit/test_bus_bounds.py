@@ -81,3 +81,24 @@ def test_pages_are_bounded_and_states_checked() -> None:
     assert job_states([]) is None and job_states(["queued"]) == ["queued"]
     with pytest.raises(DBusError):
         job_states(["everything"])
+
+
+def test_a_full_socket_buffer_means_wait_not_disconnect() -> None:
+    """dbus-next and dbus-fast drop the bus on EAGAIN; the writer gets "0 bytes" instead."""
+    import socket
+
+    from tokenstation.daemon.dbusio import PatientSocket
+
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    try:
+        patient = PatientSocket(a)
+        chunk = b"x" * 65536
+        sent = [patient.send(chunk) for _ in range(200)]  # nobody reads b: the buffer fills
+        assert sent[-1] == 0 and sum(sent) > 0
+        assert patient.fileno() == a.fileno()  # everything else is the socket's
+        b.recv(1 << 20)
+        assert patient.send(chunk) > 0  # writable again: the write goes on
+    finally:
+        a.close()
+        b.close()
