@@ -31,7 +31,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
-from .intake_files import ARCHIVE, FAILED, WORK, IntakeFiles
+from .intake_files import ARCHIVE, FAILED, WORK, IntakeFiles, UnsafeFolder
 from .safetext import shown_name
 
 log = logging.getLogger(__name__)
@@ -109,8 +109,17 @@ class DropFolder:
         self.files.prepare()
 
     def start(self) -> None:
-        """Start watching; files already in the folder are queued for a stability check."""
-        self.prepare()
+        """Start watching; files already in the folder are queued for a stability check.
+
+        A drop folder that must not be used (see IntakeFiles.prepare) is not watched: the
+        reason is logged and shown as the mode; the daemon runs on without it.
+        """
+        try:
+            self.prepare()
+        except UnsafeFolder as exc:
+            self.mode = f"not watching: {exc}"
+            log.error("drop folder %s: %s", self.path, self.mode)
+            return
         observer = PollingObserver(timeout=self.poll_interval_s) if self.polling else Observer()
         observer.schedule(_Handler(self), str(self.path), recursive=False)
         observer.start()

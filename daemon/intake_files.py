@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .ingest import NotAFile, Opened, open_and_read
+from .ingest import NotAFile, Opened, kind_of, open_and_read
 from .safetext import shown_name
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,10 @@ def zero_through(opened: Opened) -> bool:
             os.close(own)
 
 
+class UnsafeFolder(Exception):
+    """A subfolder of the drop folder that must not be used; the message says why."""
+
+
 class IntakeFiles:
     """The drop folder's private subfolders and the file moves between them."""
 
@@ -125,9 +129,26 @@ class IntakeFiles:
         self.erasing = self.work / "erase"
 
     def prepare(self) -> None:
-        """Create the folder and its subfolders, 0700."""
-        for p in (self.folder, self.failed, self.archive, self.work, self.claims, self.erasing):
-            p.mkdir(parents=True, exist_ok=True, mode=0o700)
+        """Create the folder and its subfolders, 0700.
+
+        Raises :class:`UnsafeFolder` when a subfolder is a link, not a folder, or not this
+        user's: someone who may drop files must not be able to redirect where they go.
+        """
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.folder, 0o700)
+        for p in (self.failed, self.archive, self.work, self.claims, self.erasing):
+            p.mkdir(exist_ok=True, mode=0o700)
+            st = os.lstat(p)
+            if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+                if stat.S_ISDIR(st.st_mode):
+                    why = "a folder of another user"
+                elif stat.S_ISREG(st.st_mode):
+                    why = "a file, not a folder"
+                else:
+                    why = f"{kind_of(st.st_mode)}, not a folder"
+                raise UnsafeFolder(
+                    f"{shown_name(str(p))} is {why}: remove it and restart the daemon"
+                )
             os.chmod(p, 0o700)
 
     def is_claimed(self, path: Path) -> bool:

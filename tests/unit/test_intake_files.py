@@ -259,3 +259,21 @@ def test_taken_files_are_erased_or_kept_0600(tmp_path: Path, after: str) -> None
         files.erase(opened)
         assert not list(files.folder.rglob("a.txt"))
     opened.close()
+
+
+def test_a_subfolder_planted_as_a_link_stops_the_watch_not_the_daemon(tmp_path: Path) -> None:
+    drop, elsewhere = tmp_path / "drop", tmp_path / "elsewhere"
+    drop.mkdir()
+    elsewhere.mkdir()
+    os.symlink(elsewhere, drop / ".taking")  # planted by someone who may drop files
+    (drop / "a.txt").write_text(URI)
+    got: list[Path] = []
+    folder = DropFolder(drop, got.append, stability_s=0.1)
+    folder.start()
+    try:
+        time.sleep(0.5)
+    finally:
+        folder.stop()
+    assert folder.mode.startswith("not watching: ") and "a symbolic link" in folder.mode
+    assert "remove it" in folder.mode
+    assert got == [] and os.listdir(elsewhere) == [] and (drop / "a.txt").exists()
