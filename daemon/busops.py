@@ -14,7 +14,9 @@ from typing import Any
 from . import dbusio
 from .busnames import error_name
 from .dbusio import DBusError
-from .station import StationError
+from .events import SIGNALS, ErrorKind, Event, to_wire
+from .provisioning import Provisioner
+from .station import Station, StationError
 from .token.errors import InvalidInput
 from .token.settings import HmacAlgorithm, TokenSettings
 
@@ -30,7 +32,27 @@ def dbus_error(exc: StationError) -> Exception:
     return result
 
 
-async def answer(name: str, call: Callable[[], Awaitable[dict[str, object]]]) -> Any:
+def signal_of(event: Event) -> tuple[str, dict[str, Any]]:
+    """An event -> its signal's name and ``a{sv}`` payload (the bus edge; one table)."""
+    return SIGNALS[type(event)], dbusio.pack(to_wire(event))
+
+
+def properties(station: Station, provisioner: Provisioner) -> dict[str, Any]:
+    """The interface's changing properties, D-Bus-ready (compared to emit what changed)."""
+    return {
+        "Readers": sorted(station.readers),
+        "Present": [dbusio.pack(p) for p in station.present()],
+        "Paused": provisioner.paused,
+        "QueueLength": provisioner.queue_length(),
+    }
+
+
+def status(station: Station, provisioner: Provisioner) -> dict[str, object]:
+    """GetStatus: the station's part and the provisioner's."""
+    return {**station.status(), **provisioner.status()}
+
+
+async def answer(name: str, call: Callable[[], Awaitable[Event | dict[str, object]]]) -> Any:
     """Await a station call for a D-Bus method: its result packed, its errors as D-Bus errors.
 
     An unexpected exception is logged and answered as "internal error": no traceback (or
@@ -44,17 +66,19 @@ async def answer(name: str, call: Callable[[], Awaitable[dict[str, object]]]) ->
         raise
     except Exception:
         log.exception("%s failed unexpectedly", name)
-        raise DBusError(error_name("failed"), "internal error; see the daemon log") from None
-    return dbusio.pack(result)
+        raise DBusError(
+            error_name(ErrorKind.FAILED), "internal error; see the daemon log"
+        ) from None
+    return dbusio.pack(to_wire(result) if isinstance(result, Event) else result)
 
 
 def sync_options(options: dict[str, Any]) -> dict[str, Any]:
-    """SyncToken's options dict -> keyword arguments of Station.sync (or StationError)."""
+    """SyncToken's options dict -> keyword arguments of ClockSync.sync (or StationError)."""
     opts = dbusio.unpack(options)
     unknown = sorted(set(opts) - _SYNC_OPTIONS)
     if unknown:
         raise StationError(
-            "invalid",
+            ErrorKind.INVALID,
             f"unknown option(s) {', '.join(unknown)}",
             f"Known: {', '.join(sorted(_SYNC_OPTIONS))}.",
         )
@@ -66,7 +90,7 @@ def sync_options(options: dict[str, Any]) -> dict[str, Any]:
     if given:
         if len(given) != 3:
             raise StationError(
-                "invalid",
+                ErrorKind.INVALID,
                 "algorithm, period and display_timeout go together: a clock write rewrites "
                 "all three",
                 "Give all three, or none to use what the station knows.",
@@ -78,5 +102,5 @@ def sync_options(options: dict[str, Any]) -> dict[str, Any]:
                 int(opts["display_timeout"]),
             )
         except (InvalidInput, ValueError) as exc:
-            raise StationError("invalid", str(exc)) from None
+            raise StationError(ErrorKind.INVALID, str(exc)) from None
     return kwargs

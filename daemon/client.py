@@ -1,14 +1,23 @@
-"""Talking to a running daemon over D-Bus: the CLI's and the tray's side of bus.py."""
+"""Talking to a running daemon over D-Bus: the CLI's and the tray's side of bus.py.
+
+Signals arrive either raw (name and plain dict, for printing them) or decoded into the
+daemon's own typed events (``events.py``, :meth:`StationClient.subscribe_events`).
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from . import dbusio
 from .busnames import BUS_NAME, ERROR_PREFIX, ERRORS, INTERFACE, OBJECT_PATH
+from .events import DecodeError, Event, from_signal
 
 SignalHandler = Callable[[str, dict[str, Any]], None]
+EventHandler = Callable[[Event], None]
+
+log = logging.getLogger(__name__)
 
 _KIND_BY_SUFFIX = {suffix: kind for kind, suffix in ERRORS.items()}
 
@@ -148,3 +157,21 @@ class StationClient:
                 h(msg.member, payload)
 
         self.bus.add_message_handler(on_message)
+
+    async def subscribe_events(self, handler: EventHandler) -> None:
+        """Call ``handler(event)`` for every station signal, decoded into its event type.
+
+        A signal this client does not know, or one that does not decode (a daemon of
+        another version), is logged and skipped.
+        """
+
+        def decode(name: str, payload: dict[str, Any]) -> None:
+            try:
+                event = from_signal(name, payload)
+            except DecodeError as exc:
+                log.warning("ignored a %s signal that does not decode: %s", name, exc)
+                return
+            if event is not None:
+                handler(event)
+
+        await self.subscribe(decode)
