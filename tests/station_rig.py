@@ -77,9 +77,13 @@ class Rig:
         raise AssertionError(f"no {kind.__name__} in {[k.__name__ for k in self.kinds()]}")
 
     async def settle(self) -> None:
-        """Let spawned tasks (offers, burns) run to their end."""
-        for _ in range(5):
-            await asyncio.sleep(0.02)
+        """Let every other task (measurements, offers, burns) run to its end."""
+        for _ in range(1000):
+            others = asyncio.all_tasks() - {asyncio.current_task()}
+            if not others:
+                return
+            await asyncio.wait(others, timeout=0.05)
+        raise AssertionError("tasks still running")
 
     def place(self) -> None:
         self.station.on_reader_event(ReaderEvent(ReaderChange.READER_ADDED, READER))
