@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from station_rig import C302, Rig
-
 from tokenstation.daemon.config import Config, DefaultSettings
 from tokenstation.daemon.events import (
     DriftDetected,
@@ -19,6 +17,8 @@ from tokenstation.daemon.events import (
 )
 from tokenstation.daemon.simulator.token import Faults
 from tokenstation.daemon.station import StationError
+
+from station_rig import C302, Rig
 
 
 def confirmed() -> Config:
