@@ -386,20 +386,30 @@ class DecodeError(ValueError):
     """A payload that does not fit its type (missing key, wrong value)."""
 
 
+_PLAIN = (str, int, float, bool)
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
 def to_wire(value: Any) -> dict[str, object]:
     """A view or event -> a plain dict (None fields left out, enums as their strings)."""
-    return {
-        f.name: _plain(v)
-        for f in dataclasses.fields(value)
-        if (v := getattr(value, f.name)) is not None
-    }
+    cls = type(value)
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(value))
+    out: dict[str, object] = {}
+    for name in names:
+        v = getattr(value, name)
+        if v is None:
+            continue
+        out[name] = v if type(v) in _PLAIN else _plain(v)
+    return out
 
 
 def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return to_wire(value)
     if isinstance(value, Enum):
         return value.value
+    if hasattr(type(value), "__dataclass_fields__"):
+        return to_wire(value)
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
     if isinstance(value, Mapping):
