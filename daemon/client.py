@@ -12,7 +12,7 @@ from typing import Any
 
 from . import dbusio
 from .busnames import BUS_NAME, ERROR_PREFIX, ERRORS, INTERFACE, OBJECT_PATH
-from .events import DecodeError, Event, from_signal
+from .events import DecodeError, ErrorKind, Event, from_signal
 
 SignalHandler = Callable[[str, dict[str, Any]], None]
 EventHandler = Callable[[Event], None]
@@ -29,7 +29,7 @@ class DaemonNotRunning(Exception):
 class DaemonError(Exception):
     """The daemon answered with an error: ``kind`` as in StationError, ``text`` for people."""
 
-    def __init__(self, kind: str, text: str) -> None:
+    def __init__(self, kind: ErrorKind, text: str) -> None:
         super().__init__(text)
         self.kind = kind
         self.text = text
@@ -73,7 +73,7 @@ class StationClient:
             )
         except dbusio.DBusError as exc:
             name = str(getattr(exc, "type", ""))
-            kind = _KIND_BY_SUFFIX.get(name.removeprefix(ERROR_PREFIX), "failed")
+            kind = _KIND_BY_SUFFIX.get(name.removeprefix(ERROR_PREFIX), ErrorKind.FAILED)
             if name.endswith(("ServiceUnknown", "NameHasNoOwner")):
                 raise DaemonNotRunning("the tokenstation daemon is not running") from None
             raise DaemonError(kind, str(getattr(exc, "text", exc))) from None

@@ -11,10 +11,11 @@ one place they are spelled. No event carries a secret: a fingerprint at most.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any, TypeVar, Union
@@ -419,12 +420,11 @@ def _plain(value: Any) -> Any:
 
 def decode(cls: type[D], data: Mapping[str, Any]) -> D:
     """A plain dict -> ``cls``; unknown keys are ignored (newer daemons may add some)."""
-    hints = _hints(cls)
     kwargs: dict[str, Any] = {}
-    for name, tp in hints.items():
+    for name, convert in _converters(cls).items():
         if name in data:
             try:
-                kwargs[name] = _coerce(tp, data[name])
+                kwargs[name] = convert(data[name])
             except (TypeError, ValueError) as exc:
                 raise DecodeError(f"{cls.__name__}.{name}: {exc}") from None
     try:
@@ -439,41 +439,68 @@ def from_signal(name: str, data: Mapping[str, Any]) -> Event | None:
     return decode(kind, data) if kind is not None else None
 
 
-_HINTS: dict[Any, dict[str, Any]] = {}
+Converter = Callable[[Any], Any]
+_CONVERTERS: dict[Any, dict[str, Converter]] = {}
 
 
-def _hints(cls: Any) -> dict[str, Any]:
-    if cls not in _HINTS:
+def _converters(cls: Any) -> dict[str, Converter]:
+    """Field name -> the function checking and converting its value (built once per type)."""
+    if cls not in _CONVERTERS:
         names = {f.name for f in dataclasses.fields(cls)}
-        _HINTS[cls] = {k: v for k, v in typing.get_type_hints(cls).items() if k in names}
-    return _HINTS[cls]
+        hints = typing.get_type_hints(cls)
+        _CONVERTERS[cls] = {k: _converter(v) for k, v in hints.items() if k in names}
+    return _CONVERTERS[cls]
 
 
-def _coerce(tp: Any, value: Any) -> Any:
+def _converter(tp: Any) -> Converter:
     origin = typing.get_origin(tp)
     if origin is Union or origin is types.UnionType:
         (inner,) = [a for a in typing.get_args(tp) if a is not type(None)]
-        return _coerce(inner, value)
+        return _converter(inner)
     if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise ValueError(f"expected a list, got {type(value).__name__}")
-        return tuple(_coerce(typing.get_args(tp)[0], v) for v in value)
+        item = _converter(typing.get_args(tp)[0])
+
+        def items(value: Any) -> tuple[Any, ...]:
+            if not isinstance(value, list | tuple):
+                raise ValueError(f"expected a list, got {type(value).__name__}")
+            return tuple(item(v) for v in value)
+
+        return items
     if origin is not None and issubclass(origin, Mapping):
-        if not isinstance(value, Mapping):
-            raise ValueError(f"expected a dict, got {type(value).__name__}")
-        return dict(value)
+        return _mapping
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        if not isinstance(value, Mapping):
-            raise ValueError(f"expected a dict, got {type(value).__name__}")
-        return decode(tp, value)
+        nested = tp
+
+        def view(value: Any) -> Any:
+            return decode(nested, _mapping(value))
+
+        return view
     if isinstance(tp, type) and issubclass(tp, Enum):
-        return tp(value)
+        return tp
     if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"expected a number, got {value!r}")
-        return float(value)
+        return _number
     if tp in (int, bool, str):
-        if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
-            raise ValueError(f"expected {tp.__name__}, got {value!r}")
-        return value
+        return functools.partial(_exact, tp)
+    return _same
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"expected a dict, got {type(value).__name__}")
+    return dict(value)
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"expected a number, got {value!r}")
+    return float(value)
+
+
+def _exact(tp: type, value: Any) -> Any:
+    if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+        raise ValueError(f"expected {tp.__name__}, got {value!r}")
+    return value
+
+
+def _same(value: Any) -> Any:
     return value
