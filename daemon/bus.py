@@ -9,77 +9,52 @@ mypy's and ruff's undefined-name checks are off for this file: keep logic in bus
 """
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from . import dbusio
-from .busnames import API_VERSION, INTERFACE, error_name
+from .busnames import API_VERSION, INTERFACE
 from .busops import (
     answer,
     arg_text,
     dbus_error,
-    for_broadcast,
     ingest_from_fd,
     job_states,
     page_args,
+    properties,
+    signal_of,
+    status,
     sync_options,
 )
-from .dbusio import DBusError, PropertyAccess, ServiceInterface, dbus_property, method, signal
-from .station import EventKind, Station, StationError, StationEvent
-
-if TYPE_CHECKING:
-    from .provisioning import Provisioner
+from .clocksync import ClockSync
+from .dbusio import PropertyAccess, ServiceInterface, dbus_property, method, pack, signal
+from .events import ErrorKind, Event
+from .provisioning import Provisioner
+from .station import Station, StationError
 
 log = logging.getLogger(__name__)
 
 
 class StationInterface(ServiceInterface):
-    """org.tokenstation.TokenStation1 over one Station."""
+    """org.tokenstation.TokenStation1 over the station and its features, handed in."""
 
-    def __init__(self, station: Station, provisioner: "Provisioner | None" = None) -> None:
+    def __init__(self, station: Station, clock: ClockSync, provisioner: Provisioner) -> None:
         super().__init__(INTERFACE)
         self.station = station
+        self.clock = clock
         self.provisioner = provisioner
         self.system_bus = station.cfg.bus == "system"
+        self._properties: dict[str, Any] = {}
         station.subscribe(self._on_event)
-
-    def _prov(self) -> "Provisioner":
-        if self.provisioner is None:
-            raise DBusError(error_name("failed"), "this daemon has no burn queue")
-        return self.provisioner
 
     # -- events -> signals ---------------------------------------------------------------
 
-    def _on_event(self, event: StationEvent) -> None:
-        payload = dbusio.pack(for_broadcast(event.payload, self.system_bus))
-        emit = {
-            EventKind.TOKEN_PRESENTED: self.TokenPresented,
-            EventKind.TOKEN_MEASURED: self.TokenMeasured,
-            EventKind.DRIFT_DETECTED: self.DriftDetected,
-            EventKind.TOKEN_REMOVED: self.TokenRemoved,
-            EventKind.CARD_IGNORED: self.CardIgnored,
-            EventKind.SYNC_DONE: self.SyncDone,
-            EventKind.SYNC_FAILED: self.SyncFailed,
-            EventKind.READER_ADDED: self.ReaderAdded,
-            EventKind.READER_REMOVED: self.ReaderRemoved,
-            EventKind.ERROR: self.Error,
-            EventKind.SERVICE_LOST: self.Error,
-            EventKind.SERVICE_BACK: self.ServiceBack,
-            EventKind.QUEUE_STATE: self.QueueState,
-            EventKind.FILE_TAKEN: self.FileTaken,
-            EventKind.BURN_OFFERED: self.BurnOffered,
-            EventKind.BURN_DONE: self.BurnDone,
-            EventKind.BURN_FAILED: self.BurnFailed,
-        }[event.kind]
-        if event.kind in (EventKind.SERVICE_LOST, EventKind.ERROR):
-            payload["kind"] = dbusio.Variant("s", event.kind.value)
-        emit(payload)
-        changed: dict[str, Any] = {"Present": [dbusio.pack(p) for p in self.station.present()]}
-        if event.kind in (EventKind.READER_ADDED, EventKind.READER_REMOVED):
-            changed["Readers"] = sorted(self.station.readers)
-        if event.kind in (EventKind.QUEUE_STATE, EventKind.BURN_DONE, EventKind.FILE_TAKEN):
-            changed["Paused"] = self.station.paused
-            changed["QueueLength"] = self.station.queue_length
-        self.emit_properties_changed(changed)
+    def _on_event(self, event: Event) -> None:
+        name, payload = signal_of(event, self.system_bus)
+        getattr(self, name)(payload)
+        now = properties(self.station, self.provisioner)
+        changed = {k: v for k, v in now.items() if self._properties.get(k) != v}
+        self._properties = now
+        if changed:
+            self.emit_properties_changed(changed)
 
     # -- properties ----------------------------------------------------------------------
 
@@ -96,34 +71,34 @@ class StationInterface(ServiceInterface):
     @dbus_property(access=PropertyAccess.READ)
     def Present(self) -> "aa{sv}":
         """The cards on the readers now."""
-        return [dbusio.pack(p) for p in self.station.present()]
+        return [pack(p) for p in self.station.present()]
 
     @dbus_property(access=PropertyAccess.READ)
     def QueueLength(self) -> "u":
         """Burn jobs waiting for a token."""
-        return self.station.queue_length
+        return self.provisioner.queue_length()
 
     @dbus_property(access=PropertyAccess.READ)
     def Paused(self) -> "b":
         """True while the burn queue is paused."""
-        return self.station.paused
+        return self.provisioner.paused
 
     # -- methods -------------------------------------------------------------------------
 
     @method()
     def GetStatus(self) -> "a{sv}":
         """The station at a glance."""
-        return dbusio.pack(self.station.status())
+        return pack(status(self.station, self.provisioner))
 
     @method()
     def ListPresent(self) -> "aa{sv}":
         """The cards on the readers now, with drift and the sync decision."""
-        return [dbusio.pack(p) for p in self.station.present()]
+        return [pack(p) for p in self.station.present()]
 
     @method()
     def ListTokens(self) -> "aa{sv}":
         """Every token in the registry with its drift rate and forecast."""
-        return [dbusio.pack(t) for t in self.station.registry()]
+        return [pack(t) for t in self.station.registry()]
 
     @method()
     def GetToken(self, serial: "s") -> "a{sv}":
@@ -131,75 +106,72 @@ class StationInterface(ServiceInterface):
         serial = arg_text("serial", serial)
         found = self.station.registry(serial, history=True)
         if not found:
-            raise DBusError(error_name("not-present"), f"token {serial} is not in the registry")
-        return dbusio.pack(found[0])
+            raise dbus_error(
+                StationError(ErrorKind.NOT_PRESENT, f"token {serial} is not in the registry")
+            )
+        return pack(found[0])
 
     @method()
     async def SyncToken(self, serial: "s", options: "a{sv}") -> "a{sv}":
         """Set a presented token's clock (serial "" = the only token present)."""
         serial = arg_text("serial", serial)
 
-        async def sync() -> dict[str, object]:
-            return await self.station.sync(serial, **sync_options(options))
+        async def sync() -> Event:
+            return await self.clock.sync(serial, **sync_options(options))
 
         return await answer("SyncToken", sync)
 
     @method()
     def Pause(self) -> None:
         """Pause the burn queue."""
-        self.station.set_paused(True)
+        self.provisioner.set_paused(True)
 
     @method()
     def Resume(self) -> None:
-        """Resume the burn queue."""
-        self.station.set_paused(False)
-        if self.provisioner is not None:
-            self.provisioner.offer_all()
+        """Resume the burn queue (and offer waiting jobs to the tokens present)."""
+        self.provisioner.set_paused(False)
 
     @method()
     def ListJobs(self, offset: "u", limit: "u", states: "as") -> "a{sv}":
         """A page of jobs in ``states`` (all when empty), oldest first; no secrets."""
         first, size = page_args(offset, limit)
         wanted = job_states(states)
-        queue = self._prov().queue
+        queue = self.provisioner.queue
         jobs = [j.as_dict() for j in queue.jobs(wanted, offset=first, limit=size)]
-        return dbusio.pack(
-            {"jobs": jobs, "total": queue.total(wanted), "offset": first, "limit": size}
-        )
+        return pack({"jobs": jobs, "total": queue.total(wanted), "offset": first, "limit": size})
 
     @method()
     def RemoveJob(self, job_id: "u") -> "a{sv}":
         """Remove a queued or failed job; its secret is erased."""
-        return self._guard(lambda: self._prov().remove(job_id).as_dict())
+        return self._guard(lambda: pack(self.provisioner.remove(job_id).as_dict()))
 
     @method()
     def RetryJob(self, job_id: "u") -> "a{sv}":
         """Put a failed job back in the queue."""
-        return self._guard(lambda: self._prov().retry(job_id).as_dict())
+        return self._guard(lambda: pack(self.provisioner.retry(job_id).as_dict()))
 
     @method()
     def SkipJob(self, job_id: "u", serial: "s") -> None:
         """Do not offer this job to this token while it stays on the reader."""
         serial = arg_text("serial", serial)
-        self._guard(lambda: self._prov().skip(job_id, serial))
+        self._guard(lambda: self.provisioner.skip(job_id, serial))
 
     @method()
-    def IngestFile(self, file: "h", name: "s") -> "a{sv}":
+    async def IngestFile(self, file: "h", name: "s") -> "a{sv}":
         """Read a file the caller opened (its name gives the type), queue its jobs."""
-        return self._guard(lambda: ingest_from_fd(self._prov(), file, name))
+        return await answer("IngestFile", lambda: ingest_from_fd(self.provisioner, file, name))
 
     @method()
     async def BurnJob(self, job_id: "u", serial: "s") -> "a{sv}":
         """Burn a queued job onto a presented token (the attended "Burn" action)."""
         serial = arg_text("serial", serial)
-        return await answer("BurnJob", lambda: self._prov().burn(job_id, serial))
+        return await answer("BurnJob", lambda: self.provisioner.burn(job_id, serial))
 
     def _guard(self, fn: Any) -> Any:
         try:
-            result = fn()
+            return fn()
         except StationError as exc:
             raise dbus_error(exc) from None
-        return dbusio.pack(result) if isinstance(result, dict) else result
 
     # -- signals -------------------------------------------------------------------------
 

@@ -5,6 +5,8 @@ Kept apart so that clients (the CLI, the tray) do not import the service side.
 
 from __future__ import annotations
 
+from .events import ErrorKind
+
 BUS_NAME = "org.tokenstation.TokenStation1"
 OBJECT_PATH = "/org/tokenstation/TokenStation1"
 INTERFACE = "org.tokenstation.TokenStation1"
@@ -12,16 +14,16 @@ API_VERSION = 1
 ERROR_PREFIX = INTERFACE + ".Error."
 
 #: StationError.kind -> D-Bus error name suffix.
-ERRORS = {
-    "not-present": "NotPresent",
-    "refused": "Refused",
-    "needs-confirmation": "NeedsConfirmation",
-    "busy": "Busy",
-    "failed": "Failed",
-    "invalid": "InvalidArgs",
+ERRORS: dict[ErrorKind, str] = {
+    ErrorKind.NOT_PRESENT: "NotPresent",
+    ErrorKind.REFUSED: "Refused",
+    ErrorKind.NEEDS_CONFIRMATION: "NeedsConfirmation",
+    ErrorKind.BUSY: "Busy",
+    ErrorKind.FAILED: "Failed",
+    ErrorKind.INVALID: "InvalidArgs",
 }
 
 
-def error_name(kind: str) -> str:
+def error_name(kind: ErrorKind) -> str:
     """The D-Bus error name for a station error kind."""
     return ERROR_PREFIX + ERRORS.get(kind, "Failed")

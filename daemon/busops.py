@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from . import dbusio
 from .busnames import INTERFACE, error_name
 from .dbusio import DBusError
-from .ingest import NotAFile, read_fd
+from .events import SIGNALS, ErrorKind, Event, JobState, to_wire
 from .safetext import clip, shown_name
-from .station import StationError
+from .station import Station, StationError
 from .token.errors import InvalidInput
 from .token.settings import HmacAlgorithm, TokenSettings
 
@@ -41,7 +41,28 @@ def dbus_error(exc: StationError) -> Exception:
     return result
 
 
-async def answer(name: str, call: Callable[[], Awaitable[dict[str, object]]]) -> Any:
+def signal_of(event: Event, system_bus: bool) -> tuple[str, dict[str, Any]]:
+    """An event -> its signal's name and ``a{sv}`` payload (the bus edge; one table),
+    bounded and, on the system bus, without the live code (:func:`for_broadcast`)."""
+    return SIGNALS[type(event)], dbusio.pack(for_broadcast(to_wire(event), system_bus))
+
+
+def properties(station: Station, provisioner: Provisioner) -> dict[str, Any]:
+    """The interface's changing properties, D-Bus-ready (compared to emit what changed)."""
+    return {
+        "Readers": sorted(station.readers),
+        "Present": [dbusio.pack(p) for p in station.present()],
+        "Paused": provisioner.paused,
+        "QueueLength": provisioner.queue_length(),
+    }
+
+
+def status(station: Station, provisioner: Provisioner) -> dict[str, object]:
+    """GetStatus: the station's part and the provisioner's."""
+    return {**station.status(), **provisioner.status()}
+
+
+async def answer(name: str, call: Callable[[], Awaitable[Event | dict[str, object]]]) -> Any:
     """Await a station call for a D-Bus method: its result packed, its errors as D-Bus errors.
 
     An unexpected exception is logged and answered as "internal error": no traceback (or
@@ -51,21 +72,23 @@ async def answer(name: str, call: Callable[[], Awaitable[dict[str, object]]]) ->
         result = await call()
     except StationError as exc:
         raise dbus_error(exc) from None
-    except asyncio.CancelledError:
+    except (asyncio.CancelledError, DBusError):  # DBusError: an argument refused, as it is
         raise
     except Exception:
         log.exception("%s failed unexpectedly", name)
-        raise DBusError(error_name("failed"), "internal error; see the daemon log") from None
-    return dbusio.pack(result)
+        raise DBusError(
+            error_name(ErrorKind.FAILED), "internal error; see the daemon log"
+        ) from None
+    return dbusio.pack(to_wire(result) if isinstance(result, Event) else result)
 
 
 def sync_options(options: dict[str, Any]) -> dict[str, Any]:
-    """SyncToken's options dict -> keyword arguments of Station.sync (or StationError)."""
+    """SyncToken's options dict -> keyword arguments of ClockSync.sync (or StationError)."""
     opts = dbusio.unpack(options)
     unknown = sorted(set(opts) - _SYNC_OPTIONS)
     if unknown:
         raise StationError(
-            "invalid",
+            ErrorKind.INVALID,
             f"unknown option(s) {', '.join(clip(k, 40) for k in unknown[:5])}",
             f"Known: {', '.join(sorted(_SYNC_OPTIONS))}.",
         )
@@ -79,7 +102,7 @@ def sync_options(options: dict[str, Any]) -> dict[str, Any]:
     if given:
         if len(given) != 3:
             raise StationError(
-                "invalid",
+                ErrorKind.INVALID,
                 "algorithm, period and display_timeout go together: a clock write rewrites "
                 "all three",
                 "Give all three, or none to use what the station knows.",
@@ -91,7 +114,7 @@ def sync_options(options: dict[str, Any]) -> dict[str, Any]:
                 _option(opts, "display_timeout", int, 0),
             )
         except (InvalidInput, ValueError) as exc:
-            raise StationError("invalid", str(exc)) from None
+            raise StationError(ErrorKind.INVALID, str(exc)) from None
     return kwargs
 
 
@@ -112,9 +135,13 @@ def _option(opts: dict[str, Any], key: str, kind: type[T], default: D) -> T | D:
     value = opts[key]
     if type(value) is not kind:  # bool is an int subclass: exact types only
         got = _TYPE_WORDS.get(type(value), type(value).__name__)
-        raise StationError("invalid", f"option {key}: must be {_TYPE_WORDS[kind]}, got {got}", "")
+        raise StationError(
+            ErrorKind.INVALID, f"option {key}: must be {_TYPE_WORDS[kind]}, got {got}", ""
+        )
     if isinstance(value, str) and len(value) > MAX_ARG.get(key, 256):
-        raise StationError("invalid", f"option {key}: {len(value)} characters, over the limit", "")
+        raise StationError(
+            ErrorKind.INVALID, f"option {key}: {len(value)} characters, over the limit", ""
+        )
     return value
 
 
@@ -139,11 +166,11 @@ def arg_text(what: str, value: object) -> str:
     limit = MAX_ARG.get(what, 256)
     if not isinstance(value, str):
         raise DBusError(
-            error_name("invalid"), f"{what}: must be a string, got {type(value).__name__}"
+            error_name(ErrorKind.INVALID), f"{what}: must be a string, got {type(value).__name__}"
         )
     if len(value) > limit:
         raise DBusError(
-            error_name("invalid"),
+            error_name(ErrorKind.INVALID),
             f"{what}: {len(value)} characters, over the limit of {limit}. Check the value.",
         )
     return value
@@ -180,20 +207,20 @@ def page_args(offset: object, limit: object) -> tuple[int, int]:
     """ListJobs' offset and limit (0 = the default page), checked."""
     for what, v in (("offset", offset), ("limit", limit)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise DBusError(error_name("invalid"), f"{what}: must be a whole number >= 0")
+            raise DBusError(error_name(ErrorKind.INVALID), f"{what}: must be a whole number >= 0")
     assert isinstance(offset, int) and isinstance(limit, int)
     return offset, min(limit or DEFAULT_PAGE, MAX_PAGE)
 
 
 def job_states(states: object) -> list[str] | None:
     """ListJobs' states filter (empty = every state), checked against the known states."""
-    known = ("queued", "burning", "burned", "failed", "removed")
+    known = tuple(state.value for state in JobState)
     if not isinstance(states, list) or not all(isinstance(s, str) for s in states):
-        raise DBusError(error_name("invalid"), "states: must be a list of strings")
+        raise DBusError(error_name(ErrorKind.INVALID), "states: must be a list of strings")
     unknown = [s for s in states if s not in known]
     if unknown:
         raise DBusError(
-            error_name("invalid"),
+            error_name(ErrorKind.INVALID),
             f"states: {len(unknown)} unknown state(s); known: {', '.join(known)}",
         )
     return list(states) or None
@@ -203,26 +230,25 @@ def job_states(states: object) -> list[str] | None:
 DAEMON_TAKES_FDS = {(INTERFACE, "IngestFile", "hs"): 1}
 
 
-def ingest_from_fd(prov: Provisioner, fd: object, name: object) -> dict[str, object]:
-    """IngestFile: read the file the caller opened and passed (its descriptor is closed
-    here), judged by the suffix of ``name``. The daemon never opens a path for a caller."""
+async def ingest_from_fd(prov: Provisioner, fd: object, name: object) -> dict[str, object]:
+    """IngestFile: the file the caller opened and passed (its descriptor is closed by the
+    Provisioner, or here when the arguments are refused), judged by the suffix of ``name``.
+    The daemon never opens a path for a caller."""
     try:
         if isinstance(fd, bool) or not isinstance(fd, int) or fd < 0:
-            raise DBusError(error_name("invalid"), "file: must be a file descriptor (type h)")
+            raise DBusError(
+                error_name(ErrorKind.INVALID), "file: must be a file descriptor (type h)"
+            )
         base = PurePosixPath(arg_text("name", name)).name
         if not base:
-            raise DBusError(error_name("invalid"), "name: give the file's name (e.g. alice.png)")
-        try:
-            data = read_fd(fd, prov.cfg.drop.max_file_bytes)
-        except (NotAFile, OSError) as exc:
-            raise StationError(
-                "invalid",
-                f"{shown_name(base)}: {exc}",
-                "Open a regular file for reading and pass that descriptor.",
-            ) from None
-    finally:
-        if isinstance(fd, int) and fd >= 0:
+            raise DBusError(
+                error_name(ErrorKind.INVALID), "name: give the file's name (e.g. alice.png)"
+            )
+    except BaseException:
+        if isinstance(fd, int) and not isinstance(fd, bool) and fd >= 0:
             with contextlib.suppress(OSError):
                 os.close(fd)
-    reply: dict[str, object] = bounded(prov.ingest_data(shown_name(base), data))
+        raise
+    taken = await prov.ingest(fd, shown_name(base))
+    reply: dict[str, object] = bounded(to_wire(taken))
     return reply

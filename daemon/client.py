@@ -1,15 +1,24 @@
-"""Talking to a running daemon over D-Bus: the CLI's and the tray's side of bus.py."""
+"""Talking to a running daemon over D-Bus: the CLI's and the tray's side of bus.py.
+
+Signals arrive either raw (name and plain dict, for printing them) or decoded into the
+daemon's own typed events (``events.py``, :meth:`StationClient.subscribe_events`).
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from . import dbusio
 from .busnames import BUS_NAME, ERROR_PREFIX, ERRORS, INTERFACE, OBJECT_PATH
+from .events import DecodeError, ErrorKind, Event, from_signal
 
 SignalHandler = Callable[[str, dict[str, Any]], None]
+EventHandler = Callable[[Event], None]
+
+log = logging.getLogger(__name__)
 
 #: Jobs asked for per ListJobs call when paging through (the daemon's largest page).
 PAGE = 1000
@@ -24,7 +33,7 @@ class DaemonNotRunning(Exception):
 class DaemonError(Exception):
     """The daemon answered with an error: ``kind`` as in StationError, ``text`` for people."""
 
-    def __init__(self, kind: str, text: str) -> None:
+    def __init__(self, kind: ErrorKind, text: str) -> None:
         super().__init__(text)
         self.kind = kind
         self.text = text
@@ -81,7 +90,7 @@ class StationClient:
             )
         except dbusio.DBusError as exc:
             name = str(getattr(exc, "type", ""))
-            kind = _KIND_BY_SUFFIX.get(name.removeprefix(ERROR_PREFIX), "failed")
+            kind = _KIND_BY_SUFFIX.get(name.removeprefix(ERROR_PREFIX), ErrorKind.FAILED)
             if name.endswith(("ServiceUnknown", "NameHasNoOwner")):
                 raise DaemonNotRunning("the tokenstation daemon is not running") from None
             raise DaemonError(kind, str(getattr(exc, "text", exc))) from None
@@ -189,3 +198,21 @@ class StationClient:
                 h(msg.member, payload)
 
         self.bus.add_message_handler(on_message)
+
+    async def subscribe_events(self, handler: EventHandler) -> None:
+        """Call ``handler(event)`` for every station signal, decoded into its event type.
+
+        A signal this client does not know, or one that does not decode (a daemon of
+        another version), is logged and skipped.
+        """
+
+        def decode(name: str, payload: dict[str, Any]) -> None:
+            try:
+                event = from_signal(name, payload)
+            except DecodeError as exc:
+                log.warning("ignored a %s signal that does not decode: %s", name, exc)
+                return
+            if event is not None:
+                handler(event)
+
+        await self.subscribe(decode)

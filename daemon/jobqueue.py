@@ -290,6 +290,16 @@ class JobQueue:
         """How many jobs wait for a token."""
         return self.count("queued")
 
+    def targeted(self, serial: str) -> bool:
+        """True when a burn onto ``serial`` started here (burning, burned or failed since)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM jobs WHERE burned_serial = ? "
+                "AND state IN ('burning', 'burned', 'failed') LIMIT 1",
+                (serial,),
+            ).fetchone()
+        return row is not None
+
     def secret(self, job_id: int) -> Secret:
         """The job's secret (only while it is held)."""
         with self._lock:
@@ -316,7 +326,8 @@ class JobQueue:
             return self._get(job_id)
 
     def start_burn(self, job_id: int, serial: str) -> Job:
-        """queued -> burning onto ``serial`` (committed before the token is touched)."""
+        """queued -> burning onto ``serial``: the burn's intent, durable (synchronous=FULL)
+        before the token is touched, resolved by :meth:`recover` after a crash."""
         return self._set(
             job_id,
             "state = 'burning', attempts = attempts + 1, burned_serial = ?",

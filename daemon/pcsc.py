@@ -20,6 +20,7 @@ from types import TracebackType
 
 from smartcard import scard
 
+from .events import ReaderChange
 from .log import TRAFFIC
 from .token.errors import CardLost, ReaderUnavailable, TransportError
 
@@ -222,12 +223,10 @@ class PcscConnection:
 class ReaderEvent:
     """Something happened to a reader or the card on it.
 
-    kind: "reader-added", "reader-removed", "card-inserted", "card-removed",
-    "service-lost" (pcscd went away; the monitor keeps retrying) or
-    "service-back".
+    kind: see :class:`~.events.ReaderChange`.
     """
 
-    kind: str
+    kind: ReaderChange
     reader: str = ""
     atr: bytes = b""
     detail: str = ""
@@ -294,7 +293,7 @@ class PresenceMonitor:
                 try:
                     self._establish()
                     if lost_reported:
-                        self._emit(ReaderEvent("service-back"))
+                        self._emit(ReaderEvent(ReaderChange.SERVICE_BACK))
                         lost_reported = False
                     backoff = 0.25
                     self._watch()
@@ -304,7 +303,7 @@ class PresenceMonitor:
                     self._drop_all_readers()
                     if not lost_reported:
                         log.warning("PC/SC: %s; retrying", exc.message)
-                        self._emit(ReaderEvent("service-lost", detail=exc.message))
+                        self._emit(ReaderEvent(ReaderChange.SERVICE_LOST, detail=exc.message))
                         lost_reported = True
                     self._stop.wait(backoff)
                     backoff = min(backoff * 2, self._max_backoff)
@@ -312,7 +311,7 @@ class PresenceMonitor:
                     self._release()
         except Exception:
             log.exception("PC/SC monitor stopped on an unexpected error")
-            self._emit(ReaderEvent("service-lost", detail="monitor failed; see the log"))
+            self._emit(ReaderEvent(ReaderChange.SERVICE_LOST, detail="monitor failed; see the log"))
         finally:
             self.alive = False
 
@@ -336,8 +335,8 @@ class PresenceMonitor:
         state = self._readers.pop(name, 0)
         self._atrs.pop(name, None)
         if state & scard.SCARD_STATE_PRESENT:
-            self._emit(ReaderEvent("card-removed", name))
-        self._emit(ReaderEvent("reader-removed", name))
+            self._emit(ReaderEvent(ReaderChange.CARD_REMOVED, name))
+        self._emit(ReaderEvent(ReaderChange.READER_REMOVED, name))
 
     def _sync_readers(self) -> None:
         assert self._ctx is not None
@@ -351,7 +350,7 @@ class PresenceMonitor:
             self._forget(gone)
         for new in sorted(current - set(self._readers)):
             self._readers[new] = scard.SCARD_STATE_UNAWARE
-            self._emit(ReaderEvent("reader-added", new))
+            self._emit(ReaderEvent(ReaderChange.READER_ADDED, new))
 
     def _watch(self) -> None:
         pnp_state = 0
@@ -398,7 +397,7 @@ class PresenceMonitor:
         swapped = was and now and (before >> 16) != (event >> 16)
         if was and (not now or swapped):
             self._atrs.pop(name, None)
-            self._emit(ReaderEvent("card-removed", name))
+            self._emit(ReaderEvent(ReaderChange.CARD_REMOVED, name))
         if now and (not was or swapped):
             self._atrs[name] = atr
-            self._emit(ReaderEvent("card-inserted", name, atr))
+            self._emit(ReaderEvent(ReaderChange.CARD_INSERTED, name, atr))

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .config import Config
+from .events import SyncVerdict
 from .token.models import Model
 from .token.session import describe_drift
 from .token.settings import TokenSettings
@@ -40,7 +41,7 @@ class KnownSettings:
 class SyncDecision:
     """What to do about one measured token."""
 
-    verdict: str  # "in-time", "drift", "read-only"
+    verdict: SyncVerdict
     sync_safe: bool  # a clock write keeps the seed and the settings are known
     sync_offered: bool  # safe and beyond the threshold: the one-click action
     needs_confirmation: bool  # the host clock is not trusted: a person must say yes
@@ -104,7 +105,11 @@ def decide(
 ) -> SyncDecision:
     """Verdict, sync safety, the one-click offer and auto-sync for one measurement."""
     beyond = abs(drift_s) > cfg.drift_threshold_s
-    verdict = "read-only" if not model.programmable else ("drift" if beyond else "in-time")
+    verdict = (
+        SyncVerdict.READ_ONLY
+        if not model.programmable
+        else (SyncVerdict.DRIFT if beyond else SyncVerdict.IN_TIME)
+    )
     unsafe = unsafe_reason(model, settings)
     safe = not unsafe
     reason = unsafe

@@ -1,8 +1,9 @@
 """Drop-a-QR provisioning: files in, burn jobs queued, jobs burned onto presented tokens.
 
-Subscribes to the station's events (it never reaches into the station's state beyond
-its public calls). A taken file is recorded and its jobs queued in one transaction
-before the file is deleted (or archived); a refused file moves to ``failed/`` with a
+A feature beside clock sync: subscribes to the station's events, reads its presences
+and writes cards through the station's one write path; it owns the queue and its pause.
+A taken file is recorded and its jobs queued in one transaction before the file is
+deleted (or archived); a refused file moves to ``failed/`` with a
 ``.reason.txt`` beside it. When a token is measured and a job waits, attended mode
 offers the burn (BurnOffered); station mode burns at once, but only onto the token a
 job is bound to or onto a token this station never provisioned.
@@ -11,6 +12,7 @@ job is bound to or onto a token this station never provisioned.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
@@ -21,20 +23,41 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import faults
 from .config import Config
 from .csvsafe import SafeWriter
 from .decodepool import DecodePool
-from .ingest import NotAFile, Opened, judge_bytes, open_and_read, read_bytes
+from .events import (
+    BurnDone,
+    BurnFailed,
+    BurnOffered,
+    BurnOutcome,
+    ErrorKind,
+    Event,
+    FileTaken,
+    FileVerdict,
+    JobView,
+    OperationKind,
+    Origin,
+    Outcome,
+    PresenceState,
+    QueueState,
+    TokenMeasured,
+    decode,
+)
+from .faults import CrashPoint
+from .ingest import NotAFile, Opened, judge_bytes, open_and_read, read_fd
 from .intake_files import IntakeFiles, Refusal
 from .jobqueue import Intake, Job, JobQueue, NewJob
 from .otpcode import expected_code
 from .payload import Verdict, advice
 from .safetext import shown_name
-from .station import EventKind, Presence, Station, StationError, StationEvent
+from .station import CardWrite, Presence, Station, StationError, Written, settings_view
 from .store import Operation
 from .token.errors import CardLost, RefusedByPolicy, TokenError, TransportError
 from .token.models import Model
-from .token.session import WriteResult
+from .token.secret import Secret
+from .token.session import TokenSession, WriteResult
 from .xdg import private_dir
 
 log = logging.getLogger(__name__)
@@ -100,7 +123,13 @@ def choose_job(
 
 
 class Provisioner:
-    """The drop folder's consumer and the burn queue's driver."""
+    """The drop folder's consumer and the burn queue's driver.
+
+    Owns: the burn queue (``JobQueue``: jobs, their secrets, the intent of a running
+    burn), whether the queue is paused, which offers were skipped, the drop folder's
+    watch mode and the provisioning log. Reads the station's presences and writes cards
+    through :meth:`Station.write`.
+    """
 
     def __init__(
         self,
@@ -111,6 +140,7 @@ class Provisioner:
         drop_folder: Path,
         log_path: Path,
         loop: asyncio.AbstractEventLoop,
+        crash_point: CrashPoint = faults.crash_point,
     ) -> None:
         self.station = station
         self.queue = queue
@@ -119,37 +149,66 @@ class Provisioner:
         self.files = IntakeFiles(drop_folder)
         self.log_path = log_path
         self.loop = loop
-        self.mode_text = "not watching"
+        self.paused = False
+        self._watch_mode = "not watching"
+        self.crash_point = crash_point
         self._skipped: set[tuple[int, str, int]] = set()  # (job, reader, generation)
         self._tasks: set[asyncio.Task[None]] = set()
-        self.decoder = DecodePool()  # images are decoded in its worker processes
+        # Files (dropped or added) are judged on its threads, images in its processes.
+        self.decoder = DecodePool()
         self.decoder.start()
-        station.queue_size = queue.waiting
-        station.extra_status = self.status
         station.subscribe(self._on_event)
-        for job in queue.recover():
+
+    def recover(self) -> list[Job]:
+        """At start-up (single instance assured): settle burns a stop interrupted.
+
+        A job left "burning" was recorded as intent before its seed write: the token
+        may hold the seed. It becomes failed (a person decides), and the registry marks
+        the token provisioned with its settings unknown, so station mode never burns over
+        it and a sync asks for the settings.
+        """
+        stuck = self.queue.recover()
+        for job in stuck:
             log.warning("job %d (%s) was burning when the daemon stopped", job.id, job.label())
-            if job.burned_serial:
-                station.store.record_operation(
-                    Operation(
-                        job.burned_serial,
-                        time.time(),
-                        "burn",
-                        "failed",
-                        f"interrupted: the daemon stopped during the burn of {job.label()}",
-                        secret_fingerprint=job.fingerprint,
-                    )
+            if not job.burned_serial:
+                continue
+            self.station.store.mark_uncertain_burn(job.burned_serial, time.time())
+            self.station.store.record_operation(
+                Operation(
+                    job.burned_serial,
+                    time.time(),
+                    OperationKind.BURN,
+                    Outcome.FAILED,
+                    f"interrupted: the daemon stopped during the burn of {job.label()}; "
+                    "the token may or may not hold the seed",
+                    secret_fingerprint=job.fingerprint,
                 )
+            )
+        return stuck
+
+    def watching(self, mode: str) -> None:
+        """The drop folder's watch mode, for GetStatus."""
+        self._watch_mode = mode
 
     def status(self) -> dict[str, object]:
-        """Drop folder and mode, for GetStatus."""
+        """Queue, drop folder and mode, for GetStatus."""
         return {
+            "paused": self.paused,
+            "queue_length": self.queue.waiting(),
             "mode": self.cfg.mode,
             "drop_folder": str(self.folder),
-            "drop_folder_watch": self.mode_text,
+            "drop_folder_watch": self._watch_mode,
             "jobs_failed": self.queue.count("failed"),
             "qr_decoders": self.decoder.describe(),
         }
+
+    def queue_length(self) -> int:
+        """Jobs waiting for a token."""
+        return self.queue.waiting()
+
+    def close(self) -> None:
+        """Stop the file threads and the decoder processes."""
+        self.decoder.close()
 
     # -- files -------------------------------------------------------------------------
 
@@ -196,24 +255,42 @@ class Provisioner:
         ok = verdict.verdict == "ok"
         return verdict, self.queue.take(sha, name, verdict.verdict, jobs if ok else [])
 
-    def ingest_path(self, path: Path) -> dict[str, object]:
-        """`queue add FILE`: judge and queue a file outside the drop folder; leave it there."""
-        try:
-            data = read_bytes(path, self.cfg.drop.max_file_bytes)
-        except (NotAFile, OSError) as exc:
-            raise StationError(
-                "invalid",
-                f"{shown_name(path.name)}: {exc}",
-                "Give a regular file the daemon's user can read.",
-            ) from None
-        return self.ingest_data(shown_name(path.name), data)
+    async def ingest(self, fd: int, name: str) -> FileTaken:
+        """IngestFile: read the descriptor a caller passed (closed here) and judge the bytes
+        as a file named ``name``, off the event loop on the same file threads as dropped
+        files. Refusals raise :class:`StationError`."""
+        work = _Ingest(fd, name)
+        future = self.decoder.submit(self._ingest_blocking, work)
+        assert future is not None  # each request is its own item
+        await asyncio.wrap_future(future)
+        if work.error is not None:
+            raise work.error
+        assert work.taken is not None
+        return work.taken
 
-    def ingest_data(self, name: str, data: bytes) -> dict[str, object]:
-        """Judge and queue the bytes of a file named ``name`` (IngestFile); refusals raise."""
+    def _ingest_blocking(self, work: _Ingest) -> None:
+        try:
+            try:
+                data = read_fd(work.fd, self.cfg.drop.max_file_bytes)
+            except (NotAFile, OSError) as exc:
+                raise StationError(
+                    ErrorKind.INVALID,
+                    f"{work.name}: {exc}",
+                    "Open a regular file for reading and pass that descriptor.",
+                ) from None
+            finally:
+                with contextlib.suppress(OSError):
+                    os.close(work.fd)
+            work.taken = self.ingest_data(work.name, data)
+        except StationError as exc:  # the caller's answer, not a failure of the thread
+            work.error = exc
+
+    def ingest_data(self, name: str, data: bytes) -> FileTaken:
+        """Judge and queue the bytes of a file named ``name`` (blocking); refusals raise."""
         verdict, intake = self._take(name, data)
         if verdict.verdict != "ok":
             raise StationError(
-                "invalid",
+                ErrorKind.INVALID,
                 f"{name}: {verdict.verdict} ({verdict.kind}): {verdict.reason}",
                 advice(verdict.kind, verdict.reason),
             )
@@ -236,29 +313,21 @@ class Provisioner:
             log.exception("moving %s to failed/ failed", verdict.file)
         log.warning("refused %s: %s", verdict.file, verdict.reason)
         self._emit(
-            EventKind.FILE_TAKEN,
-            {
-                **verdict.as_dict(),
-                "moved_to": shown_name(str(target)) if target is not None else "",
-                "next_step": next_step,
-                "queued": [],
-                "duplicates": [],
-            },
+            _file_taken(
+                verdict,
+                moved_to=shown_name(str(target)) if target is not None else "",
+                next_step=next_step,
+            )
         )
         return verdict
 
-    def _announce(self, verdict: Verdict, intake: Intake) -> dict[str, object]:
+    def _announce(self, verdict: Verdict, intake: Intake) -> FileTaken:
         queued, duplicates = intake.queued, intake.duplicates
-        payload: dict[str, object] = {
-            **verdict.as_dict(),
-            "queued": [j.as_dict() for j in queued],
-            "duplicates": duplicates,
-            "seen_before": intake.seen_before,
-        }
+        reason = verdict.reason
         if intake.seen_before:
-            payload["reason"] = "the same file was taken before; nothing queued again"
+            reason = "the same file was taken before; nothing queued again"
         elif duplicates and not queued:
-            payload["reason"] = "already queued or burned: " + ", ".join(duplicates)
+            reason = "already queued or burned: " + ", ".join(duplicates)
         log.info(
             "took %s: %s, %d job(s) queued, %d duplicate(s)",
             verdict.file,
@@ -266,71 +335,90 @@ class Provisioner:
             len(queued),
             len(duplicates),
         )
-        self._emit(EventKind.FILE_TAKEN, payload)
+        event = _file_taken(
+            verdict,
+            reason=reason,
+            queued=tuple(job_view(j) for j in queued),
+            duplicates=tuple(duplicates),
+            seen_before=intake.seen_before,
+        )
+        self._emit(event)
         if queued:
             self.loop.call_soon_threadsafe(self._queue_changed)
-        return payload
+        return event
 
-    def _emit(self, kind: EventKind, payload: dict[str, object]) -> None:
-        self.loop.call_soon_threadsafe(self.station.publish, kind, payload)
+    def _emit(self, event: Event) -> None:
+        self.loop.call_soon_threadsafe(self.station.publish, event)
 
     def _queue_changed(self, *, offer: bool = True) -> None:
         """Publish the queue's state (loop thread); with ``offer``, offer jobs to tokens."""
-        payload: dict[str, object] = {"paused": self.station.paused, "length": self.queue.waiting()}
-        self.station.publish(EventKind.QUEUE_STATE, payload)
+        self.station.publish(QueueState(paused=self.paused, length=self.queue.waiting()))
         if offer:
+            self.offer_all()
+
+    def set_paused(self, paused: bool) -> None:
+        """Pause (no offers, no burns) or resume the queue; a resume offers jobs again."""
+        if paused != self.paused:
+            self.paused = paused
+            self._queue_changed(offer=False)
+        if not paused:
             self.offer_all()
 
     # -- tokens ------------------------------------------------------------------------
 
-    def _on_event(self, event: StationEvent) -> None:
-        if event.kind == EventKind.TOKEN_MEASURED:
-            self._spawn(self._consider(str(event.payload["reader"])))
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, TokenMeasured):
+            self._spawn(self._consider(event.reader))
 
     def offer_all(self) -> None:
         """Consider every measured token (after a resume, or when jobs arrive)."""
-        for reader, p in self.station.readers.items():
-            if p is not None and p.precise and p.state == "token":
-                self._spawn(self._consider(reader))
+        for p in self.station.presences():
+            if p.measured:
+                self._spawn(self._consider(p.reader))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def touched(self, serial: str) -> bool:
+        """This station burned the token, or tried to (registry or the queue's intents)."""
+        record = self.station.store.token(serial)
+        return (
+            bool(record and record.provisioned)
+            or any(op.kind == OperationKind.BURN for op in self.station.store.operations(serial))
+            or self.queue.targeted(serial)
+        )
+
     async def _consider(self, reader: str) -> None:
         p = self.station.readers.get(reader)
-        if p is None or p.model is None or self.station.paused:
+        if p is None or p.model is None or self.paused:
             return
-        record = self.station.store.token(p.serial)
-        # A token this station burned, or tried to, is not "fresh" any more.
-        touched = bool(record and record.provisioned) or any(
-            op.kind == "burn" for op in self.station.store.operations(p.serial)
-        )
         waiting = [
             j
             for j in self.queue.jobs(["queued"])
             if (j.id, p.reader, p.generation) not in self._skipped
         ]
-        choice = choose_job(p.model, p.serial, touched, waiting, self.cfg.mode)
+        choice = choose_job(p.model, p.serial, self.touched(p.serial), waiting, self.cfg.mode)
         if choice.job is None:
             if waiting and choice.reason:
                 log.info("no burn for %s: %s", p.serial, choice.reason)
             return
         if choice.automatic:
             try:
-                await self.burn(choice.job.id, p.serial, origin="station")
+                await self.burn(choice.job.id, p.serial, origin=Origin.STATION)
             except StationError as exc:
                 log.warning("station-mode burn of job %d: %s", choice.job.id, exc.message)
             return
         self.station.publish(
-            EventKind.BURN_OFFERED,
-            {
-                **_token_fields(p),
-                "job": choice.job.as_dict(),
-                "warning": choice.reason,
-                "question": f"Burn {choice.job.label()} onto token {p.serial}?",
-            },
+            BurnOffered(
+                reader=p.reader,
+                serial=p.serial,
+                model=p.model_name,
+                job=job_view(choice.job),
+                warning=choice.reason,
+                question=f"Burn {choice.job.label()} onto token {p.serial}?",
+            )
         )
 
     def skip(self, job_id: int, serial: str) -> None:
@@ -339,93 +427,28 @@ class Provisioner:
         self._skipped.add((job_id, p.reader, p.generation))
         self._spawn(self._consider(p.reader))
 
-    async def burn(self, job_id: int, serial: str, origin: str = "manual") -> dict[str, object]:
+    async def burn(self, job_id: int, serial: str, origin: Origin = Origin.MANUAL) -> BurnDone:
         """Burn job ``job_id`` onto the presented token ``serial``."""
         p = self.station.find(serial)
         assert p.model is not None
         job = self.queue.get(job_id)
         if job is None:
-            raise StationError("invalid", f"no job {job_id}", _SEE_QUEUE)
+            raise StationError(ErrorKind.INVALID, f"no job {job_id}", _SEE_QUEUE)
         if job.serial and job.serial != p.serial:
             raise StationError(
-                "refused",
+                ErrorKind.REFUSED,
                 f"job {job_id} is bound to token {job.serial}, not {p.serial}",
                 f"Place token {job.serial}, or remove the job and queue its file again unbound.",
             )
         try:
-            job = self.queue.start_burn(job_id, p.serial)
-        except ValueError as exc:
-            raise StationError("refused", str(exc), _SEE_QUEUE) from None
-        seed = self.queue.secret(job_id)
-        settings = job.settings(self.cfg.token_defaults.display_timeout)
-        base = {**_token_fields(p), "job": job.as_dict(), "origin": origin}
-        p.state = "burning"
-        try:
-            result: WriteResult = await self.station.card_operation(
-                p, lambda s: s.burn(seed, settings, expect_serial=p.serial)
-            )
-        except (StationError, TokenError) as exc:
-            p.state = "token"
-            message = exc.message
-            next_step = getattr(exc, "next_step", "")
-            nothing_written = isinstance(exc, StationError | RefusedByPolicy)
-            gone = isinstance(exc, CardLost | TransportError)
-            if nothing_written or gone:
-                self.queue.back_to_queue(job_id, message)
-                outcome = "requeued"
-            else:
-                self.queue.failed(job_id, message)
-                outcome = "failed"
-            self.station.store.record_operation(
-                Operation(
-                    p.serial,
-                    time.time(),
-                    "burn",
-                    "failed",
-                    message,
-                    secret_fingerprint=job.fingerprint,
-                )
-            )
-            self.station.publish(
-                EventKind.BURN_FAILED,
-                {**base, "outcome": outcome, "message": message, "next_step": next_step},
-            )
+            done = await self.station.write(p, BurnWrite(self, job, origin))
+        finally:
             self._queue_changed(offer=False)
-            raise StationError("failed", message, next_step) from None
-        p.state = "token"
-        done = self.queue.burned(job_id, p.serial)
-        at = result.host_time_after
-        self.station.store.record_write(p.serial, settings, at, provisioned=True)
-        self.station.store.record_operation(
-            Operation(
-                p.serial,
-                at,
-                "burn",
-                "ok",
-                f"{origin}; {job.label()}",
-                secret_fingerprint=job.fingerprint,
-            )
-        )
-        self._log_provisioning(done, p)
-        payload: dict[str, object] = {
-            **base,
-            "job": done.as_dict(),
-            "settings": settings.as_dict(),
-            "power_cycle_required": True,
-            "token_time": result.token_time_after,
-        }
-        try:
-            code, valid_until = expected_code(seed, settings, at)
-            payload["expected_code"] = code
-            payload["expected_code_valid_until"] = valid_until
-        except Exception:  # the burn stands; only the hint is missing
-            log.exception("could not compute the expected code for job %d", job_id)
-        log.info("burned job %d (%s) onto %s", job_id, job.label(), p.serial)
-        self.station.publish(EventKind.BURN_DONE, payload)
-        self._queue_changed(offer=False)
-        return payload
+        assert isinstance(done, BurnDone)
+        return done
 
-    def _log_provisioning(self, job: Job, p: Presence) -> None:
+    def log_provisioning(self, job: Job, p: Presence) -> None:
+        """Append the provisioning-log row for a burned job (CSV, 0600)."""
         new = not self.log_path.exists()
         fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(fd, "a", newline="", encoding="utf-8", errors="backslashreplace") as f:
@@ -447,6 +470,8 @@ class Provisioner:
                     job.source,
                 ]
             )
+            f.flush()
+            os.fsync(f.fileno())
 
     # -- queue management --------------------------------------------------------------
 
@@ -455,7 +480,7 @@ class Provisioner:
         try:
             job = self.queue.remove(job_id)
         except ValueError as exc:
-            raise StationError("refused", str(exc), _SEE_QUEUE) from None
+            raise StationError(ErrorKind.REFUSED, str(exc), _SEE_QUEUE) from None
         self._queue_changed()
         return job
 
@@ -464,17 +489,151 @@ class Provisioner:
         try:
             job = self.queue.retry(job_id)
         except ValueError as exc:
-            raise StationError("refused", str(exc), _SEE_QUEUE) from None
+            raise StationError(ErrorKind.REFUSED, str(exc), _SEE_QUEUE) from None
         self._queue_changed()
         return job
 
 
-def _token_fields(p: Presence) -> dict[str, object]:
-    return {
-        "reader": p.reader,
-        "serial": p.serial,
-        "model": p.model.name if p.model else "",
+class BurnWrite(CardWrite):
+    """One burn, in crash-safe order.
+
+    1. ``prepare``: the queue commits "burning job J onto serial S" (synchronous=FULL)
+       before the card is touched: the intent a restart resolves (:meth:`Provisioner.recover`).
+    2. ``run``: the seed write.
+    3. ``succeeded``: the registry marks the token provisioned with its settings, then the
+       queue marks the job burned (erasing the secret), then the provisioning-log row;
+       the station records the operation and publishes BurnDone.
+
+    A stop anywhere leaves either the intent (resolved at start-up: token provisioned,
+    job failed for a person to decide) or a burned job with a provisioned token.
+    """
+
+    kind = OperationKind.BURN
+    busy = PresenceState.BURNING
+    wait = True
+
+    def __init__(self, prov: Provisioner, job: Job, origin: Origin) -> None:
+        self.prov = prov
+        self.job = job
+        self.origin = origin
+        self.started = False
+        self.settings = job.settings(prov.cfg.token_defaults.display_timeout)
+        self.seed: Secret | None = None
+        self.serial = ""
+
+    async def prepare(self, p: Presence) -> None:
+        if self.prov.paused and self.origin == Origin.STATION:
+            raise StationError(ErrorKind.REFUSED, "the queue is paused", "Resume it first.")
+        try:
+            self.job = self.prov.queue.start_burn(self.job.id, p.serial)
+        except ValueError as exc:
+            raise StationError(ErrorKind.REFUSED, str(exc), _SEE_QUEUE) from None
+        self.started = True
+        self.serial = p.serial
+        self.seed = self.prov.queue.secret(self.job.id)
+        self.prov.crash_point("intent")
+
+    def run(self, session: TokenSession) -> WriteResult:
+        assert self.seed is not None
+        return session.burn(self.seed, self.settings, expect_serial=self.serial)
+
+    def succeeded(self, p: Presence, result: WriteResult) -> Written:
+        crash = self.prov.crash_point
+        crash("written")
+        store, queue = self.prov.station.store, self.prov.queue
+        at = result.host_time_after
+        store.record_write(p.serial, self.settings, at, provisioned=True)
+        crash("registry")
+        done = queue.burned(self.job.id, p.serial)
+        crash("burned")
+        self.prov.log_provisioning(done, p)
+        crash("logged")
+        expected: tuple[str, float] | None = None
+        assert self.seed is not None
+        try:
+            expected = expected_code(self.seed, self.settings, at)
+        except Exception:  # the burn stands; only the hint is missing
+            log.exception("could not compute the expected code for job %d", done.id)
+        log.info("burned job %d (%s) onto %s", done.id, done.label(), p.serial)
+        event = BurnDone(
+            reader=p.reader,
+            serial=p.serial,
+            model=p.model_name,
+            origin=self.origin,
+            job=job_view(done),
+            settings=settings_view(self.settings),
+            power_cycle_required=True,
+            token_time=result.token_time_after,
+            expected_code=expected[0] if expected else None,
+            expected_code_valid_until=expected[1] if expected else None,
+        )
+        op = Operation(
+            p.serial,
+            at,
+            OperationKind.BURN,
+            Outcome.OK,
+            f"{self.origin}; {done.label()}",
+            secret_fingerprint=done.fingerprint,
+        )
+        return Written(op, event)
+
+    def failed(self, p: Presence, exc: StationError | TokenError) -> Written | None:
+        if not self.started:
+            return None  # refused before the queue or the card was touched
+        nothing_written = isinstance(exc, StationError | RefusedByPolicy)
+        gone = isinstance(exc, CardLost | TransportError)
+        queue = self.prov.queue
+        if nothing_written or gone:
+            job = queue.back_to_queue(self.job.id, exc.message)
+            outcome = BurnOutcome.REQUEUED
+        else:
+            job = queue.failed(self.job.id, exc.message)
+            outcome = BurnOutcome.FAILED
+        op = Operation(
+            p.serial,
+            time.time(),
+            OperationKind.BURN,
+            Outcome.FAILED,
+            exc.message,
+            secret_fingerprint=job.fingerprint,
+        )
+        event = BurnFailed(
+            reader=p.reader,
+            serial=p.serial,
+            model=p.model_name,
+            origin=self.origin,
+            job=job_view(job),
+            outcome=outcome,
+            message=exc.message,
+            next_step=exc.next_step,
+        )
+        return Written(op, event)
+
+
+@dataclass(eq=False)
+class _Ingest:
+    """One IngestFile request on a file thread: the descriptor in, the event or error out."""
+
+    fd: int
+    name: str
+    taken: FileTaken | None = None
+    error: StationError | None = None
+
+
+def job_view(job: Job) -> JobView:
+    """A job as events carry it."""
+    return decode(JobView, job.as_dict())
+
+
+def _file_taken(verdict: Verdict, **extra: Any) -> FileTaken:
+    fields: dict[str, Any] = {
+        **verdict.as_dict(),
+        "verdict": FileVerdict(verdict.verdict),
+        **extra,
     }
+    fields["warnings"] = tuple(fields["warnings"])
+    fields["accounts"] = tuple(fields["accounts"])
+    return FileTaken(**fields)
 
 
 def default_paths(cfg: Config) -> tuple[Path, Path, Path]:

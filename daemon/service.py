@@ -1,8 +1,13 @@
-"""`tokenstation daemon`: wires the PC/SC monitor, the station and the D-Bus service.
+"""`tokenstation daemon`: wires the PC/SC monitor, the station, its features and the bus.
 
 One asyncio process; the PC/SC monitor blocks in SCardGetStatusChange on its own
-thread and hands events to the loop, so an idle daemon wakes for nothing. One
-instance per bus name; SIGTERM and SIGINT stop it cleanly.
+thread and hands events to the loop, so an idle daemon wakes for nothing. One instance
+per state directory (an flock, ``instance.py``) and per bus name, both taken before
+any state is read and before crash recovery runs. SIGTERM and SIGINT stop it cleanly.
+
+Who owns what: the Station (reader presence, the event stream, the card write path);
+ClockSync (clock writes); the Provisioner (queue, pause, drop-folder intake, burns);
+the StationInterface (the D-Bus face, handed each of them explicitly).
 """
 
 from __future__ import annotations
@@ -13,24 +18,25 @@ import logging
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 from . import dbusio, pcsc, xdg
 from .bus import StationInterface
 from .busnames import BUS_NAME, OBJECT_PATH
 from .busops import DAEMON_TAKES_FDS
 from .clock import HostClockTrust
+from .clocksync import ClockSync
 from .config import Config
 from .dropfolder import DropFolder
+from .instance import AlreadyRunning, InstanceLock
 from .jobqueue import JobQueue
 from .provisioning import Provisioner, default_paths
 from .station import Station
 from .store import Store
 
+__all__ = ["AlreadyRunning", "BusUnavailable", "registry_path", "serve"]
+
 log = logging.getLogger(__name__)
-
-
-class AlreadyRunning(Exception):
-    """Another daemon owns the bus name."""
 
 
 class BusUnavailable(Exception):
@@ -47,23 +53,69 @@ def _drop_folder(cfg: Config, path: Path, provisioner: Provisioner) -> DropFolde
     )
 
 
+def state_dir(cfg: Config) -> Path:
+    """The daemon's state directory (the registry and the instance lock)."""
+    return xdg.private_dir(cfg.state_dir if cfg.state_dir is not None else xdg.state_dir())
+
+
 def registry_path(cfg: Config) -> Path:
     """Where the registry lives."""
-    base = cfg.state_dir if cfg.state_dir is not None else xdg.state_dir()
-    return xdg.private_dir(base) / "registry.sqlite3"
+    return state_dir(cfg) / "registry.sqlite3"
+
+
+async def _claim_name(bus: Any, cfg: Config) -> None:
+    reply = await bus.request_name(BUS_NAME, dbusio.NameFlag.DO_NOT_QUEUE)
+    if reply == dbusio.RequestNameReply.PRIMARY_OWNER:
+        return
+    try:
+        (pid,) = await dbusio.call(
+            bus,
+            dbusio.DBUS_NAME,
+            dbusio.DBUS_PATH,
+            dbusio.DBUS_NAME,
+            "GetConnectionUnixProcessID",
+            "s",
+            [BUS_NAME],
+        )
+        who = f"pid {pid}, "
+    except Exception:
+        who = ""
+    raise AlreadyRunning(f"another tokenstation daemon ({who}{cfg.bus} bus) owns {BUS_NAME}")
 
 
 async def serve(cfg: Config, *, ready: asyncio.Event | None = None) -> int:
     """Run until SIGTERM/SIGINT; returns the exit code."""
+    folder_path, queue_path, log_path = default_paths(cfg)
+    # 1. The state directories, before anything in them is read or changed.
+    lock = InstanceLock.acquire([state_dir(cfg), queue_path.parent], cfg.bus)
+    try:
+        return await _serve_locked(cfg, folder_path, queue_path, log_path, ready)
+    finally:
+        lock.release()
+
+
+async def _serve_locked(
+    cfg: Config,
+    folder_path: Path,
+    queue_path: Path,
+    log_path: Path,
+    ready: asyncio.Event | None,
+) -> int:
     try:
         bus = await dbusio.connect(cfg.bus, unix_fds=DAEMON_TAKES_FDS)
     except Exception as exc:
         raise BusUnavailable(f"cannot connect to the {cfg.bus} bus ({exc})") from None
+    try:
+        # 2. The bus name, before any state is opened or recovered.
+        await _claim_name(bus, cfg)
+    except BaseException:
+        await dbusio.disconnect(bus)
+        raise
+    loop = asyncio.get_running_loop()
     store = Store(registry_path(cfg))
     trust = HostClockTrust(cfg.clock_trust)
     station = Station(cfg, store, trust, pcsc.PcscConnection)
-    loop = asyncio.get_running_loop()
-    folder_path, queue_path, log_path = default_paths(cfg)
+    clock = ClockSync(station)
     queue = JobQueue(queue_path)
     provisioner = Provisioner(
         station, queue, cfg, drop_folder=folder_path, log_path=log_path, loop=loop
@@ -72,15 +124,10 @@ async def serve(cfg: Config, *, ready: asyncio.Event | None = None) -> int:
     monitor: pcsc.PresenceMonitor | None = None
     folder_started = False
     try:
-        iface = StationInterface(station, provisioner)
-        bus.export(OBJECT_PATH, iface)
-        reply = await bus.request_name(BUS_NAME, dbusio.NameFlag.DO_NOT_QUEUE)
-        if reply != dbusio.RequestNameReply.PRIMARY_OWNER:
-            raise AlreadyRunning(
-                f"another tokenstation daemon owns {BUS_NAME} on the {cfg.bus} bus"
-            )
-        initial = await trust.check()
-        station.last_trust = initial
+        # 3. Crash recovery: this process alone owns the state and the name.
+        provisioner.recover()
+        bus.export(OBJECT_PATH, StationInterface(station, clock, provisioner))
+        initial = await station.check_clock()
 
         def sink(ev: pcsc.ReaderEvent) -> None:
             at = time.time()
@@ -90,10 +137,8 @@ async def serve(cfg: Config, *, ready: asyncio.Event | None = None) -> int:
         monitor.start()
         folder.start()
         folder_started = True
-        provisioner.mode_text = folder.mode
-        stop = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+        provisioner.watching(folder.mode)
+        stop = _stop_on_signals(loop)
         log.info(
             "tokenstation daemon ready: %s on the %s bus (D-Bus library %s); registry %s; "
             "host clock %s; drop folder %s (%s, %s mode)",
@@ -116,6 +161,7 @@ async def serve(cfg: Config, *, ready: asyncio.Event | None = None) -> int:
         if monitor is not None:
             await loop.run_in_executor(None, monitor.stop)
         await station.close()
+        provisioner.close()
         queue.close()
         await trust.close()
         await dbusio.disconnect(bus)
@@ -131,6 +177,13 @@ async def _until_stopped(bus: object, stop: asyncio.Event) -> int:
         return 1
     log.info("stopping")
     return 0
+
+
+def _stop_on_signals(loop: asyncio.AbstractEventLoop) -> asyncio.Event:
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
 
 
 def _remove_signal_handlers(loop: asyncio.AbstractEventLoop) -> None:

@@ -186,6 +186,20 @@ class Store:
                 ),
             )
 
+    def mark_uncertain_burn(self, serial: str, at: float) -> None:
+        """A burn onto ``serial`` was interrupted: it counts as provisioned, settings unknown.
+
+        Station mode never burns over a provisioned token, and a sync of a model whose
+        clock write rewrites the settings asks for them instead of guessing.
+        """
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO tokens (serial, model, first_seen, last_seen, provisioned) "
+                "VALUES (?, '', ?, ?, 1) ON CONFLICT (serial) DO UPDATE SET provisioned = 1, "
+                "hmac = NULL, period = NULL, display_timeout = NULL, settings_at = NULL",
+                (serial, at, at),
+            )
+
     def record_operation(self, op: Operation) -> None:
         """Append a sync/burn outcome."""
         with self._lock:

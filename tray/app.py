@@ -19,6 +19,7 @@ from typing import Any
 from tokenstation.daemon import __version__, dbusio, xdg
 from tokenstation.daemon.busnames import BUS_NAME
 from tokenstation.daemon.client import DaemonError, StationClient
+from tokenstation.daemon.events import BurnDone, Event, decode
 
 from . import icons
 from .icon import TrayIcon, choose_backend, xembed_tray_present
@@ -71,7 +72,7 @@ class TrayApp:
             self.station = StationClient(self.session)
         else:
             self.station = await StationClient.connect(self.daemon_bus, require=False)
-        await self.station.subscribe(self._on_signal)
+        await self.station.subscribe_events(self._on_event)
         await self._watch_daemon()
         if self.show_icon:
             self._start_icon()
@@ -151,10 +152,10 @@ class TrayApp:
 
     # -- daemon -> user ------------------------------------------------------------------
 
-    def _on_signal(self, name: str, payload: dict[str, Any]) -> None:
+    def _on_event(self, event: Event) -> None:
         if not self.model.connected:
             self._spawn(self._load())
-        self._show(self.model.apply(name, payload))
+        self._show(self.model.apply(event))
         self._refresh()
 
     def _show(self, bubbles: list[Bubble]) -> None:
@@ -200,15 +201,15 @@ class TrayApp:
         kind = command.kind
         try:
             if kind == "sync":
-                token = next((t for t in self.model.tokens() if t["serial"] == command.serial), {})
-                await station.sync(
-                    command.serial, confirm_untrusted_clock=bool(token.get("needs_confirmation"))
-                )
+                token = next((t for t in self.model.tokens() if t.serial == command.serial), None)
+                confirm = bool(token and token.needs_confirmation)
+                await station.sync(command.serial, confirm_untrusted_clock=confirm)
             elif kind == "burn":
                 self.model.set_burning(command.serial, True)
                 self._refresh()
                 reply = await station.burn_job(command.job_id, command.serial)
-                self._show(self.model.burn_result(reply))  # the code, never broadcast
+                # The code to expect comes in this reply only: it is never broadcast.
+                self._show(self.model.burn_result(decode(BurnDone, reply)))
             elif kind == "skip":
                 await station.skip_job(command.job_id, command.serial)
             elif kind == "remove":

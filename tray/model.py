@@ -1,6 +1,7 @@
 """What the tray shows, as plain data: state, tooltip, menu, recent events, bubbles.
 
-Pure: daemon signals and snapshots in, descriptions out. The icon and notification
+Pure: the daemon's typed events (decoded from its signals by the client) and snapshots
+in, descriptions out. The icon and notification
 modules render these; tests read them directly. No secret reaches this module (the
 daemon sends none), and nothing here would show one.
 """
@@ -14,6 +15,31 @@ from enum import StrEnum
 from typing import Any
 
 from tokenstation.daemon.config import NotifyChoices
+from tokenstation.daemon.events import (
+    BurnDone,
+    BurnFailed,
+    BurnOffered,
+    BurnOutcome,
+    CardIgnored,
+    CardKind,
+    Event,
+    Fault,
+    FaultKind,
+    FileTaken,
+    FileVerdict,
+    JobState,
+    JobView,
+    PresenceView,
+    QueueState,
+    ServiceBack,
+    SyncDone,
+    SyncFailed,
+    SyncVerdict,
+    TokenMeasured,
+    TokenPresented,
+    TokenRemoved,
+    decode,
+)
 
 __all__ = ["Bubble", "Command", "MenuEntry", "NotifyChoices", "TrayModel", "TrayState"]
 
@@ -65,20 +91,20 @@ SEPARATOR = MenuEntry("", separator=True)
 
 
 class TrayModel:
-    """The tray's picture of the station, kept current from D-Bus signals."""
+    """The tray's picture of the station, kept current from the daemon's events."""
 
     def __init__(self, choices: NotifyChoices | None = None, actions: bool = True) -> None:
         self.choices = choices or NotifyChoices()
         self.actions = actions  # the notification server shows buttons
         self.connected = False
-        self.present: dict[str, dict[str, Any]] = {}  # reader -> presence
-        self.jobs: list[dict[str, Any]] = []
+        self.present: dict[str, PresenceView] = {}  # reader -> presence
+        self.jobs: list[JobView] = []
         self.paused = False
         self.drop_folder = ""
         self.error = ""
         self.burning: set[str] = set()
         self.recent: deque[tuple[float, str]] = deque(maxlen=10)
-        self._coded: set[object] = set()  # jobs whose code to expect was shown
+        self._coded: set[int] = set()  # jobs whose code to expect was shown
 
     # -- input ---------------------------------------------------------------------------
 
@@ -87,8 +113,9 @@ class TrayModel:
     ) -> None:
         """A full snapshot (after connecting)."""
         self.connected = True
-        self.present = {p["reader"]: p for p in present}
-        self.jobs = [j for j in jobs if j.get("state") in ("queued", "burning", "failed")]
+        self.present = {p["reader"]: decode(PresenceView, p) for p in present}
+        views = [decode(JobView, j) for j in jobs]
+        self.jobs = [j for j in views if j.state in _OPEN]
         self.paused = bool(status.get("paused"))
         self.drop_folder = str(status.get("drop_folder", ""))
         self.error = "" if status.get("pcsc") == "running" else str(status.get("pcsc", ""))
@@ -113,166 +140,187 @@ class TrayModel:
                 ]
         return []
 
-    def apply(self, name: str, p: dict[str, Any]) -> list[Bubble]:
-        """One daemon signal -> state change, and the bubbles to show for it."""
-        handler = getattr(self, f"_on_{name}", None)
-        if handler is None:
+    def apply(self, event: Event) -> list[Bubble]:
+        """One daemon event -> state change, and the bubbles to show for it."""
+        if isinstance(event, TokenPresented):
+            return self._presented(event)
+        if isinstance(event, TokenMeasured):
+            return self._measured(event)
+        if isinstance(event, TokenRemoved):
+            return self._removed(event)
+        if isinstance(event, CardIgnored):
+            return self._ignored(event)
+        if isinstance(event, SyncDone):
+            return self._sync_done(event)
+        if isinstance(event, SyncFailed):
+            return self._sync_failed(event)
+        if isinstance(event, FileTaken):
+            return self._file_taken(event)
+        if isinstance(event, BurnOffered):
+            return self._burn_offered(event)
+        if isinstance(event, BurnDone):
+            return self._burn_done(event)
+        if isinstance(event, BurnFailed):
+            return self._burn_failed(event)
+        if isinstance(event, QueueState):
+            self.paused = event.paused
             return []
-        result: list[Bubble] = handler(p)
-        return result
+        if isinstance(event, Fault):
+            return self._fault(event)
+        if isinstance(event, ServiceBack):
+            self.error = ""
+            self._note("PC/SC service back")
+        # DriftDetected repeats TokenMeasured (which showed it); ReaderAdded/Removed
+        # change nothing the tray shows.
+        return []
 
     def _note(self, text: str) -> None:
         self.recent.appendleft((time.time(), text))
 
-    def _on_TokenPresented(self, p: dict[str, Any]) -> list[Bubble]:  # noqa: N802
-        self.present[p["reader"]] = p
-        self._note(f"{p.get('model')} {p.get('serial')} placed")
+    def _presented(self, p: TokenPresented) -> list[Bubble]:
+        self.present[p.reader] = p  # an event is a PresenceView too
+        self._note(f"{p.model} {p.serial} placed")
         return []
 
-    def _on_TokenMeasured(self, p: dict[str, Any]) -> list[Bubble]:  # noqa: N802
-        self.present[p["reader"]] = p
-        serial, model = p.get("serial", ""), p.get("model", "")
-        words = p.get("drift_words", "")
+    def _measured(self, p: TokenMeasured) -> list[Bubble]:
+        self.present[p.reader] = p  # an event is a PresenceView too
+        serial, model = p.serial or "", p.model or ""
+        words = p.drift_words or ""
         self._note(f"{serial}: {words}")
-        verdict = p.get("verdict")
+        verdict = p.verdict
         if not self.choices.token_presented:
             return []
-        if verdict == "in-time" and not self.choices.in_time:
+        if verdict == SyncVerdict.IN_TIME and not self.choices.in_time:
             return []
-        if verdict == "drift" and not self.choices.drift:
+        if verdict == SyncVerdict.DRIFT and not self.choices.drift:
             return []
         summary = f"Token {serial} ({model})"
-        if verdict == "read-only":
-            return [Bubble(f"token:{serial}", summary, f"Clock {words}. {p.get('reason', '')}.")]
-        body = f"Clock {words} (±{float(p.get('drift_uncertainty_s', 0)):.2f} s)."
+        if verdict == SyncVerdict.READ_ONLY:
+            return [Bubble(f"token:{serial}", summary, f"Clock {words}. {p.reason or ''}.")]
+        body = f"Clock {words} (±{p.drift_uncertainty_s or 0.0:.2f} s)."
         actions: tuple[tuple[str, str], ...] = ()
         commands: dict[str, Command] = {}
         urgency = 1
-        if p.get("sync_offered"):
+        if p.sync_offered:
             if self.actions:
                 actions = (("sync", "Sync clock"),)
                 commands = {"sync": Command("sync", serial)}
                 body += " Sync clock sets it to this computer's time; the seed stays."
             else:
                 body += f" To set it, choose 'Sync clock of {serial}' in the tray menu."
-            if p.get("needs_confirmation"):
-                body += f" Note: {_sentence(p.get('reason', ''))}"
-        elif verdict == "drift":
-            body += f" {_sentence(p.get('reason', ''))}"
+            if p.needs_confirmation:
+                body += f" Note: {_sentence(p.reason or '')}"
+        elif verdict == SyncVerdict.DRIFT:
+            body += f" {_sentence(p.reason or '')}"
         else:
             body += " Within the threshold: nothing to do."
             urgency = 0
         return [Bubble(f"token:{serial}", summary, body, actions, commands, urgency)]
 
-    def _on_TokenRemoved(self, p: dict[str, Any]) -> list[Bubble]:  # noqa: N802
-        self.present.pop(p.get("reader", ""), None)
-        self._note(f"{p.get('serial')} removed")
+    def _removed(self, p: TokenRemoved) -> list[Bubble]:
+        self.present.pop(p.reader, None)
+        self._note(f"{p.serial} removed")
         return []
 
-    def _on_CardIgnored(self, p: dict[str, Any]) -> list[Bubble]:  # noqa: N802
-        self._note(f"non-token card on {p.get('reader')}")
-        key = p.get("kind") == "security-key"  # named even when other cards are not shown
+    def _ignored(self, p: CardIgnored) -> list[Bubble]:
+        self._note(f"non-token card on {p.reader}")
+        key = p.kind == CardKind.SECURITY_KEY  # named even when other cards are not shown
         if not self.choices.non_token_cards and not key:
             return []
         title = "A security key, not a token" if key else "Not a programmable token"
-        return [Bubble(f"reader:{p.get('reader')}", title, str(p.get("message", "")), urgency=0)]
+        return [Bubble(f"reader:{p.reader}", title, p.message, urgency=0)]
 
-    def _on_SyncDone(self, p: dict[str, Any]) -> list[Bubble]:  # noqa: N802
-        serial = p.get("serial", "")
-        after = p.get("drift_after_words", "set")
-        self._note(f"{serial}: clock set ({p.get('drift_before_words')} -> {after})")
+    def _sync_done(self, p: SyncDone) -> list[Bubble]:
+        after = p.drift_after_words or "set"
+        self._note(f"{p.serial}: clock set ({p.drift_before_words} -> {after})")
         if not self.choices.sync_result:
             return []
         return [
             Bubble(
-                f"token:{serial}",
-                f"Clock set: token {serial}",
-                f"It was {p.get('drift_before_words')}; now {after}.",
+                f"token:{p.serial}",
+                f"Clock set: token {p.serial}",
+                f"It was {p.drift_before_words}; now {after}.",
                 urgency=0,
             )
         ]
 
-    def _on_SyncFailed(self, p: dict[str, Any]) -> list[Bubble]:  # noqa: N802
-        serial = p.get("serial", "")
-        self._note(f"{serial}: sync {p.get('outcome')}")
+    def _sync_failed(self, p: SyncFailed) -> list[Bubble]:
+        self._note(f"{p.serial}: sync {p.outcome}")
         return [
             Bubble(
-                f"token:{serial}",
-                f"Clock not set: token {serial}",
-                f"{_sentence(p.get('message', ''))} {p.get('next_step', '')}".strip(),
+                f"token:{p.serial}",
+                f"Clock not set: token {p.serial}",
+                f"{_sentence(p.message)} {p.next_step}".strip(),
                 urgency=2,
             )
         ]
 
-    def _on_FileTaken(self, p: dict[str, Any]) -> list[Bubble]:  # noqa: N802
-        name = p.get("file", "")
-        queued = p.get("queued", [])
-        self.jobs.extend(queued)
-        if p.get("verdict") == "ok":
-            labels = ", ".join(j["label"] for j in queued) or "nothing new"
+    def _file_taken(self, p: FileTaken) -> list[Bubble]:
+        name = p.file
+        self.jobs.extend(p.queued)
+        if p.verdict == FileVerdict.OK:
+            labels = ", ".join(j.label for j in p.queued) or "nothing new"
             self._note(f"{name}: queued {labels}")
             body = f"Queued {labels} from {name}."
-            if queued:
+            if p.queued:
                 body += " Place a token to burn it."
-            if p.get("reason"):
-                body += f" {_sentence(p['reason'])}"
-            for w in p.get("warnings", []):
+            if p.reason:
+                body += f" {_sentence(p.reason)}"
+            for w in p.warnings:
                 body += f" Note: {_sentence(w)}"
             return [Bubble(f"file:{name}", "QR file taken", body, urgency=0)]
         self._note(f"{name}: refused")
-        where = " It was moved to failed/." if p.get("moved_to") else ""
-        if p.get("next_step"):
-            where += f" {p['next_step']}"
+        where = " It was moved to failed/." if p.moved_to else ""
+        if p.next_step:
+            where += f" {p.next_step}"
         return [
             Bubble(
                 f"file:{name}",
                 f"File refused: {name}",
-                f"{p.get('kind')}: {_sentence(p.get('reason', ''))}{where}",
-                urgency=2 if p.get("verdict") == "error" else 1,
+                f"{p.kind}: {_sentence(p.reason)}{where}",
+                urgency=2 if p.verdict == FileVerdict.ERROR else 1,
             )
         ]
 
-    def _on_BurnOffered(self, p: dict[str, Any]) -> list[Bubble]:  # noqa: N802
-        serial, job = p.get("serial", ""), p.get("job", {})
+    def _burn_offered(self, p: BurnOffered) -> list[Bubble]:
+        serial, job = p.serial, p.job
         body = (
-            f"Secret {job.get('secret_fingerprint')} ({job.get('algorithm')}, "
-            f"{job.get('period')} s) from {job.get('source')}."
+            f"Secret {job.secret_fingerprint} ({job.algorithm}, {job.period} s) from {job.source}."
         )
-        if p.get("warning"):
-            body += f" {_sentence(p['warning'])}"
-        jid = int(job.get("id", 0))
+        if p.warning:
+            body += f" {_sentence(p.warning)}"
         actions: tuple[tuple[str, str], ...] = ()
         commands: dict[str, Command] = {}
         if self.actions:
             actions = (("burn", "Burn"), ("skip", "Skip"))
-            commands = {"burn": Command("burn", serial, jid), "skip": Command("skip", serial, jid)}
+            commands = {
+                "burn": Command("burn", serial, job.id),
+                "skip": Command("skip", serial, job.id),
+            }
         else:
             body += " Burn or skip it from the tray menu."
-        return [Bubble(f"token:{serial}", str(p.get("question", "")), body, actions, commands)]
+        return [Bubble(f"token:{serial}", p.question, body, actions, commands)]
 
-    def _on_BurnDone(self, p: dict[str, Any]) -> list[Bubble]:  # noqa: N802
-        serial, job = p.get("serial", ""), p.get("job", {})
+    def _burn_done(self, p: BurnDone) -> list[Bubble]:
+        serial, job = p.serial, p.job
         self.burning.discard(serial)
-        self.jobs = [j for j in self.jobs if j.get("id") != job.get("id")]
-        self._note(f"burned {job.get('label')} onto {serial}")
+        self.jobs = [j for j in self.jobs if j.id != job.id]
+        self._note(f"burned {job.label} onto {serial}")
         return [self._burn_bubble(p)]
 
-    def burn_result(self, p: dict[str, Any]) -> list[Bubble]:
+    def burn_result(self, p: BurnDone) -> list[Bubble]:
         """The reply to this tray's own BurnJob: it carries the code to expect, which the
         BurnDone signal does not on the system bus. The bubble once, with the code."""
-        job_id = p.get("job", {}).get("id")
-        if not p.get("expected_code") or job_id in self._coded:
+        if not p.expected_code or p.job.id in self._coded:
             return []
         return [self._burn_bubble(p)]
 
-    def _burn_bubble(self, p: dict[str, Any]) -> Bubble:
-        serial, job = p.get("serial", ""), p.get("job", {})
-        code = str(p.get("expected_code", ""))
+    def _burn_bubble(self, p: BurnDone) -> Bubble:
+        serial, job = p.serial, p.job
+        code = p.expected_code or ""
         if code:
-            self._coded.add(job.get("id"))
-        until = time.strftime(
-            "%H:%M:%S", time.localtime(float(p.get("expected_code_valid_until", 0)))
-        )
+            self._coded.add(job.id)
+        until = time.strftime("%H:%M:%S", time.localtime(p.expected_code_valid_until or 0))
         expect = (
             f" Switch it off and on: it should show {code[:3]} {code[3:]} (until {until})."
             if code
@@ -280,50 +328,40 @@ class TrayModel:
         )
         return Bubble(
             f"token:{serial}",
-            f"Burned {job.get('label')} onto {serial}",
-            f"Token {serial} ({p.get('model')}) now holds secret "
-            f"{job.get('secret_fingerprint')}.{expect}",
+            f"Burned {job.label} onto {serial}",
+            f"Token {serial} ({p.model}) now holds secret {job.secret_fingerprint}.{expect}",
         )
 
-    def _on_BurnFailed(self, p: dict[str, Any]) -> list[Bubble]:  # noqa: N802
-        serial, job = p.get("serial", ""), p.get("job", {})
+    def _burn_failed(self, p: BurnFailed) -> list[Bubble]:
+        serial, job = p.serial, p.job
         self.burning.discard(serial)
-        self._note(f"burn of {job.get('label')} onto {serial} {p.get('outcome')}")
+        self._note(f"burn of {job.label} onto {serial} {p.outcome}")
         return [
             Bubble(
                 f"token:{serial}",
-                f"Burn failed: {job.get('label')} onto {serial}",
-                f"{_sentence(p.get('message', ''))} {p.get('next_step', '')}".strip()
-                + (" The job is queued again." if p.get("outcome") == "requeued" else ""),
+                f"Burn failed: {job.label} onto {serial}",
+                f"{_sentence(p.message)} {p.next_step}".strip()
+                + (" The job is queued again." if p.outcome == BurnOutcome.REQUEUED else ""),
                 urgency=2,
             )
         ]
 
-    def _on_QueueState(self, p: dict[str, Any]) -> list[Bubble]:  # noqa: N802
-        self.paused = bool(p.get("paused"))
-        return []
-
-    def _on_Error(self, p: dict[str, Any]) -> list[Bubble]:  # noqa: N802
-        if p.get("kind") == "service-lost":
-            self.error = str(p.get("message", ""))
+    def _fault(self, p: Fault) -> list[Bubble]:
+        lost = p.kind == FaultKind.SERVICE_LOST
+        if lost:
+            self.error = p.message
             self.present.clear()
-        self._note(str(p.get("message", "error")))
+        self._note(p.message or "error")
         if not self.choices.errors:
             return []
         return [
             Bubble(
-                f"error:{p.get('kind')}",
-                "tokenstation: "
-                + ("PC/SC service lost" if p.get("kind") == "service-lost" else "error"),
-                f"{_sentence(p.get('message', ''))} {p.get('next_step', '')}".strip(),
+                f"error:{p.kind}",
+                "tokenstation: " + ("PC/SC service lost" if lost else "error"),
+                f"{_sentence(p.message)} {p.next_step}".strip(),
                 urgency=2,
             )
         ]
-
-    def _on_ServiceBack(self, p: dict[str, Any]) -> list[Bubble]:  # noqa: N802
-        self.error = ""
-        self._note("PC/SC service back")
-        return []
 
     def set_burning(self, serial: str, on: bool) -> None:
         """A burn this tray started is running (or ended)."""
@@ -331,9 +369,9 @@ class TrayModel:
 
     # -- output --------------------------------------------------------------------------
 
-    def tokens(self) -> list[dict[str, Any]]:
+    def tokens(self) -> list[PresenceView]:
         """Presented tokens (cards that are tokens), by reader."""
-        return [p for _r, p in sorted(self.present.items()) if p.get("serial")]
+        return [p for _r, p in sorted(self.present.items()) if p.serial]
 
     def state(self) -> TrayState:
         """The icon's state."""
@@ -344,7 +382,7 @@ class TrayModel:
         if self.burning:
             return TrayState.BURNING
         tokens = self.tokens()
-        if any(t.get("verdict") == "drift" for t in tokens):
+        if any(t.verdict == SyncVerdict.DRIFT for t in tokens):
             return TrayState.DRIFT
         if self.paused:
             return TrayState.PAUSED
@@ -359,8 +397,8 @@ class TrayModel:
             return "tokenstation: the daemon is not running"
         if state == TrayState.ERROR:
             return f"tokenstation: {self.error}"
-        parts = [f"{t['serial']} {t.get('drift_words', 'measuring')}" for t in self.tokens()]
-        waiting = sum(1 for j in self.jobs if j.get("state") == "queued")
+        parts = [f"{t.serial} {t.drift_words or 'measuring'}" for t in self.tokens()]
+        waiting = sum(1 for j in self.jobs if j.state == JobState.QUEUED)
         text = "tokenstation: " + ("; ".join(parts) if parts else "no token on the readers")
         if waiting:
             text += f"; {waiting} job(s) queued" + (" (paused)" if self.paused else "")
@@ -378,31 +416,28 @@ class TrayModel:
         entries: list[MenuEntry] = []
         default_set = False
         for t in self.tokens():
-            entries.append(
-                MenuEntry(
-                    f"{t['serial']} {t.get('model')}: {t.get('drift_words', 'measuring')}", None
-                )
-            )
-            if t.get("sync_safe") and t.get("verdict") != "read-only":
+            serial = t.serial or ""
+            entries.append(MenuEntry(f"{serial} {t.model}: {t.drift_words or 'measuring'}", None))
+            if t.sync_safe and t.verdict != SyncVerdict.READ_ONLY:
                 entries.append(
                     MenuEntry(
-                        f"Sync clock of {t['serial']}",
-                        Command("sync", t["serial"]),
-                        default=not default_set and bool(t.get("sync_offered")),
+                        f"Sync clock of {serial}",
+                        Command("sync", serial),
+                        default=not default_set and bool(t.sync_offered),
                     )
                 )
-                default_set = default_set or bool(t.get("sync_offered"))
+                default_set = default_set or bool(t.sync_offered)
         if not entries:
             entries.append(MenuEntry("No token on the readers", None))
         entries.append(SEPARATOR)
-        queued = [j for j in self.jobs if j.get("state") in ("queued", "failed")]
+        queued = [j for j in self.jobs if j.state in (JobState.QUEUED, JobState.FAILED)]
         for j in queued[:10]:
-            bound = f" -> {j['serial']}" if j.get("serial") else ""
-            state = "" if j.get("state") == "queued" else f" ({j['state']})"
+            bound = f" -> {j.serial}" if j.serial else ""
+            state = "" if j.state == JobState.QUEUED else f" ({j.state})"
             entries.append(
                 MenuEntry(
-                    f"Remove job {j['id']}: {j['label']}{bound}{state}",
-                    Command("remove", job_id=int(j["id"])),
+                    f"Remove job {j.id}: {j.label}{bound}{state}",
+                    Command("remove", job_id=j.id),
                 )
             )
         if not queued:
@@ -423,6 +458,9 @@ class TrayModel:
         entries.append(MenuEntry("About tokenstation", Command("about")))
         entries.append(MenuEntry("Quit", Command("quit")))
         return entries
+
+
+_OPEN = (JobState.QUEUED, JobState.BURNING, JobState.FAILED)
 
 
 def _sentence(text: str) -> str:

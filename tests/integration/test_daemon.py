@@ -245,7 +245,7 @@ def test_one_instance_per_bus_and_sigterm_stops_cleanly(start_daemon: Start, cli
     daemon, _bus = start_daemon()
     second = cli_bus("daemon", timeout=20)
     assert second.returncode == 1
-    assert "another tokenstation daemon owns org.tokenstation.TokenStation1" in second.stderr
+    assert f"another tokenstation daemon (pid {daemon.proc.pid}, session bus)" in second.stderr
     assert daemon.stop() == 0
     assert "stopping" in daemon.output()
     gone = cli_bus("status")

@@ -2,10 +2,34 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from tokenstation.daemon.events import (
+    BurnDone,
+    BurnOffered,
+    CardIgnored,
+    CardKind,
+    Fault,
+    FaultKind,
+    FileTaken,
+    FileVerdict,
+    JobState,
+    JobView,
+    Origin,
+    Outcome,
+    PresenceState,
+    QueueState,
+    ServiceBack,
+    SettingsView,
+    SyncDone,
+    SyncFailed,
+    SyncVerdict,
+    TokenMeasured,
+    from_signal,
+)
 from tokenstation.tray import icons
 from tokenstation.tray.model import Command, NotifyChoices, TrayModel, TrayState
 
@@ -13,24 +37,29 @@ READER = "Virtual PCD 00 00"
 SERIAL = "86596320000001"
 
 
-def measured(**over: Any) -> dict[str, Any]:
-    p = {
+def measured(**over: Any) -> TokenMeasured:
+    p: dict[str, Any] = {
         "reader": READER,
         "serial": SERIAL,
         "model": "C302-i",
-        "state": "token",
+        "state": PresenceState.TOKEN,
+        "placed_at": 1_800_000_000.0,
         "drift_s": 37.4,
         "drift_words": "37.4 s fast",
         "drift_uncertainty_s": 0.013,
         "precise": True,
-        "verdict": "drift",
+        "verdict": SyncVerdict.DRIFT,
         "sync_safe": True,
         "sync_offered": True,
         "needs_confirmation": False,
         "reason": "",
     }
     p.update(over)
-    return p
+    return TokenMeasured(**p)
+
+
+TOKEN = {"reader": READER, "serial": SERIAL, "model": "C302-i"}
+SETTINGS = SettingsView(hmac="SHA1", period=30, display_timeout=30)
 
 
 def connected(model: TrayModel) -> TrayModel:
@@ -40,7 +69,7 @@ def connected(model: TrayModel) -> TrayModel:
 
 def test_a_drifted_safe_token_gets_a_sync_button_and_a_menu_entry() -> None:
     m = connected(TrayModel())
-    [b] = m.apply("TokenMeasured", measured())
+    [b] = m.apply(measured())
     assert b.key == f"token:{SERIAL}" and b.summary == f"Token {SERIAL} (C302-i)"
     assert "37.4 s fast" in b.body
     assert b.actions == (("sync", "Sync clock"),)
@@ -54,114 +83,110 @@ def test_a_drifted_safe_token_gets_a_sync_button_and_a_menu_entry() -> None:
 
 def test_without_buttons_the_bubble_points_to_the_menu() -> None:
     m = connected(TrayModel(actions=False))
-    [b] = m.apply("TokenMeasured", measured())
+    [b] = m.apply(measured())
     assert b.actions == () and f"'Sync clock of {SERIAL}' in the tray menu" in b.body
 
 
 def test_restricted_and_unknown_settings_say_why_and_offer_nothing() -> None:
     m = connected(TrayModel())
     reason = "setting the clock of a OTPC-P2-i erases its seed: it needs a re-burn"
-    [b] = m.apply(
-        "TokenMeasured",
-        measured(model="OTPC-P2-i", sync_safe=False, sync_offered=False, reason=reason),
-    )
+    [b] = m.apply(measured(model="OTPC-P2-i", sync_safe=False, sync_offered=False, reason=reason))
     assert b.actions == () and "Setting the clock of a OTPC-P2-i erases its seed" in b.body
     assert not [e for e in m.menu() if e.command and e.command.kind == "sync"]
 
 
 def test_sync_result_replaces_the_bubble_and_failures_are_urgent() -> None:
     m = connected(TrayModel())
-    m.apply("TokenMeasured", measured())
+    m.apply(measured())
     [done] = m.apply(
-        "SyncDone",
-        {"serial": SERIAL, "drift_before_words": "37.4 s fast", "drift_after_words": "in time"},
+        SyncDone(
+            **TOKEN,
+            origin=Origin.MANUAL,
+            drift_before_s=37.4,
+            drift_before_words="37.4 s fast",
+            drift_after_words="in time",
+            settings=SETTINGS,
+            settings_source="registry",
+            untrusted_clock_confirmed=False,
+        )
     )
     assert done.key == f"token:{SERIAL}" and done.summary == f"Clock set: token {SERIAL}"
     assert done.body == "It was 37.4 s fast; now in time."
     [failed] = m.apply(
-        "SyncFailed",
-        {
-            "serial": SERIAL,
-            "outcome": "failed",
-            "message": "the token left the field",
-            "next_step": "Place it again.",
-        },
+        SyncFailed(
+            **TOKEN,
+            origin=Origin.MANUAL,
+            outcome=Outcome.FAILED,
+            message="the token left the field",
+            next_step="Place it again.",
+        )
     )
     assert failed.urgency == 2 and failed.body == "The token left the field. Place it again."
 
 
 def test_in_time_tokens_respect_the_notify_choice() -> None:
     quiet = connected(TrayModel(NotifyChoices(in_time=False)))
-    assert quiet.apply("TokenMeasured", measured(verdict="in-time", sync_offered=False)) == []
+    assert quiet.apply(measured(verdict=SyncVerdict.IN_TIME, sync_offered=False)) == []
     assert quiet.state() == TrayState.OK
 
 
 def test_queue_events_and_burn_offer() -> None:
     m = connected(TrayModel())
-    job = {
-        "id": 7,
-        "label": "Bitbucket:alice",
-        "state": "queued",
-        "serial": "",
-        "secret_fingerprint": "9b5f5e29",
-        "algorithm": "SHA1",
-        "period": 30,
-        "source": "bitbucket.png (the QR code)",
-    }
+    job = JobView(
+        id=7,
+        label="Bitbucket:alice",
+        state=JobState.QUEUED,
+        secret_fingerprint="9b5f5e29",
+        algorithm="SHA1",
+        period=30,
+        source="bitbucket.png (the QR code)",
+    )
     [taken] = m.apply(
-        "FileTaken",
-        {
-            "file": "bitbucket.png",
-            "verdict": "ok",
-            "kind": "otpauth-totp",
-            "queued": [job],
-            "warnings": [],
-            "reason": "",
-        },
+        FileTaken(file="bitbucket.png", verdict=FileVerdict.OK, kind="otpauth-totp", queued=(job,))
     )
     assert "Queued Bitbucket:alice from bitbucket.png" in taken.body
     assert any(e.command == Command("remove", job_id=7) for e in m.menu())
     [offer] = m.apply(
-        "BurnOffered",
-        {
-            "serial": SERIAL,
-            "reader": READER,
-            "job": job,
-            "warning": "",
-            "question": f"Burn Bitbucket:alice onto token {SERIAL}?",
-        },
+        BurnOffered(**TOKEN, job=job, question=f"Burn Bitbucket:alice onto token {SERIAL}?")
     )
     assert offer.summary == f"Burn Bitbucket:alice onto token {SERIAL}?"
     assert offer.actions == (("burn", "Burn"), ("skip", "Skip"))
     assert offer.commands["burn"] == Command("burn", SERIAL, 7)
     [done] = m.apply(
-        "BurnDone",
-        {
-            "serial": SERIAL,
-            "model": "C302-i",
-            "job": {**job, "state": "burned"},
-            "expected_code": "123456",
-            "expected_code_valid_until": 1_800_000_030,
-        },
+        BurnDone(
+            **TOKEN,
+            origin=Origin.MANUAL,
+            job=JobView(**{**job.__dict__, "state": JobState.BURNED}),
+            settings=SETTINGS,
+            power_cycle_required=True,
+            token_time=1_800_000_000,
+            expected_code="123456",
+            expected_code_valid_until=1_800_000_030,
+        )
     )
     assert "it should show 123 456" in done.body and "9b5f5e29" in done.body
-    burned = {"serial": SERIAL, "model": "C302-i", "job": {**job, "id": 8, "state": "burned"}}
-    [plain] = m.apply("BurnDone", burned)  # as on the system bus: no code broadcast
+    burned = BurnDone(
+        **TOKEN,
+        origin=Origin.MANUAL,
+        job=JobView(**{**job.__dict__, "id": 8, "state": JobState.BURNED}),
+        settings=SETTINGS,
+        power_cycle_required=True,
+        token_time=1_800_000_000,
+    )
+    [plain] = m.apply(burned)  # as on the system bus: no code broadcast
     assert "should show" not in plain.body
-    reply = {**burned, "expected_code": "654321", "expected_code_valid_until": 1_800_000_060}
+    reply = replace(burned, expected_code="654321", expected_code_valid_until=1_800_000_060)
     [coded] = m.burn_result(reply)  # the reply to this tray's own BurnJob carries it
     assert coded.key == plain.key and "it should show 654 321" in coded.body
-    assert m.burn_result(reply) == [] and m.burn_result({**reply, "job": job}) == []
+    assert m.burn_result(reply) == [] and m.burn_result(replace(reply, job=job)) == []
     [refused] = m.apply(
-        "FileTaken",
-        {
-            "file": "x.png",
-            "verdict": "rejected",
-            "kind": "url",
-            "queued": [],
-            "reason": "a https:// link, not an enrolment code",
-            "moved_to": "/x/failed/x.png",
-        },
+        FileTaken(
+            file="x.png",
+            verdict=FileVerdict.REJECTED,
+            kind="url",
+            reason="a https:// link, not an enrolment code",
+            moved_to="/x/failed/x.png",
+        )
     )
     assert refused.summary == "File refused: x.png" and "moved to failed/" in refused.body
 
@@ -172,12 +197,21 @@ def test_a_security_key_is_named_in_its_bubble_other_cards_stay_not_a_token() ->
         "this card is a FIDO2 security key (it holds passkeys, not a TOTP seed): register it "
         "with the service in a browser"
     )
-    [b] = m.apply("CardIgnored", {"reader": READER, "message": words, "kind": "security-key"})
+    key = from_signal(
+        "CardIgnored", {"reader": READER, "atr": "3b8f", "message": words, "kind": "security-key"}
+    )
+    assert key is not None
+    [b] = m.apply(key)
     assert b.summary == "A security key, not a token" and b.body == words
-    other = {"reader": READER, "message": "not a programmable token; left alone", "kind": "other"}
-    assert m.apply("CardIgnored", other) == []
+    other = CardIgnored(
+        reader=READER,
+        atr="3b8f",
+        message="not a programmable token; left alone",
+        kind=CardKind.OTHER,
+    )
+    assert m.apply(other) == []
     m = connected(TrayModel(choices=NotifyChoices(non_token_cards=True)))
-    [b] = m.apply("CardIgnored", other)
+    [b] = m.apply(other)
     assert b.summary == "Not a programmable token"
 
 
@@ -187,12 +221,12 @@ def test_states_and_the_daemon_going_away() -> None:
     assert m.menu()[0].text == "Daemon not running"
     connected(m)
     assert m.state() == TrayState.IDLE
-    m.apply("QueueState", {"paused": True, "length": 0})
+    m.apply(QueueState(paused=True, length=0))
     assert m.state() == TrayState.PAUSED
     assert any(e.command == Command("resume") for e in m.menu())
-    m.apply("Error", {"kind": "service-lost", "message": "the PC/SC service is gone"})
+    m.apply(Fault(kind=FaultKind.SERVICE_LOST, message="the PC/SC service is gone"))
     assert m.state() == TrayState.ERROR
-    m.apply("ServiceBack", {})
+    m.apply(ServiceBack(message="the PC/SC service is back"))
     m.set_burning(SERIAL, True)
     assert m.state() == TrayState.BURNING
     [gone] = m.disconnected()

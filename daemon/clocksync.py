@@ -1,0 +1,228 @@
+"""Clock sync, a feature beside the Provisioner: set a presented token's clock where safe.
+
+Owns no state of its own beyond the auto-sync tasks it runs: it reads the station's
+presences, decides from the policy (``policy.py``) what is safe, and writes through the
+station's one write path (:meth:`Station.write`), which records the operation and
+publishes SyncDone or SyncFailed. Auto-sync listens for TokenMeasured events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+from .events import (
+    ErrorKind,
+    Event,
+    OperationKind,
+    Origin,
+    Outcome,
+    PresenceState,
+    SyncDone,
+    SyncFailed,
+    TokenMeasured,
+)
+from .policy import KnownSettings, known_settings, unsafe_reason
+from .station import CardWrite, Presence, Station, StationError, Written, settings_view
+from .store import Operation, TokenRecord
+from .token.errors import TokenError
+from .token.session import ClockKind, DriftEstimate, TokenSession, WriteResult, describe_drift
+from .token.settings import TokenSettings
+
+log = logging.getLogger(__name__)
+
+
+class ClockSync:
+    """Manual and automatic clock syncs of presented tokens."""
+
+    def __init__(self, station: Station) -> None:
+        self.station = station
+        self._tasks: set[asyncio.Task[None]] = set()
+        station.subscribe(self._on_event)
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, TokenMeasured) and event.auto_sync:
+            p = self.station.readers.get(event.reader)
+            if p is not None and p.decision is not None:
+                self._spawn(self._auto(p, p.decision.settings))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _auto(self, p: Presence, known: KnownSettings | None) -> None:
+        try:
+            await self.station.write(p, SyncWrite(self.station, known, Origin.AUTO, wait=True))
+        except StationError as exc:
+            log.warning("auto-sync of %s did not happen: %s", p.serial, exc.message)
+
+    async def sync(
+        self,
+        serial: str = "",
+        *,
+        reader: str = "",
+        confirm_untrusted_clock: bool = False,
+        settings: TokenSettings | None = None,
+        origin: Origin = Origin.MANUAL,
+    ) -> SyncDone:
+        """Set a presented token's clock, where that is safe. Raises :class:`StationError`."""
+        p = self.station.find(serial, reader)
+        known = _settings_for(self.station, p.serial, settings)
+        write = SyncWrite(
+            self.station, known, origin, confirm_untrusted_clock=confirm_untrusted_clock, wait=False
+        )
+        done = await self.station.write(p, write)
+        assert isinstance(done, SyncDone)
+        return done
+
+
+class SyncWrite(CardWrite):
+    """One clock write: settings from the registry (or the caller), trust checked fresh."""
+
+    kind = OperationKind.SYNC
+    busy = PresenceState.SYNCING
+
+    def __init__(
+        self,
+        station: Station,
+        known: KnownSettings | None,
+        origin: Origin,
+        *,
+        confirm_untrusted_clock: bool = False,
+        wait: bool,
+    ) -> None:
+        self.station = station
+        self.known = known
+        self.serial = ""
+        self.origin = origin
+        self.confirm = confirm_untrusted_clock
+        self.wait = wait
+        self.drift_before: float | None = None
+        self.measured_before: DriftEstimate | None = None
+        self.clock_kind = ClockKind.UNKNOWN
+        self.untrusted = False
+
+    async def prepare(self, p: Presence) -> None:
+        assert p.model is not None and p.ident is not None
+        self.serial = p.serial
+        self.drift_before = p.ident.drift.drift_s
+        self.measured_before = p.ident.drift
+        # What this token's clock did on an earlier sync: a phase-keeping one takes one write.
+        self.clock_kind = ClockKind.parse(self.station.store.clock_kind(p.serial))
+        unsafe = unsafe_reason(p.model, self.known)
+        if unsafe:
+            next_step = "Nothing was written to the token."
+            if self.known is None and p.model.clock_write_keeps_seed:
+                next_step += (
+                    " If you know how it was burned, give the settings: `tokenstation sync "
+                    "--algorithm sha1|sha256 --period 30|60 --display-timeout 15|30|60|120`."
+                )
+            raise StationError(ErrorKind.REFUSED, unsafe, next_step)
+        trust = await self.station.check_clock(fresh=True)
+        if not trust.trusted and not self.confirm:
+            raise StationError(
+                ErrorKind.NEEDS_CONFIRMATION,
+                f"the host clock is not trusted: {trust.reason}",
+                "Fix the host clock, or confirm that it is right and sync again.",
+            )
+        self.untrusted = not trust.trusted
+
+    def run(self, session: TokenSession) -> WriteResult:
+        assert self.known is not None
+        return session.set_clock(
+            self.known.settings,
+            expect_serial=self.serial,
+            measure_after=True,
+            clock_kind=self.clock_kind,
+            before=self.measured_before,
+        )
+
+    def succeeded(self, p: Presence, result: WriteResult) -> Written:
+        assert self.known is not None and self.drift_before is not None
+        at = result.host_time_after
+        after = result.residual
+        if result.clock_kind is not ClockKind.UNKNOWN:
+            self.station.store.record_clock_kind(p.serial, result.clock_kind.value, at)
+        self.station.store.record_write(p.serial, self.known.settings, at, provisioned=False)
+        before = self.drift_before
+        log.info(
+            "synced token %s (%s): was %s, now %s",
+            p.serial,
+            self.origin,
+            describe_drift(before),
+            describe_drift(after.drift_s) if after else "?",
+        )
+        event = SyncDone(
+            reader=p.reader,
+            serial=p.serial,
+            model=p.model_name,
+            origin=self.origin,
+            drift_before_s=round(before, 3),
+            drift_before_words=describe_drift(before),
+            settings=settings_view(self.known.settings),
+            settings_source=self.known.source,
+            untrusted_clock_confirmed=self.untrusted,
+            clock_kind=result.clock_kind,
+            clock_writes=result.clock_writes,
+            drift_after_s=round(after.drift_s, 3) if after else None,
+            drift_after_uncertainty_s=round(after.uncertainty_s, 3) if after else None,
+            drift_after_words=describe_drift(after.drift_s) if after else None,
+            drift_after_bound_s=result.drift_bound_s if after else None,
+        )
+        op = Operation(
+            p.serial,
+            at,
+            OperationKind.SYNC,
+            Outcome.OK,
+            f"{self.origin}; settings from {self.known.source}",
+            before,
+            after.drift_s if after else None,
+        )
+        return Written(op, event)
+
+    def failed(self, p: Presence, exc: StationError | TokenError) -> Written | None:
+        if isinstance(exc, StationError) and exc.kind != ErrorKind.REFUSED:
+            return None  # a question for the caller (confirm the clock): nothing to record
+        outcome = Outcome.REFUSED if isinstance(exc, StationError) else Outcome.FAILED
+        op = Operation(
+            p.serial,
+            time.time(),
+            OperationKind.SYNC,
+            outcome,
+            exc.message,
+            self.drift_before if outcome == Outcome.FAILED else None,
+        )
+        event = SyncFailed(
+            reader=p.reader,
+            serial=p.serial,
+            model=p.model_name,
+            origin=self.origin,
+            outcome=outcome,
+            message=exc.message,
+            next_step=exc.next_step,
+        )
+        return Written(op, event)
+
+
+def _settings_for(
+    station: Station, serial: str, given: TokenSettings | None
+) -> KnownSettings | None:
+    record: TokenRecord | None = station.store.token(serial)
+    registry = record.settings if record else None
+    if given is None:
+        return known_settings(registry, station.cfg)
+    if registry is not None and registry != given:
+        raise StationError(
+            ErrorKind.REFUSED,
+            f"this station wrote {_words(registry)} to token {serial}, not {_words(given)}",
+            "Leave the settings out to use the registry's, or re-burn the token.",
+        )
+    return KnownSettings(given, "caller")
+
+
+def _words(s: TokenSettings) -> str:
+    return f"{s.hmac.name}, {s.period} s step, {s.display_timeout} s display"

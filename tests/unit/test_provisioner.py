@@ -1,0 +1,230 @@
+"""The Provisioner in-process: the in-process simulator behind the injectable connect.
+
+Files are queued through the real intake (``Provisioner.ingest``: a descriptor read,
+judged, queued), burns go through the station's one write path onto a SimulatedToken,
+and a restart is a new Station and Provisioner over the same database files, as after
+a real stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import os
+from pathlib import Path
+
+import pytest
+
+from tokenstation.daemon.config import Config, DefaultSettings
+from tokenstation.daemon.events import (
+    BurnDone,
+    BurnOffered,
+    ErrorKind,
+    JobState,
+    QueueState,
+)
+from tokenstation.daemon.jobqueue import JobQueue
+from tokenstation.daemon.provisioning import Provisioner
+from tokenstation.daemon.station import StationError
+
+from station_rig import C302, Rig
+
+OTHER = "86596320000002"
+URI = "otpauth://totp/Bitbucket:alice?secret=JBSWY3DPEHPK3PXP&issuer=Bitbucket"
+URI2 = "otpauth://totp/GitHub:bob?secret=KRUGKIDROVUWG2ZAMJZG653OEBTG66BANJ2W24DTEBXXMZLS&issuer=GitHub"
+STEPS = ("intent", "written", "registry", "burned", "logged")
+
+
+class InjectedCrash(BaseException):
+    """The process dies here (a BaseException, so no handler in the daemon catches it)."""
+
+
+class ProvRig(Rig):
+    def __init__(self, tmp: Path, cfg: Config, crash_at: str = "") -> None:
+        super().__init__(tmp, 0.0, cfg)
+        self.queue = JobQueue(tmp / "queue.sqlite3")
+
+        def crash(step: str) -> None:
+            if step == crash_at:
+                raise InjectedCrash(step)
+
+        self.prov = Provisioner(
+            self.station,
+            self.queue,
+            cfg,
+            drop_folder=tmp / "drop",
+            log_path=tmp / "provisioning-log.csv",
+            loop=asyncio.get_running_loop(),
+            crash_point=crash,
+        )
+
+    async def add(self, name: str, text: str) -> int:
+        path = self.tmp / name
+        path.write_text(text + "\n")
+        fd = os.open(path, os.O_RDONLY)  # as IngestFile hands it over (closed by ingest)
+        taken = await self.prov.ingest(fd, name)
+        [job] = taken.queued
+        return job.id
+
+    async def close(self) -> None:
+        await self.station.close()
+        self.prov.close()
+
+    def state(self, job_id: int) -> JobState:
+        job = self.queue.get(job_id)
+        assert job is not None
+        return JobState(job.state)
+
+    def log_rows(self) -> list[list[str]]:
+        path = self.tmp / "provisioning-log.csv"
+        return list(csv.reader(path.open()))[1:] if path.exists() else []
+
+
+def attended() -> Config:
+    return Config(token_defaults=DefaultSettings(confirmed=True))
+
+
+def station_mode() -> Config:
+    return Config(token_defaults=DefaultSettings(confirmed=True), mode="station")
+
+
+def run(scenario: object) -> None:
+    asyncio.run(scenario)  # type: ignore[arg-type]
+
+
+def test_a_waiting_job_is_offered_and_a_yes_burns_it(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        rig = ProvRig(tmp_path, attended())
+        job = await rig.add("bitbucket.txt", URI)
+        rig.place()
+        offer = await rig.wait_for(BurnOffered)
+        assert offer.serial == C302 and offer.job.id == job and offer.job.label == "Bitbucket:alice"
+        assert rig.token.seed_writes == 0  # attended: nothing without a yes
+        done = await rig.prov.burn(job, C302)
+        assert rig.of(BurnDone) == [done]
+        snap = rig.token.snapshot()
+        assert snap["seed_fingerprint"] == done.job.secret_fingerprint
+        assert done.expected_code == snap["code_after_power_cycle"]
+        assert rig.state(job) == JobState.BURNED
+        assert rig.store.token(C302).provisioned  # type: ignore[union-attr]
+        assert [op.outcome for op in rig.store.operations(C302)] == ["ok"]
+        assert [r[2] for r in rig.log_rows()] == [C302]
+        assert rig.of(QueueState)[-1].length == 0
+        await rig.close()
+
+    run(scenario())
+
+
+def test_skip_is_remembered_while_the_token_stays(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        rig = ProvRig(tmp_path, attended())
+        job = await rig.add("bitbucket.txt", URI)
+        rig.place()
+        await rig.wait_for(BurnOffered)
+        rig.prov.skip(job, C302)
+        await rig.settle()
+        assert len(rig.of(BurnOffered)) == 1
+        rig.remove()
+        rig.place()  # placed again: a new presence, offered again
+        await rig.wait_for(BurnOffered, 2)
+        assert rig.state(job) == JobState.QUEUED and rig.token.seed_writes == 0
+        await rig.close()
+
+    run(scenario())
+
+
+def test_pause_stops_offers_and_resume_offers_to_the_token_present(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        rig = ProvRig(tmp_path, attended())
+        rig.prov.set_paused(True)
+        assert rig.of(QueueState)[-1].paused is True
+        await rig.add("bitbucket.txt", URI)
+        rig.place()
+        await rig.settle()  # the measurement has ended
+        assert rig.of(BurnOffered) == []
+        rig.prov.set_paused(False)
+        offer = await rig.wait_for(BurnOffered)
+        assert offer.serial == C302
+        assert rig.prov.status()["paused"] is False
+
+    run(scenario())
+
+
+def test_remove_erases_the_secret_and_refuses_twice(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        rig = ProvRig(tmp_path, attended())
+        job = await rig.add("bitbucket.txt", URI)
+        removed = rig.prov.remove(job)
+        assert removed.state == "removed" and not removed.has_secret
+        assert rig.of(QueueState)[-1].length == 0
+        with pytest.raises(StationError) as refused:
+            rig.prov.remove(job)
+        assert refused.value.kind == ErrorKind.REFUSED
+        await rig.close()
+
+    run(scenario())
+
+
+def test_station_mode_burns_fresh_and_bound_tokens_never_over_a_provisioned_one(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        rig = ProvRig(tmp_path, station_mode())
+        first = await rig.add("bitbucket.txt", URI)
+        rig.place()
+        await rig.wait_for(BurnDone)
+        assert rig.state(first) == JobState.BURNED and rig.token.seed_writes == 1
+        # Another unbound job and the same (now provisioned) token: left alone.
+        second = await rig.add("github.txt", URI2)
+        rig.remove()
+        rig.place()
+        await rig.settle()
+        assert rig.token.seed_writes == 1 and rig.state(second) == JobState.QUEUED
+        # A job bound to this token by its file name is burned onto it.
+        bound = await rig.add(f"{C302}.txt", URI.replace("alice", "carol").replace("JBSW", "MFRG"))
+        rig.remove()
+        rig.place()
+        await rig.wait_for(BurnDone, 2)
+        assert rig.state(bound) == JobState.BURNED and rig.token.seed_writes == 2
+        assert rig.state(second) == JobState.QUEUED
+        await rig.close()
+
+    run(scenario())
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_a_crash_at_any_step_of_a_burn_never_leads_to_a_second_write(
+    tmp_path: Path, step: str
+) -> None:
+    """Station mode, killed at ``step`` of a burn, restarted with another job waiting."""
+
+    async def scenario() -> None:
+        rig = ProvRig(tmp_path, station_mode(), crash_at=step)
+        job = await rig.add("bitbucket.txt", URI)
+        rig.place()
+        await rig.settle()  # the burn task died at the crash point
+        written = rig.token.seed_writes
+        assert written == (0 if step == "intent" else 1)
+        assert BurnDone not in rig.kinds()
+        # The restart: same database files, same token still on the reader.
+        again = ProvRig(tmp_path, station_mode())
+        again.clock, again.token, again.conn = rig.clock, rig.token, rig.conn
+        again.prov.recover()
+        expect = JobState.FAILED if step in ("intent", "written", "registry") else JobState.BURNED
+        assert again.state(job) == expect
+        if expect == JobState.FAILED:
+            assert "may or may not hold the seed" in again.queue.get(job).reason  # type: ignore[union-attr]
+        assert again.store.token(C302).provisioned  # type: ignore[union-attr]
+        other = await again.add("github.txt", URI2)
+        again.place()
+        await again.settle()
+        assert rig.token.seed_writes == written  # nothing written again without a person
+        assert again.state(other) == JobState.QUEUED
+        assert BurnDone not in again.kinds()
+        if expect == JobState.FAILED:
+            # A person decides: retry puts it back, and attended burning is a choice.
+            assert again.prov.retry(job).state == "queued"
+        await rig.close()
+        await again.close()
+
+    run(scenario())
