@@ -153,6 +153,7 @@ class Provisioner:
         self._watch_mode = "not watching"
         self.crash_point = crash_point
         self._skipped: set[tuple[int, str, int]] = set()  # (job, reader, generation)
+        self._to_consider: set[str] = set()  # readers whose consideration has not started
         self._tasks: set[asyncio.Task[None]] = set()
         # Files (dropped or added) are judged on its threads, images in its processes.
         self.decoder = DecodePool()
@@ -368,13 +369,21 @@ class Provisioner:
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, TokenMeasured):
-            self._spawn(self._consider(event.reader))
+            self._offer(event.reader)
 
     def offer_all(self) -> None:
         """Consider every measured token (after a resume, or when jobs arrive)."""
         for p in self.station.presences():
             if p.measured:
-                self._spawn(self._consider(p.reader))
+                self._offer(p.reader)
+
+    def _offer(self, reader: str) -> None:
+        """Consider ``reader``'s token soon. Changes that arrive before that consideration
+        starts share it: a burst of taken files (each a queue change) costs one look at
+        the queue per token, not one per file, so the loop keeps answering."""
+        if reader not in self._to_consider:
+            self._to_consider.add(reader)
+            self._spawn(self._consider(reader))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -391,6 +400,7 @@ class Provisioner:
         )
 
     async def _consider(self, reader: str) -> None:
+        self._to_consider.discard(reader)  # a change from now on is considered again
         p = self.station.readers.get(reader)
         if p is None or p.model is None or self.paused:
             return
@@ -425,7 +435,7 @@ class Provisioner:
         """Do not offer this job to this token again while it stays on the reader."""
         p = self.station.find(serial)
         self._skipped.add((job_id, p.reader, p.generation))
-        self._spawn(self._consider(p.reader))
+        self._offer(p.reader)
 
     async def burn(self, job_id: int, serial: str, origin: Origin = Origin.MANUAL) -> BurnDone:
         """Burn job ``job_id`` onto the presented token ``serial``."""

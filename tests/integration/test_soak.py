@@ -226,6 +226,7 @@ def test_soak_hostile_and_valid_files_tokens_and_kills(
     wait_until(folder.exists, 5.0)
     probe = BusWatcher(private_bus)
     probes: list[tuple[float, bool]] = []
+    why: dict[float, str] = {}  # a failed probe's start -> its end and the error
     stop = threading.Event()
 
     def probing() -> None:
@@ -234,8 +235,9 @@ def test_soak_hostile_and_valid_files_tokens_and_kills(
             try:
                 probe.run(probe.client.status(), timeout=10)
                 probes.append((t, True))
-            except Exception:
+            except Exception as exc:
                 probes.append((t, False))
+                why[t] = f"ended at {time.monotonic():.3f}: {type(exc).__name__}: {exc}"
             stop.wait(0.5)
 
     def churn() -> None:
@@ -311,7 +313,9 @@ def test_soak_hostile_and_valid_files_tokens_and_kills(
     assert len(probes) > 10
     for t, ok in probes:
         if not ok:
-            assert any(k - 0.5 <= t <= r + 2.0 for k, r in windows), f"unreachable at {t}"
+            assert any(k - 0.5 <= t <= r + 2.0 for k, r in windows), (
+                f"unreachable at {t:.3f} ({why.get(t)}); kill/ready windows {windows}"
+            )
     # Remove some waiting jobs; then no seed of a burned or removed job on disk.
     with sqlite3.connect(db) as conn:
         waiting = [
