@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import dbusio
+from . import busaddress, dbusio
 from .busnames import BUS_NAME, ERROR_PREFIX, ERRORS, INTERFACE, OBJECT_PATH
 
 SignalHandler = Callable[[str, dict[str, Any]], None]
@@ -14,7 +14,16 @@ _KIND_BY_SUFFIX = {suffix: kind for kind, suffix in ERRORS.items()}
 
 
 class DaemonNotRunning(Exception):
-    """Nobody owns the bus name."""
+    """No daemon to talk to: nobody owns its name on the bus (``next_step`` says what to do)."""
+
+    def __init__(self, message: str, next_step: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.next_step = next_step
+
+
+class BusUnreachable(DaemonNotRunning):
+    """The bus itself cannot be reached (no session bus in this shell, no socket, ...)."""
 
 
 class DaemonError(Exception):
@@ -31,6 +40,7 @@ class StationClient:
 
     def __init__(self, bus: Any) -> None:
         self.bus = bus
+        self.bus_kind = "session"
         self._handlers: list[SignalHandler] = []
         self._matching = False
 
@@ -39,14 +49,19 @@ class StationClient:
         cls, bus: str = "session", address: str | None = None, *, require: bool = True
     ) -> StationClient:
         """Connect; with ``require``, raise DaemonNotRunning when no daemon owns the name."""
+        if address is None and busaddress.missing(bus):
+            raise BusUnreachable(busaddress.unreachable(bus), busaddress.reach_advice(bus))
         try:
             conn = await dbusio.connect(bus, address)
         except Exception as exc:
-            raise DaemonNotRunning(f"cannot reach the {bus} bus ({exc})") from None
+            raise BusUnreachable(
+                busaddress.unreachable(bus, address, exc), busaddress.reach_advice(bus)
+            ) from None
         client = cls(conn)
+        client.bus_kind = bus
         if require and not await dbusio.name_has_owner(conn, BUS_NAME):
             await client.close()
-            raise DaemonNotRunning(f"the tokenstation daemon is not running on the {bus} bus")
+            raise DaemonNotRunning(busaddress.not_running(bus), busaddress.start_advice(bus))
         return client
 
     async def close(self) -> None:
@@ -66,7 +81,9 @@ class StationClient:
             name = str(getattr(exc, "type", ""))
             kind = _KIND_BY_SUFFIX.get(name.removeprefix(ERROR_PREFIX), "failed")
             if name.endswith(("ServiceUnknown", "NameHasNoOwner")):
-                raise DaemonNotRunning("the tokenstation daemon is not running") from None
+                raise DaemonNotRunning(
+                    busaddress.not_running(self.bus_kind), busaddress.start_advice(self.bus_kind)
+                ) from None
             raise DaemonError(kind, str(getattr(exc, "text", exc))) from None
         return dbusio.unpack(reply[0]) if reply else None
 

@@ -246,13 +246,18 @@ class Provisioner:
             payload["reason"] = "the same file was taken before; nothing queued again"
         elif duplicates and not queued:
             payload["reason"] = "already queued or burned: " + ", ".join(duplicates)
-        log.info(
-            "took %s: %s, %d job(s) queued, %d duplicate(s)",
-            verdict.file,
-            verdict.kind,
-            len(queued),
-            len(duplicates),
-        )
+        if intake.seen_before:
+            log.info(
+                "took %s: %s, taken before (same bytes): nothing queued", verdict.file, verdict.kind
+            )
+        else:
+            log.info(
+                "took %s: %s, %d job(s) queued, %d not queued (secret already queued or burned)",
+                verdict.file,
+                verdict.kind,
+                len(queued),
+                len(duplicates),
+            )
         self._emit(EventKind.FILE_TAKEN, payload)
         if queued:
             self.loop.call_soon_threadsafe(self._queue_changed)
@@ -439,21 +444,36 @@ class Provisioner:
 
     def remove(self, job_id: int) -> Job:
         """Remove a queued or failed job (its secret is erased)."""
+        self._existing(job_id, "removed", ("queued", "failed"))
         try:
             job = self.queue.remove(job_id)
         except ValueError as exc:
-            raise StationError("refused", str(exc), _SEE_QUEUE) from None
+            raise StationError("invalid", str(exc), _SEE_QUEUE) from None
         self._queue_changed()
         return job
 
     def retry(self, job_id: int) -> Job:
         """Put a failed job back in the queue."""
+        self._existing(job_id, "retried", ("failed",))
         try:
             job = self.queue.retry(job_id)
         except ValueError as exc:
-            raise StationError("refused", str(exc), _SEE_QUEUE) from None
+            raise StationError("invalid", str(exc), _SEE_QUEUE) from None
         self._queue_changed()
         return job
+
+    def _existing(self, job_id: int, verb: str, states: tuple[str, ...]) -> None:
+        """An unknown id, or a job in another state, is bad input (not a safety refusal)."""
+        job = self.queue.get(job_id)
+        if job is None:
+            raise StationError("invalid", f"there is no job {job_id}", _SEE_QUEUE)
+        if job.state not in states:
+            raise StationError(
+                "invalid",
+                f"job {job_id} ({job.label()}) is {job.state}; only {' or '.join(states)} "
+                f"jobs can be {verb}",
+                _SEE_QUEUE,
+            )
 
 
 def _token_fields(p: Presence) -> dict[str, object]:

@@ -48,8 +48,9 @@ def _drop_folder(cfg: Config, path: Path, provisioner: Provisioner) -> DropFolde
 
 def registry_path(cfg: Config) -> Path:
     """Where the registry lives."""
-    base = cfg.state_dir if cfg.state_dir is not None else xdg.state_dir()
-    return xdg.private_dir(base) / "registry.sqlite3"
+    path = xdg.registry_file(cfg.state_dir)
+    xdg.private_dir(path.parent)
+    return path
 
 
 async def serve(cfg: Config, *, ready: asyncio.Event | None = None) -> int:

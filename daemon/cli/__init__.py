@@ -1,23 +1,48 @@
-"""The `tokenstation` command."""
+"""The `tokenstation` command.
+
+Start-up is kept cheap: the parser for `--help` is built from the command table alone,
+and only the module of the command being run is imported (with what it needs).
+"""
 
 from __future__ import annotations
 
 import argparse
-import logging
+import importlib
 import sys
+from types import ModuleType
 
 from .. import __version__
-from .. import log as logsetup
-from ..token.errors import TokenError
-from . import daemon_cmds, demo, install_cmds, queue_cmds, scan, simulate, token_cmds, tray_cmd
-from .common import CliError, exit_code_for, fail
+from .commands import COMMANDS
+
+#: Top-level options that take a value (so the value is not mistaken for the command).
+_VALUED = ("--log-level",)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every subcommand."""
+def command_in(argv: list[str]) -> str | None:
+    """The command named in ``argv`` (the first word that is not a top-level option)."""
+    skip = False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word in _VALUED:
+            skip = True
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def _module(name: str) -> ModuleType:
+    return importlib.import_module(f"{__name__}.{COMMANDS[name][0]}")
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; only ``command``'s module is imported (all with "*")."""
     parser = argparse.ArgumentParser(
         prog="tokenstation",
         description="Burn, check and re-sync NFC-programmable TOTP hardware tokens.",
+        epilog="Exit codes: 0 done; 1 failed or refused by the token; 2 bad input; "
+        "3 no pcscd, reader or token (or no D-Bus or daemon, for commands that need one); "
+        "4 refused by tokenstation for safety. `tokenstation COMMAND --help` for a command.",
     )
     parser.add_argument("--version", action="version", version=f"tokenstation {__version__}")
     parser.add_argument(
@@ -26,47 +51,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="traffic (APDUs), debug, info, warning or error (default warning; info for daemon)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    token_cmds.add_parsers(sub)
-    daemon_cmds.add_parsers(sub)
-    scan.add_parser(sub)
-    queue_cmds.add_parser(sub)
-    tray_cmd.add_parser(sub)
-    install_cmds.add_parsers(sub)
-    simulate.add_parser(sub)
-    demo.add_parser(sub)
-    for command in sub.choices.values():  # accepted after the command name too
-        command.add_argument("--log-level", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    registered: set[str] = set()
+    for name, (module, text) in COMMANDS.items():
+        if name in registered:
+            continue
+        if command in (name, "*"):
+            mod = _module(name)
+            register = getattr(mod, "add_parsers", None) or mod.add_parser
+            register(sub)
+            registered.update(n for n, (m, _t) in COMMANDS.items() if m == module)
+        else:
+            sub.add_parser(name, help=text, add_help=False)
+    for name, command_parser in sub.choices.items():  # accepted after the command name too
+        if name in registered:
+            command_parser.add_argument(
+                "--log-level", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+            )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: parse, run, and turn every failure into one line and an exit code."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    command = command_in(argv)
+    parser = build_parser(command if command in COMMANDS else None)
     args = parser.parse_args(argv)
-    as_json = bool(getattr(args, "json", False))
-    try:
-        level = args.log_level or getattr(args, "default_log_level", "warning")
-        logsetup.setup(logsetup.parse_level(level))
-    except ValueError as exc:
-        parser.error(str(exc))
-    try:
-        return int(args.func(args))
-    except CliError as exc:
-        fail(str(exc), exc.next_step, exc.code, as_json)
-    except TokenError as exc:
-        fail(exc.message, exc.next_step, exit_code_for(exc), as_json)
-    except KeyboardInterrupt:
-        fail("interrupted", "", 130, as_json)
-    except BrokenPipeError:
-        return 0
-    except Exception as exc:  # the last resort: one line, the traceback only at debug level
-        logging.getLogger("tokenstation").debug("unexpected error", exc_info=True)
-        fail(
-            f"unexpected error: {type(exc).__name__}",
-            "Run with --log-level debug for details.",
-            1,
-            as_json,
-        )
+    from .run import run
+
+    return run(parser, args)
 
 
 if __name__ == "__main__":

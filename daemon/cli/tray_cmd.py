@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from pathlib import Path
+
+from .commands import summary
+from .common import load_config
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register tray."""
     p = sub.add_parser(
         "tray",
-        help="show the station in the system tray and as desktop notifications",
+        help=summary("tray"),
         description="Talks to the daemon over D-Bus; may start before it and survives its "
         "restarts. PYSTRAY_BACKEND (gtk, appindicator, xorg) overrides the icon backend.",
     )
@@ -23,9 +25,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def cmd_tray(args: argparse.Namespace) -> int:
     """Run the tray until SIGTERM or Quit."""
-    from tokenstation.tray.app import TrayApp
+    import asyncio
 
-    from .daemon_cmds import load_config
+    from tokenstation.tray.app import TrayApp
 
     cfg = load_config(args.config)
     return asyncio.run(
