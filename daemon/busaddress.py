@@ -7,7 +7,6 @@ library, and so that the CLI, the tray and the host-clock check word it alike.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 SYSTEM_DEFAULT = "unix:path=/var/run/dbus/system_bus_socket"
 
@@ -19,7 +18,7 @@ def address(bus: str) -> str:
     return os.environ.get("DBUS_SESSION_BUS_ADDRESS", "")
 
 
-def socket_path(addr: str) -> Path | None:
+def socket_path(addr: str) -> str | None:
     """The socket file of the first ``unix:path=`` entry of ``addr`` (None for others)."""
     for entry in addr.split(";"):
         transport, _, params = entry.partition(":")
@@ -28,7 +27,7 @@ def socket_path(addr: str) -> Path | None:
         for param in params.split(","):
             key, _, value = param.partition("=")
             if key == "path":
-                return Path(value)
+                return value
         return None
     return None
 
@@ -39,7 +38,7 @@ def missing(bus: str, addr: str | None = None) -> bool:
     if not addr:
         return True
     path = socket_path(addr)
-    return path is not None and not path.exists()
+    return path is not None and not os.path.exists(path)
 
 
 def unreachable(bus: str, addr: str | None = None, exc: BaseException | None = None) -> str:
@@ -51,7 +50,7 @@ def unreachable(bus: str, addr: str | None = None, exc: BaseException | None = N
             "(a shell outside a desktop session)"
         )
     path = socket_path(addr)
-    if path is not None and not path.exists():
+    if path is not None and not os.path.exists(path):
         return f"there is no D-Bus {bus} bus here: nothing at {path}"
     why = f" ({_short(exc)})" if exc is not None else ""
     return f"cannot connect to the D-Bus {bus} bus at {addr}{why}"

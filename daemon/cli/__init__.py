@@ -50,18 +50,21 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         default=None,
         help="traffic (APDUs), debug, info, warning or error (default warning; info for daemon)",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    registered: set[str] = set()
+    # prog given: argparse would otherwise load its help formatter (and shutil) to work it out
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", prog="tokenstation"
+    )
+    wanted = "*" if command == "*" else COMMANDS[command][0] if command in COMMANDS else None
+    loaded: set[str] = set()
     for name, (module, text) in COMMANDS.items():
-        if name in registered:
-            continue
-        if command in (name, "*"):
+        if wanted not in (module, "*"):
+            sub.add_parser(name, help=text, add_help=False)  # listed in --help only
+        elif module not in loaded:
+            loaded.add(module)
             mod = _module(name)
             register = getattr(mod, "add_parsers", None) or mod.add_parser
             register(sub)
-            registered.update(n for n, (m, _t) in COMMANDS.items() if m == module)
-        else:
-            sub.add_parser(name, help=text, add_help=False)
+    registered = {n for n, (m, _t) in COMMANDS.items() if m in loaded}
     for name, command_parser in sub.choices.items():  # accepted after the command name too
         if name in registered:
             command_parser.add_argument(

@@ -7,12 +7,14 @@ test_cli_states.py reads that table and checks every command against it.
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
 
 from ..token.errors import InvalidInput, ReaderUnavailable, RefusedByPolicy, TokenError
 
+TYPE_CHECKING = False  # True for type checkers; saves importing typing at start-up
 if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any, NoReturn
+
     from ..config import Config
 
 EXIT_OK = 0
@@ -22,6 +24,30 @@ EXIT_NO_READER = 3  # no pcscd, reader or token; for daemon commands: no D-Bus o
 EXIT_UNAVAILABLE = EXIT_NO_READER
 EXIT_REFUSED = 4  # tokenstation refused on safety grounds; the token was not written
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+
+
+_log_level: list[str] = ["warning"]
+_logging_ready: list[bool] = [False]
+
+
+def logging_level(name: str) -> None:
+    """Check and remember the log level; logging itself is set up by ensure_logging."""
+    if name.strip().lower() not in ("traffic", "debug", "info", "warning", "error"):
+        from .. import log as logsetup
+
+        logsetup.parse_level(name)  # raises ValueError with the accepted names
+    _log_level[0] = name
+
+
+def ensure_logging() -> None:
+    """Set up logging once. Commands marked lazy_logging call it only when they go on to
+    load what logs (the D-Bus client, the registry), so their quick answers stay quick."""
+    if _logging_ready[0]:
+        return
+    from .. import log as logsetup
+
+    logsetup.setup(logsetup.parse_level(_log_level[0]))
+    _logging_ready[0] = True
 
 
 class CliError(Exception):
@@ -134,6 +160,13 @@ def utc(ts: float, decimals: int = 0) -> str:
     if decimals:
         text += f".{int((ts % 1) * 10**decimals):0{decimals}d}"
     return text + " UTC"
+
+
+def as_path(text: str) -> Path:
+    """argparse ``type=`` for file names (pathlib is imported only when one is given)."""
+    from pathlib import Path
+
+    return Path(text)
 
 
 def load_config(path: Path | None) -> Config:

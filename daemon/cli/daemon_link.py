@@ -7,9 +7,6 @@ the reader); those ask with ``fallback=True`` and get :class:`DaemonAbsent` inst
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
-
 from .common import (
     EXIT_FAILED,
     EXIT_NO_READER,
@@ -17,9 +14,14 @@ from .common import (
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
     CliError,
+    ensure_logging,
 )
 
+TYPE_CHECKING = False  # True for type checkers; saves importing typing at start-up
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+    from typing import Any
+
     from ..client import StationClient
 
 #: StationError kinds (D-Bus error names) -> exit codes.
@@ -72,6 +74,7 @@ def daemon_call(
 
 
 def _call(bus: str, fn: Callable[[StationClient], Awaitable[Any]]) -> Any:
+    ensure_logging()
     import asyncio
 
     from ..client import DaemonError, DaemonNotRunning, StationClient

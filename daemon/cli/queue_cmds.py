@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from .commands import summary
-from .common import EXIT_REFUSED, EXIT_USAGE, CliError, emit_json, utc, warn
+from .common import EXIT_REFUSED, EXIT_USAGE, CliError, as_path, emit_json, utc, warn
 from .daemon_link import daemon_call
 
+TYPE_CHECKING = False  # True for type checkers; saves importing typing at start-up
 if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
+
     from ..client import StationClient
 
 _LIST_ALL = "See every job and its state with `tokenstation queue list --all`."
@@ -34,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "add",
         help="queue a QR image, otpauth text file or CSV (the file stays where it is)",
     )
-    add.add_argument("file", type=Path, metavar="FILE")
+    add.add_argument("file", type=as_path, metavar="FILE")
     for name, text in (
         ("remove", "remove a queued or failed job (its secret is erased)"),
         ("retry", "put a failed job back in the queue"),
@@ -47,7 +49,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         a.add_argument(
             "--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
         )
-    p.set_defaults(func=cmd_queue)
+    p.set_defaults(func=cmd_queue, lazy_logging=True)
 
 
 def cmd_queue(args: argparse.Namespace) -> int:

@@ -8,14 +8,25 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from .commands import summary
-from .common import EXIT_USAGE, CliError, emit_json, load_config, note, rough_drift_words, utc
+from .common import (
+    EXIT_USAGE,
+    CliError,
+    as_path,
+    emit_json,
+    ensure_logging,
+    load_config,
+    note,
+    rough_drift_words,
+    utc,
+)
 from .daemon_link import DaemonAbsent, DaemonRefused, daemon_call
 
+TYPE_CHECKING = False  # True for type checkers; saves importing typing at start-up
 if TYPE_CHECKING:
+    from typing import Any
+
     from ..client import StationClient
 
 
@@ -28,7 +39,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "as the running daemon sees them. Exit 3 when there is no daemon (or no D-Bus bus).",
     )
     _client_args(p)
-    p.set_defaults(func=cmd_status)
+    p.set_defaults(func=cmd_status, lazy_logging=True)
 
     p = sub.add_parser(
         "tokens",
@@ -41,10 +52,10 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "--plot", nargs=2, metavar=("SERIAL", "FILE"), help="draw SERIAL's drift history as PNG"
     )
     p.add_argument(
-        "--config", type=Path, metavar="FILE", help="to find the registry without a daemon"
+        "--config", type=as_path, metavar="FILE", help="to find the registry without a daemon"
     )
     _client_args(p)
-    p.set_defaults(func=cmd_tokens)
+    p.set_defaults(func=cmd_tokens, lazy_logging=True)
 
 
 def _client_args(p: argparse.ArgumentParser) -> None:
@@ -117,6 +128,7 @@ def _registry_direct(args: argparse.Namespace, serial: str | None) -> list[dict[
         if serial:
             _unknown_serial(serial, f"there is no registry at {path} yet")
         return []
+    ensure_logging()
     from ..station import token_view
     from ..store import Store
 
@@ -166,7 +178,7 @@ def cmd_tokens(args: argparse.Namespace) -> int:
     if args.plot:
         from ..plot import plot_drift
 
-        out = Path(args.plot[1])
+        out = as_path(args.plot[1])
         plot_drift(tokens[0], out)
         if args.json:
             emit_json({"ok": True, "serial": serial, "plot": str(out), "via": via})

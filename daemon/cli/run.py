@@ -9,16 +9,17 @@ from .common import EXIT_FAILED, EXIT_INTERRUPTED, CliError, fail
 
 def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     """Set up logging, run ``args.func``; failures become one line on stderr and a code."""
-    from .. import log as logsetup
     from ..token.errors import TokenError
-    from .common import exit_code_for
+    from .common import ensure_logging, exit_code_for, logging_level
 
     as_json = bool(getattr(args, "json", False))
+    level = args.log_level or getattr(args, "default_log_level", "warning")
     try:
-        level = args.log_level or getattr(args, "default_log_level", "warning")
-        logsetup.setup(logsetup.parse_level(level))
+        logging_level(level)
     except ValueError as exc:
         parser.error(str(exc))
+    if args.log_level or not getattr(args, "lazy_logging", False):
+        ensure_logging()
     try:
         return int(args.func(args))
     except CliError as exc:

@@ -189,11 +189,11 @@ def _direct_instead(args: argparse.Namespace, absent: str, start: str) -> None:
         note(f"{absent}; setting the clock directly through the reader")
         return
     raise CliError(
-        f"{absent}, and without it the token's HMAC, time step and display timeout are not "
-        "known (the token cannot report them; a clock write rewrites them all)",
+        f"{absent}, so the settings this station wrote are not at hand (the token cannot "
+        "report its HMAC, time step and display timeout)",
         EXIT_UNAVAILABLE,
         f"{start} Or give --algorithm, --period and --display-timeout as the token was "
-        "burned (with --direct to skip the daemon). Nothing was written.",
+        "burned. Nothing was written.",
     )
 
 
