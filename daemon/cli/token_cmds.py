@@ -185,7 +185,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
 def _direct_instead(args: argparse.Namespace, absent: str, start: str) -> None:
     """No daemon: go to the reader directly, saying so; refuse when settings are missing."""
     given = (args.algorithm, args.period, args.display_timeout)
-    if all(v is not None for v in given):
+    if any(v is not None for v in given):  # meant for the reader: checked there
         note(f"{absent}; setting the clock directly through the reader")
         return
     raise CliError(
