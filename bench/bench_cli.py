@@ -8,7 +8,8 @@ Runs, interleaved round by round, on the same interpreter (the venv's python):
   (b) a private dbus-daemon with no tokenstation daemon on it (asked over D-Bus)
 - ``tokenstation scan one.png --json``      one enrolment QR (drawn with segno)
 
-and prints medians and ratios to the floor (JSON with --json FILE).
+and prints medians and ratios to the floor, in wall-clock and in CPU time (user +
+system, steadier on a shared machine); JSON with --json FILE.
 
     .venv/bin/python bench/bench_cli.py --reps 30 --json bench/results-cli.json
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -28,6 +30,7 @@ from benchlib import machine, report, summary
 from tokenstation.daemon.simulator.privatebus import PrivateBus
 
 VENV_BIN = Path(sys.executable).parent
+LOAD_BEFORE = list(os.getloadavg())
 SCRIPT = str((VENV_BIN / "tokenstation").resolve())
 
 
@@ -42,13 +45,18 @@ def _qr(folder: Path) -> Path:
     return path
 
 
-def _run_once(cmd: list[str], env: dict[str, str], expect: int) -> float:
+def _run_once(cmd: list[str], env: dict[str, str], expect: int) -> tuple[float, float]:
+    """(wall ms, CPU ms) of one run; CPU time (user + system) is what the command itself
+    costs, and holds steady when other work shares the machine."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     done = subprocess.run(cmd, env=env, capture_output=True, check=False)
     elapsed = (time.perf_counter() - t0) * 1000
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != expect:
         raise SystemExit(f"{cmd}: exit {done.returncode}, expected {expect}: {done.stderr!r}")
-    return elapsed
+    cpu = (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000
+    return elapsed, cpu
 
 
 def main() -> int:
@@ -59,7 +67,9 @@ def main() -> int:
     opts = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-cli-"))
     png = _qr(work)
-    base = {k: v for k, v in os.environ.items() if k != "DBUS_SESSION_BUS_ADDRESS"}
+    # As installed: bytecode cached (pip and dpkg compile it), no session bus in the shell.
+    drop = ("DBUS_SESSION_BUS_ADDRESS", "PYTHONDONTWRITEBYTECODE")
+    base = {k: v for k, v in os.environ.items() if k not in drop}
     base.update(HOME=str(work), XDG_RUNTIME_DIR=str(work))
     bus = PrivateBus().start()
     try:
@@ -75,25 +85,36 @@ def main() -> int:
             ),
             "tokenstation scan one.png --json": ([SCRIPT, "scan", str(png), "--json"], base, 0),
         }
-        times: dict[str, list[float]] = {name: [] for name in cases}
-        for _ in range(3):  # warm-up: page cache, .pyc files
+        wall: dict[str, list[float]] = {name: [] for name in cases}
+        cpu: dict[str, list[float]] = {name: [] for name in cases}
+        for _ in range(3):  # warm-up: page cache, .pyc files written
             for cmd, env, expect in cases.values():
                 _run_once(cmd, env, expect)
         for _ in range(opts.reps):
             for name, (cmd, env, expect) in cases.items():
-                times[name].append(_run_once(cmd, env, expect))
+                w, c = _run_once(cmd, env, expect)
+                wall[name].append(w)
+                cpu[name].append(c)
     finally:
         bus.stop()
-    floor = summary(times["python -c pass"])["median"]
+    floor = summary(wall["python -c pass"])["median"]
+    cpu_floor = summary(cpu["python -c pass"])["median"]
     rows = {}
-    for name, values in times.items():
-        s = summary(values)
-        rows[name] = {**s, "ratio_to_python": round(s["median"] / floor, 2)}
+    for name in cases:
+        w, c = summary(wall[name]), summary(cpu[name])
+        rows[name] = {
+            "wall_ms": w,
+            "wall_ratio": round(w["median"] / floor, 2),
+            "cpu_ms": c,
+            "cpu_ratio": round(c["median"] / cpu_floor, 2),
+        }
     result = {
         **machine(),
         "interpreter": sys.executable,
         "command": "tokenstation as the console script " + SCRIPT,
-        "ms": rows,
+        "load_average_before": LOAD_BEFORE,
+        "load_average_after": list(os.getloadavg()),
+        "results": rows,
     }
     report(result, opts.json)
     return 0

@@ -11,6 +11,7 @@ Pillow's decompression-bomb guard stays on: an image over its pixel limit is ref
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import warnings
 from collections.abc import Callable, Iterator
@@ -20,8 +21,28 @@ from pathlib import Path
 from typing import BinaryIO
 
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
-from pyzbar import pyzbar as _pyzbar
-from pyzbar import wrapper as _zw
+from pyzbar import zbar_library as _zbar_library
+
+
+def _find_library(
+    name: str, _find: Callable[[str], str | None] = _zbar_library.find_library
+) -> str | None:
+    """libzbar by its soname first: ctypes' find_library runs `ldconfig -p` in a subprocess,
+    which costs every `tokenstation scan` ~20 ms; it is asked only when that fails."""
+    if name == "zbar":
+        try:
+            ctypes.CDLL("libzbar.so.0")
+        except OSError:
+            pass
+        else:
+            return "libzbar.so.0"
+    return _find(name)
+
+
+_zbar_library.find_library = _find_library  # before pyzbar.wrapper loads libzbar
+
+from pyzbar import pyzbar as _pyzbar  # noqa: E402
+from pyzbar import wrapper as _zw  # noqa: E402
 
 #: zbar_config_t ZBAR_CFG_BINARY (zbar >= 0.23; pyzbar's enum predates it).
 _CFG_BINARY = 4

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from types import ModuleType
 
 from .. import __version__
 from .commands import COMMANDS
@@ -31,45 +30,72 @@ def command_in(argv: list[str]) -> str | None:
     return None
 
 
-def _module(name: str) -> ModuleType:
-    return importlib.import_module(f"{__name__}.{COMMANDS[name][0]}")
+_DESCRIPTION = "Burn, check and re-sync NFC-programmable TOTP hardware tokens."
+_EPILOG = (
+    "Exit codes: 0 done; 1 failed or refused by the token; 2 bad input; 3 no pcscd, reader "
+    "or token (for commands that go through the daemon: no D-Bus bus or no daemon); 4 refused "
+    "by tokenstation for safety; 130 interrupted. `tokenstation COMMAND --help` for a command."
+)
+
+
+def _listing(width: int = 79) -> str:
+    """The commands and their summaries, laid out as argparse lays out subcommands."""
+    import textwrap
+
+    lines = ["commands:"]
+    for name, (_module, text) in COMMANDS.items():
+        head = f"  {name:<22}"
+        if len(name) > 20:
+            lines.append(f"  {name}")
+            head = " " * 24
+        body = textwrap.wrap(text, width - 24)
+        lines.append(head + body[0])
+        lines += [" " * 24 + more for more in body[1:]]
+    return "\n".join(lines)
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The argument parser; only ``command``'s module is imported (all with "*")."""
-    parser = argparse.ArgumentParser(
-        prog="tokenstation",
-        description="Burn, check and re-sync NFC-programmable TOTP hardware tokens.",
-        epilog="Exit codes: 0 done; 1 failed or refused by the token; 2 bad input; "
-        "3 no pcscd, reader or token (or no D-Bus or daemon, for commands that need one); "
-        "4 refused by tokenstation for safety. `tokenstation COMMAND --help` for a command.",
-    )
+    """The argument parser. With a known ``command`` only its module is imported and only
+    its commands are registered ("*": all of them); with none, the parser lists the
+    commands from the table (for --help and errors) without importing any."""
+    known = command == "*" or command in COMMANDS
+    if known:
+        parser = argparse.ArgumentParser(
+            prog="tokenstation", description=_DESCRIPTION, epilog=_EPILOG
+        )
+    else:
+        import textwrap
+
+        parser = argparse.ArgumentParser(
+            prog="tokenstation",
+            description=f"{_DESCRIPTION}\n\n{_listing()}",
+            epilog=textwrap.fill(_EPILOG, 79),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
     parser.add_argument("--version", action="version", version=f"tokenstation {__version__}")
     parser.add_argument(
         "--log-level",
         default=None,
         help="traffic (APDUs), debug, info, warning or error (default warning; info for daemon)",
     )
-    # prog given: argparse would otherwise load its help formatter (and shutil) to work it out
+    if not known:
+        parser.add_argument(
+            "command", metavar="COMMAND", choices=list(COMMANDS), help="one of the commands above"
+        )
+        return parser
+    # prog given: argparse would otherwise load its help formatter to work it out
     sub = parser.add_subparsers(
         dest="command", required=True, metavar="COMMAND", prog="tokenstation"
     )
-    wanted = "*" if command == "*" else COMMANDS[command][0] if command in COMMANDS else None
-    loaded: set[str] = set()
-    for name, (module, text) in COMMANDS.items():
-        if wanted not in (module, "*"):
-            sub.add_parser(name, help=text, add_help=False)  # listed in --help only
-        elif module not in loaded:
-            loaded.add(module)
-            mod = _module(name)
-            register = getattr(mod, "add_parsers", None) or mod.add_parser
-            register(sub)
-    registered = {n for n, (m, _t) in COMMANDS.items() if m in loaded}
-    for name, command_parser in sub.choices.items():  # accepted after the command name too
-        if name in registered:
-            command_parser.add_argument(
-                "--log-level", default=argparse.SUPPRESS, help=argparse.SUPPRESS
-            )
+    modules = list(dict.fromkeys(m for m, _t in COMMANDS.values()))
+    for module in modules if command == "*" else [COMMANDS[str(command)][0]]:
+        mod = importlib.import_module(f"{__name__}.{module}")
+        register = getattr(mod, "add_parsers", None) or mod.add_parser
+        register(sub)
+    for command_parser in sub.choices.values():  # accepted after the command name too
+        command_parser.add_argument(
+            "--log-level", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
     return parser
 
 
