@@ -173,6 +173,13 @@ def load_config(path: Path | None) -> Config:
     """The config file (XDG default when None), errors as usage errors."""
     from ..config import ConfigError, load
 
+    if path is not None and not path.exists():
+        raise CliError(
+            f"no configuration file at {path}",
+            EXIT_USAGE,
+            "Check the path given to --config (without it the default "
+            "~/.config/tokenstation/config.toml is read, if there is one).",
+        )
     try:
         return load(path, required=path is not None)
     except ConfigError as exc:

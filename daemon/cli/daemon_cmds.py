@@ -53,6 +53,14 @@ def cmd_daemon(args: argparse.Namespace) -> int:
         )
     except ConfigError as exc:
         raise CliError(str(exc), EXIT_USAGE, "Correct the flag and start it again.") from None
+    from .. import busaddress
+
+    if busaddress.missing(cfg.bus):
+        raise CliError(
+            f"{busaddress.unreachable(cfg.bus)}, so the daemon has nowhere to serve",
+            EXIT_UNAVAILABLE,
+            busaddress.reach_advice(cfg.bus),
+        )
     try:
         return asyncio.run(serve(cfg))
     except AlreadyRunning as exc:
@@ -63,6 +71,4 @@ def cmd_daemon(args: argparse.Namespace) -> int:
             "or stop it first.",
         ) from None
     except BusUnavailable as exc:
-        from .. import busaddress
-
         raise CliError(str(exc), EXIT_UNAVAILABLE, busaddress.reach_advice(cfg.bus)) from None

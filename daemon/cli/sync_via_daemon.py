@@ -6,7 +6,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from .common import EXIT_NO_READER, EXIT_USAGE, CliError, confirm, emit_json
-from .daemon_link import DaemonAbsent, daemon_call
+from .daemon_link import DaemonAbsent, DaemonRefused, daemon_call
 
 if TYPE_CHECKING:
     from ..client import StationClient
@@ -76,7 +76,10 @@ def sync_via_daemon(args: argparse.Namespace) -> int:
             question = f"The host clock is not trusted ({reason}). {question[:-1]} from it anyway?"
             options["confirm_untrusted_clock"] = True
         confirm(question, args.yes)
-    result = daemon_call(args.bus, lambda c: c.sync(serial, reader=token["reader"], **options))
+    try:
+        result = daemon_call(args.bus, lambda c: c.sync(serial, reader=token["reader"], **options))
+    except DaemonRefused as exc:
+        raise DaemonRefused(exc.kind, f"token {serial}: {exc}. {exc.next_step}") from None
     if args.json:
         emit_json({"ok": True, "via": "daemon", **result})
         return 0

@@ -22,6 +22,7 @@ from .common import (
     confirm,
     emit_json,
     note,
+    rough_drift_words,
     utc,
     warn,
 )
@@ -118,10 +119,10 @@ def _print_identification(reader: str, ident: Identification) -> None:
     print(f"Model:   {ident.model.name} ({_model_words(ident.model)})")
     print(f"Token:   {utc(ident.token_time)}")
     print(f"Host:    {utc(ident.host_time, 1)}")
-    print(
-        f"Drift:   {describe_drift(d.drift_s)} "
-        f"(±{d.uncertainty_s:.3f} s, {d.method}, {d.reads} reads)"
-    )
+    if d.method == "single-read":  # whole seconds only (--quick)
+        print(f"Drift:   {rough_drift_words(d.drift_s).replace('first read', 'one read')}")
+        return
+    print(f"Drift:   {describe_drift(d.drift_s)} (±{d.uncertainty_s:.3f} s, {d.reads} reads)")
 
 
 def _settings_from_args(args: argparse.Namespace, defaults: TokenSettings | None) -> TokenSettings:
