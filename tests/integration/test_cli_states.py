@@ -207,3 +207,37 @@ def test_queue_add_says_what_was_not_queued_and_why(
     check(cli_bus("queue", "remove", "1"), DONE, "")
     check(cli_bus("queue", "remove", "1"), BAD_INPUT, "job 1 (Bitbucket:alice) is removed")
     check(cli_bus("queue", "retry", "1"), BAD_INPUT, "only failed jobs can be retried")
+
+
+# -- the host clock check names what is missing ------------------------------------------
+
+
+def test_host_clock_reason_names_what_is_missing(
+    monkeypatch: pytest.MonkeyPatch, private_bus: str
+) -> None:
+    import asyncio
+
+    from tokenstation.daemon.clock import HostClockTrust
+    from tokenstation.daemon.simulator.privatebus import PrivateBus
+
+    def reason() -> str:
+        async def ask() -> str:
+            trust = HostClockTrust(log_changes=False)
+            try:
+                return (await trust.check()).reason
+            finally:
+                await trust.close()
+
+        return asyncio.run(ask())
+
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/system_bus_socket")
+    words = reason()
+    assert "no D-Bus system bus here: nothing at /nonexistent/system_bus_socket" in words
+    assert "Errno" not in words and 'trust = "assume-synchronised"' in words
+    bare = PrivateBus(system=True).start()  # a system bus without systemd-timedated
+    try:
+        monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", bare.address)
+        words = reason()
+    finally:
+        bare.stop()
+    assert "systemd-timedated (org.freedesktop.timedate1) is not available" in words
