@@ -35,6 +35,17 @@ class DaemonError(Exception):
         self.text = text
 
 
+def _denied(bus: str, member: str) -> str:
+    """The bus policy refused a call: what it means and what to do (message. next step)."""
+    if bus == "system":
+        return (
+            f"the system bus refused this user's call to {member}: on a station only members "
+            "of the tokenstation group may change anything. Ask an administrator to run "
+            "`sudo adduser $USER tokenstation`, then log in again"
+        )
+    return f"the {bus} bus refused this user's call to {member} (its policy denies it)"
+
+
 class StationClient:
     """Method calls and signal subscription on org.tokenstation.TokenStation1."""
 
@@ -80,6 +91,8 @@ class StationClient:
         except dbusio.DBusError as exc:
             name = str(getattr(exc, "type", ""))
             kind = _KIND_BY_SUFFIX.get(name.removeprefix(ERROR_PREFIX), "failed")
+            if name.endswith("AccessDenied"):
+                raise DaemonError("denied", _denied(self.bus_kind, member)) from None
             if name.endswith(("ServiceUnknown", "NameHasNoOwner")):
                 raise DaemonNotRunning(
                     busaddress.not_running(self.bus_kind), busaddress.start_advice(self.bus_kind)

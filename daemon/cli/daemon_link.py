@@ -30,6 +30,7 @@ EXIT_FOR_KIND = {
     "refused": EXIT_REFUSED,
     "needs-confirmation": EXIT_REFUSED,
     "invalid": EXIT_USAGE,
+    "denied": EXIT_REFUSED,  # the bus policy (a station's tokenstation group)
 }
 
 

@@ -49,6 +49,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         a.add_argument(
             "--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
         )
+        a.add_argument(
+            "--bus",
+            choices=["session", "system"],
+            default=argparse.SUPPRESS,
+            help=argparse.SUPPRESS,
+        )
     p.set_defaults(func=cmd_queue, lazy_logging=True)
 
 
