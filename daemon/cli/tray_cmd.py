@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from .commands import summary
-from .common import load_config
+from .common import EXIT_UNAVAILABLE, CliError, load_config
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,6 +30,14 @@ def cmd_tray(args: argparse.Namespace) -> int:
     from tokenstation.tray.app import TrayApp
 
     cfg = load_config(args.config)
+    from .. import busaddress
+
+    if busaddress.missing("session"):  # notifications go over it, whatever the daemon's bus
+        raise CliError(
+            f"{busaddress.unreachable('session')}; the tray's notifications need it",
+            EXIT_UNAVAILABLE,
+            "Start the tray from your desktop session (once installed it starts there at login).",
+        )
     return asyncio.run(
         TrayApp(daemon_bus=args.bus, show_icon=not args.no_icon, choices=cfg.notify).run()
     )

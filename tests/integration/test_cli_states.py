@@ -110,6 +110,12 @@ def test_no_bus(no_bus: Callable[..., subprocess.CompletedProcess[str]]) -> None
     out = check(no_bus("sync", "--json"), NOT_THERE, NO_BUS, FAIL_KEYS)
     assert "--algorithm, --period and --display-timeout" in out["next_step"]
     check(no_bus("burn", "--secret-file", "/nonexistent/secret"), BAD_INPUT, "no such secret file")
+    check(no_bus("daemon"), NOT_THERE, NO_BUS)
+    check(no_bus("tray", "--no-icon"), NOT_THERE, NO_BUS)
+    # the reader commands do not need a bus: here they find pcscd with empty readers
+    check(no_bus("info", "--json"), NO_TOKEN, "no token on any reader", FAIL_KEYS)
+    burn = no_bus("burn", "--secret-file", "-", "--yes", stdin="JBSWY3DPEHPK3PXP")
+    check(burn, NO_TOKEN, "no token on any reader")
 
 
 def test_no_bus_reads_the_registry_and_creates_nothing(
