@@ -43,11 +43,25 @@ class DaemonAbsent(Exception):
         self.next_step = next_step
 
 
+#: What to do when the daemon's answer names no next step itself.
+NEXT_FOR_KIND = {
+    "not-present": "Place the token on a reader (display lit) and run it again.",
+    "busy": "Wait a moment and run it again.",
+    "refused": "Nothing was written.",
+    "needs-confirmation": "Nothing was written.",
+    "invalid": "Nothing was changed.",
+    "denied": "Ask whoever runs the daemon to let you use it.",
+    "failed": "The daemon's log has the details: `journalctl --user -u tokenstation` "
+    "(station: `journalctl -u tokenstation-station`).",
+}
+
+
 class DaemonRefused(CliError):
     """The daemon answered with an error; ``kind`` is its StationError kind."""
 
     def __init__(self, kind: str, text: str) -> None:
         message, _, next_step = text.partition(". ")
+        next_step = next_step or NEXT_FOR_KIND.get(kind, NEXT_FOR_KIND["failed"])
         super().__init__(message, EXIT_FOR_KIND.get(kind, EXIT_FAILED), next_step)
         self.kind = kind
 
