@@ -10,6 +10,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("token_cmds", "read a token's serial, model and clock drift"),
     "sync": ("token_cmds", "set a token's clock to the host's"),
     "burn": ("token_cmds", "program a TOTP seed (and the clock) onto a token"),
+    "profiles": (
+        "molto2_cmds",
+        "list the profiles of a Token2 Molto2 (title, seed, settings, account burned)",
+    ),
+    "delete": ("molto2_cmds", "delete the seed of one Molto2 profile (keeps its title)"),
+    "molto2": (
+        "molto2_cmds",
+        "Molto2 device administration: change-key, factory-reset (confirmed on the device)",
+    ),
     "daemon": ("daemon_cmds", "run the resident service (PC/SC monitor, drift check, D-Bus API)"),
     "status": ("readout_cmds", "what the running daemon sees"),
     "tokens": ("readout_cmds", "the token registry: drift history, rate and forecast"),

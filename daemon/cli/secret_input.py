@@ -53,12 +53,7 @@ def add_source_args(p: argparse.ArgumentParser) -> None:
 def secret_source(args: argparse.Namespace) -> tuple[str, bool]:
     """(the text, whether it is an otpauth URI) from the flags, a file, stdin or a prompt."""
     if args.secret is not None or args.uri is not None:
-        flag = "--secret" if args.secret is not None else "--uri"
-        warn(
-            f"{flag} puts the secret on the command line, where other local users can read "
-            "it (ps, /proc) and your shell history keeps it; next time use "
-            f"{flag}-file FILE, {flag}-file - (standard input) or leave it out to be asked"
-        )
+        warn_argv("--secret" if args.secret is not None else "--uri")
         return (args.uri, True) if args.uri is not None else (args.secret, False)
     if args.uri_file is not None:
         return read_one(args.uri_file, "URI"), True
@@ -66,12 +61,27 @@ def secret_source(args: argparse.Namespace) -> tuple[str, bool]:
         return read_one(args.secret_file, "secret"), False
     if not sys.stdin.isatty():
         raise CliError("no secret given", EXIT_USAGE, _NO_SECRET_NEXT)
+    text = prompt("Secret (Base32 or hex) or otpauth:// URI, not shown: ")
+    return text, text.lower().startswith("otpauth://")
+
+
+def warn_argv(flag: str) -> None:
+    """The one warning for a secret given on the command line as ``flag``."""
+    warn(
+        f"{flag} puts the secret on the command line, where other local users can read it "
+        "(ps, /proc) and your shell history keeps it; next time use "
+        f"{flag}-file FILE, {flag}-file - (standard input) or leave it out to be asked"
+    )
+
+
+def prompt(question: str) -> str:
+    """Ask on the terminal without echo; an empty answer is bad input."""
     import getpass
 
-    text = getpass.getpass("Secret (Base32 or hex) or otpauth:// URI, not shown: ").strip()
+    text = getpass.getpass(question).strip()
     if not text:
-        raise CliError("no secret typed", EXIT_USAGE, "Nothing was written.")
-    return text, text.lower().startswith("otpauth://")
+        raise CliError("nothing typed", EXIT_USAGE, "Nothing was written.")
+    return text
 
 
 def read_one(spec: str, what: str) -> str:

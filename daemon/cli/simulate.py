@@ -27,7 +27,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--host", default="127.0.0.1", help="vpcd host")
     p.add_argument(
-        "--serial", default="86596320000001", help="serial; its prefix picks the model (C302-i)"
+        "--model",
+        choices=["single", "molto2"],
+        default="single",
+        help="single-profile NFC token (default) or a Token2 Molto2 (100 profiles, USB)",
+    )
+    p.add_argument(
+        "--serial",
+        help="serial; its prefix picks the model (default 86596320000001, a C302-i; "
+        "58000001 with --model molto2)",
     )
     p.add_argument(
         "--clock-offset",
@@ -88,6 +96,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         action="store_true",
         help="not a token: a card that refuses every command (like a FIDO key or bank card)",
     )
+    from ..simulator import molto2_runner
+
+    molto2_runner.add_arguments(p)
     p.set_defaults(func=cmd_simulate)
 
 
@@ -97,9 +108,13 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         from ..simulator.foreign import run_foreign
 
         return run_foreign(args.port, args.host, args.state_file)
+    if args.model == "molto2":
+        from ..simulator import molto2_runner
+
+        return molto2_runner.run(args)
     seed = parse_secret(args.seed)[0] if args.seed else None
     token = SimulatedToken(
-        serial=args.serial,
+        serial=args.serial or "86596320000001",
         restricted_sync=args.restricted,
         clock_offset_s=args.clock_offset,
         drift_ppm=args.drift_ppm,

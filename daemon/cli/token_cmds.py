@@ -61,6 +61,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     add_source_args(p)
     _settings_args(p, required_note=False)
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    from . import molto2_cmds
+
+    molto2_cmds.add_burn_args(p)
     p.set_defaults(func=cmd_burn)
 
 
@@ -89,6 +92,9 @@ def token_session(reader: str | None) -> Iterator[tuple[str, TokenSession]]:
     from .. import pcsc
 
     name = pcsc.choose_reader(reader)
+    from . import molto2_cmds
+
+    molto2_cmds.refuse_single_profile(name)
     with pcsc.PcscConnection(name) as conn:
         yield name, TokenSession(conn)
 
@@ -150,6 +156,11 @@ def _settings_from_args(args: argparse.Namespace, defaults: TokenSettings | None
 
 def cmd_sync(args: argparse.Namespace) -> int:
     """Set the clock, refusing where it would erase the seed."""
+    from . import molto2_cmds
+
+    handled = molto2_cmds.sync_hook(args)
+    if handled is not None:
+        return handled
     if not args.direct:
         from .sync_via_daemon import DaemonAbsent, sync_via_daemon
 
@@ -242,6 +253,11 @@ def _secret_from_args(args: argparse.Namespace) -> tuple[Secret, str, TokenSetti
 
 def cmd_burn(args: argparse.Namespace) -> int:
     """Burn a seed with its settings and the host's time."""
+    from . import molto2_cmds
+
+    handled = molto2_cmds.burn_hook(args)
+    if handled is not None:
+        return handled
     seed, label, settings = _secret_from_args(args)
     with token_session(args.reader) as (reader, session):
         info = session.read_info().info
