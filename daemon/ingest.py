@@ -8,12 +8,13 @@ is judged is what was read.
 
 from __future__ import annotations
 
-import io
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 
-from . import qr
+from . import decode
+from .imagefile import IMAGE_SUFFIXES, ImageError
 from .payload import (
     CSV_SUFFIXES,
     TEXT_SUFFIXES,
@@ -24,10 +25,11 @@ from .payload import (
     read_text_file,
     serial_binding,
 )
+from .symbols import DecodeResult
 from .token.models import ModelTable
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
-SUPPORTED = qr.IMAGE_SUFFIXES | TEXT_SUFFIXES | CSV_SUFFIXES
+SUPPORTED = IMAGE_SUFFIXES | TEXT_SUFFIXES | CSV_SUFFIXES
 
 
 class NotAFile(Exception):
@@ -69,7 +71,16 @@ def read_bytes(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
     return data
 
 
-def judge_bytes(name: str, data: bytes, models: ModelTable | None = None) -> Verdict:
+#: Image bytes -> codes (raises ImageError); the daemon passes its worker pool's.
+Decoder = Callable[[bytes], DecodeResult]
+
+
+def judge_bytes(
+    name: str,
+    data: bytes,
+    models: ModelTable | None = None,
+    decoder: Decoder = decode.decode_bytes,
+) -> Verdict:
     """What the file ``name`` holding ``data`` is, by its suffix."""
     path = Path(name)
     suffix = path.suffix.lower()
@@ -77,18 +88,20 @@ def judge_bytes(name: str, data: bytes, models: ModelTable | None = None) -> Ver
         return read_text_file(path, data, models)
     if suffix in CSV_SUFFIXES:
         return read_csv_file(path, data)
-    if suffix in qr.IMAGE_SUFFIXES:
+    if suffix in IMAGE_SUFFIXES:
         try:
-            result = qr.decode_image(qr.load(io.BytesIO(data)))
-        except qr.ImageError as exc:
+            result = decoder(data)
+        except ImageError as exc:
             return Verdict(name, Kind.UNREADABLE.value, "error", f"image: {exc}")
+        if result.timed_out and not result.symbols:
+            return Verdict(name, Kind.NO_QR.value, "rejected", decode.timed_out_reason())
         return judge_symbols(name, [s.text for s in result.symbols], serial_binding(path), models)
     return Verdict(
         name,
         Kind.UNSUPPORTED.value,
         "rejected",
         f"{suffix or 'no suffix'}: not a supported file type (QR images "
-        f"{', '.join(sorted(qr.IMAGE_SUFFIXES))}; otpauth text .txt/.uri; .csv batches)",
+        f"{', '.join(sorted(IMAGE_SUFFIXES))}; otpauth text .txt/.uri; .csv batches)",
     )
 
 

@@ -111,11 +111,19 @@ _BAD_URI = (
 )
 
 
+_TOO_SLOW = (
+    "Crop the image to the QR code (or take a screenshot of just the code) and drop it "
+    "again: a smaller, sharper image is read in a fraction of a second."
+)
+
+
 def advice(kind: str, reason: str = "") -> str:
     """What to do about a file of ``kind`` that was refused for ``reason``."""
     otp_kinds = (Kind.OTPAUTH_TOTP.value, Kind.OTPAUTH_HOTP.value, Kind.MIGRATION.value)
     if kind in otp_kinds and "cannot be burned" not in reason:
         return _BAD_URI
+    if kind == Kind.NO_QR.value and reason.startswith("no code found within"):
+        return _TOO_SLOW
     return _ADVICE.get(kind, _ENROL)
 
 

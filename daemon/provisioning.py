@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config
+from .decodepool import DecodePool
 from .ingest import NotAFile, judge_bytes, read_bytes
 from .jobqueue import Intake, Job, JobQueue, NewJob
 from .otpcode import expected_code
@@ -36,6 +37,7 @@ from .xdg import private_dir
 
 log = logging.getLogger(__name__)
 
+_ERASING = ".erasing"  # suffix of a taken file being erased
 _SEE_QUEUE = "See the jobs and their states with `tokenstation queue list --all`."
 
 LOG_FIELDS = (
@@ -118,6 +120,9 @@ class Provisioner:
         self.mode_text = "not watching"
         self._skipped: set[tuple[int, str, int]] = set()  # (job, reader, generation)
         self._tasks: set[asyncio.Task[None]] = set()
+        self.decoder = DecodePool()  # images are decoded in its worker processes
+        self.decoder.start()
+        finish_erasures(drop_folder)
         station.queue_size = queue.waiting
         station.extra_status = self.status
         station.subscribe(self._on_event)
@@ -142,13 +147,14 @@ class Provisioner:
             "drop_folder": str(self.folder),
             "drop_folder_watch": self.mode_text,
             "jobs_failed": self.queue.count("failed"),
+            "qr_decoders": self.decoder.describe(),
         }
 
     # -- files -------------------------------------------------------------------------
 
     def take(self, path: Path) -> None:
-        """DropFolder callback."""
-        self.take_file(path)
+        """DropFolder callback: the file is judged on a decoder thread, in arrival order."""
+        self.decoder.submit(self.take_file, path)
 
     def take_file(self, path: Path) -> Verdict:
         """A complete file in the drop folder (drop-folder thread): judge, queue, clear away."""
@@ -174,7 +180,7 @@ class Provisioner:
 
     def _take(self, name: str, data: bytes) -> tuple[Verdict, Intake]:
         """Judge a file's bytes and record it, queuing its jobs when it is ok."""
-        verdict = judge_bytes(name, data, self.station.models)
+        verdict = judge_bytes(name, data, self.station.models, self.decoder.decode)
         jobs = [NewJob(c.account, c.serial, f"{name} ({c.origin})") for c in verdict.candidates]
         sha = hashlib.sha256(data).hexdigest()
         ok = verdict.verdict == "ok"
@@ -496,7 +502,26 @@ def _unique(target: Path) -> Path:
 
 
 def _erase(path: Path) -> None:
-    """Overwrite a taken file with zeros (best effort), then unlink it."""
+    """Hide a taken file, overwrite it with zeros (best effort), then unlink it.
+
+    Hidden first (a dotfile, which the drop folder never takes): a daemon killed midway
+    leaves no half-erased file to be taken again; the next start finishes the erasure.
+    """
+    hidden = path.with_name(f".{path.name}{_ERASING}")
+    try:
+        os.rename(path, hidden)
+    except FileNotFoundError:
+        return
+    _zero_and_unlink(hidden)
+
+
+def finish_erasures(folder: Path) -> None:
+    """Erase what a killed daemon left hidden in the drop folder."""
+    for left in folder.glob(f".*{_ERASING}"):
+        _zero_and_unlink(left)
+
+
+def _zero_and_unlink(path: Path) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
     except OSError:

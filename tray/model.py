@@ -170,16 +170,11 @@ class TrayModel:
 
     def _on_CardIgnored(self, p: dict[str, Any]) -> list[Bubble]:  # noqa: N802
         self._note(f"non-token card on {p.get('reader')}")
-        if not self.choices.non_token_cards:
+        key = p.get("kind") == "security-key"  # named even when other cards are not shown
+        if not self.choices.non_token_cards and not key:
             return []
-        return [
-            Bubble(
-                f"reader:{p.get('reader')}",
-                "Not a programmable token",
-                str(p.get("message", "")),
-                urgency=0,
-            )
-        ]
+        title = "A security key, not a token" if key else "Not a programmable token"
+        return [Bubble(f"reader:{p.get('reader')}", title, str(p.get("message", "")), urgency=0)]
 
     def _on_SyncDone(self, p: dict[str, Any]) -> list[Bubble]:  # noqa: N802
         serial = p.get("serial", "")

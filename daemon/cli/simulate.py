@@ -6,8 +6,9 @@ import argparse
 from pathlib import Path
 
 from ..otpauth import parse_secret
+from ..simulator.foreign import KINDS
 from ..simulator.runner import SimulatorRunner
-from ..simulator.token import Faults, SimulatedToken, default_settings
+from ..simulator.token import CLOCK_PHASES, PROFILES, Faults, SimulatedToken, default_settings
 from ..token.crypto import TOKEN2_KEY
 
 
@@ -92,9 +93,28 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--refuse-all", action="store_true", help="fault: answer everything with 69 83")
     p.add_argument(
+        "--firmware-profile",
+        choices=list(PROFILES),
+        default="token2",
+        help="how the token answers: token2 (the protocol as hardware-tested hosts use it; "
+        "default) or opent2otp (Token2's published firmware core: untagged GET INFO, its "
+        "status words, no lockout, login kept across field loss, no range checks)",
+    )
+    p.add_argument(
+        "--clock-phase",
+        choices=list(CLOCK_PHASES),
+        default="reset",
+        help="on a clock write, start the written second at once (reset, default) or keep "
+        "ticking on the old sub-second boundaries (keep)",
+    )
+    p.add_argument(
         "--foreign-card",
-        action="store_true",
-        help="not a token: a card that refuses every command (like a FIDO key or bank card)",
+        nargs="?",
+        const="plain",
+        choices=list(KINDS),
+        metavar="KIND",
+        help="not a token: 'plain' (the default) refuses every command, like a bank card; "
+        "'fido' is a FIDO2 security key that answers the FIDO and OATH applets' SELECTs",
     )
     from ..simulator import molto2_runner
 
@@ -107,7 +127,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.foreign_card:
         from ..simulator.foreign import run_foreign
 
-        return run_foreign(args.port, args.host, args.state_file)
+        return run_foreign(args.port, args.host, args.state_file, args.foreign_card)
     if args.model == "molto2":
         from ..simulator import molto2_runner
 
@@ -128,6 +148,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             delay_ins=args.delay_ins,
             refuse_all=args.refuse_all,
         ),
+        profile=args.firmware_profile,
+        clock_phase=args.clock_phase,
     )
     runner = SimulatorRunner(
         token, args.port, host=args.host, state_file=args.state_file, auto_off=args.auto_off

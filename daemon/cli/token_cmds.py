@@ -11,7 +11,13 @@ from ..otpcode import expected_code
 from ..token.errors import InvalidInput
 from ..token.models import Model
 from ..token.secret import Secret
-from ..token.session import Identification, TokenSession, WriteResult, describe_drift
+from ..token.session import (
+    ClockKind,
+    Identification,
+    TokenSession,
+    WriteResult,
+    describe_drift,
+)
 from ..token.settings import HmacAlgorithm, TokenSettings
 from .commands import summary
 from .common import (
@@ -48,6 +54,12 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     p.add_argument("--bus", choices=["session", "system"], default="session", help="daemon's bus")
     p.add_argument("--direct", action="store_true", help="talk to the reader, not the daemon")
+    p.add_argument(
+        "--clock-kind",
+        choices=[k.value for k in ClockKind if k is not ClockKind.UNKNOWN],
+        help="direct sync only: what an earlier sync reported of this token's clock "
+        "(a phase-keeping clock is then set with one write)",
+    )
     p.set_defaults(func=cmd_sync)
 
     p = sub.add_parser(
@@ -127,8 +139,15 @@ def _print_identification(reader: str, ident: Identification) -> None:
     print(f"Host:    {utc(ident.host_time, 1)}")
     if d.method == "single-read":  # whole seconds only (--quick)
         print(f"Drift:   {rough_drift_words(d.drift_s).replace('first read', 'one read')}")
-        return
-    print(f"Drift:   {describe_drift(d.drift_s)} (±{d.uncertainty_s:.3f} s, {d.reads} reads)")
+    else:
+        print(f"Drift:   {describe_drift(d.drift_s)} (±{d.uncertainty_s:.3f} s, {d.reads} reads)")
+    print(f"Answer:  {_FORM_WORDS[ident.info_form.value]}")
+
+
+_FORM_WORDS = {
+    "tagged": "tagged GET INFO (95 LL 02 ... 11 04 ...)",
+    "untagged": "untagged GET INFO (00 00 00 ... 00 00 ..., as Token2's published firmware core)",
+}
 
 
 def _settings_from_args(args: argparse.Namespace, defaults: TokenSettings | None) -> TokenSettings:
@@ -189,7 +208,12 @@ def cmd_sync(args: argparse.Namespace) -> int:
                     f"The host clock is not trusted ({untrusted}). {question[:-1]} from it anyway?"
                 )
             confirm(question, args.yes)
-        result = session.set_clock(settings, expect_serial=ident.serial)
+        result = session.set_clock(
+            settings,
+            expect_serial=ident.serial,
+            clock_kind=ClockKind.parse(args.clock_kind),
+            before=ident.drift,
+        )
     _report_write(args, reader, result, before=ident)
     return 0
 
@@ -260,7 +284,7 @@ def cmd_burn(args: argparse.Namespace) -> int:
         return handled
     seed, label, settings = _secret_from_args(args)
     with token_session(args.reader) as (reader, session):
-        info = session.read_info().info
+        info = session.read_first().info
         confirm(
             f"Burn {label + ' ' if label else ''}(secret {seed.fingerprint}) onto token "
             f"{info.serial} with {settings.hmac.name}, {settings.period} s step? "
@@ -320,3 +344,24 @@ def _report_write(
         f"Set the clock of {result.model.name} token {result.serial} on {reader}: it was "
         f"{before.drift.describe()}{after}."
     )
+    print(_clock_kind_words(result))
+
+
+def _clock_kind_words(result: WriteResult) -> str:
+    """One line on what the token's clock did with the write."""
+    return clock_kind_words(
+        result.clock_kind.value, result.clock_writes, "Next time: --clock-kind phase-keeping."
+    )
+
+
+def clock_kind_words(kind: str, writes: int, next_time: str) -> str:
+    """One line on a token's clock kind and the writes a sync took (also for daemon syncs)."""
+    count = f"{writes} clock write{'s' if writes > 1 else ''}"
+    if kind == ClockKind.PHASE_KEEPING:
+        return (
+            f"Its clock is phase-keeping: it keeps its sub-second phase when set, so whole "
+            f"seconds bring it within 0.5 s and no closer ({count}). {next_time}"
+        )
+    if kind == ClockKind.PHASE_RESETTING:
+        return f"Its clock is phase-resetting: it starts the written second at once ({count})."
+    return f"Its clock kind could not be told from this sync ({count})."

@@ -86,7 +86,7 @@ def test_what_pyzbar_alone_misses_the_pipeline_finds(tmp_path: Path) -> None:
 
     assert pyzbar.decode(gray) == []
     result = qr.decode_image(gray)
-    assert result.pass_name == "inverted" and result.symbols[0].text == URI
+    assert result.pass_name == "zbar: inverted" and result.symbols[0].text == URI
 
 
 def test_non_enrolment_codes_are_named(tmp_path: Path) -> None:

@@ -159,6 +159,21 @@ def test_queue_events_and_burn_offer() -> None:
     assert refused.summary == "File refused: x.png" and "moved to failed/" in refused.body
 
 
+def test_a_security_key_is_named_in_its_bubble_other_cards_stay_not_a_token() -> None:
+    m = connected(TrayModel())  # non-token cards are not shown by default; a key is named
+    words = (
+        "this card is a FIDO2 security key (it holds passkeys, not a TOTP seed): register it "
+        "with the service in a browser"
+    )
+    [b] = m.apply("CardIgnored", {"reader": READER, "message": words, "kind": "security-key"})
+    assert b.summary == "A security key, not a token" and b.body == words
+    other = {"reader": READER, "message": "not a programmable token; left alone", "kind": "other"}
+    assert m.apply("CardIgnored", other) == []
+    m = connected(TrayModel(choices=NotifyChoices(non_token_cards=True)))
+    [b] = m.apply("CardIgnored", other)
+    assert b.summary == "Not a programmable token"
+
+
 def test_states_and_the_daemon_going_away() -> None:
     m = TrayModel()
     assert m.state() == TrayState.NO_DAEMON
