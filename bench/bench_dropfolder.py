@@ -105,6 +105,8 @@ def main() -> int:
             with sqlite3.connect(db) as conn:
                 jobs = conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
             left = sum(1 for p in folder.iterdir() if p.is_file())
+            work = folder / ".taking"  # files being taken (claimed, being erased)
+            left += sum(1 for p in work.rglob("*") if p.is_file()) if work.exists() else 0
             if jobs >= args.files and left == 0 and (big_refused_s or not args.big):
                 break
             time.sleep(0.02 if args.big else 0.1)

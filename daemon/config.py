@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .payload import MAX_JOBS_PER_FILE, MAX_TEXT_BYTES, Limits
 from .token.errors import InvalidInput
 from .token.models import Model, VendorFamily
 from .token.molto2 import DEFAULT_CUSTOMER_KEY, is_molto2_reader, parse_customer_key
@@ -91,6 +92,12 @@ class DropConfig:
     stability_s: float = 1.0  # size and mtime unchanged this long before a file is taken
     max_file_bytes: int = 20 * 1024 * 1024
     after: str = "delete"  # or "archive": keep taken files in <folder>/archive (0700)
+    max_jobs_per_file: int = MAX_JOBS_PER_FILE  # a bigger batch is refused whole
+    max_text_bytes: int = MAX_TEXT_BYTES  # .txt/.uri/.csv files
+
+    def limits(self) -> Limits:
+        """What one dropped file may hold."""
+        return Limits(max_jobs=self.max_jobs_per_file, max_text_bytes=self.max_text_bytes)
 
 
 @dataclass(frozen=True)
@@ -206,6 +213,12 @@ def _bytes(key: str, v: Any) -> int:
     return v
 
 
+def _count(key: str, v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 1_000_000:
+        raise ConfigError(f"{key}: must be a whole number from 1 to 1000000, got {v!r}")
+    return v
+
+
 _TOP: dict[str, Checker] = {
     "bus": _choice(BUS_NAMES),
     "state_dir": _path,
@@ -230,6 +243,8 @@ _SECTIONS: dict[str, dict[str, Checker]] = {
         "stability_delay": _seconds,
         "max_file_size": _bytes,
         "after": _choice(AFTER_INGEST),
+        "max_jobs_per_file": _count,
+        "max_text_size": _bytes,
     },
     "molto2": {"customer_key": _customer_key},
 }
@@ -240,6 +255,8 @@ _DROP_FIELDS = {
     "stability_delay": "stability_s",
     "max_file_size": "max_file_bytes",
     "after": "after",
+    "max_jobs_per_file": "max_jobs_per_file",
+    "max_text_size": "max_text_bytes",
 }
 
 

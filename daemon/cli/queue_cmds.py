@@ -78,25 +78,25 @@ def cmd_queue(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    jobs: list[dict[str, Any]] = daemon_call(args.bus, lambda c: c.jobs())
-    if not args.all:
-        jobs = [j for j in jobs if j["state"] in ("queued", "burning", "failed")]
+    states = () if args.all else ("queued", "burning", "failed")
     if args.json:
+        jobs: list[dict[str, Any]] = daemon_call(args.bus, lambda c: c.jobs(states))
         emit_json({"ok": True, "jobs": jobs})
         return 0
-    if not jobs:
+
+    async def show(c: StationClient) -> int:
+        shown = 0
+        async for j in c.iter_jobs(states):  # page by page: any queue length
+            print(_job_line(j))
+            shown += 1
+        return shown
+
+    if not daemon_call(args.bus, show):
         print(
             "No jobs."
             if args.all
             else "No jobs waiting. Drop an enrolment QR into the drop folder or use "
             "`tokenstation queue add FILE`; `--all` shows burned and removed jobs."
-        )
-    for j in jobs:
-        bound = f" -> token {j['serial']}" if j["serial"] else ""
-        print(
-            f"{j['id']:>5}  {j['state']:<8} {j['label']}{bound}  {j['algorithm']}/"
-            f"{j['period']}s  secret {j['secret_fingerprint']}  from {j['source']}"
-            f"  {utc(j['created'])}" + (f"\n       {j['reason']}" if j["reason"] else "")
         )
     return 0
 
@@ -109,10 +109,18 @@ def _add(args: argparse.Namespace) -> int:
 
     async def ingest(c: StationClient) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         result = await c.ingest(path)
-        jobs = await c.jobs() if result.get("duplicates") else []
+        holders = ("queued", "burning", "burned")
+        jobs = await c.jobs(holders) if result.get("duplicates") else []
         return result, jobs
 
-    result, jobs = daemon_call(args.bus, ingest)
+    try:
+        result, jobs = daemon_call(args.bus, ingest)
+    except OSError as exc:  # opened here and passed to the daemon as a descriptor
+        raise CliError(
+            f"{file} cannot be read ({exc.strerror or type(exc).__name__})",
+            EXIT_USAGE,
+            "Give a regular file you may read (not a symbolic link); nothing was queued.",
+        ) from None
     queued: list[dict[str, Any]] = result.get("queued", [])
     not_queued = [_duplicate_words(d, result, jobs) for d in result.get("duplicates", [])]
     if result.get("seen_before"):
@@ -125,7 +133,7 @@ def _add(args: argparse.Namespace) -> int:
         "duplicates": result.get("duplicates", []),
         "seen_before": bool(result.get("seen_before")),
     }
-    if not queued:
+    if not queued and not result.get("queued_count"):
         raise CliError(
             "nothing queued: " + "; ".join(not_queued or ["the file holds no account"]),
             EXIT_REFUSED,
@@ -139,6 +147,8 @@ def _add(args: argparse.Namespace) -> int:
     for j in queued:
         bound = f", bound to token {j['serial']}" if j.get("serial") else ""
         print(f"Queued job {j['id']}: {j['label']} (secret {j['secret_fingerprint']}{bound}).")
+    if result.get("queued_count", 0) > len(queued):
+        print(f"... {result['queued_count']} jobs queued in all (`tokenstation queue list`).")
     for why in not_queued:
         warn(f"not queued: {why}")
     print(f"{file} still holds the secret: delete it when you no longer need it.")
@@ -185,3 +195,12 @@ def _change(args: argparse.Namespace) -> int:
             "is placed."
         )
     return 0
+
+
+def _job_line(j: dict[str, Any]) -> str:
+    bound = f" -> token {j['serial']}" if j["serial"] else ""
+    return (
+        f"{j['id']:>5}  {j['state']:<8} {j['label']}{bound}  {j['algorithm']}/"
+        f"{j['period']}s  secret {j['secret_fingerprint']}  from {j['source']}"
+        f"  {utc(j['created'])}" + (f"\n       {j['reason']}" if j["reason"] else "")
+    )

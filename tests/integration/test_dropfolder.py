@@ -129,7 +129,11 @@ def test_refused_files_move_to_failed_with_the_reason(start_daemon: Start, tmp_p
         assert (folder / "failed" / name).is_symlink() or (folder / "failed" / name).exists()
     assert "a symbolic link" in (folder / "failed" / "sneaky.txt.reason.txt").read_text()
     assert outside.read_text() == URI  # the link was moved, its target never touched
-    assert sorted(p.name for p in folder.iterdir()) == ["archive", "failed"]
+    assert sorted(p.name for p in folder.iterdir()) == [".taking", "archive", "failed"]
+    assert not list((folder / ".taking").rglob("*.*"))  # nothing left half-taken
+    for p in (folder / "failed").iterdir():
+        if not p.is_symlink() and p.is_file():
+            assert oct(p.stat().st_mode & 0o777) == "0o600", p.name
     assert daemon.proc.poll() is None
 
 

@@ -145,6 +145,13 @@ def test_queue_events_and_burn_offer() -> None:
         },
     )
     assert "it should show 123 456" in done.body and "9b5f5e29" in done.body
+    burned = {"serial": SERIAL, "model": "C302-i", "job": {**job, "id": 8, "state": "burned"}}
+    [plain] = m.apply("BurnDone", burned)  # as on the system bus: no code broadcast
+    assert "should show" not in plain.body
+    reply = {**burned, "expected_code": "654321", "expected_code_valid_until": 1_800_000_060}
+    [coded] = m.burn_result(reply)  # the reply to this tray's own BurnJob carries it
+    assert coded.key == plain.key and "it should show 654 321" in coded.body
+    assert m.burn_result(reply) == [] and m.burn_result({**reply, "job": job}) == []
     [refused] = m.apply(
         "FileTaken",
         {
