@@ -20,22 +20,21 @@ from pathlib import Path
 from typing import BinaryIO
 
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
-from pyzbar import pyzbar as _pyzbar
-from pyzbar import wrapper as _zw
 
+try:
+    from pyzbar import pyzbar as _pyzbar
+    from pyzbar import wrapper as _zw
+except ImportError:  # Debian 13 packages no pyzbar: zbar cannot be used there
+    _pyzbar = _zw = None
+
+#: Whether zbar can be used (pyzbar is installed); without it no pass finds anything.
+AVAILABLE = _pyzbar is not None
 #: zbar_config_t ZBAR_CFG_BINARY (zbar >= 0.23; pyzbar's enum predates it).
 _CFG_BINARY = 4
-_QRCODE = int(_pyzbar.ZBarSymbol.QRCODE)
-#: 1D symbologies a token's serial barcode may use.
-_LINEAR = tuple(
-    int(s)
-    for s in (
-        _pyzbar.ZBarSymbol.CODE128,
-        _pyzbar.ZBarSymbol.CODE39,
-        _pyzbar.ZBarSymbol.EAN13,
-        _pyzbar.ZBarSymbol.I25,
-    )
-)
+#: zbar_symbol_type_t values (zbar's ABI): QR code; the 1D symbologies a token's serial
+#: barcode may use (Code 128, Code 39, EAN-13, interleaved 2 of 5).
+_QRCODE = 64
+_LINEAR = (128, 39, 13, 25)
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 
@@ -77,6 +76,8 @@ def _scan(image: Image.Image, symbologies: tuple[int, ...]) -> list[bytes]:
     pixels = gray.tobytes()
     width, height = gray.size
     found: list[bytes] = []
+    if not AVAILABLE:
+        return found
     with _pyzbar._image_scanner() as scanner:
         _zw.zbar_image_scanner_set_config(scanner, 0, _zw.ZBarConfig.CFG_ENABLE, 0)
         for sym in symbologies:

@@ -23,6 +23,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def cmd_tray(args: argparse.Namespace) -> int:
     """Run the tray until SIGTERM or Quit."""
+    from tokenstation.tray.icon import prepare_gtk_environment
+
+    prepare_gtk_environment()  # in this process, before anything can import GTK
     from tokenstation.tray.app import TrayApp
 
     from .daemon_cmds import load_config
