@@ -47,9 +47,23 @@ NameFlag: Any = _lib.NameFlag
 RequestNameReply: Any = _lib.RequestNameReply
 PropertyAccess: Any = _lib.PropertyAccess
 ServiceInterface: Any = _service.ServiceInterface
-method: Any = _service.method
-signal: Any = _service.signal
-dbus_property: Any = _service.dbus_property
+
+
+def _quiet(factory: Any) -> Any:
+    """``factory`` (dbus-next's method/signal/dbus_property) without the Python 3.13
+    DeprecationWarning each call of it raises (typing.no_type_check_decorator)."""
+
+    def quiet_factory(*args: Any, **kwargs: Any) -> Any:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", ".*no_type_check_decorator", DeprecationWarning)
+            return factory(*args, **kwargs)
+
+    return quiet_factory
+
+
+method: Any = _quiet(_service.method)
+signal: Any = _quiet(_service.signal)
+dbus_property: Any = _quiet(_service.dbus_property)
 MessageBus: Any = _aio.MessageBus
 
 DBUS_NAME = "org.freedesktop.DBus"
