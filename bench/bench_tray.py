@@ -10,7 +10,7 @@ calls to dunst. Per placement
 (SIGUSR2 takes the token off and puts it back): time from the signal to the Notify
 call for it. Then the tray idles ``--idle`` seconds: CPU from /proc, RSS.
 
-    .venv/bin/python bench/bench_tray.py [--reps 20] [--idle 60] [--json FILE]
+    .venv/bin/python bench/bench_tray.py [--reps 20] [--idle 60] [--json FILE] [--exe PATH]
 """
 
 from __future__ import annotations
@@ -95,9 +95,9 @@ async def measure(address: str, sim: subprocess.Popen[bytes], reps: int) -> list
     return latencies
 
 
-def autostart_command() -> list[str]:
-    """The tray's autostart command, with this venv's tokenstation for /usr/bin's."""
-    return desktop_exec(tray_autostart(str(Path(sys.executable).parent / "tokenstation")))
+def autostart_command(exe: str) -> list[str]:
+    """The tray's autostart command, with ``exe`` for /usr/bin/tokenstation."""
+    return desktop_exec(tray_autostart(exe))
 
 
 def tray_backend(log: Path) -> str:
@@ -111,6 +111,11 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--idle", type=float, default=60.0)
     ap.add_argument("--json", type=Path)
+    ap.add_argument(
+        "--exe",
+        default=str(Path(sys.executable).parent / "tokenstation"),
+        help="the tokenstation the autostart entry runs (default: this venv's)",
+    )
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ts-bench-tray-"))
     (work / "dunstrc").write_text(DUNSTRC)
@@ -136,7 +141,7 @@ def main() -> int:
         py = sys.executable
         start(py, "-m", "tokenstation.daemon", "daemon", "--log-level", "warning")
         tray_log = work / f"tokenstation-{len(procs)}.log"  # the name start() gives it
-        tray = start(*autostart_command())
+        tray = start(*autostart_command(args.exe))
         time.sleep(2.0)
         sim = start(
             py,
@@ -174,7 +179,7 @@ def main() -> int:
         "rss_mb": round(rss, 1),
         "peak_rss_mb": round(hwm, 1),
         "backend": tray_backend(tray_log),
-        "started_as": " ".join(autostart_command()),
+        "started_as": " ".join(autostart_command(args.exe)),
         "dbus_library": dbusio.LIBRARY,
     }
     report(result, args.json)

@@ -1,4 +1,5 @@
-"""The only module that imports the D-Bus library: dbus-next, or dbus-fast when installed.
+"""The only module that imports the D-Bus library: dbus-next, or dbus-fast when installed
+(and not one that miscounts UTF-8 strings, as Debian 12's 1.84 does).
 
 dbus-fast is the maintained fork of dbus-next with the same API, so the choice is one
 import here; ``TOKENSTATION_DBUS=dbus-next`` (or ``dbus-fast``) forces one. Also here: the
@@ -17,8 +18,22 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 
+def _miscounts_utf8(lib: Any) -> bool:
+    """Whether this dbus-fast sends a string's length in characters, not UTF-8 bytes
+    (fixed in 2.11.1); the bus daemon disconnects a client that does."""
+    try:
+        probe = lib.Message(
+            destination="a.b", path="/a", interface="a.b", member="M", signature="s", body=["±"]
+        )
+        data = bytes(probe._marshall(False))
+    except Exception:  # a private API that may change: then it cannot tell
+        return False
+    return data.endswith(b"\x01\x00\x00\x00\xc2\xb1\x00")
+
+
 def _load() -> tuple[str, Any, Any, Any]:
-    """dbus-fast if present, else dbus-next; TOKENSTATION_DBUS=dbus-next|dbus-fast forces one."""
+    """dbus-fast if present and sound, else dbus-next; TOKENSTATION_DBUS=dbus-next|dbus-fast
+    forces one."""
     forced = os.environ.get("TOKENSTATION_DBUS", "")
     order = {"dbus-next": ["dbus_next"], "dbus-fast": ["dbus_fast"]}.get(
         forced, ["dbus_fast", "dbus_next"]
@@ -33,6 +48,8 @@ def _load() -> tuple[str, Any, Any, Any]:
                 aio = importlib.import_module(name + ".aio")
         except ImportError:
             continue
+        if name == "dbus_fast" and not forced and _miscounts_utf8(lib):
+            continue  # Debian 12's 1.84: the bus would drop us at the first non-ASCII text
         return name.replace("_", "-"), lib, service, aio
     raise ImportError(f"tokenstation needs {' or '.join(n.replace('_', '-') for n in order)}")
 
