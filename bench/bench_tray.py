@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import signal
 import subprocess
@@ -121,27 +122,39 @@ def main() -> int:
     (work / "dunstrc").write_text(DUNSTRC)
     bus = PrivateBus().start()
     stack = PcscStack(readers=2).start()
-    env = {**isolated_env(stack.env(), bus.address, work), "DISPLAY": ":97"}
+    env = isolated_env(stack.env(), bus.address, work)
     for name in ("GDK_GL", "NO_AT_BRIDGE", "PYSTRAY_BACKEND"):
         env.pop(name, None)
     procs: list[subprocess.Popen[bytes]] = []
 
-    def start(*cmd: str) -> subprocess.Popen[bytes]:
-        log = (work / f"{Path(cmd[0]).name}-{len(procs)}.log").open("w")
+    def start(*cmd: str, log_name: str = "") -> subprocess.Popen[bytes]:
+        log = (work / f"{log_name or Path(cmd[0]).name}-{len(procs)}.log").open("w")
         p = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
         procs.append(p)
         return p
 
     try:
-        start("Xvfb", ":97", "-screen", "0", "1024x640x24", "-nolisten", "tcp")
-        time.sleep(1.0)
+        # A display number nobody uses (Xvfb picks it and writes it to the pipe).
+        read_end, write_end = os.pipe()
+        xvfb = ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1024x640x24"]
+        procs.append(
+            subprocess.Popen(
+                [*xvfb, "-nolisten", "tcp"],
+                pass_fds=(write_end,),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        os.close(write_end)
+        with os.fdopen(read_end) as pipe:
+            env["DISPLAY"] = ":" + pipe.readline().strip()
         start("dunst", "-config", str(work / "dunstrc"))
         start("trayer", "--edge", "bottom", "--align", "right", "--SetDockType", "true")
         time.sleep(0.5)
         py = sys.executable
         start(py, "-m", "tokenstation.daemon", "daemon", "--log-level", "warning")
-        tray_log = work / f"tokenstation-{len(procs)}.log"  # the name start() gives it
-        tray = start(*autostart_command(args.exe))
+        tray_log = work / f"tray-{len(procs)}.log"
+        tray = start(*autostart_command(args.exe), log_name="tray")
         time.sleep(2.0)
         sim = start(
             py,
