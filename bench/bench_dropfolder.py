@@ -6,7 +6,12 @@ drop folder in a temporary directory (stability delay 1 s, the default), generat
 system, moves them all into the drop folder in one go, and waits until the queue holds
 one job per file and the folder is empty.
 
-    .venv/bin/python bench/bench_dropfolder.py [--files 1000] [--polling] [--json FILE]
+With ``--big``, the first file dropped is instead a 9400x9400 1-bit white PNG (22 KB on
+disk, 88 megapixels), the others right behind it: it reports when the big one was
+refused, when the last enrolment QR was queued, and the peak memory of the daemon and of
+its decoder processes.
+
+    .venv/bin/python bench/bench_dropfolder.py [--files 1000] [--polling] [--big] [--json FILE]
 """
 
 from __future__ import annotations
@@ -24,15 +29,34 @@ from pathlib import Path
 
 import segno
 from benchlib import machine, proc_mem_mb, report
+from PIL import Image
 
 from tokenstation.daemon.simulator.privatebus import PrivateBus, isolated_env
 from tokenstation.daemon.simulator.stack import PcscStack
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes below ``pid`` (the forkserver and its decoder workers)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], list(children.get(pid, []))
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--files", type=int, default=1000)
     ap.add_argument("--polling", action="store_true", help="use the polling observer")
+    ap.add_argument("--big", action="store_true", help="drop a 9400x9400 blank PNG first")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
 
@@ -45,6 +69,9 @@ def main() -> int:
         uri = f"otpauth://totp/Bench:user{i}?secret={secret}&issuer=Bench"
         segno.make_qr(uri, error="m").save(staging / f"user{i:05d}.png", scale=4, kind="png")
     generate_s = time.perf_counter() - t0
+    big = staging / "aaa-blank-9400.png"  # sorts first: moved in first
+    if args.big:
+        Image.new("1", (9400, 9400), 1).save(big, optimize=True)
     conf = work / "config.toml"
     conf.write_text(
         f'[drop]\nfolder = "{folder}"\npolling = {str(args.polling).lower()}\n'
@@ -71,15 +98,21 @@ def main() -> int:
             os.rename(f, folder / f.name)
         moved_s = time.perf_counter() - t_drop
         jobs = 0
+        big_refused_s = None
         while time.perf_counter() - t_drop < 300:
+            if args.big and big_refused_s is None and (folder / "failed" / big.name).exists():
+                big_refused_s = time.perf_counter() - t_drop
             with sqlite3.connect(db) as conn:
                 jobs = conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
             left = sum(1 for p in folder.iterdir() if p.is_file())
-            if jobs >= args.files and left == 0:
+            work = folder / ".taking"  # files being taken (claimed, being erased)
+            left += sum(1 for p in work.rglob("*") if p.is_file()) if work.exists() else 0
+            if jobs >= args.files and left == 0 and (big_refused_s or not args.big):
                 break
-            time.sleep(0.1)
+            time.sleep(0.02 if args.big else 0.1)
         all_s = time.perf_counter() - t_drop
         peak = proc_mem_mb(daemon.pid)[1]
+        decoders_peak = [round(proc_mem_mb(pid)[1], 1) for pid in descendants(daemon.pid)]
         with sqlite3.connect(db) as conn:
             distinct = conn.execute("SELECT COUNT(DISTINCT secret_hash) FROM jobs").fetchone()[0]
             failed_files = conn.execute(
@@ -103,7 +136,11 @@ def main() -> int:
         "distinct_secrets": distinct,
         "refused_files": failed_files,
         "daemon_peak_rss_mb": round(peak, 1),
+        "decoder_processes_peak_rss_mb": decoders_peak,
     }
+    if args.big:
+        result["big_png_refused_s"] = round(big_refused_s or -1, 2)
+        result["big_png_reason"] = (folder / "failed" / (big.name + ".reason.txt")).read_text()
     report(result, args.json)
     return 0 if jobs == args.files == distinct else 1
 

@@ -5,10 +5,16 @@ process, so the CPU time measured here is the host side only (tokenstation + the
 pyscard/libpcsclite client), not the simulated card.
 
     .venv/bin/python bench/bench_token.py [--reps 20] [--offsets 12] [--json FILE]
+    .venv/bin/python bench/bench_token.py --only clock-phase [--offsets 12] [--json FILE]
 
 Drift error is compared, in the same run and on the same reads, with the
 whole-second method the peer tools use (keyroost and totptokutil print
 token_time - int(host_time)).
+
+The clock-phase part syncs simulated tokens of both clock kinds (phase-resetting,
+phase-keeping) on both firmware personalities and reads the truth from the
+simulator's state file: drift error before the sync, and the error left after it by
+the phase-aware sync beside one timed write (what tokenstation did before).
 """
 
 from __future__ import annotations
@@ -145,10 +151,94 @@ def drift_errors(stack: PcscStack, offsets: list[float]) -> dict[str, Any]:
     }
 
 
+def true_offset(state_file: Path) -> float:
+    """The simulated token's clock minus host time, from a state written after now."""
+    t = time.time()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            state = json.loads(state_file.read_text())
+        except (OSError, ValueError):
+            state = {}
+        if state.get("host_time", 0) > t + 0.01:
+            return float(state["clock_offset_s"])
+        time.sleep(0.02)
+    raise RuntimeError("no fresh simulator state")
+
+
+def clock_phase_errors(stack: PcscStack, offsets: list[float], tmp: Path) -> dict[str, Any]:
+    """Per personality and clock kind: drift error, and the error left by each way to sync."""
+    from tokenstation.daemon import pcsc
+    from tokenstation.daemon.token.session import TokenSession
+
+    out: dict[str, Any] = {}
+    for profile in ("token2", "opent2otp"):
+        for phase in ("reset", "keep"):
+            drift_err, aware, aware_writes, single = [], [], [], []
+            kinds: dict[str, int] = {}
+            for off in offsets:
+                state = tmp / f"{profile}-{phase}.json"
+                common = ["--clock-phase", phase, "--firmware-profile", profile]
+                proc = start_sim(
+                    stack, "--clock-offset", repr(off), "--state-file", str(state), *common
+                )
+                try:
+                    with pcsc.PcscConnection(stack.reader_name(0)) as conn:
+                        session = TokenSession(conn)
+                        ident = session.identify()
+                        result = session.set_clock(TokenSettings(), before=ident.drift)
+                    drift_err.append(abs(ident.drift.drift_s - off))
+                    aware.append(abs(true_offset(state)))
+                    aware_writes.append(result.clock_writes)
+                    kinds[result.clock_kind.value] = kinds.get(result.clock_kind.value, 0) + 1
+                finally:
+                    stop_sim(stack, proc)
+                proc = start_sim(
+                    stack, "--clock-offset", repr(off), "--state-file", str(state), *common
+                )
+                try:
+                    with pcsc.PcscConnection(stack.reader_name(0)) as conn:
+                        TokenSession(conn).set_clock(TokenSettings(), measure_after=False)
+                    single.append(abs(true_offset(state)))
+                finally:
+                    stop_sim(stack, proc)
+            out[f"{profile}/{phase}"] = {
+                "drift_error_median_s": statistics.median(drift_err),
+                "drift_error_max_s": max(drift_err),
+                "after_sync_median_s": statistics.median(aware),
+                "after_sync_max_s": max(aware),
+                "writes_median": statistics.median(aware_writes),
+                "writes_max": max(aware_writes),
+                "one_write_median_s": statistics.median(single),
+                "one_write_max_s": max(single),
+                "kinds": kinds,
+            }
+    return out
+
+
+def print_clock_phase(d: dict[str, Any], n: int) -> None:
+    print(f"clock phase, {n} offsets per row (errors against the simulator's true clock):")
+    print(
+        "| personality / clock | drift error median (max) | after phase-aware sync median "
+        "(max) | writes median (max) | after one timed write median (max) | kind reported |"
+    )
+    print("|---|---|---|---|---|---|")
+    for name, r in d.items():
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(r["kinds"].items()))
+        print(
+            f"| {name} | {r['drift_error_median_s'] * 1000:.1f} ms "
+            f"({r['drift_error_max_s'] * 1000:.1f}) | {r['after_sync_median_s'] * 1000:.0f} ms "
+            f"({r['after_sync_max_s'] * 1000:.0f}) | {r['writes_median']:g} "
+            f"({r['writes_max']}) | {r['one_write_median_s'] * 1000:.0f} ms "
+            f"({r['one_write_max_s'] * 1000:.0f}) | {kinds} |"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--offsets", type=int, default=12)
+    ap.add_argument("--only", choices=["clock-phase"], help="run only this part")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
 
@@ -158,6 +248,18 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
         "python": platform.python_version(),
     }
+    rng = random.Random(20261127)
+    offsets = [round(rng.uniform(-120, 120), 4) for _ in range(args.offsets)]
+    if args.only == "clock-phase":
+        try:
+            results["clock_phase"] = clock_phase_errors(stack, offsets, stack.workdir)
+        finally:
+            stack.cleanup()
+        print(f"machine: {results['machine']}; Python {results['python']}")
+        print_clock_phase(results["clock_phase"], len(offsets))
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2) + "\n")
+        return
     try:
         reader = stack.reader_name(0)
         proc = start_sim(stack, "--serial", "86596320000001", "--clock-offset", "12.3456")
@@ -174,9 +276,8 @@ def main() -> None:
             }
         finally:
             stop_sim(stack, proc)
-        rng = random.Random(20261127)
-        offsets = [round(rng.uniform(-120, 120), 4) for _ in range(args.offsets)]
         results["drift_error"] = drift_errors(stack, offsets)
+        results["clock_phase"] = clock_phase_errors(stack, offsets, stack.workdir)
     finally:
         stack.cleanup()
 
@@ -198,6 +299,7 @@ def main() -> None:
         f"max {d['ours_max_s'] * 1000:.1f} ms; whole-second method (peers) median "
         f"{d['whole_second_median_s'] * 1000:.0f} ms, max {d['whole_second_max_s'] * 1000:.0f} ms"
     )
+    print_clock_phase(results["clock_phase"], len(offsets))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
 

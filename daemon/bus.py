@@ -9,12 +9,20 @@ mypy's and ruff's undefined-name checks are off for this file: keep logic in bus
 """
 
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import dbusio
 from .busnames import API_VERSION, INTERFACE, error_name
-from .busops import answer, dbus_error, sync_options
+from .busops import (
+    answer,
+    arg_text,
+    dbus_error,
+    for_broadcast,
+    ingest_from_fd,
+    job_states,
+    page_args,
+    sync_options,
+)
 from .dbusio import DBusError, PropertyAccess, ServiceInterface, dbus_property, method, signal
 from .station import EventKind, Station, StationError, StationEvent
 
@@ -31,6 +39,7 @@ class StationInterface(ServiceInterface):
         super().__init__(INTERFACE)
         self.station = station
         self.provisioner = provisioner
+        self.system_bus = station.cfg.bus == "system"
         station.subscribe(self._on_event)
 
     def _prov(self) -> "Provisioner":
@@ -41,7 +50,7 @@ class StationInterface(ServiceInterface):
     # -- events -> signals ---------------------------------------------------------------
 
     def _on_event(self, event: StationEvent) -> None:
-        payload = dbusio.pack(event.payload)
+        payload = dbusio.pack(for_broadcast(event.payload, self.system_bus))
         emit = {
             EventKind.TOKEN_PRESENTED: self.TokenPresented,
             EventKind.TOKEN_MEASURED: self.TokenMeasured,
@@ -119,6 +128,7 @@ class StationInterface(ServiceInterface):
     @method()
     def GetToken(self, serial: "s") -> "a{sv}":
         """One registry entry with its drift history and operations."""
+        serial = arg_text("serial", serial)
         found = self.station.registry(serial, history=True)
         if not found:
             raise DBusError(error_name("not-present"), f"token {serial} is not in the registry")
@@ -127,6 +137,7 @@ class StationInterface(ServiceInterface):
     @method()
     async def SyncToken(self, serial: "s", options: "a{sv}") -> "a{sv}":
         """Set a presented token's clock (serial "" = the only token present)."""
+        serial = arg_text("serial", serial)
 
         async def sync() -> dict[str, object]:
             return await self.station.sync(serial, **sync_options(options))
@@ -146,9 +157,15 @@ class StationInterface(ServiceInterface):
             self.provisioner.offer_all()
 
     @method()
-    def ListJobs(self) -> "aa{sv}":
-        """Every job (queued, burning, burned, failed, removed), oldest first; no secrets."""
-        return [dbusio.pack(j.as_dict()) for j in self._prov().queue.jobs()]
+    def ListJobs(self, offset: "u", limit: "u", states: "as") -> "a{sv}":
+        """A page of jobs in ``states`` (all when empty), oldest first; no secrets."""
+        first, size = page_args(offset, limit)
+        wanted = job_states(states)
+        queue = self._prov().queue
+        jobs = [j.as_dict() for j in queue.jobs(wanted, offset=first, limit=size)]
+        return dbusio.pack(
+            {"jobs": jobs, "total": queue.total(wanted), "offset": first, "limit": size}
+        )
 
     @method()
     def RemoveJob(self, job_id: "u") -> "a{sv}":
@@ -163,16 +180,18 @@ class StationInterface(ServiceInterface):
     @method()
     def SkipJob(self, job_id: "u", serial: "s") -> None:
         """Do not offer this job to this token while it stays on the reader."""
+        serial = arg_text("serial", serial)
         self._guard(lambda: self._prov().skip(job_id, serial))
 
     @method()
-    def IngestFile(self, path: "s") -> "a{sv}":
-        """Read a file (the daemon must be able to read it), queue its jobs; the file stays."""
-        return self._guard(lambda: self._prov().ingest_path(Path(path)))
+    def IngestFile(self, file: "h", name: "s") -> "a{sv}":
+        """Read a file the caller opened (its name gives the type), queue its jobs."""
+        return self._guard(lambda: ingest_from_fd(self._prov(), file, name))
 
     @method()
     async def BurnJob(self, job_id: "u", serial: "s") -> "a{sv}":
         """Burn a queued job onto a presented token (the attended "Burn" action)."""
+        serial = arg_text("serial", serial)
         return await answer("BurnJob", lambda: self._prov().burn(job_id, serial))
 
     def _guard(self, fn: Any) -> Any:

@@ -7,18 +7,29 @@ dictionaries are checked here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 from collections.abc import Awaitable, Callable
-from typing import Any
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import dbusio
-from .busnames import error_name
+from .busnames import INTERFACE, error_name
 from .dbusio import DBusError
+from .ingest import NotAFile, read_fd
+from .safetext import clip, shown_name
 from .station import StationError
 from .token.errors import InvalidInput
 from .token.settings import HmacAlgorithm, TokenSettings
 
 log = logging.getLogger("tokenstation.daemon.bus")
+
+if TYPE_CHECKING:
+    from .provisioning import Provisioner
+
+T = TypeVar("T")
+D = TypeVar("D")
 
 _SYNC_OPTIONS = {"reader", "confirm_untrusted_clock", "algorithm", "period", "display_timeout"}
 
@@ -55,12 +66,14 @@ def sync_options(options: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise StationError(
             "invalid",
-            f"unknown option(s) {', '.join(unknown)}",
+            f"unknown option(s) {', '.join(clip(k, 40) for k in unknown[:5])}",
             f"Known: {', '.join(sorted(_SYNC_OPTIONS))}.",
         )
+    for key, kind in _OPTION_TYPES.items():  # every given option's type, before anything else
+        _option(opts, key, kind, None)
     kwargs: dict[str, Any] = {
-        "reader": str(opts.get("reader", "")),
-        "confirm_untrusted_clock": bool(opts.get("confirm_untrusted_clock", False)),
+        "reader": _option(opts, "reader", str, ""),
+        "confirm_untrusted_clock": _option(opts, "confirm_untrusted_clock", bool, False),
     }
     given = [k for k in ("algorithm", "period", "display_timeout") if k in opts]
     if given:
@@ -73,10 +86,143 @@ def sync_options(options: dict[str, Any]) -> dict[str, Any]:
             )
         try:
             kwargs["settings"] = TokenSettings(
-                HmacAlgorithm.parse(str(opts["algorithm"])),
-                int(opts["period"]),
-                int(opts["display_timeout"]),
+                HmacAlgorithm.parse(_option(opts, "algorithm", str, "")),
+                _option(opts, "period", int, 0),
+                _option(opts, "display_timeout", int, 0),
             )
         except (InvalidInput, ValueError) as exc:
             raise StationError("invalid", str(exc)) from None
     return kwargs
+
+
+_TYPE_WORDS = {str: "a string", bool: "true or false", int: "a whole number"}
+_OPTION_TYPES: dict[str, type] = {
+    "reader": str,
+    "confirm_untrusted_clock": bool,
+    "algorithm": str,
+    "period": int,
+    "display_timeout": int,
+}
+
+
+def _option(opts: dict[str, Any], key: str, kind: type[T], default: D) -> T | D:
+    """An option of the expected type (a string is never taken for a number), bounded."""
+    if key not in opts:
+        return default
+    value = opts[key]
+    if type(value) is not kind:  # bool is an int subclass: exact types only
+        got = _TYPE_WORDS.get(type(value), type(value).__name__)
+        raise StationError("invalid", f"option {key}: must be {_TYPE_WORDS[kind]}, got {got}", "")
+    if isinstance(value, str) and len(value) > MAX_ARG.get(key, 256):
+        raise StationError("invalid", f"option {key}: {len(value)} characters, over the limit", "")
+    return value
+
+
+# -- hostile clients: bounded arguments and signals ------------------------------------
+
+#: Longest string argument per kind; a longer one is refused with its length only.
+MAX_ARG = {"serial": 64, "reader": 256, "name": 1024, "algorithm": 16}
+#: Items of a list a signal carries; the rest is counted (``<key>_count``), never sent.
+SIGNAL_SAMPLE = 20
+#: Longest string a signal carries.
+SIGNAL_TEXT = 2000
+#: Jobs per ListJobs page at most (and by default).
+MAX_PAGE = 1000
+DEFAULT_PAGE = 100
+#: Keys only the caller of BurnJob (or a listener on a per-user session bus) may see:
+#: the code the token will show, valid for a time step.
+LIVE_CODE_KEYS = ("expected_code", "expected_code_valid_until")
+
+
+def arg_text(what: str, value: object) -> str:
+    """A string argument checked for type and length; never echoed back when refused."""
+    limit = MAX_ARG.get(what, 256)
+    if not isinstance(value, str):
+        raise DBusError(
+            error_name("invalid"), f"{what}: must be a string, got {type(value).__name__}"
+        )
+    if len(value) > limit:
+        raise DBusError(
+            error_name("invalid"),
+            f"{what}: {len(value)} characters, over the limit of {limit}. Check the value.",
+        )
+    return value
+
+
+def bounded(value: Any) -> Any:
+    """A payload with every list cut to a sample (the full length in ``<key>_count``) and
+    every string clipped: what goes into one signal stays small whatever the file held."""
+    if isinstance(value, str):
+        return value if len(value) <= SIGNAL_TEXT else value[:SIGNAL_TEXT] + "..."
+    if isinstance(value, list | tuple):
+        return [bounded(v) for v in value[:SIGNAL_SAMPLE]]
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out[k] = bounded(v)
+            if isinstance(v, list | tuple) and len(v) > SIGNAL_SAMPLE:
+                out[f"{k}_count"] = len(v)
+        return out
+    return value
+
+
+def for_broadcast(payload: dict[str, object], system_bus: bool) -> dict[str, object]:
+    """A signal's payload as every listener may see it: bounded, and on the system bus
+    (where anyone listens) without the live code a freshly burned token will show."""
+    out: dict[str, object] = bounded(payload)
+    if system_bus:
+        for key in LIVE_CODE_KEYS:
+            out.pop(key, None)
+    return out
+
+
+def page_args(offset: object, limit: object) -> tuple[int, int]:
+    """ListJobs' offset and limit (0 = the default page), checked."""
+    for what, v in (("offset", offset), ("limit", limit)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise DBusError(error_name("invalid"), f"{what}: must be a whole number >= 0")
+    assert isinstance(offset, int) and isinstance(limit, int)
+    return offset, min(limit or DEFAULT_PAGE, MAX_PAGE)
+
+
+def job_states(states: object) -> list[str] | None:
+    """ListJobs' states filter (empty = every state), checked against the known states."""
+    known = ("queued", "burning", "burned", "failed", "removed")
+    if not isinstance(states, list) or not all(isinstance(s, str) for s in states):
+        raise DBusError(error_name("invalid"), "states: must be a list of strings")
+    unknown = [s for s in states if s not in known]
+    if unknown:
+        raise DBusError(
+            error_name("invalid"),
+            f"states: {len(unknown)} unknown state(s); known: {', '.join(known)}",
+        )
+    return list(states) or None
+
+
+#: The methods that take a file descriptor: IngestFile(h file, s name) takes one.
+DAEMON_TAKES_FDS = {(INTERFACE, "IngestFile", "hs"): 1}
+
+
+def ingest_from_fd(prov: Provisioner, fd: object, name: object) -> dict[str, object]:
+    """IngestFile: read the file the caller opened and passed (its descriptor is closed
+    here), judged by the suffix of ``name``. The daemon never opens a path for a caller."""
+    try:
+        if isinstance(fd, bool) or not isinstance(fd, int) or fd < 0:
+            raise DBusError(error_name("invalid"), "file: must be a file descriptor (type h)")
+        base = PurePosixPath(arg_text("name", name)).name
+        if not base:
+            raise DBusError(error_name("invalid"), "name: give the file's name (e.g. alice.png)")
+        try:
+            data = read_fd(fd, prov.cfg.drop.max_file_bytes)
+        except (NotAFile, OSError) as exc:
+            raise StationError(
+                "invalid",
+                f"{shown_name(base)}: {exc}",
+                "Open a regular file for reading and pass that descriptor.",
+            ) from None
+    finally:
+        if isinstance(fd, int) and fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+    reply: dict[str, object] = bounded(prov.ingest_data(shown_name(base), data))
+    return reply

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from . import dbusio
 from .busnames import BUS_NAME, ERROR_PREFIX, ERRORS, INTERFACE, OBJECT_PATH
 
 SignalHandler = Callable[[str, dict[str, Any]], None]
+
+#: Jobs asked for per ListJobs call when paging through (the daemon's largest page).
+PAGE = 1000
 
 _KIND_BY_SUFFIX = {suffix: kind for kind, suffix in ERRORS.items()}
 
@@ -40,7 +44,7 @@ class StationClient:
     ) -> StationClient:
         """Connect; with ``require``, raise DaemonNotRunning when no daemon owns the name."""
         try:
-            conn = await dbusio.connect(bus, address)
+            conn = await dbusio.connect(bus, address, unix_fds={})
         except Exception as exc:
             raise DaemonNotRunning(f"cannot reach the {bus} bus ({exc})") from None
         client = cls(conn)
@@ -57,10 +61,23 @@ class StationClient:
         """True while a daemon owns the name."""
         return bool(await dbusio.name_has_owner(self.bus, BUS_NAME))
 
-    async def _call(self, member: str, signature: str = "", body: list[Any] | None = None) -> Any:
+    async def _call(
+        self,
+        member: str,
+        signature: str = "",
+        body: list[Any] | None = None,
+        unix_fds: Sequence[int] = (),
+    ) -> Any:
         try:
             reply = await dbusio.call(
-                self.bus, BUS_NAME, OBJECT_PATH, INTERFACE, member, signature, body or []
+                self.bus,
+                BUS_NAME,
+                OBJECT_PATH,
+                INTERFACE,
+                member,
+                signature,
+                body or [],
+                unix_fds=unix_fds,
             )
         except dbusio.DBusError as exc:
             name = str(getattr(exc, "type", ""))
@@ -97,10 +114,28 @@ class StationClient:
         )
         return result
 
-    async def jobs(self) -> list[dict[str, Any]]:
-        """ListJobs."""
-        result: list[dict[str, Any]] = await self._call("ListJobs")
+    async def jobs_page(
+        self, offset: int = 0, limit: int = 0, states: Sequence[str] = ()
+    ) -> dict[str, Any]:
+        """ListJobs: one page (jobs, total, offset, limit); limit 0 = the daemon's default."""
+        result: dict[str, Any] = await self._call("ListJobs", "uuas", [offset, limit, list(states)])
         return result
+
+    async def iter_jobs(self, states: Sequence[str] = ()) -> AsyncIterator[dict[str, Any]]:
+        """Every job in ``states`` (all when empty), page by page, oldest first."""
+        offset = 0
+        while True:
+            page = await self.jobs_page(offset, PAGE, states)
+            jobs: list[dict[str, Any]] = page.get("jobs", [])
+            for job in jobs:
+                yield job
+            offset += len(jobs)
+            if not jobs or offset >= int(page.get("total", 0)):
+                return
+
+    async def jobs(self, states: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """Every job in ``states`` (all when empty), read page by page."""
+        return [job async for job in self.iter_jobs(states)]
 
     async def remove_job(self, job_id: int) -> dict[str, Any]:
         """RemoveJob."""
@@ -122,8 +157,14 @@ class StationClient:
         return result
 
     async def ingest(self, path: str) -> dict[str, Any]:
-        """IngestFile."""
-        result: dict[str, Any] = await self._call("IngestFile", "s", [path])
+        """IngestFile: the file is opened here, by the caller, and its descriptor passed."""
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            result: dict[str, Any] = await self._call(
+                "IngestFile", "hs", [0, os.path.basename(path)], unix_fds=[fd]
+            )
+        finally:
+            os.close(fd)
         return result
 
     async def pause(self, paused: bool = True) -> None:

@@ -11,11 +11,14 @@ import os
 import stat
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .payload import MAX_JOBS_PER_FILE, MAX_TEXT_BYTES, Limits
+from .token.errors import InvalidInput
 from .token.models import Model, VendorFamily
+from .token.molto2 import DEFAULT_CUSTOMER_KEY, is_molto2_reader, parse_customer_key
 from .token.settings import DISPLAY_TIMEOUT_CODES, PERIODS, HmacAlgorithm, TokenSettings
 
 log = logging.getLogger(__name__)
@@ -38,9 +41,13 @@ class ReaderFilter:
     ignore: tuple[str, ...] = ()
 
     def accepts(self, reader: str) -> bool:
-        """True when ``reader`` is watched (empty ``watch`` means every reader)."""
+        """True when ``reader`` is watched (empty ``watch`` means every reader).
+
+        A Molto2's reader never is: the daemon does not drive Molto2 yet, and its
+        single-profile probe must not reach one (`tokenstation profiles` does).
+        """
         name = reader.lower()
-        if any(s.lower() in name for s in self.ignore):
+        if is_molto2_reader(name) or any(s.lower() in name for s in self.ignore):
             return False
         return not self.watch or any(s.lower() in name for s in self.watch)
 
@@ -85,6 +92,12 @@ class DropConfig:
     stability_s: float = 1.0  # size and mtime unchanged this long before a file is taken
     max_file_bytes: int = 20 * 1024 * 1024
     after: str = "delete"  # or "archive": keep taken files in <folder>/archive (0700)
+    max_jobs_per_file: int = MAX_JOBS_PER_FILE  # a bigger batch is refused whole
+    max_text_bytes: int = MAX_TEXT_BYTES  # .txt/.uri/.csv files
+
+    def limits(self) -> Limits:
+        """What one dropped file may hold."""
+        return Limits(max_jobs=self.max_jobs_per_file, max_text_bytes=self.max_text_bytes)
 
 
 @dataclass(frozen=True)
@@ -103,6 +116,7 @@ class Config:
     notify: NotifyChoices = NotifyChoices()
     mode: str = "attended"  # "station": burn without asking, onto safe tokens only
     drop: DropConfig = DropConfig()
+    molto2_customer_key: bytes = field(default=DEFAULT_CUSTOMER_KEY, repr=False)
     source: str = "built-in defaults"
 
     def with_flags(self, **flags: Any) -> Config:
@@ -186,9 +200,22 @@ def _int_choice(options: tuple[int, ...]) -> Checker:
     return check
 
 
+def _customer_key(key: str, v: Any) -> bytes:
+    try:
+        return parse_customer_key(v if isinstance(v, str) else "")
+    except InvalidInput as exc:
+        raise ConfigError(f"{key}: {exc.message}") from None
+
+
 def _bytes(key: str, v: Any) -> int:
     if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
         raise ConfigError(f"{key}: must be a positive number of bytes, got {v!r}")
+    return v
+
+
+def _count(key: str, v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 1_000_000:
+        raise ConfigError(f"{key}: must be a whole number from 1 to 1000000, got {v!r}")
     return v
 
 
@@ -216,7 +243,10 @@ _SECTIONS: dict[str, dict[str, Checker]] = {
         "stability_delay": _seconds,
         "max_file_size": _bytes,
         "after": _choice(AFTER_INGEST),
+        "max_jobs_per_file": _count,
+        "max_text_size": _bytes,
     },
+    "molto2": {"customer_key": _customer_key},
 }
 _DROP_FIELDS = {
     "folder": "folder",
@@ -225,6 +255,8 @@ _DROP_FIELDS = {
     "stability_delay": "stability_s",
     "max_file_size": "max_file_bytes",
     "after": "after",
+    "max_jobs_per_file": "max_jobs_per_file",
+    "max_text_size": "max_text_bytes",
 }
 
 
@@ -291,6 +323,7 @@ def parse(data: Mapping[str, Any], source: str = "config") -> Config:
     defaults = _section(data, "token_defaults")
     notify = _section(data, "notify")
     drop = {_DROP_FIELDS[k]: v for k, v in _section(data, "drop").items()}
+    molto2 = _section(data, "molto2")
     vendors_raw = data.get("vendor", [])
     if not isinstance(vendors_raw, list):
         raise ConfigError("vendor: write vendor families as [[vendor]] tables")
@@ -308,6 +341,7 @@ def parse(data: Mapping[str, Any], source: str = "config") -> Config:
         notify=NotifyChoices(**notify),
         mode=top.get("mode", "attended"),
         drop=DropConfig(**drop),
+        molto2_customer_key=molto2.get("customer_key", DEFAULT_CUSTOMER_KEY),
         source=source,
     )
     _check_ranges(cfg, source)
@@ -344,7 +378,7 @@ def load(path: Path | None, *, required: bool) -> Config:
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{target}: not valid TOML ({exc})") from None
     cfg = parse(data, str(target))
-    if any(m.family.key for m in cfg.vendors):
+    if any(m.family.key for m in cfg.vendors) or cfg.molto2_customer_key != DEFAULT_CUSTOMER_KEY:
         mode = target.stat().st_mode
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             log.warning(

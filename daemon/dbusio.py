@@ -3,8 +3,9 @@
 
 dbus-fast is the maintained fork of dbus-next with the same API, so the choice is one
 import here; ``TOKENSTATION_DBUS=dbus-next`` (or ``dbus-fast``) forces one. Also here: the
-dbus-next socket leak on disconnect, its deprecation warnings, and conversion between
-plain Python values and ``a{sv}`` dictionaries.
+dbus-next socket leak on disconnect, both libraries dropping the connection when the
+socket's send buffer is full (:class:`PatientSocket`), its deprecation warnings, and
+conversion between plain Python values and ``a{sv}`` dictionaries.
 """
 
 from __future__ import annotations
@@ -12,10 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
+import logging
 import os
+import socket
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 def _miscounts_utf8(lib: Any) -> bool:
@@ -87,17 +92,124 @@ DBUS_NAME = "org.freedesktop.DBus"
 DBUS_PATH = "/org/freedesktop/DBus"
 
 
-async def connect(bus: str = "session", address: str | None = None) -> Any:
-    """Connect to the session or system bus (or an explicit address)."""
+async def connect(
+    bus: str = "session",
+    address: str | None = None,
+    *,
+    unix_fds: Mapping[tuple[str, str, str], int] | None = None,
+) -> Any:
+    """Connect to the session or system bus (or an explicit address).
+
+    With ``unix_fds`` (which methods take how many descriptors; may be empty) the
+    connection may pass file descriptors (type ``h``); every descriptor that arrives is
+    closed unless such a method takes it (see :func:`fd_janitor`).
+    """
+    negotiate = unix_fds is not None
     bus_type = BusType.SYSTEM if bus == "system" else BusType.SESSION
     if address:
-        return await MessageBus(bus_address=address).connect()
-    return await MessageBus(bus_type=bus_type).connect()
+        conn = MessageBus(bus_address=address, negotiate_unix_fd=negotiate)
+    else:
+        conn = MessageBus(bus_type=bus_type, negotiate_unix_fd=negotiate)
+    await conn.connect()
+    writer = getattr(conn, "_writer", None)
+    if writer is not None and isinstance(getattr(writer, "sock", None), socket.socket):
+        writer.sock = PatientSocket(writer.sock)
+    if unix_fds is not None:
+        conn.add_message_handler(fd_janitor(unix_fds))
+    return conn
+
+
+class PatientSocket:
+    """The bus socket as the library's writer sees it: a full send buffer is "0 bytes
+    written, wait until writable", not an error.
+
+    dbus-next 0.2.3 and dbus-fast 5.2 treat EAGAIN from ``send`` as fatal and drop the
+    connection (python-dbus-next issue #153): a burst of signals while dbus-daemon reads
+    slowly cut the daemon off its bus. Both writers handle a short write by waiting for
+    the socket to become writable, so reporting 0 bytes makes them do just that.
+    """
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def send(self, data: Any, flags: int = 0) -> int:
+        """``socket.send``; 0 when the kernel buffer is full."""
+        try:
+            return self._sock.send(data, flags)
+        except (BlockingIOError, InterruptedError):
+            log.debug("bus socket full: waiting until it is writable")
+            return 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def fd_janitor(takes: Mapping[tuple[str, str, str], int]) -> Any:
+    """A message handler that closes the descriptors no method will take (a client could
+    attach them to any message and exhaust the daemon's). ``takes`` maps (interface,
+    member, signature) of a method call to how many of its descriptors the method
+    takes and closes itself."""
+
+    def handler(msg: Any) -> None:
+        fds = list(getattr(msg, "unix_fds", None) or [])
+        if not fds:
+            return
+        keep = 0
+        if msg.message_type == MessageType.METHOD_CALL:
+            keep = takes.get((msg.interface or "", msg.member or "", msg.signature or ""), 0)
+        for fd in fds[keep:]:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    return handler
+
+
+async def wait_stop_or_lost(bus: Any, name: str, stop: asyncio.Event) -> str | None:
+    """Wait for ``stop``; or return why the daemon became unreachable: the bus
+    connection dropped, or the bus name was taken away (NameLost)."""
+    loop = asyncio.get_running_loop()
+    lost: asyncio.Future[str] = loop.create_future()
+
+    def on_message(msg: Any) -> None:
+        if (
+            msg.message_type == MessageType.SIGNAL
+            and msg.member == "NameLost"
+            and msg.interface == DBUS_NAME
+            and msg.body
+            and msg.body[0] == name
+            and not lost.done()
+        ):
+            lost.set_result(f"lost the bus name {name}")
+
+    async def disconnected() -> str:
+        try:  # shielded: cancelling this wait must not cancel the library's own future
+            await asyncio.shield(bus.wait_for_disconnect())
+        except Exception as exc:
+            return f"lost the connection to the bus ({type(exc).__name__}: {exc})"
+        return "lost the connection to the bus"
+
+    bus.add_message_handler(on_message)
+    waits: list[asyncio.Future[Any]] = [
+        asyncio.ensure_future(stop.wait()),
+        lost,
+        asyncio.ensure_future(disconnected()),
+    ]
+    try:
+        done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
+        with contextlib.suppress(Exception):
+            bus.remove_message_handler(on_message)
+    if stop.is_set():
+        return None
+    return str(next(iter(done)).result())
 
 
 async def disconnect(bus: Any) -> None:
     """Disconnect and close the socket (dbus-next leaks it otherwise)."""
-    bus.disconnect()
+    with contextlib.suppress(Exception):
+        bus.disconnect()
     with contextlib.suppress(Exception):
         await asyncio.wait_for(bus.wait_for_disconnect(), 2.0)
     sock = getattr(bus, "_sock", None)
@@ -114,6 +226,8 @@ async def call(  # noqa: PLR0917 (mirrors the D-Bus message header fields)
     member: str,
     signature: str = "",
     body: Sequence[Any] = (),
+    *,
+    unix_fds: Sequence[int] = (),
 ) -> list[Any]:
     """One method call; a D-Bus error reply raises :class:`DBusError`."""
     reply = await bus.call(
@@ -124,6 +238,7 @@ async def call(  # noqa: PLR0917 (mirrors the D-Bus message header fields)
             member=member,
             signature=signature,
             body=list(body),
+            unix_fds=list(unix_fds),
         )
     )
     if reply is None:

@@ -6,6 +6,13 @@ Temporary and hidden names are ignored until renamed. Files present at start are
 picked up. Native events (inotify) by default; a polling observer for network shares
 (SMB/NFS send no inotify events), and the mode in use is reported.
 
+A complete file is claimed (moved into the private ``.taking/claim``, see
+intake_files.py) before ``ready`` gets it, so the daemon never reads in the watched
+folder and its own reads raise no events there; opens and closes without a write are
+not changes anyway and are ignored. When ``ready`` fails for a file, that file is tried
+again after a delay that doubles each time (up to five minutes), never in a loop. At
+start, what a stop left half-done is finished first (intake_files.IntakeFiles.recover).
+
 The folder itself is created 0700, with ``failed/`` and ``archive/`` inside it.
 """
 
@@ -24,11 +31,17 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
+from .intake_files import ARCHIVE, FAILED, WORK, IntakeFiles, UnsafeFolder
+from .safetext import shown_name
+
 log = logging.getLogger(__name__)
 
-FAILED = "failed"
-ARCHIVE = "archive"
-RESERVED = frozenset({FAILED, ARCHIVE})
+RESERVED = frozenset({FAILED, ARCHIVE, WORK})
+#: Events that are no change to a file: the daemon's own (or anyone's) reads.
+_NOT_CHANGES = frozenset({"opened", "closed_no_write"})
+_RETRY_FIRST_S = 1.0
+_RETRY_MAX_S = 300.0
+_RETRY_GIVE_UP = 12
 
 #: Names that are not finished files: partial downloads, editor backups, OS droppings.
 _IGNORED = re.compile(
@@ -55,6 +68,8 @@ class _Handler(FileSystemEventHandler):
         self.folder = folder
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in _NOT_CHANGES:
+            return
         for attr in ("src_path", "dest_path"):
             raw = getattr(event, attr, "")
             if raw:
@@ -80,7 +95,9 @@ class DropFolder:
         self.stability_s = stability_s
         self.polling = polling
         self.poll_interval_s = poll_interval_s
-        self._pending: dict[Path, tuple[float, tuple[int, int] | None]] = {}
+        self.files = IntakeFiles(path)
+        self._pending: dict[Path, tuple[float, _Sig]] = {}
+        self._failures: dict[Path, int] = {}
         self._cond = threading.Condition()
         self._stop = False
         self._observer: object | None = None
@@ -89,13 +106,20 @@ class DropFolder:
 
     def prepare(self) -> None:
         """Create the folder and its subfolders, 0700."""
-        for p in (self.path, self.path / FAILED, self.path / ARCHIVE):
-            p.mkdir(parents=True, exist_ok=True, mode=0o700)
-            os.chmod(p, 0o700)
+        self.files.prepare()
 
     def start(self) -> None:
-        """Start watching; files already in the folder are queued for a stability check."""
-        self.prepare()
+        """Start watching; files already in the folder are queued for a stability check.
+
+        A drop folder that must not be used (see IntakeFiles.prepare) is not watched: the
+        reason is logged and shown as the mode; the daemon runs on without it.
+        """
+        try:
+            self.prepare()
+        except UnsafeFolder as exc:
+            self.mode = f"not watching: {exc}"
+            log.error("drop folder %s: %s", self.path, self.mode)
+            return
         observer = PollingObserver(timeout=self.poll_interval_s) if self.polling else Observer()
         observer.schedule(_Handler(self), str(self.path), recursive=False)
         observer.start()
@@ -103,7 +127,6 @@ class DropFolder:
         self.mode = f"polling every {self.poll_interval_s:g} s" if self.polling else "native events"
         self._thread = threading.Thread(target=self._run, name="drop-folder", daemon=True)
         self._thread.start()
-        self.rescan()
         log.info("drop folder %s: %s", self.path, self.mode)
 
     def rescan(self) -> None:
@@ -129,7 +152,10 @@ class DropFolder:
         if ignored_name(path.name):
             return
         with self._cond:
-            self._pending[path] = (time.monotonic() + self.stability_s, _signature(path))
+            deadline = time.monotonic() + self.stability_s
+            if path in self._failures and path in self._pending:  # keep its back-off
+                deadline = max(deadline, self._pending[path][0])
+            self._pending[path] = (deadline, _signature(path))
             self._cond.notify()
 
     @property
@@ -138,7 +164,21 @@ class DropFolder:
         with self._cond:
             return len(self._pending)
 
+    def _recover(self) -> None:
+        """On the folder's thread, before anything new: finish what a stop left half-done."""
+        try:
+            leftovers = self.files.recover()
+        except OSError as exc:
+            log.error("could not look at %s (%s)", self.files.work, exc)
+            leftovers = []
+        now = time.monotonic()
+        with self._cond:
+            for path in leftovers:
+                self._pending[path] = (now, _signature(path))
+        self.rescan()
+
     def _run(self) -> None:
+        self._recover()
         while True:
             due: list[Path] = []
             with self._cond:
@@ -167,16 +207,51 @@ class DropFolder:
                         del self._pending[path]
                         due.append(path)
             for path in due:
-                try:
-                    self.ready(path)
-                except Exception:
-                    log.exception("processing %s failed", path.name)
+                self._hand_over(path)
+
+    def _hand_over(self, path: Path) -> None:
+        claimed: Path | None = path
+        try:
+            claimed = self.files.claim(path)
+            if claimed is None:
+                return  # gone meanwhile
+            self.ready(claimed)
+        except Exception as exc:
+            self._failed(claimed or path, exc)
+        else:
+            self._failures.pop(path, None)
+
+    def _failed(self, path: Path, exc: Exception) -> None:
+        """``ready`` (or the claim) failed: try again later, with a growing delay."""
+        n = self._failures.get(path, 0) + 1
+        shown = shown_name(path.name)
+        if n >= _RETRY_GIVE_UP:
+            self._failures.pop(path, None)
+            log.error(
+                "gave up on %s after %d attempts (%s); it is tried again at the next start",
+                shown,
+                n,
+                exc,
+            )
+            return
+        self._failures[path] = n
+        delay = min(_RETRY_FIRST_S * 2 ** (n - 1), _RETRY_MAX_S)
+        if n == 1:
+            log.exception("processing %s failed; trying again in %g s", shown, delay)
+        else:
+            log.warning("processing %s failed again (%s); next try in %g s", shown, exc, delay)
+        with self._cond:
+            self._pending[path] = (time.monotonic() + delay, _signature(path))
+            self._cond.notify()
 
 
-def _signature(path: Path) -> tuple[int, int] | None:
-    """(size, mtime_ns) without following links; None when the name is gone."""
+_Sig = tuple[int, int, int] | None
+
+
+def _signature(path: Path) -> _Sig:
+    """(inode, size, mtime_ns) without following links; None when the name is gone."""
     try:
         st = os.lstat(path)
     except FileNotFoundError:
         return None
-    return (st.st_size, st.st_mtime_ns)
+    return (st.st_ino, st.st_size, st.st_mtime_ns)

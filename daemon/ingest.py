@@ -8,33 +8,42 @@ is judged is what was read.
 
 from __future__ import annotations
 
-import io
+import contextlib
 import os
 import stat
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import qr
+from . import decode
+from .imagefile import IMAGE_SUFFIXES, ImageError
 from .payload import (
     CSV_SUFFIXES,
+    DEFAULT_LIMITS,
     TEXT_SUFFIXES,
     Kind,
+    Limits,
     Verdict,
     judge_symbols,
     read_csv_file,
     read_text_file,
     serial_binding,
 )
+from .safetext import shown_name
+from .symbols import DecodeResult
 from .token.models import ModelTable
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
-SUPPORTED = qr.IMAGE_SUFFIXES | TEXT_SUFFIXES | CSV_SUFFIXES
+_CHUNK = 1 << 20
+SUPPORTED = IMAGE_SUFFIXES | TEXT_SUFFIXES | CSV_SUFFIXES
 
 
 class NotAFile(Exception):
     """The path is not a regular file we may read; the message says what it is."""
 
 
-def _kind_of(mode: int) -> str:
+def kind_of(mode: int) -> str:
+    """What a file of ``mode`` is, in words."""
     if stat.S_ISLNK(mode):
         return "a symbolic link"
     if stat.S_ISDIR(mode):
@@ -48,62 +57,163 @@ def _kind_of(mode: int) -> str:
     return "not a regular file"
 
 
-def read_bytes(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
-    """The file's bytes, or NotAFile / OSError. Never follows a link, never blocks."""
+@dataclass
+class Opened:
+    """A claimed file read once: its bytes and the descriptor of the inode they came from."""
+
+    path: Path
+    data: bytes = field(repr=False)
+    fd: int
+    writable: bool
+    ident: tuple[int, int]
+
+    def close(self) -> None:
+        """Close the descriptor (idempotent)."""
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = -1
+
+
+def open_and_read(path: Path, max_bytes: int, *, for_erasing: bool = False) -> Opened:
+    """Read a regular file once, never following a link or blocking on a FIFO.
+
+    With ``for_erasing`` the descriptor is opened for writing too where the mode
+    allows, so the inode read can later be overwritten through it. Raises
+    :class:`NotAFile` (with what it is) or OSError.
+    """
     st = os.lstat(path)
     if not stat.S_ISREG(st.st_mode):
-        raise NotAFile(f"{_kind_of(st.st_mode)}; only regular files are read")
+        raise NotAFile(f"{kind_of(st.st_mode)}; only regular files are read")
     if st.st_size > max_bytes:
         raise NotAFile(f"{st.st_size} bytes, over the {max_bytes} byte limit")
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    flags = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    writable = for_erasing
+    try:
+        fd = os.open(path, (os.O_RDWR if for_erasing else os.O_RDONLY) | flags)
+    except PermissionError:
+        if not for_erasing:
+            raise
+        writable = False
+        fd = os.open(path, os.O_RDONLY | flags)
     try:
         fst = os.fstat(fd)
         if not stat.S_ISREG(fst.st_mode):
-            raise NotAFile(f"{_kind_of(fst.st_mode)}; only regular files are read")
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(max_bytes + 1)
-    finally:
+            raise NotAFile(f"{kind_of(fst.st_mode)}; only regular files are read")
+        data = read_limited(fd, max_bytes)
+    except BaseException:
         os.close(fd)
-    if len(data) > max_bytes:
+        raise
+    return Opened(path, data, fd, writable, (fst.st_dev, fst.st_ino))
+
+
+def read_bytes(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+    """The file's bytes, or NotAFile / OSError. Never follows a link, never blocks."""
+    opened = open_and_read(path, max_bytes)
+    opened.close()
+    return opened.data
+
+
+def read_limited(fd: int, max_bytes: int) -> bytes:
+    """Everything from ``fd`` (a regular file); NotAFile when over ``max_bytes``."""
+    chunks: list[bytes] = []
+    total = 0
+    while total <= max_bytes:
+        chunk = os.read(fd, min(_CHUNK, max_bytes + 1 - total))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    if total > max_bytes:
         raise NotAFile(f"over the {max_bytes} byte limit")
-    return data
+    return b"".join(chunks)
 
 
-def judge_bytes(name: str, data: bytes, models: ModelTable | None = None) -> Verdict:
-    """What the file ``name`` holding ``data`` is, by its suffix."""
+def read_fd(fd: int, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+    """The bytes of a file a caller opened and handed over (IngestFile): regular files only."""
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        raise NotAFile(f"{kind_of(st.st_mode)}; only regular files are read")
+    if st.st_size > max_bytes:
+        raise NotAFile(f"{st.st_size} bytes, over the {max_bytes} byte limit")
+    data: list[bytes] = []
+    offset = 0
+    while offset <= max_bytes:  # pread: the caller's file offset is neither used nor moved
+        chunk = os.pread(fd, min(_CHUNK, max_bytes + 1 - offset), offset)
+        if not chunk:
+            break
+        data.append(chunk)
+        offset += len(chunk)
+    if offset > max_bytes:
+        raise NotAFile(f"over the {max_bytes} byte limit")
+    return b"".join(data)
+
+
+#: Image bytes -> codes (raises ImageError); the daemon passes its worker pool's.
+Decoder = Callable[[bytes], DecodeResult]
+
+
+def judge_bytes(
+    name: str,
+    data: bytes,
+    models: ModelTable | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    decoder: Decoder = decode.decode_bytes,
+) -> Verdict:
+    """What the file ``name`` holding ``data`` is, by its suffix; a file with more jobs
+    than ``limits.max_jobs`` is refused whole."""
+    verdict = _judge(name, data, models, limits, decoder)
+    if verdict.verdict == "ok" and len(verdict.candidates) > limits.max_jobs:
+        verdict.verdict = "rejected"
+        verdict.reason = limits.too_many(f"{len(verdict.candidates)} accounts")
+        verdict.candidates = []
+    return verdict
+
+
+def _judge(
+    name: str, data: bytes, models: ModelTable | None, limits: Limits, decoder: Decoder
+) -> Verdict:
     path = Path(name)
     suffix = path.suffix.lower()
     if suffix in TEXT_SUFFIXES:
-        return read_text_file(path, data, models)
+        return read_text_file(path, data, models, limits)
     if suffix in CSV_SUFFIXES:
-        return read_csv_file(path, data)
-    if suffix in qr.IMAGE_SUFFIXES:
+        return read_csv_file(path, data, limits)
+    if suffix in IMAGE_SUFFIXES:
         try:
-            result = qr.decode_image(qr.load(io.BytesIO(data)))
-        except qr.ImageError as exc:
+            result = decoder(data)
+        except ImageError as exc:
             return Verdict(name, Kind.UNREADABLE.value, "error", f"image: {exc}")
+        if result.timed_out and not result.symbols:
+            return Verdict(name, Kind.NO_QR.value, "rejected", decode.timed_out_reason())
         return judge_symbols(name, [s.text for s in result.symbols], serial_binding(path), models)
     return Verdict(
         name,
         Kind.UNSUPPORTED.value,
         "rejected",
         f"{suffix or 'no suffix'}: not a supported file type (QR images "
-        f"{', '.join(sorted(qr.IMAGE_SUFFIXES))}; otpauth text .txt/.uri; .csv batches)",
+        f"{', '.join(sorted(IMAGE_SUFFIXES))}; otpauth text .txt/.uri; .csv batches)",
     )
 
 
 def scan_path(
-    path: Path, models: ModelTable | None = None, max_bytes: int = DEFAULT_MAX_BYTES
+    path: Path,
+    models: ModelTable | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Verdict:
     """Read and judge one file; every failure becomes an "error" verdict."""
     try:
         data = read_bytes(path, max_bytes)
     except NotAFile as exc:
-        return Verdict(path.name, Kind.UNSUPPORTED.value, "error", str(exc))
+        return Verdict(shown_name(path.name), Kind.UNSUPPORTED.value, "error", str(exc))
     except FileNotFoundError:
-        return Verdict(path.name, Kind.UNREADABLE.value, "error", "no such file")
+        return Verdict(shown_name(path.name), Kind.UNREADABLE.value, "error", "no such file")
     except OSError as exc:
         return Verdict(
-            path.name, Kind.UNREADABLE.value, "error", f"cannot be read ({exc.strerror})"
+            shown_name(path.name),
+            Kind.UNREADABLE.value,
+            "error",
+            f"cannot be read ({exc.strerror})",
         )
-    return judge_bytes(path.name, data, models)
+    return judge_bytes(shown_name(path.name), data, models, limits)

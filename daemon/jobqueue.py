@@ -2,11 +2,14 @@
 
 A job holds its secret only while it waits; once burned (or removed) the secret is
 overwritten (``PRAGMA secure_delete``) and only its fingerprint, issuer, account,
-serial and times remain. Files are remembered by the SHA-256 of their bytes in the
-same transaction that queues their jobs, so a crash between queuing and deleting the
-file never queues it twice. A job left "burning" by a crash becomes "failed" at the
-next start: whether the token holds the seed is unknown, so it is never re-burned
-without a person deciding.
+serial and times remain. The write-ahead log keeps old page images until a checkpoint,
+so every erasure is followed by ``wal_checkpoint(TRUNCATE)``: the pages go to the main
+file (where secure_delete has zeroed the freed bytes) and the log is cut to nothing.
+
+Files are remembered by the SHA-256 of their bytes in the same transaction that queues
+their jobs, so a crash between queuing and deleting the file never queues it twice. A
+job left "burning" by a crash becomes "failed" at the next start: whether the token
+holds the seed is unknown, so it is never re-burned without a person deciding.
 
 States: queued -> burning -> burned, or -> failed (with the reason; retry puts it back
 to queued while the secret is still held), or removed.
@@ -15,6 +18,7 @@ to queued while the secret is still held), or removed.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import sqlite3
 import threading
@@ -24,8 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .otpauth import OtpAccount
+from .safetext import utf8_safe
 from .token.secret import Secret
 from .token.settings import HmacAlgorithm, TokenSettings
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -159,9 +166,19 @@ class JobQueue:
             self._db.execute(f"PRAGMA {pragma}")
         with self._lock:
             self._db.executescript(_SCHEMA)
+            self._scrub()  # a stop between an erasure and its checkpoint left old pages
         for sidecar in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
             if sidecar.exists():
                 os.chmod(sidecar, 0o600)
+
+    def _scrub(self) -> None:
+        """After a secret was erased (lock held): no old page image of it stays in the WAL."""
+        busy, _log, _done = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:
+            log.warning(
+                "the queue's write-ahead log could not be truncated now (a reader holds it); "
+                "it will be at the next erasure or at stop"
+            )
 
     def close(self) -> None:
         """Checkpoint (so freed pages are overwritten in the main file) and close."""
@@ -189,7 +206,7 @@ class JobQueue:
                     intake.seen_before = True
                     return intake
                 self._db.execute(
-                    "INSERT INTO files VALUES (?, ?, ?, ?)", (sha256, name, verdict, now)
+                    "INSERT INTO files VALUES (?, ?, ?, ?)", (sha256, utf8_safe(name), verdict, now)
                 )
                 for job in jobs:
                     h = secret_hash(job.account.secret)
@@ -209,12 +226,12 @@ class JobQueue:
                             a.secret.reveal(),
                             h,
                             a.secret.fingerprint,
-                            a.issuer,
-                            a.account,
+                            utf8_safe(a.issuer),
+                            utf8_safe(a.account),
                             a.algorithm,
                             a.period,
                             job.serial,
-                            job.source,
+                            utf8_safe(job.source),
                             now,
                             now,
                         ),
@@ -242,18 +259,24 @@ class JobQueue:
             except KeyError:
                 return None
 
-    def jobs(self, states: Iterable[str] | None = None) -> list[Job]:
-        """Jobs in ``states`` (all when None), oldest first."""
+    def jobs(
+        self, states: Iterable[str] | None = None, *, offset: int = 0, limit: int = -1
+    ) -> list[Job]:
+        """Jobs in ``states`` (all when None), oldest first; a page with offset/limit."""
+        where, args = _where(states)
         with self._lock:
-            if states is None:
-                rows = self._db.execute(_JOB_SELECT + " ORDER BY id").fetchall()
-            else:
-                wanted = tuple(states)
-                marks = ",".join("?" * len(wanted))
-                rows = self._db.execute(
-                    _JOB_SELECT + f" WHERE state IN ({marks}) ORDER BY id", wanted
-                ).fetchall()
+            rows = self._db.execute(
+                _JOB_SELECT + where + " ORDER BY id LIMIT ? OFFSET ?",
+                (*args, limit, max(0, offset)),
+            ).fetchall()
         return [_job(r) for r in rows]
+
+    def total(self, states: Iterable[str] | None = None) -> int:
+        """How many jobs are in ``states`` (all when None)."""
+        where, args = _where(states)
+        with self._lock:
+            (n,) = self._db.execute("SELECT COUNT(*) FROM jobs" + where, args).fetchone()
+        return int(n)
 
     def count(self, state: str) -> int:
         """How many jobs are in ``state``."""
@@ -277,7 +300,9 @@ class JobQueue:
 
     # -- transitions -----------------------------------------------------------------------
 
-    def _set(self, job_id: int, sql: str, args: tuple[object, ...], expect: str) -> Job:
+    def _set(
+        self, job_id: int, sql: str, args: tuple[object, ...], expect: str, *, scrub: bool = False
+    ) -> Job:
         with self._lock:
             cur = self._db.execute(
                 f"UPDATE jobs SET {sql}, updated = ? WHERE id = ? AND state = ?",
@@ -286,6 +311,8 @@ class JobQueue:
             if cur.rowcount != 1:
                 job = self._db.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
                 raise ValueError(f"job {job_id} is {job[0] if job else 'unknown'}, not {expect}")
+            if scrub:
+                self._scrub()
             return self._get(job_id)
 
     def start_burn(self, job_id: int, serial: str) -> Job:
@@ -298,12 +325,13 @@ class JobQueue:
         )
 
     def burned(self, job_id: int, serial: str) -> Job:
-        """burning -> burned; the secret is erased."""
+        """burning -> burned; the secret is erased (and scrubbed from the WAL)."""
         return self._set(
             job_id,
             "state = 'burned', secret = NULL, burned_serial = ?, burned_at = ?, reason = ''",
             (serial, time.time()),
             "burning",
+            scrub=True,
         )
 
     def back_to_queue(self, job_id: int, reason: str) -> Job:
@@ -330,6 +358,7 @@ class JobQueue:
             )
             if cur.rowcount != 1:
                 raise ValueError(f"job {job_id} cannot be removed (not queued or failed)")
+            self._scrub()
             return self._get(job_id)
 
     def recover(self) -> list[Job]:
@@ -348,6 +377,13 @@ _JOB_SELECT = (
     "SELECT id, state, fingerprint, issuer, account, algorithm, period, serial, source, "
     "created, updated, attempts, reason, burned_serial, burned_at, secret IS NOT NULL FROM jobs"
 )
+
+
+def _where(states: Iterable[str] | None) -> tuple[str, tuple[str, ...]]:
+    if states is None:
+        return "", ()
+    wanted = tuple(states)
+    return f" WHERE state IN ({','.join('?' * len(wanted))})", wanted
 
 
 def _job(row: tuple[object, ...]) -> Job:

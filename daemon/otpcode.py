@@ -23,9 +23,15 @@ class _TokenTOTP(pyotp.TOTP):
     min_secret_length_bits = 8
 
 
-def expected_code(seed: Secret, settings: TokenSettings, at: float) -> tuple[str, int]:
+def expected_code(
+    seed: Secret, settings: TokenSettings, at: float, digits: int = 6
+) -> tuple[str, int]:
     """(code, UNIX second when it stops being valid) for ``seed`` at time ``at``."""
     b32 = base64.b32encode(seed.reveal()).decode("ascii").rstrip("=")
-    otp = _TokenTOTP(b32, digits=6, digest=_DIGESTS[settings.hmac], interval=settings.period)
+    # pyotp computes 6..10 digits; a 4-digit code is the last 4 of the 6-digit one
+    # (value mod 10^4 = (value mod 10^6) mod 10^4).
+    otp = _TokenTOTP(
+        b32, digits=max(digits, 6), digest=_DIGESTS[settings.hmac], interval=settings.period
+    )
     counter = int(at // settings.period)
-    return otp.at(int(at)), (counter + 1) * settings.period
+    return otp.at(int(at))[-digits:], (counter + 1) * settings.period

@@ -11,23 +11,58 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from .migration import parse_migration
 from .otpauth import OtpAccount, burnable_refusals, parse_otpauth, parse_secret
 from .otpcode import RECOMMENDED_MIN_BITS
+from .safetext import clip
 from .token.errors import InvalidInput
 from .token.models import ModelTable
 
 TEXT_SUFFIXES = frozenset({".txt", ".uri"})
 CSV_SUFFIXES = frozenset({".csv"})
-MAX_TEXT_BYTES = 256 * 1024
+MAX_TEXT_BYTES = 1024 * 1024
+MAX_JOBS_PER_FILE = 3000
+#: Longest reason a verdict carries (it may quote names from the file).
+MAX_REASON = 1000
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How much one file may hold; a file over a limit is refused whole, naming the limit."""
+
+    max_jobs: int = MAX_JOBS_PER_FILE  # [drop] max_jobs_per_file: accounts, lines, rows
+    max_text_bytes: int = MAX_TEXT_BYTES  # [drop] max_text_size: .txt/.uri/.csv files
+
+    def too_many(self, what: str) -> str:
+        """The reason for a file over the jobs limit (``what``: "more than 3000 rows")."""
+        return (
+            f"{what}, over the limit of {self.max_jobs} jobs per file "
+            f"([drop] max_jobs_per_file); nothing was queued: split it into files of at "
+            f"most {self.max_jobs}"
+        )
+
+    def text_too_big(self, size: int) -> str:
+        """The reason for a text file over the size limit."""
+        return (
+            f"{size} bytes, over the {self.max_text_bytes} byte limit for text and CSV files "
+            "([drop] max_text_size); split it into smaller files"
+        )
+
 
 _SERIAL = re.compile(r"^\d{8,16}$")
+T = TypeVar("T")
+
+
+DEFAULT_LIMITS = Limits()
 
 
 class Kind(StrEnum):
@@ -111,11 +146,19 @@ _BAD_URI = (
 )
 
 
+_TOO_SLOW = (
+    "Crop the image to the QR code (or take a screenshot of just the code) and drop it "
+    "again: a smaller, sharper image is read in a fraction of a second."
+)
+
+
 def advice(kind: str, reason: str = "") -> str:
     """What to do about a file of ``kind`` that was refused for ``reason``."""
     otp_kinds = (Kind.OTPAUTH_TOTP.value, Kind.OTPAUTH_HOTP.value, Kind.MIGRATION.value)
     if kind in otp_kinds and "cannot be burned" not in reason:
         return _BAD_URI
+    if kind == Kind.NO_QR.value and reason.startswith("no code found within"):
+        return _TOO_SLOW
     return _ADVICE.get(kind, _ENROL)
 
 
@@ -176,7 +219,7 @@ def judge(
     """Accounts -> verdict: burnable ones become candidates, the rest say why not."""
     if not accounts:
         verdict = "ignored" if kind == Kind.SERIAL else "rejected"
-        return Verdict(file, kind.value, verdict, reason)
+        return Verdict(file, kind.value, verdict, clip(reason, MAX_REASON))
     v = Verdict(file, kind.value, "ok", accounts=accounts)
     refusals: list[str] = []
     for i, account in enumerate(accounts):
@@ -195,9 +238,9 @@ def judge(
             v.candidates.append(Candidate(account, serial, where))
     if not v.candidates:
         v.verdict = "rejected"
-        v.reason = "cannot be burned: " + " | ".join(refusals)
+        v.reason = clip("cannot be burned: " + " | ".join(refusals), MAX_REASON)
     elif refusals:
-        v.warnings.append("skipped, cannot be burned: " + " | ".join(refusals))
+        v.warnings.append(clip("skipped, cannot be burned: " + " | ".join(refusals), MAX_REASON))
     if kind == Kind.MIGRATION and v.candidates:
         v.warnings.append(
             f"a Google Authenticator export: {len(v.candidates)} account(s) queued as separate "
@@ -220,12 +263,37 @@ def _decode(path: Path, data: bytes) -> str | Verdict:
         return Verdict(path.name, Kind.UNREADABLE.value, "error", "not UTF-8 text")
 
 
-def read_text_file(path: Path, data: bytes, models: ModelTable | None = None) -> Verdict:
+def _over_limits(path: Path, data: bytes, kind: Kind, limits: Limits) -> Verdict | None:
+    if len(data) > limits.max_text_bytes:
+        return Verdict(path.name, kind.value, "rejected", limits.text_too_big(len(data)))
+    return None
+
+
+def _first(items: Iterator[T], limit: int) -> tuple[list[T], bool]:
+    """Up to ``limit`` items, and whether there were more (the rest is never read)."""
+    taken = list(itertools.islice(items, limit + 1))
+    return taken[:limit], len(taken) > limit
+
+
+def read_text_file(
+    path: Path, data: bytes, models: ModelTable | None = None, limits: Limits = DEFAULT_LIMITS
+) -> Verdict:
     """A .txt/.uri file: one payload per non-empty line."""
+    over = _over_limits(path, data, Kind.TEXT, limits)
+    if over is not None:
+        return over
     text = _decode(path, data)
     if isinstance(text, Verdict):
         return text
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+    wanted = (ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#"))
+    lines, more = _first(wanted, limits.max_jobs)
+    if more:
+        return Verdict(
+            path.name,
+            Kind.TEXT.value,
+            "rejected",
+            limits.too_many(f"more than {limits.max_jobs} lines"),
+        )
     if not lines:
         return Verdict(path.name, Kind.TEXT.value, "rejected", "the file is empty")
     serial = _serial_from_name(path)
@@ -251,7 +319,8 @@ def _all_or_nothing(v: Verdict, problems: list[str]) -> Verdict:
     if problems:
         v.verdict = "rejected"
         v.candidates = []
-        v.reason = "; ".join(problems[:5]) + ("; ..." if len(problems) > 5 else "")
+        more = f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
+        v.reason = clip("; ".join(clip(p) for p in problems[:5]), MAX_REASON) + more
     return v
 
 
@@ -262,18 +331,38 @@ def _judge_text(
         kind, accounts, reason = classify_text(text, models)
     except InvalidInput as exc:
         kind = Kind.MIGRATION if text.lower().startswith("otpauth-migration") else Kind.OTPAUTH_TOTP
-        return Verdict(name, kind.value, "rejected", f"{origin}: {exc.message}")
+        return Verdict(name, kind.value, "rejected", clip(f"{origin}: {exc.message}", MAX_REASON))
     return judge(name, kind, accounts, reason, serial=serial, origin=origin)
 
 
-def read_csv_file(path: Path, data: bytes) -> Verdict:
-    """serial,secret[,issuer,account] rows: batch jobs, each bound to its serial."""
+def read_csv_file(path: Path, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Verdict:
+    """serial,secret[,issuer,account] rows: batch jobs, each bound to its serial.
+
+    A reason names the row and the column, never a cell's text (a swapped column
+    would put a secret there).
+    """
+    over = _over_limits(path, data, Kind.CSV, limits)
+    if over is not None:
+        return over
     text = _decode(path, data)
     if isinstance(text, Verdict):
         return text
-    rows = [r for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r)]
+    try:
+        wanted = (r for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r))
+        rows, more = _first(wanted, limits.max_jobs + 1)  # + a header row
+    except csv.Error as exc:
+        return Verdict(path.name, Kind.CSV.value, "rejected", f"not a CSV file ({exc})")
     if rows and rows[0] and rows[0][0].strip().lower() == "serial":
         rows = rows[1:]
+    elif len(rows) > limits.max_jobs:
+        more = True
+    if more:
+        return Verdict(
+            path.name,
+            Kind.CSV.value,
+            "rejected",
+            limits.too_many(f"more than {limits.max_jobs} rows"),
+        )
     v = Verdict(path.name, Kind.CSV.value, "ok")
     problems: list[str] = []
     seen_serials: set[str] = set()
@@ -286,7 +375,9 @@ def read_csv_file(path: Path, data: bytes) -> Verdict:
         issuer = cells[2] if len(cells) > 2 else ""
         name = cells[3] if len(cells) > 3 else ""
         if not _SERIAL.match(serial):
-            problems.append(f"row {n}: serial {serial!r} is not 8 to 16 digits")
+            problems.append(
+                f"row {n}: the serial (column 1, {len(serial)} characters) is not 8 to 16 digits"
+            )
             continue
         if serial in seen_serials:
             problems.append(f"row {n}: serial {serial} appears twice")

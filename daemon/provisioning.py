@@ -11,7 +11,6 @@ job is bound to or onto a token this station never provisioned.
 from __future__ import annotations
 
 import asyncio
-import csv
 import hashlib
 import logging
 import os
@@ -23,10 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from .config import Config
-from .ingest import NotAFile, judge_bytes, read_bytes
+from .csvsafe import SafeWriter
+from .decodepool import DecodePool
+from .ingest import NotAFile, Opened, judge_bytes, open_and_read, read_bytes
+from .intake_files import IntakeFiles, Refusal
 from .jobqueue import Intake, Job, JobQueue, NewJob
 from .otpcode import expected_code
 from .payload import Verdict, advice
+from .safetext import shown_name
 from .station import EventKind, Presence, Station, StationError, StationEvent
 from .store import Operation
 from .token.errors import CardLost, RefusedByPolicy, TokenError, TransportError
@@ -113,11 +116,14 @@ class Provisioner:
         self.queue = queue
         self.cfg = cfg
         self.folder = drop_folder
+        self.files = IntakeFiles(drop_folder)
         self.log_path = log_path
         self.loop = loop
         self.mode_text = "not watching"
         self._skipped: set[tuple[int, str, int]] = set()  # (job, reader, generation)
         self._tasks: set[asyncio.Task[None]] = set()
+        self.decoder = DecodePool()  # images are decoded in its worker processes
+        self.decoder.start()
         station.queue_size = queue.waiting
         station.extra_status = self.status
         station.subscribe(self._on_event)
@@ -142,39 +148,49 @@ class Provisioner:
             "drop_folder": str(self.folder),
             "drop_folder_watch": self.mode_text,
             "jobs_failed": self.queue.count("failed"),
+            "qr_decoders": self.decoder.describe(),
         }
 
     # -- files -------------------------------------------------------------------------
 
     def take(self, path: Path) -> None:
-        """DropFolder callback."""
-        self.take_file(path)
+        """DropFolder callback: the file is judged on a decoder thread, in arrival order."""
+        self.decoder.submit(self.take_file, path)
 
     def take_file(self, path: Path) -> Verdict:
-        """A complete file in the drop folder (drop-folder thread): judge, queue, clear away."""
+        """A claimed file (drop-folder thread): judge, queue, clear away; see intake_files."""
+        name = shown_name(path.name)
         try:
-            data = read_bytes(path, self.cfg.drop.max_file_bytes)
+            opened = open_and_read(path, self.cfg.drop.max_file_bytes, for_erasing=True)
         except FileNotFoundError:
-            return Verdict(path.name, "gone", "ignored", "the file went away before it was read")
+            return Verdict(name, "gone", "ignored", "the file went away before it was read")
         except NotAFile as exc:
-            verdict = Verdict(path.name, "unsupported-file", "error", str(exc))
-            self._refuse(path, verdict)
-            return verdict
+            return self._refuse(path, Verdict(name, "unsupported-file", "error", str(exc)))
         except OSError as exc:
-            verdict = Verdict(path.name, "unreadable", "error", f"cannot be read ({exc.strerror})")
-            self._refuse(path, verdict)
-            return verdict
-        verdict, intake = self._take(path.name, data)
-        if verdict.verdict != "ok":
-            self._refuse(path, verdict)
-            return verdict
-        self._clear_away(path)
+            verdict = Verdict(name, "unreadable", "error", f"cannot be read ({exc.strerror})")
+            return self._refuse(path, verdict)
+        try:
+            try:
+                verdict, intake = self._take(name, opened.data)
+            except Exception as exc:  # a bug or a broken queue: refuse, never loop
+                log.exception("judging %s failed", name)
+                verdict = Verdict(
+                    name, "unreadable", "error", f"internal error ({type(exc).__name__})"
+                )
+                return self._refuse(path, verdict, opened)
+            if verdict.verdict != "ok":
+                return self._refuse(path, verdict, opened)
+            self._clear_away(opened)
+        finally:
+            opened.close()
         self._announce(verdict, intake)
         return verdict
 
     def _take(self, name: str, data: bytes) -> tuple[Verdict, Intake]:
         """Judge a file's bytes and record it, queuing its jobs when it is ok."""
-        verdict = judge_bytes(name, data, self.station.models)
+        verdict = judge_bytes(
+            name, data, self.station.models, self.cfg.drop.limits(), self.decoder.decode
+        )
         jobs = [NewJob(c.account, c.serial, f"{name} ({c.origin})") for c in verdict.candidates]
         sha = hashlib.sha256(data).hexdigest()
         ok = verdict.verdict == "ok"
@@ -186,53 +202,50 @@ class Provisioner:
             data = read_bytes(path, self.cfg.drop.max_file_bytes)
         except (NotAFile, OSError) as exc:
             raise StationError(
-                "invalid", f"{path}: {exc}", "Give a regular file the daemon's user can read."
+                "invalid",
+                f"{shown_name(path.name)}: {exc}",
+                "Give a regular file the daemon's user can read.",
             ) from None
-        verdict, intake = self._take(path.name, data)
+        return self.ingest_data(shown_name(path.name), data)
+
+    def ingest_data(self, name: str, data: bytes) -> dict[str, object]:
+        """Judge and queue the bytes of a file named ``name`` (IngestFile); refusals raise."""
+        verdict, intake = self._take(name, data)
         if verdict.verdict != "ok":
             raise StationError(
                 "invalid",
-                f"{path.name}: {verdict.verdict} ({verdict.kind}): {verdict.reason}",
+                f"{name}: {verdict.verdict} ({verdict.kind}): {verdict.reason}",
                 advice(verdict.kind, verdict.reason),
             )
         return self._announce(verdict, intake)
 
-    def _clear_away(self, path: Path) -> None:
+    def _clear_away(self, opened: Opened) -> None:
         if self.cfg.drop.after == "archive":
-            target = _unique(self.folder / "archive" / path.name)
-            os.rename(path, target)
-            return
-        _erase(path)
+            self.files.keep(opened)
+        else:
+            self.files.erase(opened)
 
-    def _refuse(self, path: Path, verdict: Verdict) -> None:
-        target = _unique(self.folder / "failed" / path.name)
+    def _refuse(self, path: Path, verdict: Verdict, opened: Opened | None = None) -> Verdict:
+        """To failed/ with the reason; announced whatever step of that fails."""
+        next_step = advice(verdict.kind, verdict.reason)
+        refusal = Refusal(verdict.file, verdict.kind, verdict.verdict, verdict.reason, next_step)
+        target: Path | None = None
         try:
-            os.rename(path, target)  # a link or FIFO is moved as it is, never followed
-        except FileNotFoundError:
-            return
-        reason = target.with_name(target.name + ".reason.txt")
-        fd = os.open(reason, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(
-                f"File:        {path.name}\n"
-                f"Refused at:  {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}\n"
-                f"What it is:  {verdict.kind}\n"
-                f"Verdict:     {verdict.verdict}\n"
-                f"Why:         {verdict.reason}\n"
-                f"What to do:  {advice(verdict.kind, verdict.reason)} This file may hold a "
-                "secret: delete it once you have looked at it.\n"
-            )
-        log.warning("refused %s: %s", path.name, verdict.reason)
+            target = self.files.refuse(path, refusal, opened)
+        except Exception:
+            log.exception("moving %s to failed/ failed", verdict.file)
+        log.warning("refused %s: %s", verdict.file, verdict.reason)
         self._emit(
             EventKind.FILE_TAKEN,
             {
                 **verdict.as_dict(),
-                "moved_to": str(target),
-                "next_step": advice(verdict.kind, verdict.reason),
+                "moved_to": shown_name(str(target)) if target is not None else "",
+                "next_step": next_step,
                 "queued": [],
                 "duplicates": [],
             },
         )
+        return verdict
 
     def _announce(self, verdict: Verdict, intake: Intake) -> dict[str, object]:
         queued, duplicates = intake.queued, intake.duplicates
@@ -415,8 +428,8 @@ class Provisioner:
     def _log_provisioning(self, job: Job, p: Presence) -> None:
         new = not self.log_path.exists()
         fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        with os.fdopen(fd, "a", newline="") as f:
-            w = csv.writer(f)
+        with os.fdopen(fd, "a", newline="", encoding="utf-8", errors="backslashreplace") as f:
+            w = SafeWriter(f)
             if new:
                 w.writerow(LOG_FIELDS)
             w.writerow(
@@ -462,33 +475,6 @@ def _token_fields(p: Presence) -> dict[str, object]:
         "serial": p.serial,
         "model": p.model.name if p.model else "",
     }
-
-
-def _unique(target: Path) -> Path:
-    """``target``, or target with a counter when the name is taken."""
-    if not target.exists() and not target.is_symlink():
-        return target
-    for n in range(1, 10000):
-        candidate = target.with_name(f"{target.stem}.{n}{target.suffix}")
-        if not candidate.exists() and not candidate.is_symlink():
-            return candidate
-    raise FileExistsError(target)
-
-
-def _erase(path: Path) -> None:
-    """Overwrite a taken file with zeros (best effort), then unlink it."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
-    except OSError:
-        path.unlink(missing_ok=True)
-        return
-    try:
-        size = os.fstat(fd).st_size
-        os.write(fd, b"\0" * size)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    path.unlink(missing_ok=True)
 
 
 def default_paths(cfg: Config) -> tuple[Path, Path, Path]:

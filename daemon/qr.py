@@ -6,28 +6,30 @@ first and the first that finds a code wins. zbar runs in binary mode so the byte
 ours to decode (UTF-8, else Shift_JIS, else ISO-8859-1, as QR readers commonly do)
 instead of zbar's charset guess, which garbles some non-ASCII codes.
 
-Pillow's decompression-bomb guard stays on: an image over its pixel limit is refused.
+The passes run on a copy scaled to at most ``FALLBACK_MAX_SIDE`` pixels, and stop at a
+deadline: the work per image is bounded whatever its size (see daemon/decode.py, which
+runs zxing-cpp first and these passes as its fallback).
 """
 
 from __future__ import annotations
 
 import functools
-import warnings
+import time
 from collections.abc import Callable, Iterator
-from ctypes import c_void_p, cast, string_at
-from dataclasses import dataclass
-from pathlib import Path
-from typing import BinaryIO
+from ctypes import byref, c_uint, c_void_p, cast, string_at
 
-from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFilter, ImageOps
+
+from .imagefile import ImageError
+from .symbols import DecodeResult, Symbol, bytes_to_text, unique
 
 try:
     from pyzbar import pyzbar as _pyzbar
     from pyzbar import wrapper as _zw
-except ImportError:  # Debian 13 packages no pyzbar: zbar cannot be used there
+except ImportError:  # Debian 13 packages no pyzbar: zxing-cpp reads alone there
     _pyzbar = _zw = None
 
-#: Whether zbar can be used (pyzbar is installed); without it no pass finds anything.
+#: Whether zbar can be used (pyzbar is installed).
 AVAILABLE = _pyzbar is not None
 #: zbar_config_t ZBAR_CFG_BINARY (zbar >= 0.23; pyzbar's enum predates it).
 _CFG_BINARY = 4
@@ -36,39 +38,22 @@ _CFG_BINARY = 4
 _QRCODE = 64
 _LINEAR = (128, 39, 13, 25)
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+#: The longest side of the copy the passes work on.
+FALLBACK_MAX_SIDE = 1600
 
 
-class ImageError(Exception):
-    """The file is not an image we can read (corrupt, truncated, too large, ...)."""
-
-
-@dataclass(frozen=True)
-class Symbol:
-    """One decoded code: its kind ("QR-Code" or a 1D symbology) and its text."""
-
-    kind: str
-    text: str
-    raw: bytes
-
-
-@dataclass(frozen=True)
-class DecodeResult:
-    """What an image held, and which pass found it."""
-
-    symbols: tuple[Symbol, ...]
-    pass_name: str
-    size: tuple[int, int]
-
-
-def bytes_to_text(data: bytes) -> str:
-    """QR byte-mode payload -> text: UTF-8, else Shift_JIS, else ISO-8859-1."""
-    for encoding in ("utf-8", "shift_jis"):
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    return data.decode("latin-1")
+def describe() -> str:
+    """ "zbar 0.23" (the library pyzbar loaded)."""
+    if not AVAILABLE:
+        return "no zbar (pyzbar is not installed)"
+    major, minor, patch = c_uint(0), c_uint(0), c_uint(0)
+    try:
+        # Called directly: zbar >= 0.23 writes a third number (the patch level), which
+        # pyzbar's two-argument prototype would let it write to a stray address.
+        _zw.load_libzbar().zbar_version(byref(major), byref(minor), byref(patch))
+    except (AttributeError, OSError):  # pragma: no cover - very old libzbar
+        return "zbar"
+    return f"zbar {major.value}.{minor.value}"
 
 
 def _scan(image: Image.Image, symbologies: tuple[int, ...]) -> list[bytes]:
@@ -76,8 +61,6 @@ def _scan(image: Image.Image, symbologies: tuple[int, ...]) -> list[bytes]:
     pixels = gray.tobytes()
     width, height = gray.size
     found: list[bytes] = []
-    if not AVAILABLE:
-        return found
     with _pyzbar._image_scanner() as scanner:
         _zw.zbar_image_scanner_set_config(scanner, 0, _zw.ZBarConfig.CFG_ENABLE, 0)
         for sym in symbologies:
@@ -154,44 +137,39 @@ def _passes(gray: Image.Image) -> Iterator[Pass]:
         yield f"rotated {angle}°", functools.partial(_rotate, angle=angle)
 
 
-def load(path: Path | BinaryIO) -> Image.Image:
-    """Open an image file fully (first frame), with the decompression-bomb guard on."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                img.load()
-                frame = ImageOps.exif_transpose(img) or img
-                return frame.convert("L")
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"the image is too large to decode safely ({exc})") from None
-    except UnidentifiedImageError:
-        raise ImageError("not an image Pillow can read") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(f"the image is corrupt or truncated ({exc})") from None
+def sane_copy(gray: Image.Image) -> Image.Image:
+    """``gray``, scaled down so its longest side is at most ``FALLBACK_MAX_SIDE``."""
+    w, h = gray.size
+    longest = max(w, h)
+    if longest <= FALLBACK_MAX_SIDE:
+        return gray
+    factor = FALLBACK_MAX_SIDE / longest
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    return gray.resize(size, Image.Resampling.BOX)  # an area average: fast, and enough here
 
 
-def decode_image(gray: Image.Image, *, linear: bool = True) -> DecodeResult:
-    """Every QR code in the first pass that finds any; else 1D barcodes (serial labels)."""
+def decode_image(
+    gray: Image.Image, *, linear: bool = True, deadline: float | None = None
+) -> DecodeResult:
+    """Every QR code in the first pass that finds any; else 1D barcodes (serial labels).
+
+    ``deadline`` (a ``time.monotonic()`` value) stops the passes early: the result then
+    has ``timed_out`` set.
+    """
+    size = gray.size
+    if not AVAILABLE:
+        return DecodeResult((), "", size)
+    gray = sane_copy(gray)
     for name, transform in _passes(gray):
+        if deadline is not None and time.monotonic() > deadline:
+            return DecodeResult((), "", size, timed_out=True)
         found = _scan(transform(gray), (_QRCODE,))
         if found:
-            unique = list(dict.fromkeys(found))
-            return DecodeResult(
-                tuple(Symbol("QR-Code", bytes_to_text(b), b) for b in unique), name, gray.size
-            )
+            symbols = [Symbol("QR-Code", bytes_to_text(b), b) for b in found]
+            return DecodeResult(unique(symbols), f"zbar: {name}", size)
     if linear:
         found = _scan(gray, _LINEAR)
         if found:
-            unique = list(dict.fromkeys(found))
-            return DecodeResult(
-                tuple(Symbol("barcode", b.decode("latin-1"), b) for b in unique),
-                "as is",
-                gray.size,
-            )
-    return DecodeResult((), "", gray.size)
-
-
-def decode_file(path: Path, *, linear: bool = True) -> DecodeResult:
-    """Load ``path`` and decode it. Raises :class:`ImageError` for unreadable files."""
-    return decode_image(load(path), linear=linear)
+            symbols = [Symbol("barcode", b.decode("latin-1"), b) for b in found]
+            return DecodeResult(unique(symbols), "zbar: as is", size)
+    return DecodeResult((), "", size)

@@ -17,6 +17,7 @@ from pathlib import Path
 from . import dbusio, pcsc, xdg
 from .bus import StationInterface
 from .busnames import BUS_NAME, OBJECT_PATH
+from .busops import DAEMON_TAKES_FDS
 from .clock import HostClockTrust
 from .config import Config
 from .dropfolder import DropFolder
@@ -55,7 +56,7 @@ def registry_path(cfg: Config) -> Path:
 async def serve(cfg: Config, *, ready: asyncio.Event | None = None) -> int:
     """Run until SIGTERM/SIGINT; returns the exit code."""
     try:
-        bus = await dbusio.connect(cfg.bus)
+        bus = await dbusio.connect(cfg.bus, unix_fds=DAEMON_TAKES_FDS)
     except Exception as exc:
         raise BusUnavailable(f"cannot connect to the {cfg.bus} bus ({exc})") from None
     store = Store(registry_path(cfg))
@@ -107,9 +108,7 @@ async def serve(cfg: Config, *, ready: asyncio.Event | None = None) -> int:
         )
         if ready is not None:
             ready.set()
-        await stop.wait()
-        log.info("stopping")
-        return 0
+        return await _until_stopped(bus, stop)
     finally:
         _remove_signal_handlers(loop)
         if folder_started:
@@ -121,6 +120,17 @@ async def serve(cfg: Config, *, ready: asyncio.Event | None = None) -> int:
         await trust.close()
         await dbusio.disconnect(bus)
         store.close()
+
+
+async def _until_stopped(bus: object, stop: asyncio.Event) -> int:
+    """0 after SIGTERM/SIGINT; 1 when the daemon became unreachable (bus connection or
+    name lost), so that systemd restarts it rather than it running on unreachable."""
+    lost = await dbusio.wait_stop_or_lost(bus, BUS_NAME, stop)
+    if lost is not None:
+        log.error("%s; exiting so that the service manager restarts the daemon", lost)
+        return 1
+    log.info("stopping")
+    return 0
 
 
 def _remove_signal_handlers(loop: asyncio.AbstractEventLoop) -> None:

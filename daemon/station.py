@@ -26,13 +26,16 @@ from .store import DriftPoint, Operation, Store, TokenRecord
 from .token.errors import (
     CardLost,
     MalformedResponse,
+    NotAToken,
     StatusWordError,
     TokenError,
     TransportError,
 )
 from .token.models import Model, ModelTable
 from .token.session import (
+    ClockKind,
     Connection,
+    DriftEstimate,
     HostClock,
     Identification,
     SystemClock,
@@ -393,7 +396,8 @@ class Station:
         if p is None:
             return
         p.state = "not-a-token"
-        p.detail = "not a programmable token; left alone"
+        kind = exc.card_kind if isinstance(exc, NotAToken) else "other"
+        p.detail = exc.message if kind == "security-key" else "not a programmable token; left alone"
         key = (reader, p.atr)
         now = time.monotonic()
         quiet = now - self._ignored.get(key, -IGNORED_CARD_QUIET_S) < IGNORED_CARD_QUIET_S
@@ -407,7 +411,7 @@ class Station:
         if not quiet:
             self._publish(
                 EventKind.CARD_IGNORED,
-                {"reader": reader, "atr": p.atr.hex(), "message": p.detail},
+                {"reader": reader, "atr": p.atr.hex(), "message": p.detail, "kind": kind},
             )
 
     def _examine_failed(self, reader: str, gen: int, exc: TokenError) -> None:
@@ -528,7 +532,13 @@ class Station:
         loop = asyncio.get_running_loop()
         try:
             result: WriteResult = await loop.run_in_executor(
-                self._pool, self._set_clock_blocking, p.reader, p.serial, known.settings
+                self._pool,
+                self._set_clock_blocking,
+                p.reader,
+                p.serial,
+                known.settings,
+                ClockKind.parse(self.store.clock_kind(p.serial)),
+                p.ident.drift,
             )
         except TokenError as exc:
             p.state = "token"
@@ -543,6 +553,8 @@ class Station:
         p.state = "token"
         at = result.host_time_after
         after = result.residual
+        if result.clock_kind is not ClockKind.UNKNOWN:
+            self.store.record_clock_kind(p.serial, result.clock_kind.value, at)
         self.store.record_write(p.serial, known.settings, at, provisioned=False)
         self.store.record_operation(
             Operation(
@@ -569,11 +581,14 @@ class Station:
             "settings": known.settings.as_dict(),
             "settings_source": known.source,
             "untrusted_clock_confirmed": not trust.trusted,
+            "clock_kind": result.clock_kind.value,
+            "clock_writes": result.clock_writes,
         }
         if after is not None:
             payload["drift_after_s"] = round(after.drift_s, 3)
             payload["drift_after_uncertainty_s"] = round(after.uncertainty_s, 3)
             payload["drift_after_words"] = describe_drift(after.drift_s)
+            payload["drift_after_bound_s"] = result.drift_bound_s
         log.info(
             "synced token %s (%s): was %s, now %s",
             p.serial,
@@ -584,10 +599,23 @@ class Station:
         self._publish(EventKind.SYNC_DONE, payload)
         return payload
 
-    def _set_clock_blocking(self, reader: str, serial: str, settings: TokenSettings) -> WriteResult:
+    def _set_clock_blocking(
+        self,
+        reader: str,
+        serial: str,
+        settings: TokenSettings,
+        clock_kind: ClockKind = ClockKind.UNKNOWN,
+        before: DriftEstimate | None = None,
+    ) -> WriteResult:
         with self._connect(reader) as conn:
             session = TokenSession(conn, self.models, self._host_clock())
-            return session.set_clock(settings, expect_serial=serial, measure_after=True)
+            return session.set_clock(
+                settings,
+                expect_serial=serial,
+                measure_after=True,
+                clock_kind=clock_kind,
+                before=before,
+            )
 
     def _sync_failed(
         self,

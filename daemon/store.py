@@ -53,6 +53,11 @@ CREATE TABLE IF NOT EXISTS operations (
     secret_fingerprint TEXT
 );
 CREATE INDEX IF NOT EXISTS operations_serial ON operations (serial, at);
+CREATE TABLE IF NOT EXISTS clock_kinds (
+    serial TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    at REAL NOT NULL
+);
 """
 
 
@@ -199,7 +204,24 @@ class Store:
                 ),
             )
 
+    def record_clock_kind(self, serial: str, kind: str, at: float) -> None:
+        """What a sync learnt of ``serial``'s clock ("phase-keeping" or "phase-resetting")."""
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO clock_kinds (serial, kind, at) VALUES (?, ?, ?) "
+                "ON CONFLICT (serial) DO UPDATE SET kind = excluded.kind, at = excluded.at",
+                (serial, kind, at),
+            )
+
     # -- reading -------------------------------------------------------------------------
+
+    def clock_kind(self, serial: str) -> str | None:
+        """The clock kind last learnt for ``serial``, if any sync learnt one."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT kind FROM clock_kinds WHERE serial = ?", (serial,)
+            ).fetchone()
+        return str(row[0]) if row else None
 
     def token(self, serial: str) -> TokenRecord | None:
         """The record for ``serial``, if it was ever seen."""

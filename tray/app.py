@@ -137,7 +137,7 @@ class TrayApp:
         try:
             status = await self.station.status()
             present = await self.station.present()
-            jobs = await self.station.jobs()
+            jobs = await self.station.jobs(("queued", "burning", "failed"))
         except Exception as exc:
             log.warning("cannot read the daemon's state: %s", exc)
             return
@@ -207,7 +207,8 @@ class TrayApp:
             elif kind == "burn":
                 self.model.set_burning(command.serial, True)
                 self._refresh()
-                await station.burn_job(command.job_id, command.serial)
+                reply = await station.burn_job(command.job_id, command.serial)
+                self._show(self.model.burn_result(reply))  # the code, never broadcast
             elif kind == "skip":
                 await station.skip_job(command.job_id, command.serial)
             elif kind == "remove":

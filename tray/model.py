@@ -78,6 +78,7 @@ class TrayModel:
         self.error = ""
         self.burning: set[str] = set()
         self.recent: deque[tuple[float, str]] = deque(maxlen=10)
+        self._coded: set[object] = set()  # jobs whose code to expect was shown
 
     # -- input ---------------------------------------------------------------------------
 
@@ -170,16 +171,11 @@ class TrayModel:
 
     def _on_CardIgnored(self, p: dict[str, Any]) -> list[Bubble]:  # noqa: N802
         self._note(f"non-token card on {p.get('reader')}")
-        if not self.choices.non_token_cards:
+        key = p.get("kind") == "security-key"  # named even when other cards are not shown
+        if not self.choices.non_token_cards and not key:
             return []
-        return [
-            Bubble(
-                f"reader:{p.get('reader')}",
-                "Not a programmable token",
-                str(p.get("message", "")),
-                urgency=0,
-            )
-        ]
+        title = "A security key, not a token" if key else "Not a programmable token"
+        return [Bubble(f"reader:{p.get('reader')}", title, str(p.get("message", "")), urgency=0)]
 
     def _on_SyncDone(self, p: dict[str, Any]) -> list[Bubble]:  # noqa: N802
         serial = p.get("serial", "")
@@ -259,7 +255,21 @@ class TrayModel:
         self.burning.discard(serial)
         self.jobs = [j for j in self.jobs if j.get("id") != job.get("id")]
         self._note(f"burned {job.get('label')} onto {serial}")
+        return [self._burn_bubble(p)]
+
+    def burn_result(self, p: dict[str, Any]) -> list[Bubble]:
+        """The reply to this tray's own BurnJob: it carries the code to expect, which the
+        BurnDone signal does not on the system bus. The bubble once, with the code."""
+        job_id = p.get("job", {}).get("id")
+        if not p.get("expected_code") or job_id in self._coded:
+            return []
+        return [self._burn_bubble(p)]
+
+    def _burn_bubble(self, p: dict[str, Any]) -> Bubble:
+        serial, job = p.get("serial", ""), p.get("job", {})
         code = str(p.get("expected_code", ""))
+        if code:
+            self._coded.add(job.get("id"))
         until = time.strftime(
             "%H:%M:%S", time.localtime(float(p.get("expected_code_valid_until", 0)))
         )
@@ -268,14 +278,12 @@ class TrayModel:
             if code
             else ""
         )
-        return [
-            Bubble(
-                f"token:{serial}",
-                f"Burned {job.get('label')} onto {serial}",
-                f"Token {serial} ({p.get('model')}) now holds secret "
-                f"{job.get('secret_fingerprint')}.{expect}",
-            )
-        ]
+        return Bubble(
+            f"token:{serial}",
+            f"Burned {job.get('label')} onto {serial}",
+            f"Token {serial} ({p.get('model')}) now holds secret "
+            f"{job.get('secret_fingerprint')}.{expect}",
+        )
 
     def _on_BurnFailed(self, p: dict[str, Any]) -> list[Bubble]:  # noqa: N802
         serial, job = p.get("serial", ""), p.get("job", {})

@@ -9,7 +9,17 @@ import sys
 from .. import __version__
 from .. import log as logsetup
 from ..token.errors import TokenError
-from . import daemon_cmds, demo, install_cmds, queue_cmds, scan, simulate, token_cmds, tray_cmd
+from . import (
+    daemon_cmds,
+    demo,
+    install_cmds,
+    molto2_cmds,
+    queue_cmds,
+    scan,
+    simulate,
+    token_cmds,
+    tray_cmd,
+)
 from .common import CliError, exit_code_for, fail
 
 
@@ -27,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     token_cmds.add_parsers(sub)
+    molto2_cmds.add_parsers(sub)
     daemon_cmds.add_parsers(sub)
     scan.add_parser(sub)
     queue_cmds.add_parser(sub)

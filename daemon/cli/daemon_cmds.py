@@ -11,6 +11,7 @@ from typing import Any
 from ..client import DaemonError, DaemonNotRunning, StationClient
 from ..config import CLOCK_TRUST, Config, ConfigError, load
 from ..store import Store
+from ..token.errors import SECURITY_KEY_WORDS
 from .common import EXIT_FAILED, EXIT_NO_READER, EXIT_REFUSED, EXIT_USAGE, CliError, emit_json, utc
 
 EXIT_FOR_KIND = {
@@ -144,6 +145,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     if "drop_folder" in status:
         print(f"Mode:       {status['mode']}")
         print(f"Drop:       {status['drop_folder']} ({status['drop_folder_watch']})")
+        if "qr_decoders" in status:
+            print(f"QR:         {status['qr_decoders']}")
         if status.get("jobs_failed"):
             print(f"Failed:     {status['jobs_failed']} job(s); see `tokenstation queue list`")
     readers = status.get("readers", [])
@@ -159,6 +162,8 @@ def describe_presence(p: dict[str, Any] | None) -> str:
     if p is None:
         return "empty"
     if p["state"] == "not-a-token":
+        if SECURITY_KEY_WORDS in p.get("detail", ""):
+            return str(p["detail"])
         return "a card that is not a programmable token (left alone)"
     if "serial" not in p:
         return f"{p['state']}{': ' + p['detail'] if p.get('detail') else ''}"

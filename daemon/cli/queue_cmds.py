@@ -52,20 +52,21 @@ def cmd_queue(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     action = args.action
     if action == "list":
-        jobs: list[dict[str, Any]] = daemon_call(args.bus, lambda c: c.jobs())
-        if not args.all:
-            jobs = [j for j in jobs if j["state"] in ("queued", "burning", "failed")]
+        states = () if args.all else ("queued", "burning", "failed")
         if args.json:
+            jobs: list[dict[str, Any]] = daemon_call(args.bus, lambda c: c.jobs(states))
             emit_json({"ok": True, "jobs": jobs})
-        elif not jobs:
+            return 0
+
+        async def show(c: StationClient) -> int:
+            shown = 0
+            async for j in c.iter_jobs(states):  # page by page: any queue length
+                print(_job_line(j))
+                shown += 1
+            return shown
+
+        if not daemon_call(args.bus, show):
             print("No jobs.")
-        for j in [] if args.json else jobs:
-            bound = f" -> token {j['serial']}" if j["serial"] else ""
-            print(
-                f"{j['id']:>5}  {j['state']:<8} {j['label']}{bound}  {j['algorithm']}/"
-                f"{j['period']}s  secret {j['secret_fingerprint']}  from {j['source']}"
-                f"  {utc(j['created'])}" + (f"\n       {j['reason']}" if j["reason"] else "")
-            )
         return 0
     if action == "add":
         path = str(args.file.resolve())
@@ -76,6 +77,8 @@ def _run(args: argparse.Namespace) -> int:
         queued = result.get("queued", [])
         for j in queued:
             print(f"Queued job {j['id']}: {j['label']} (secret {j['secret_fingerprint']}).")
+        if result.get("queued_count", 0) > len(queued):
+            print(f"... {result['queued_count']} jobs queued in all (`tokenstation queue list`).")
         for d in result.get("duplicates", []):
             print(f"Not queued again: {d}.")
         if result.get("seen_before"):
@@ -102,3 +105,12 @@ def _run(args: argparse.Namespace) -> int:
     else:
         print("Queue paused." if paused else "Queue resumed.")
     return 0
+
+
+def _job_line(j: dict[str, Any]) -> str:
+    bound = f" -> token {j['serial']}" if j["serial"] else ""
+    return (
+        f"{j['id']:>5}  {j['state']:<8} {j['label']}{bound}  {j['algorithm']}/"
+        f"{j['period']}s  secret {j['secret_fingerprint']}  from {j['source']}"
+        f"  {utc(j['created'])}" + (f"\n       {j['reason']}" if j["reason"] else "")
+    )

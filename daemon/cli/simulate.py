@@ -6,8 +6,9 @@ import argparse
 from pathlib import Path
 
 from ..otpauth import parse_secret
+from ..simulator.foreign import KINDS
 from ..simulator.runner import SimulatorRunner
-from ..simulator.token import Faults, SimulatedToken, default_settings
+from ..simulator.token import CLOCK_PHASES, PROFILES, Faults, SimulatedToken, default_settings
 from ..token.crypto import TOKEN2_KEY
 
 
@@ -27,7 +28,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--host", default="127.0.0.1", help="vpcd host")
     p.add_argument(
-        "--serial", default="86596320000001", help="serial; its prefix picks the model (C302-i)"
+        "--model",
+        choices=["single", "molto2"],
+        default="single",
+        help="single-profile NFC token (default) or a Token2 Molto2 (100 profiles, USB)",
+    )
+    p.add_argument(
+        "--serial",
+        help="serial; its prefix picks the model (default 86596320000001, a C302-i; "
+        "58000001 with --model molto2)",
     )
     p.add_argument(
         "--clock-offset",
@@ -84,10 +93,32 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--refuse-all", action="store_true", help="fault: answer everything with 69 83")
     p.add_argument(
-        "--foreign-card",
-        action="store_true",
-        help="not a token: a card that refuses every command (like a FIDO key or bank card)",
+        "--firmware-profile",
+        choices=list(PROFILES),
+        default="token2",
+        help="how the token answers: token2 (the protocol as hardware-tested hosts use it; "
+        "default) or opent2otp (Token2's published firmware core: untagged GET INFO, its "
+        "status words, no lockout, login kept across field loss, no range checks)",
     )
+    p.add_argument(
+        "--clock-phase",
+        choices=list(CLOCK_PHASES),
+        default="reset",
+        help="on a clock write, start the written second at once (reset, default) or keep "
+        "ticking on the old sub-second boundaries (keep)",
+    )
+    p.add_argument(
+        "--foreign-card",
+        nargs="?",
+        const="plain",
+        choices=list(KINDS),
+        metavar="KIND",
+        help="not a token: 'plain' (the default) refuses every command, like a bank card; "
+        "'fido' is a FIDO2 security key that answers the FIDO and OATH applets' SELECTs",
+    )
+    from ..simulator import molto2_runner
+
+    molto2_runner.add_arguments(p)
     p.set_defaults(func=cmd_simulate)
 
 
@@ -96,10 +127,14 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.foreign_card:
         from ..simulator.foreign import run_foreign
 
-        return run_foreign(args.port, args.host, args.state_file)
+        return run_foreign(args.port, args.host, args.state_file, args.foreign_card)
+    if args.model == "molto2":
+        from ..simulator import molto2_runner
+
+        return molto2_runner.run(args)
     seed = parse_secret(args.seed)[0] if args.seed else None
     token = SimulatedToken(
-        serial=args.serial,
+        serial=args.serial or "86596320000001",
         restricted_sync=args.restricted,
         clock_offset_s=args.clock_offset,
         drift_ppm=args.drift_ppm,
@@ -113,6 +148,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             delay_ins=args.delay_ins,
             refuse_all=args.refuse_all,
         ),
+        profile=args.firmware_profile,
+        clock_phase=args.clock_phase,
     )
     runner = SimulatorRunner(
         token, args.port, host=args.host, state_file=args.state_file, auto_off=args.auto_off

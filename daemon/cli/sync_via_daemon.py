@@ -75,4 +75,9 @@ def sync_via_daemon(args: argparse.Namespace) -> int:
         f"daemon): it was {result['drift_before_words']}"
         + (f"; now {after} (±{result['drift_after_uncertainty_s']:.3f} s)." if after else ".")
     )
+    if "clock_kind" in result:
+        from .token_cmds import clock_kind_words
+
+        kind, writes = str(result["clock_kind"]), int(result["clock_writes"])
+        print(clock_kind_words(kind, writes, "The daemon remembers it: next time, one write."))
     return 0

@@ -12,7 +12,13 @@ from ..otpcode import expected_code
 from ..token.errors import InvalidInput
 from ..token.models import Model
 from ..token.secret import Secret
-from ..token.session import Identification, TokenSession, WriteResult, describe_drift
+from ..token.session import (
+    ClockKind,
+    Identification,
+    TokenSession,
+    WriteResult,
+    describe_drift,
+)
 from ..token.settings import HmacAlgorithm, TokenSettings
 from .common import EXIT_NO_READER, EXIT_USAGE, CliError, confirm, emit_json, utc
 
@@ -36,6 +42,12 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     p.add_argument("--bus", choices=["session", "system"], default="session", help="daemon's bus")
     p.add_argument("--direct", action="store_true", help="talk to the reader, not the daemon")
+    p.add_argument(
+        "--clock-kind",
+        choices=[k.value for k in ClockKind if k is not ClockKind.UNKNOWN],
+        help="direct sync only: what an earlier sync reported of this token's clock "
+        "(a phase-keeping clock is then set with one write)",
+    )
     p.set_defaults(func=cmd_sync)
 
     p = sub.add_parser("burn", help="program a TOTP seed (and the clock) onto a token")
@@ -45,6 +57,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     src.add_argument("--secret", help="the seed as Base32 or hex (hex:/base32: to force)")
     _settings_args(p, required_note=False)
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    from . import molto2_cmds
+
+    molto2_cmds.add_burn_args(p)
     p.set_defaults(func=cmd_burn)
 
 
@@ -73,6 +88,9 @@ def token_session(reader: str | None) -> Iterator[tuple[str, TokenSession]]:
     from .. import pcsc
 
     name = pcsc.choose_reader(reader)
+    from . import molto2_cmds
+
+    molto2_cmds.refuse_single_profile(name)
     with pcsc.PcscConnection(name) as conn:
         yield name, TokenSession(conn)
 
@@ -107,6 +125,13 @@ def _print_identification(reader: str, ident: Identification) -> None:
         f"Drift:   {describe_drift(d.drift_s)} "
         f"(±{d.uncertainty_s:.3f} s, {d.method}, {d.reads} reads)"
     )
+    print(f"Answer:  {_FORM_WORDS[ident.info_form.value]}")
+
+
+_FORM_WORDS = {
+    "tagged": "tagged GET INFO (95 LL 02 ... 11 04 ...)",
+    "untagged": "untagged GET INFO (00 00 00 ... 00 00 ..., as Token2's published firmware core)",
+}
 
 
 def _settings_from_args(args: argparse.Namespace, defaults: TokenSettings | None) -> TokenSettings:
@@ -134,6 +159,11 @@ def _settings_from_args(args: argparse.Namespace, defaults: TokenSettings | None
 
 def cmd_sync(args: argparse.Namespace) -> int:
     """Set the clock, refusing where it would erase the seed."""
+    from . import molto2_cmds
+
+    handled = molto2_cmds.sync_hook(args)
+    if handled is not None:
+        return handled
     if not args.direct:
         from .sync_via_daemon import DaemonNotRunning, sync_via_daemon
 
@@ -162,7 +192,12 @@ def cmd_sync(args: argparse.Namespace) -> int:
                     f"The host clock is not trusted ({untrusted}). {question[:-1]} from it anyway?"
                 )
             confirm(question, args.yes)
-        result = session.set_clock(settings, expect_serial=ident.serial)
+        result = session.set_clock(
+            settings,
+            expect_serial=ident.serial,
+            clock_kind=ClockKind.parse(args.clock_kind),
+            before=ident.drift,
+        )
     _report_write(args, reader, result, before=ident)
     return 0
 
@@ -210,9 +245,14 @@ def _secret_from_args(args: argparse.Namespace) -> tuple[Secret, str, TokenSetti
 
 def cmd_burn(args: argparse.Namespace) -> int:
     """Burn a seed with its settings and the host's time."""
+    from . import molto2_cmds
+
+    handled = molto2_cmds.burn_hook(args)
+    if handled is not None:
+        return handled
     seed, label, settings = _secret_from_args(args)
     with token_session(args.reader) as (reader, session):
-        info = session.read_info().info
+        info = session.read_first().info
         confirm(
             f"Burn {label + ' ' if label else ''}(secret {seed.fingerprint}) onto token "
             f"{info.serial} with {settings.hmac.name}, {settings.period} s step? "
@@ -272,3 +312,24 @@ def _report_write(
         f"Set the clock of {result.model.name} token {result.serial} on {reader}: it was "
         f"{before.drift.describe()}{after}."
     )
+    print(_clock_kind_words(result))
+
+
+def _clock_kind_words(result: WriteResult) -> str:
+    """One line on what the token's clock did with the write."""
+    return clock_kind_words(
+        result.clock_kind.value, result.clock_writes, "Next time: --clock-kind phase-keeping."
+    )
+
+
+def clock_kind_words(kind: str, writes: int, next_time: str) -> str:
+    """One line on a token's clock kind and the writes a sync took (also for daemon syncs)."""
+    count = f"{writes} clock write{'s' if writes > 1 else ''}"
+    if kind == ClockKind.PHASE_KEEPING:
+        return (
+            f"Its clock is phase-keeping: it keeps its sub-second phase when set, so whole "
+            f"seconds bring it within 0.5 s and no closer ({count}). {next_time}"
+        )
+    if kind == ClockKind.PHASE_RESETTING:
+        return f"Its clock is phase-resetting: it starts the written second at once ({count})."
+    return f"Its clock kind could not be told from this sync ({count})."

@@ -103,9 +103,13 @@ class SimulatorRunner:
         tok = self.token
         self._say(
             f"simulated token {tok.serial} ({tok.snapshot()['model']}, "
-            f"{'restricted' if tok.restricted_sync else 'unrestricted'} sync) "
+            f"{'restricted' if tok.restricted_sync else 'unrestricted'} sync, "
+            f"{tok.profile} firmware profile, "
+            f"{'phase-keeping' if tok.clock.phase == 'keep' else 'phase-resetting'} clock) "
             f"for vpcd at {self.link.host}:{self.link.port}"
         )
+        if tok.profile == "opent2otp" and tok.lockout_after is not None:
+            self._say("--lockout is ignored: the firmware core has had no lockout since 2025")
         waited = False
         try:
             while not self._stop.is_set():

@@ -102,7 +102,11 @@ class VpcdLink:
                 if length == 1:
                     self._control(sock, msg[0])
                     continue
-                reply = self.card.process(msg)
+                try:
+                    reply = self.card.process(msg)
+                except Exception:  # a card model bug must not take the link down
+                    log.exception("the simulated card failed on an APDU; answering 6F 00")
+                    reply = b"\x6f\x00"
                 if reply is None:
                     log.info("simulated field loss: card leaves the reader")
                     break

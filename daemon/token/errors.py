@@ -71,16 +71,24 @@ class CardLost(TransportError):
 
 
 class StatusWordError(TokenError):
-    """The card refused a command with a status word other than 90 00."""
+    """The card refused a command with a status word other than 90 00.
+
+    ``meaning`` says in words what the status word means for that command; the
+    message names the command, the status word and that meaning.
+    """
+
+    meaning: str = ""
 
     def __init__(self, command: str, sw: int, next_step: str | None = None) -> None:
         self.sw = sw
         self.command = command
-        try:
-            name = SW(sw).name
-        except ValueError:
-            name = "unknown status"
-        super().__init__(f"{command} refused with status {sw:04X} ({name})", next_step)
+        meaning = self.meaning
+        if not meaning:
+            try:
+                meaning = SW(sw).name
+            except ValueError:
+                meaning = "unknown status"
+        super().__init__(f"{command} refused with status {sw:04X} ({meaning})", next_step)
 
 
 class AuthenticationRefused(StatusWordError):
@@ -95,6 +103,7 @@ class AuthenticationRefused(StatusWordError):
 class NotAuthenticated(StatusWordError):
     """A secured write was refused because the session is not (or no longer) authenticated."""
 
+    meaning = "the token found no login for this write, or its MAC did not match"
     next_step = (
         "The token dropped the authenticated session (it may have been moved or switched off). "
         "Place it again and start the operation from the beginning."
@@ -113,7 +122,81 @@ class WrongData(StatusWordError):
 class UnsupportedCommand(StatusWordError):
     """The card does not know the class or instruction: it is not this kind of token."""
 
+    meaning = "the card does not know this command"
+
     next_step = "This card is not a programmable TOTP token of a known family; it was left alone."
+
+
+class WrongLength(StatusWordError):
+    """67 00: the token did not accept the command's length (the firmware's framing check)."""
+
+    meaning = "the token did not accept the command's length"
+    next_step = (
+        "tokenstation sent a command the token did not accept as framed; that command wrote "
+        "nothing. Report this with a TRAFFIC log (`--log-level traffic`)."
+    )
+
+
+class AuthFramingRefused(StatusWordError):
+    """6A 80 on AUTHENTICATE: no pending challenge, or not 16 bytes. Not a key failure."""
+
+    meaning = "the token had no pending challenge or refused the answer's framing"
+    next_step = (
+        "This is not a wrong key and does not count towards a lockout; nothing was written. "
+        "Take the token off the reader, place it again and start over."
+    )
+
+
+class SeedFramingRefused(StatusWordError):
+    """6A 80 on WRITE SEED: the token refused the seed framing (padding or length)."""
+
+    meaning = "the token refused the seed framing"
+    next_step = (
+        "The seed was not stored; the token is not locked. On a model whose clock write erases "
+        "the seed it now holds no seed: burn it again, and report this with a TRAFFIC log if "
+        "it repeats."
+    )
+
+
+class ConfigRefused(StatusWordError):
+    """6A 80 on WRITE CONFIG: the token refused the config layout; clock and seed unchanged."""
+
+    meaning = "the token refused the config layout"
+    next_step = (
+        "Its clock and seed were not changed, but its running HMAC may have switched until it "
+        "is switched off and on: switch it off and on, then repeat the operation; report this "
+        "with a TRAFFIC log if it repeats."
+    )
+
+
+class NotAToken(MalformedResponse):
+    """GET INFO failed: the card is not a programmable TOTP token; nothing was written to it.
+
+    ``card_kind`` is "security-key" when a FIDO2 or OATH applet answered a read-only
+    SELECT, else "other". ``applets`` lists which answered ("fido2", "oath").
+    """
+
+    card_kind: str = "other"
+    applets: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        message: str,
+        next_step: str | None = None,
+        *,
+        card_kind: str = "other",
+        applets: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(message, next_step)
+        self.card_kind = card_kind
+        self.applets = applets
+
+
+#: How a security key on the reader is named, everywhere (CLI, D-Bus, tray).
+SECURITY_KEY_WORDS = (
+    "a FIDO2 security key (it holds passkeys, not a TOTP seed): register it with the service "
+    "in a browser"
+)
 
 
 class RefusedByPolicy(TokenError):
@@ -155,12 +238,20 @@ class VerificationFailed(TokenError):
     )
 
 
+#: Where a status word means something particular for one command (firmware core, section 10).
+_BY_COMMAND_SW: dict[tuple[str, int], type[StatusWordError]] = {
+    ("AUTHENTICATE", SW.AUTH_REFUSED): AuthenticationRefused,
+    ("AUTHENTICATE", SW.WRONG_DATA): AuthFramingRefused,
+    ("WRITE SEED", SW.WRONG_DATA): SeedFramingRefused,
+    ("WRITE CONFIG", SW.WRONG_DATA): ConfigRefused,
+}
+
 _BY_SW: dict[int, type[StatusWordError]] = {
     SW.AUTH_REFUSED: NotAuthenticated,
     SW.SECURITY_NOT_SATISFIED: NotAuthenticated,
     SW.CONDITIONS_NOT_SATISFIED: NotAuthenticated,
     SW.WRONG_DATA: WrongData,
-    SW.WRONG_LENGTH: WrongData,
+    SW.WRONG_LENGTH: WrongLength,
     SW.WRONG_P1P2: WrongData,
     SW.INS_NOT_SUPPORTED: UnsupportedCommand,
     SW.CLA_NOT_SUPPORTED: UnsupportedCommand,
@@ -173,7 +264,7 @@ def error_for(command: str, sw: int) -> StatusWordError:
     69 83 means "authentication refused" only on AUTHENTICATE; on a secured write it
     means the session is not authenticated (or the MAC was wrong).
     """
-    if command == "AUTHENTICATE" and (sw == SW.AUTH_REFUSED or (sw >> 8) == 0x63):
+    if command == "AUTHENTICATE" and (sw >> 8) == 0x63:
         return AuthenticationRefused(command, sw)
-    cls = _BY_SW.get(sw, StatusWordError)
+    cls = _BY_COMMAND_SW.get((command, sw)) or _BY_SW.get(sw, StatusWordError)
     return cls(command, sw)

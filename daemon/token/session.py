@@ -18,6 +18,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Protocol
 
 from . import commands
@@ -25,11 +26,15 @@ from .apdu import Response
 from .commands import ChallengeForm, PublicInfo
 from .crypto import CHALLENGE_LENGTH, check_seed
 from .errors import (
+    SECURITY_KEY_WORDS,
     AuthenticationRefused,
     CardLost,
     MalformedResponse,
+    NotAToken,
     RefusedByPolicy,
     RestrictedSync,
+    StatusWordError,
+    TokenError,
     TransportError,
     UnknownModel,
     VerificationFailed,
@@ -43,6 +48,40 @@ log = logging.getLogger(__name__)
 
 #: Largest |token - host| accepted right after a clock write (whole-second reads).
 CLOCK_VERIFY_TOLERANCE_S = 1.5
+#: What a sync promises: a phase-resetting clock lands this close to the host's...
+RESETTING_BOUND_S = 0.1
+#: ...a phase-keeping one only this close (whole seconds on top of a kept sub-second phase).
+KEEPING_BOUND_S = 0.5
+#: A measured residual this close to a kind's prediction fits that kind.
+KIND_MATCH_S = 0.1
+#: Clock writes one sync may take: the timed write, and one correction.
+MAX_CLOCK_WRITES = 2
+
+
+class ClockKind(StrEnum):
+    """What a token's clock does with its sub-second phase when a new second is written.
+
+    The firmware core leaves it to the RTC chip (token-protocol.md section 10): a
+    phase-resetting clock starts the written second when the write arrives, a
+    phase-keeping one keeps ticking on its old sub-second boundaries.
+    """
+
+    PHASE_RESETTING = "phase-resetting"
+    PHASE_KEEPING = "phase-keeping"
+    UNKNOWN = "unknown"
+
+    @property
+    def bound_s(self) -> float:
+        """How close to the host a sync can bring this kind of clock."""
+        return KEEPING_BOUND_S if self is ClockKind.PHASE_KEEPING else RESETTING_BOUND_S
+
+    @classmethod
+    def parse(cls, text: str | None) -> ClockKind:
+        """A stored or given kind; anything unrecognised is UNKNOWN."""
+        try:
+            return cls(text) if text else cls.UNKNOWN
+        except ValueError:
+            return cls.UNKNOWN
 
 
 class Connection(Protocol):
@@ -131,6 +170,7 @@ class Identification:
     token_time: int
     host_time: float
     drift: DriftEstimate
+    info_form: commands.InfoForm = commands.InfoForm.TAGGED
 
     def as_dict(self) -> dict[str, object]:
         """JSON-friendly form (no secrets exist here)."""
@@ -144,6 +184,7 @@ class Identification:
             "drift_s": round(self.drift.drift_s, 1),
             "drift_uncertainty_s": round(self.drift.uncertainty_s, 3),
             "drift_method": self.drift.method,
+            "info_form": self.info_form.value,
         }
 
 
@@ -160,6 +201,13 @@ class WriteResult:
     seed_fingerprint: str | None = None
     residual: DriftEstimate | None = None
     apdus: int = 0
+    clock_kind: ClockKind = ClockKind.UNKNOWN
+    clock_writes: int = 1
+
+    @property
+    def drift_bound_s(self) -> float:
+        """How close to the host this token's kind of clock can be set."""
+        return self.clock_kind.bound_s
 
     def as_dict(self) -> dict[str, object]:
         """JSON-friendly form: a fingerprint at most, never the seed."""
@@ -174,9 +222,13 @@ class WriteResult:
         }
         if self.seed_fingerprint is not None:
             out["secret_fingerprint"] = self.seed_fingerprint
+        out["clock_kind"] = self.clock_kind.value
+        out["clock_writes"] = self.clock_writes
         if self.residual is not None:
             out["drift_s"] = round(self.residual.drift_s, 1)
+            out["drift_precise_s"] = round(self.residual.drift_s, 3)
             out["drift_uncertainty_s"] = round(self.residual.uncertainty_s, 3)
+            out["drift_bound_s"] = self.drift_bound_s
         return out
 
 
@@ -214,6 +266,7 @@ class TokenSession:
         self._select = select
         self._selected = False
         self._auth_state: str = "none"  # none | ok | refused
+        self._seed_written = False
         self.stats = SessionStats()
 
     # -- the exchange ------------------------------------------------------------------
@@ -246,6 +299,37 @@ class TokenSession:
         data = self._exchange("GET INFO", commands.GET_INFO)
         received = self._clock.time()
         return TimedInfo(commands.parse_info(data), sent, received)
+
+    def read_first(self) -> TimedInfo:
+        """The session's first GET INFO; a card that fails it is named and left alone.
+
+        When GET INFO is refused or answered with bytes of neither layout, the card is
+        asked (read-only SELECTs, nothing else) whether it holds a FIDO2 or an OATH
+        applet, and :class:`NotAToken` says what it is. The token key is never sent.
+        """
+        try:
+            return self.read_info()
+        except (StatusWordError, MalformedResponse) as exc:
+            raise self._not_a_token(exc) from exc
+
+    def _not_a_token(self, cause: TokenError) -> NotAToken:
+        applets: list[str] = []
+        for name, aid in (("fido2", commands.FIDO_AID), ("oath", commands.YKOATH_AID)):
+            try:
+                self._exchange(f"SELECT {name.upper()}", commands.select_aid(aid))
+            except (StatusWordError, MalformedResponse):
+                continue
+            except TransportError:
+                break  # the card left: say what is known
+            applets.append(name)
+        if applets:
+            return NotAToken(
+                f"this card is {SECURITY_KEY_WORDS}",
+                "tokenstation wrote nothing to it.",
+                card_kind="security-key",
+                applets=tuple(applets),
+            )
+        return NotAToken(f"this card is not a programmable token ({cause.message})")
 
     def measure_drift(
         self,
@@ -305,7 +389,7 @@ class TokenSession:
         ``on_first`` is called with the first reading and the model before the precise
         measurement starts (the daemon announces the token from it at once).
         """
-        first = self.read_info()
+        first = self.read_first()
         model = self._models.lookup(first.info.serial)
         if on_first is not None:
             on_first(first, model)
@@ -316,6 +400,7 @@ class TokenSession:
             token_time=first.info.token_time,
             host_time=first.midpoint,
             drift=drift,
+            info_form=first.info.form,
         )
 
     # -- writing -------------------------------------------------------------------------
@@ -371,23 +456,40 @@ class TokenSession:
         seed: Secret | None = None,
         measure_after: bool = True,
         expect_serial: str | None = None,
+        clock_kind: ClockKind = ClockKind.UNKNOWN,
+        before: DriftEstimate | None = None,
     ) -> WriteResult:
         """Set the token's clock to the host's, rewriting ``settings`` (they cannot be read).
 
         Refused on restricted-sync models unless ``seed`` is given: the clock write
         erases the seed there, so it is re-burned in the same card session. With
         ``expect_serial``, refused before authenticating if another token answers.
+
+        With ``measure_after`` the write is phase-aware: the drift is measured again
+        after it, and a token whose clock kept its sub-second phase gets one more
+        write with the whole second that leaves the smallest error. ``clock_kind``
+        is what is known of this token's clock (a known phase-keeping clock takes one
+        write); ``before`` is a fresh precise drift measurement, if the caller has one.
         """
         if seed is not None:
             check_seed(seed)
-        info = self.read_info().info
+        first = self.read_first()
+        info = first.info
         _check_serial(info, expect_serial)
         model = self._writable_model(info)
         if model.restricted_sync and seed is None:
             raise RestrictedSync(
                 f"{model.name} token {info.serial} erases its seed when its clock is set"
             )
-        return self._write(model, info, settings, seed, measure_after=measure_after)
+        return self._write(
+            model,
+            first,
+            settings,
+            seed,
+            measure_after=measure_after,
+            clock_kind=clock_kind,
+            before=before,
+        )
 
     def burn(
         self,
@@ -396,30 +498,94 @@ class TokenSession:
         *,
         measure_after: bool = False,
         expect_serial: str | None = None,
+        clock_kind: ClockKind = ClockKind.UNKNOWN,
     ) -> WriteResult:
-        """Program ``seed`` with ``settings`` and the host's time, then verify the clock."""
+        """Program ``seed`` with ``settings`` and the host's time, then verify the clock.
+
+        With ``measure_after`` the clock write is phase-aware, as in :meth:`set_clock`.
+        """
         check_seed(seed)
-        info = self.read_info().info
-        _check_serial(info, expect_serial)
-        model = self._writable_model(info)
-        return self._write(model, info, settings, seed, measure_after=measure_after)
+        first = self.read_first()
+        _check_serial(first.info, expect_serial)
+        model = self._writable_model(first.info)
+        return self._write(
+            model, first, settings, seed, measure_after=measure_after, clock_kind=clock_kind
+        )
 
     def _write(
         self,
+        model: Model,
+        first: TimedInfo,
+        settings: TokenSettings,
+        seed: Secret | None,
+        *,
+        measure_after: bool,
+        clock_kind: ClockKind = ClockKind.UNKNOWN,
+        before: DriftEstimate | None = None,
+    ) -> WriteResult:
+        info = first.info
+        if settings.hmac not in model.algorithms or settings.period not in model.periods:
+            raise RefusedByPolicy(f"{model.name} cannot hold {settings.as_dict()}")
+        # The kind is judged against the drift before the write (and a phase-keeping
+        # clock is set from it), so it has to be known to a fraction of a second.
+        needs_before = before is None or before.method != "rollover"
+        if measure_after and clock_kind is not ClockKind.PHASE_RESETTING and needs_before:
+            before = self.measure_drift(first)
+        self.authenticate(model)
+        key = model.family.key
+        assert key is not None  # authenticate() refused otherwise
+        plan = _WritePlan.for_kind(clock_kind, before)
+        kind = clock_kind
+        writes = 0
+        residual: DriftEstimate | None = None
+        while True:
+            written, predicted = self._clock_write(key, model, info, settings, seed, plan=plan)
+            writes += 1
+            back = self._verify_clock(info)
+            if not measure_after:
+                break
+            residual = self.measure_drift(back)
+            kind = predicted.classify(residual.drift_s, kind)
+            if abs(residual.drift_s) <= kind.bound_s or writes >= MAX_CLOCK_WRITES:
+                break
+            log.info(
+                "token %s: %s clock is %+.3f s off after write %d; writing once more",
+                info.serial,
+                kind.value,
+                residual.drift_s,
+                writes,
+            )
+            plan = _WritePlan.for_kind(kind, residual)
+        return WriteResult(
+            serial=info.serial,
+            model=model,
+            settings=settings,
+            written_time=written,
+            token_time_after=back.info.token_time,
+            host_time_after=back.midpoint,
+            seed_fingerprint=seed.fingerprint if seed is not None else None,
+            residual=residual,
+            apdus=self.stats.apdus,
+            clock_kind=kind,
+            clock_writes=writes,
+        )
+
+    def _clock_write(
+        self,
+        key: bytes,
         model: Model,
         info: PublicInfo,
         settings: TokenSettings,
         seed: Secret | None,
         *,
-        measure_after: bool,
-    ) -> WriteResult:
-        if settings.hmac not in model.algorithms or settings.period not in model.periods:
-            raise RefusedByPolicy(f"{model.name} cannot hold {settings.as_dict()}")
-        self.authenticate(model)
-        key = model.family.key
-        assert key is not None  # authenticate() refused otherwise
+        plan: _WritePlan,
+    ) -> tuple[int, _Prediction]:
+        """One config write as planned (and the seed after it where it has to follow)."""
         try:
-            written = self._timed_config_write(key, settings)
+            if plan.keep_phase_of is None:
+                written = self._timed_config_write(key, settings)
+            else:
+                written = self._phase_keeping_config_write(key, settings, plan.keep_phase_of)
         except CardLost as exc:
             raise CardLost(
                 f"the token left the field during WRITE CONFIG; token {info.serial}'s clock and "
@@ -429,7 +595,7 @@ class TokenSession:
                 "operation"
                 + (" as a burn, with the seed in hand." if model.restricted_sync else "."),
             ) from exc
-        if seed is not None:
+        if seed is not None and (not self._seed_written or model.restricted_sync):
             try:
                 self._exchange("WRITE SEED", commands.write_seed(key, seed), redact=True)
             except CardLost as exc:
@@ -439,6 +605,11 @@ class TokenSession:
                     + (" and its previous seed is erased" if model.restricted_sync else ""),
                     "Place the token again and burn it again.",
                 ) from exc
+            self._seed_written = True
+        return written, plan.prediction
+
+    def _verify_clock(self, info: PublicInfo) -> TimedInfo:
+        """Read the clock back: the same token, within whole-second reach of the host."""
         back = self.read_info()
         if back.info.serial != info.serial:
             raise VerificationFailed(
@@ -450,18 +621,69 @@ class TokenSession:
                 f"token {info.serial} reads {back.info.token_time} after the clock write, "
                 f"{error:+.1f} s from the host"
             )
-        residual = self.measure_drift(back) if measure_after else None
-        return WriteResult(
-            serial=info.serial,
-            model=model,
-            settings=settings,
-            written_time=written,
-            token_time_after=back.info.token_time,
-            host_time_after=back.midpoint,
-            seed_fingerprint=seed.fingerprint if seed is not None else None,
-            residual=residual,
-            apdus=self.stats.apdus,
-        )
+        return back
+
+    def _phase_keeping_config_write(
+        self, key: bytes, settings: TokenSettings, drift_s: float
+    ) -> int:
+        """Write the whole second that leaves a phase-keeping clock closest to the host.
+
+        Such a clock keeps ticking on its old sub-second boundaries, so only whole
+        seconds can be changed: ``drift_s`` becomes ``drift_s - round(drift_s)``, at most
+        half a second. The write is timed to reach the token half-way between two of
+        its ticks, so which second it lands in is never in doubt.
+        """
+        latency = self.stats.one_way_latency_s
+        shift = -math.floor(drift_s + 0.5)
+        earliest = self._clock.time() + latency + 0.005
+        arrival = earliest + (0.5 - (earliest + drift_s)) % 1.0
+        value = round(arrival + drift_s - 0.5) + shift
+        self._clock.sleep(arrival - latency - self._clock.time())
+        self._exchange("WRITE CONFIG", commands.write_config(key, settings, value))
+        return value
+
+
+@dataclass(frozen=True)
+class _Prediction:
+    """The drift a write should leave under each clock kind (None: cannot be predicted)."""
+
+    resetting: tuple[float, ...]
+    keeping: tuple[float, ...] | None
+
+    def classify(self, measured: float, known: ClockKind) -> ClockKind:
+        """The kind whose prediction alone fits ``measured``; ``known`` when none or both do."""
+        reset_err = min(abs(measured - p) for p in self.resetting)
+        if self.keeping is None:
+            # Only "it reset" is predicted: a residual far from it means the phase was kept.
+            return ClockKind.PHASE_KEEPING if reset_err > 3 * KIND_MATCH_S else known
+        keep_err = min(abs(measured - p) for p in self.keeping)
+        reset_fits, keep_fits = reset_err <= KIND_MATCH_S, keep_err <= KIND_MATCH_S
+        if keep_fits and not reset_fits:
+            return ClockKind.PHASE_KEEPING
+        if reset_fits and not keep_fits:
+            return ClockKind.PHASE_RESETTING
+        return known
+
+
+@dataclass(frozen=True)
+class _WritePlan:
+    """How to time the next clock write, and what it should leave behind."""
+
+    keep_phase_of: float | None  # the drift to correct by whole seconds; None: timed write
+    prediction: _Prediction
+
+    @classmethod
+    def for_kind(cls, kind: ClockKind, drift: DriftEstimate | None) -> _WritePlan:
+        """A phase-keeping clock with a known drift gets whole seconds; others a timed write."""
+        d = drift.drift_s if drift is not None and drift.method == "rollover" else None
+        if kind is ClockKind.PHASE_KEEPING and d is not None:
+            corrected = d - math.floor(d + 0.5)
+            # A resetting clock would instead start the written second mid-phase: -0.5 s.
+            return cls(d, _Prediction((corrected - 0.5,), (corrected,)))
+        # Timed to start the host's second: a resetting clock lands on 0; a keeping one
+        # keeps its old phase, frac(d) (or frac(d) - 1 when the arrival straddles a tick).
+        frac = None if d is None else d - math.floor(d)
+        return cls(None, _Prediction((0.0,), None if frac is None else (frac, frac - 1.0)))
 
 
 def _check_serial(info: PublicInfo, expect_serial: str | None) -> None:

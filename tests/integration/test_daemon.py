@@ -13,6 +13,8 @@ import pytest
 
 from tokenstation.daemon.client import DaemonError
 from tokenstation.daemon.simulator.stack import PcscStack
+from tokenstation.daemon.token import commands
+from tokenstation.daemon.token.errors import SECURITY_KEY_WORDS
 
 from conftest import BusWatcher, DaemonProc, SimToken, wait_until
 
@@ -154,9 +156,56 @@ def test_a_card_that_is_not_a_token_is_left_alone_without_a_popup_storm(
     wait_until(lambda: card.state()["apdus"] >= 1, 5.0, "the second look at the card")
     time.sleep(0.3)
     assert bus.count("CardIgnored") == 1  # announced once, not on every placement
-    assert card.state()["apdus"] == 1  # one GET INFO, nothing else sent to it
+    # One GET INFO and the two read-only applet SELECTs, nothing else sent to it.
+    assert card.state()["received"] == [
+        commands.GET_INFO.hex(),
+        commands.select_aid(commands.FIDO_AID).hex(),
+        commands.select_aid(commands.YKOATH_AID).hex(),
+    ]
     assert bus.count("TokenPresented") == 0
     assert daemon.proc.poll() is None
+
+
+def test_a_fido_key_is_named_once_over_dbus_and_never_written(
+    start_daemon: Start, simulator: Callable[..., SimToken], pcsc_stack: PcscStack, cli_bus: Cli
+) -> None:
+    daemon, bus = start_daemon()
+    card = simulator("--foreign-card", "fido")
+    ignored = bus.expect("CardIgnored", reader=pcsc_stack.reader_name(0))
+    assert ignored["kind"] == "security-key"
+    assert ignored["message"].count(SECURITY_KEY_WORDS) == 1
+    wait_until(lambda: len(card.state()["received"]) >= 3, 3.0, "the probe")
+    time.sleep(0.3)
+    sent = [bytes.fromhex(a) for a in card.state()["received"]]
+    assert all(a[:2] == b"\x00\xa4" for a in sent[1:])  # read-only SELECTs only
+    assert not any(a[0] == 0x84 or a[1] in (0x4B, 0xCE, 0xD4, 0xC5) for a in sent)
+    present = bus.run(bus.client.present())
+    assert present[0]["state"] == "not-a-token"
+    assert bus.count("CardIgnored") == 1 and daemon.proc.poll() is None
+    status = cli_bus("status")
+    assert status.stdout.count(SECURITY_KEY_WORDS) == 1
+
+
+@pytest.mark.parametrize("profile", ["token2", "opent2otp"])
+def test_the_daemon_remembers_a_phase_keeping_clock_so_the_next_sync_takes_one_write(
+    start_daemon: Start, simulator: Callable[..., SimToken], profile: str
+) -> None:
+    config = CONFIRMED_DEFAULTS + '\n[clock]\ntrust = "assume-synchronised"\n'
+    _daemon, bus = start_daemon(config=config)
+    sim = simulator(
+        "--serial", C302, "--clock-offset", "12.8", "--clock-phase", "keep",
+        "--firmware-profile", profile,
+    )  # fmt: skip
+    bus.expect("TokenMeasured", serial=C302)
+    first = bus.run(bus.client.sync(C302))
+    assert first["clock_kind"] == "phase-keeping" and first["clock_writes"] == 2
+    assert first["drift_after_bound_s"] == 0.5
+    assert abs(sim.fresh_state()["clock_offset_s"] + 0.2) < 0.1
+    # The registry now knows the kind: no second write is needed.
+    second = bus.run(bus.client.sync(C302))
+    assert second["clock_kind"] == "phase-keeping" and second["clock_writes"] == 1
+    assert abs(sim.fresh_state()["clock_offset_s"]) <= 0.5
+    assert sim.fresh_state()["config_writes"] == 3
 
 
 def test_daemon_survives_pcscd_restart_and_reader_loss(

@@ -129,7 +129,11 @@ def test_refused_files_move_to_failed_with_the_reason(start_daemon: Start, tmp_p
         assert (folder / "failed" / name).is_symlink() or (folder / "failed" / name).exists()
     assert "a symbolic link" in (folder / "failed" / "sneaky.txt.reason.txt").read_text()
     assert outside.read_text() == URI  # the link was moved, its target never touched
-    assert sorted(p.name for p in folder.iterdir()) == ["archive", "failed"]
+    assert sorted(p.name for p in folder.iterdir()) == [".taking", "archive", "failed"]
+    assert not list((folder / ".taking").rglob("*.*"))  # nothing left half-taken
+    for p in (folder / "failed").iterdir():
+        if not p.is_symlink() and p.is_file():
+            assert oct(p.stat().st_mode & 0o777) == "0o600", p.name
     assert daemon.proc.poll() is None
 
 
@@ -214,3 +218,26 @@ def test_token_removed_mid_burn_requeues_the_job_never_marks_it_burned(
     [after] = bus.run(bus.client.jobs())
     assert after["state"] == "queued" and "WRITE SEED" in after["reason"]
     assert bus.count("BurnDone") == 0
+
+
+def test_a_huge_bitmap_is_refused_and_does_not_hold_up_the_code_behind_it(
+    start_daemon: Start, cli_bus: Cli, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "drop"
+    daemon, bus = start_daemon(config=config(folder))
+    wait_until(folder.exists, 5.0)
+    staged = tmp_path / "blank.png"
+    Image.new("1", (9400, 9400), 1).save(staged, optimize=True)  # 22 KB, 88 megapixels
+    os.rename(staged, folder / "blank.png")
+    drop_qr(folder, "alice.png", URI)
+    big = bus.expect("FileTaken", file="blank.png")
+    assert big["verdict"] == "error" and "over the 40 megapixels limit" in big["reason"], big
+    assert "crop it" in (folder / "failed" / "blank.png.reason.txt").read_text()
+    taken = bus.expect("FileTaken", file="alice.png")
+    assert taken["verdict"] == "ok" and len(taken["queued"]) == 1, taken
+    status = json.loads(cli_bus("status", "--json").stdout)
+    assert "zxing-cpp" in status["qr_decoders"] and "worker processes" in status["qr_decoders"]
+    assert "QR:" in cli_bus("status").stdout
+    assert daemon.proc.poll() is None

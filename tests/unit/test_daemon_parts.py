@@ -236,6 +236,19 @@ def test_registry_keeps_tokens_settings_history_and_operations(tmp_path: Path) -
     again.close()
 
 
+def test_registry_remembers_each_tokens_clock_kind_across_restarts(tmp_path: Path) -> None:
+    path = tmp_path / "registry.sqlite3"
+    store = Store(path)
+    assert store.clock_kind("86596320000001") is None
+    store.record_clock_kind("86596320000001", "phase-resetting", 100.0)
+    store.record_clock_kind("86596320000001", "phase-keeping", 200.0)  # learnt again
+    store.close()
+    again = Store(path)
+    assert again.clock_kind("86596320000001") == "phase-keeping"
+    assert again.clock_kind("86596220000001") is None
+    again.close()
+
+
 # -- D-Bus method options ----------------------------------------------------------------
 
 

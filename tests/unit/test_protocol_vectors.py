@@ -8,7 +8,7 @@ import pytest
 
 from tokenstation.daemon.simulator.totp import totp
 from tokenstation.daemon.token import commands, crypto
-from tokenstation.daemon.token.commands import ChallengeForm, PublicInfo
+from tokenstation.daemon.token.commands import ChallengeForm, InfoForm, PublicInfo
 from tokenstation.daemon.token.secret import Secret
 from tokenstation.daemon.token.settings import HmacAlgorithm, TokenSettings, encode_config
 
@@ -49,18 +49,43 @@ def test_get_info_example_is_what_a_token_sends() -> None:
     assert data + b"\x90\x00" == GET_INFO_EXAMPLE
 
 
-def test_get_info_is_parsed_by_tlv_not_offsets() -> None:
-    # Same content, inner tags in the other order: an offset parser would misread it.
-    swapped = h("95 16 11 04 65 53 F1 00 02 0E") + b"86596220000001"
-    assert commands.parse_info(swapped) == PublicInfo("86596220000001", 1700000000)
+UNTAGGED_EXAMPLE = h("00 00 00 0E") + b"86596220000001" + h("00 00 65 53 F1 00")
 
 
-def test_open_t2otp_style_info_is_refused() -> None:
+def test_the_firmware_cores_untagged_info_is_accepted() -> None:
+    # Token2's published core answers 00 00 00 NN serial 00 00 time (section 2.3, 10).
+    info = commands.parse_info(UNTAGGED_EXAMPLE)
+    assert info == PublicInfo("86596220000001", 1700000000, InfoForm.UNTAGGED)
+    assert commands.encode_info(info) == UNTAGGED_EXAMPLE
+
+
+@pytest.mark.parametrize(
+    ("data", "why"),
+    [
+        # Same content, inner tags swapped: neither fixed layout, so refused.
+        (h("95 16 11 04 65 53 F1 00 02 0E") + b"86596220000001", "where 02 belongs"),
+        (GET_INFO_EXAMPLE[:-3], "makes it 24"),  # one clock byte short
+        (GET_INFO_EXAMPLE[:-2] + b"\x00", "makes it 24"),  # one byte too many
+        (h("95 17") + GET_INFO_EXAMPLE[2:-2], "outer length 23"),
+        (GET_INFO_EXAMPLE[:18] + h("00 00 65 53 F1 00"), "expected 11 04"),  # mixed forms
+        (UNTAGGED_EXAMPLE[:18] + h("11 04 65 53 F1 00"), "expected 00 00"),  # mixed forms
+        (h("00 00 01 0E") + UNTAGGED_EXAMPLE[4:], "neither"),
+        (h("6A 82"), "too short"),
+        (h("00 00 00 00 00 00 65 53 F1 00"), "empty"),
+        (h("00 00 00 02 41 0A 00 00 65 53 F1 00"), "printable"),
+    ],
+)
+def test_info_of_neither_exact_layout_is_refused(data: bytes, why: str) -> None:
     from tokenstation.daemon.token.errors import MalformedResponse
 
-    bogus = h("00 00 00 0E") + b"86596220000001" + h("00 00 65 53 F1 00")
-    with pytest.raises(MalformedResponse):
-        commands.parse_info(bogus)
+    with pytest.raises(MalformedResponse, match=why):
+        commands.parse_info(data)
+
+
+def test_a_u32_clock_at_its_limit_encodes_and_wraps() -> None:
+    top = commands.encode_info(PublicInfo("86596220000001", 0xFFFFFFFF))
+    assert top[-4:] == h("FF FF FF FF")
+    assert commands.encode_info(PublicInfo("86596220000001", 1 << 32))[-4:] == h("00 00 00 00")
 
 
 # -- 3.2: challenge-response ---------------------------------------------------------------

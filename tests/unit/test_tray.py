@@ -145,6 +145,13 @@ def test_queue_events_and_burn_offer() -> None:
         },
     )
     assert "it should show 123 456" in done.body and "9b5f5e29" in done.body
+    burned = {"serial": SERIAL, "model": "C302-i", "job": {**job, "id": 8, "state": "burned"}}
+    [plain] = m.apply("BurnDone", burned)  # as on the system bus: no code broadcast
+    assert "should show" not in plain.body
+    reply = {**burned, "expected_code": "654321", "expected_code_valid_until": 1_800_000_060}
+    [coded] = m.burn_result(reply)  # the reply to this tray's own BurnJob carries it
+    assert coded.key == plain.key and "it should show 654 321" in coded.body
+    assert m.burn_result(reply) == [] and m.burn_result({**reply, "job": job}) == []
     [refused] = m.apply(
         "FileTaken",
         {
@@ -157,6 +164,21 @@ def test_queue_events_and_burn_offer() -> None:
         },
     )
     assert refused.summary == "File refused: x.png" and "moved to failed/" in refused.body
+
+
+def test_a_security_key_is_named_in_its_bubble_other_cards_stay_not_a_token() -> None:
+    m = connected(TrayModel())  # non-token cards are not shown by default; a key is named
+    words = (
+        "this card is a FIDO2 security key (it holds passkeys, not a TOTP seed): register it "
+        "with the service in a browser"
+    )
+    [b] = m.apply("CardIgnored", {"reader": READER, "message": words, "kind": "security-key"})
+    assert b.summary == "A security key, not a token" and b.body == words
+    other = {"reader": READER, "message": "not a programmable token; left alone", "kind": "other"}
+    assert m.apply("CardIgnored", other) == []
+    m = connected(TrayModel(choices=NotifyChoices(non_token_cards=True)))
+    [b] = m.apply("CardIgnored", other)
+    assert b.summary == "Not a programmable token"
 
 
 def test_states_and_the_daemon_going_away() -> None:

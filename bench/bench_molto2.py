@@ -1,0 +1,244 @@
+"""Molto2 over the real virtual stack: burn + verify 100 profiles, sync all profiles.
+
+Runs a private pcscd + vpcd and `tokenstation simulate --model molto2` in its own
+process; the host side is the Molto2Session (what `tokenstation burn --profile` and
+`sync` use) over pyscard. Beside it, in the same run and on the same stack, the APDU
+sequence Token2's molto2.py sends (its method, replayed through the same transport:
+one process run, hence one GET INFO and one authentication, per profile burned;
+`--synctimeall` = one time write to each of the 100 profiles, seeded or not).
+
+    .venv/bin/python bench/bench_molto2.py [--reps 5] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchlib import machine, report
+
+from tokenstation.daemon.simulator.stack import PcscStack
+from tokenstation.daemon.simulator.totp import totp
+from tokenstation.daemon.token import commands
+from tokenstation.daemon.token import molto2 as m
+from tokenstation.daemon.token.molto2_session import Molto2Session
+from tokenstation.daemon.token.secret import Secret
+
+PROFILES = 100
+SETTINGS = m.ProfileSettings()
+
+
+def seed(i: int) -> Secret:
+    return Secret(f"tokenstation-test-{i:05d}".encode())
+
+
+def start_sim(stack: PcscStack, state: Path, *args: str) -> subprocess.Popen[bytes]:
+    from tokenstation.daemon import pcsc
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tokenstation.daemon",
+            "simulate",
+            "--model",
+            "molto2",
+            "--port",
+            str(stack.port(0)),
+            "--state-file",
+            str(state),
+            *args,
+        ],
+        env=stack.env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if stack.reader_name(0) in pcsc.readers_with_card()[1] and state.exists():
+            return proc
+        time.sleep(0.05)
+    raise RuntimeError("simulated Molto2 did not appear")
+
+
+def stop_sim(stack: PcscStack, proc: subprocess.Popen[bytes]) -> None:
+    from tokenstation.daemon import pcsc
+
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(5)
+    while stack.reader_name(0) in pcsc.readers_with_card()[1]:
+        time.sleep(0.05)
+
+
+def fresh_state(state: Path) -> dict[str, Any]:
+    t = time.time()
+    while True:
+        data: dict[str, Any] = json.loads(state.read_text())
+        if data["host_time"] > t + 0.01:
+            return data
+        time.sleep(0.05)
+
+
+def verify_codes(state: Path) -> int:
+    """How many of the 100 profiles show the code their seed and clock should give."""
+    st = fresh_state(state)
+    ok = 0
+    for p in st["profiles"]:
+        i = p["profile"]
+        t = st["host_time"] + p["clock_offset_s"]
+        if p["code"] == totp(seed(i).reveal(), t, 30, 1, 6) and p["title"] == f"acct{i:03d}":
+            ok += 1
+    return ok
+
+
+def timed(fn: Any) -> tuple[float, float, Any]:
+    w0, c0 = time.perf_counter(), time.process_time()
+    out = fn()
+    return (time.perf_counter() - w0) * 1000, (time.process_time() - c0) * 1000, out
+
+
+def ours_burn(reader: str) -> tuple[float, float, int]:
+    from tokenstation.daemon import pcsc
+
+    with pcsc.PcscConnection(reader) as conn:
+        s = Molto2Session(conn)
+
+        def run() -> None:
+            for i in range(PROFILES):
+                s.burn(i, seed(i), SETTINGS, f"acct{i:03d}")
+
+        wall, cpu, _ = timed(run)
+        return wall, cpu, s.stats.apdus
+
+
+def peer_burn(reader: str) -> tuple[float, float, int]:
+    """molto2.py's sequence per profile: info, challenge, auth, seed check, seed, title, config."""
+    from tokenstation.daemon import pcsc
+
+    apdus = 0
+    key = m.derive_key(m.DEFAULT_CUSTOMER_KEY)
+
+    def send(conn: pcsc.PcscConnection, apdu: bytes) -> bytes:
+        nonlocal apdus
+        apdus += 1
+        resp = conn.transmit(apdu)
+        if resp[-2:] != b"\x90\x00":
+            raise RuntimeError(f"{apdu[:4].hex()} -> {resp[-2:].hex()}")
+        return resp[:-2]
+
+    def run() -> None:
+        for i in range(PROFILES):
+            with pcsc.PcscConnection(reader) as conn:  # one tool run per profile
+                send(conn, m.GET_INFO)
+                challenge = send(conn, m.GET_CHALLENGE)
+                send(conn, commands.authenticate(key, challenge))
+                send(conn, m.read_profile(i))
+                send(conn, m.write_seed(key, i, seed(i)))
+                send(conn, m.write_title(key, i, f"acct{i:03d}"))
+                send(conn, m.write_config(key, i, SETTINGS, int(time.time())))
+
+    wall, cpu, _ = timed(run)
+    return wall, cpu, apdus
+
+
+def ours_sync(reader: str) -> tuple[float, float, int, list[float], list[float]]:
+    from tokenstation.daemon import pcsc
+
+    with pcsc.PcscConnection(reader) as conn:
+        s = Molto2Session(conn)
+        wall, cpu, results = timed(s.sync)
+        before = [r.drift_before_s for r in results if r.drift_before_s is not None]
+        after = [r.drift_after_s for r in results if r.drift_after_s is not None]
+        return wall, cpu, s.stats.apdus, before, after
+
+
+def peer_sync(reader: str) -> tuple[float, float, int]:
+    """molto2.py --synctimeall: info, challenge, auth, then a time write to each of 0..99."""
+    from tokenstation.daemon import pcsc
+
+    key = m.derive_key(m.DEFAULT_CUSTOMER_KEY)
+    with pcsc.PcscConnection(reader) as conn:
+
+        def run() -> int:
+            conn.transmit(m.GET_INFO)
+            challenge = conn.transmit(m.GET_CHALLENGE)[:-2]
+            conn.transmit(commands.authenticate(key, challenge))
+            for i in range(PROFILES):
+                conn.transmit(m.sync_time(key, i, int(time.time())))
+            return 3 + PROFILES
+
+        wall, cpu, apdus = timed(run)
+        return wall, cpu, apdus
+
+
+def med(values: list[float]) -> float:
+    return round(statistics.median(values), 1)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    rows: dict[str, dict[str, list[float]]] = {}
+
+    def add(name: str, **values: float) -> None:
+        for k, v in values.items():
+            rows.setdefault(name, {}).setdefault(k, []).append(v)
+
+    with PcscStack(readers=1) as stack, tempfile.TemporaryDirectory() as tmp:
+        os.environ["PCSCLITE_CSOCK_NAME"] = str(stack.socket_path)
+        reader = stack.reader_name(0)
+        state = Path(tmp) / "state.json"
+        for _ in range(args.reps):
+            for who, fn in (("tokenstation", ours_burn), ("molto2.py method", peer_burn)):
+                proc = start_sim(stack, state)
+                try:
+                    wall, cpu, apdus = fn(reader)
+                    add(f"burn 100 ({who})", wall_ms=wall, cpu_ms=cpu, apdus=apdus)
+                    add(f"burn 100 ({who})", verified=verify_codes(state))
+                finally:
+                    stop_sim(stack, proc)
+            seeds = [f"{i}:{seed(i).reveal().hex()}:acct{i:03d}" for i in range(PROFILES)]
+            flags = [a for s in seeds for a in ("--profile-seed", s)]
+            proc = start_sim(stack, state, "--clock-offset", "-42.3", *flags)
+            try:
+                wall, cpu, apdus, before, after = ours_sync(reader)
+                add("sync all (tokenstation)", wall_ms=wall, cpu_ms=cpu, apdus=apdus)
+                add("sync all (tokenstation)", drift_before_s=med(before))
+                add("sync all (tokenstation)", max_abs_drift_after_s=max(map(abs, after)))
+                st = fresh_state(state)
+                add(
+                    "sync all (tokenstation)",
+                    profiles_in_time=sum(
+                        abs(p["clock_offset_s"]) < 1.0 and p["seed_present"] for p in st["profiles"]
+                    ),
+                )
+            finally:
+                stop_sim(stack, proc)
+            proc = start_sim(stack, state, "--clock-offset", "-42.3", *flags)
+            try:
+                wall, cpu, apdus = peer_sync(reader)
+                add("sync all (molto2.py method)", wall_ms=wall, cpu_ms=cpu, apdus=apdus)
+            finally:
+                stop_sim(stack, proc)
+    result = {
+        **machine(),
+        "reps": args.reps,
+        "medians": {name: {k: med(v) for k, v in vals.items()} for name, vals in rows.items()},
+    }
+    report(result, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

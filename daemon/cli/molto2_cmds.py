@@ -1,0 +1,434 @@
+"""Token2 Molto2 on the command line: `profiles`, `delete`, `burn --profile`, `sync`, `molto2`.
+
+The device is talked to directly (the daemon does not drive Molto2 yet). It is
+recognised by its reader's name, or behind vpcd by one public-data read; commands
+for a Molto2 refuse any other device, and the single-profile commands hand over here
+only when asked for a profile or when the device is a Molto2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..token import molto2 as m
+from ..token.errors import InvalidInput, ReaderUnavailable
+from ..token.molto2_session import Molto2Session, is_virtual_reader, recognise
+from ..token.secret import Secret
+from ..token.session import describe_drift, single_read_estimate
+from ..token.settings import HmacAlgorithm, TokenSettings
+from .common import EXIT_NO_READER, EXIT_USAGE, CliError, confirm, emit_json, utc
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register profiles, delete and molto2."""
+    p = sub.add_parser(
+        "profiles",
+        help="list the profiles of a Token2 Molto2 (title, seed, settings, account burned)",
+    )
+    _common(p)
+    p.add_argument("--all", action="store_true", help="list empty profiles too")
+    p.set_defaults(func=cmd_profiles)
+
+    p = sub.add_parser("delete", help="delete the seed of one Molto2 profile (keeps its title)")
+    _common(p)
+    p.add_argument("--profile", type=int, required=True, metavar="N", help="profile 0..99")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(func=cmd_delete)
+
+    p = sub.add_parser(
+        "molto2",
+        help="Molto2 device administration: change-key, factory-reset (confirmed on the device)",
+    )
+    _common(p)
+    p.add_argument("action", choices=["change-key", "factory-reset"])
+    p.add_argument("--new-key", metavar="KEY", help="change-key: the new customer key")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation here")
+    p.set_defaults(func=cmd_admin)
+
+
+def add_burn_args(p: argparse.ArgumentParser) -> None:
+    """The Molto2 flags of `burn`."""
+    p.add_argument(
+        "--profile",
+        metavar="N|next",
+        help="Molto2: burn into profile N (0..99) or the next free one",
+    )
+    p.add_argument(
+        "--title",
+        help="Molto2: the profile's title, at most 12 bytes (default: issuer:account, cut)",
+    )
+    p.add_argument(
+        "--digits", type=int, choices=list(m.DIGITS), help="Molto2: digits shown (default 6)"
+    )
+    p.add_argument("--config", type=Path, metavar="FILE", help=argparse.SUPPRESS)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--reader", metavar="NAME", help="reader name (default: the one with a device)")
+    p.add_argument("--json", action="store_true", help="print JSON on stdout")
+    p.add_argument("--config", type=Path, metavar="FILE", help="configuration file")
+
+
+def customer_key(config_path: Path | None) -> bytes:
+    """The configured customer key ([molto2] customer_key; default Token2's factory key)."""
+    from .. import config
+
+    try:
+        return config.load(config_path, required=config_path is not None).molto2_customer_key
+    except config.ConfigError as exc:
+        raise CliError(str(exc), EXIT_USAGE, "Fix the configuration file.") from None
+
+
+@contextmanager
+def molto2_session(
+    reader: str | None, config_path: Path | None = None
+) -> Iterator[tuple[str, Molto2Session]]:
+    """Connect to the chosen reader; refuse anything that is not a Molto2."""
+    from .. import pcsc
+
+    name = pcsc.choose_reader(reader)
+    key = customer_key(config_path)
+    with pcsc.PcscConnection(name) as conn:
+        if not recognise(name, conn):
+            raise CliError(
+                f"the device on {name} is not a Token2 Molto2",
+                EXIT_NO_READER,
+                "Profiles exist only on multi-profile tokens; nothing was written.",
+            )
+        yield name, Molto2Session(conn, key)
+
+
+def refuse_single_profile(reader: str) -> None:
+    """Single-profile commands are not sent to a Molto2 (known by its reader's name)."""
+    if m.is_molto2_reader(reader):
+        raise CliError(
+            f"the device on {reader} is a Token2 Molto2, which holds up to 100 profiles",
+            EXIT_USAGE,
+            "Use `tokenstation profiles`, `burn --profile N|next` or `sync`; nothing was sent.",
+        )
+
+
+# -- profiles --------------------------------------------------------------------------------
+
+
+def cmd_profiles(args: argparse.Namespace) -> int:
+    """List every profile: index, title, seed, algorithm, digits, period, account burned."""
+    from ..molto2_ledger import Ledger
+
+    with molto2_session(args.reader, args.config) as (reader, session):
+        timed = session.read_info()
+        profiles = session.read_profiles()
+    serial = timed.info.serial
+    burned = Ledger().accounts(serial)
+    drift = single_read_estimate(timed).drift_s
+    rows = []
+    for p in profiles:
+        row = p.as_dict()
+        row["account"] = burned.get(p.index, {}).get("account") if p.seed_present else None
+        rows.append(row)
+    free = [p.index for p in profiles if not p.seed_present]
+    if args.json:
+        emit_json(
+            {
+                "ok": True,
+                "reader": reader,
+                "serial": serial,
+                "model": "Molto2v2" if len(profiles) == m.PROFILES else "Molto2",
+                "token_time": timed.info.token_time,
+                "drift_s": round(drift, 1),
+                "free": len(free),
+                "next_free": free[0] if free else None,
+                "profiles": rows,
+            }
+        )
+        return 0
+    print(f"Molto2 {serial} on {reader}: {len(profiles)} profiles, {len(free)} free")
+    print(f"Device clock: {utc(timed.info.token_time)} ({describe_drift(drift)}, whole seconds)")
+    print(f"{'#':>3}  {'title':<12}  seed  algo    digits  period  burned here")
+    for p, row in zip(profiles, rows, strict=True):
+        if not args.all and not p.seed_present and not p.title:
+            continue
+        print(
+            f"{p.index:>3}  {p.title:<12}  {'yes' if p.seed_present else 'no ':<4}  "
+            f"{row['hmac']!s:<6}  {p.digits:>6}  {p.period:>4} s  {row['account'] or ''}"
+        )
+    print(f"Next free profile: {free[0]}" if free else "No free profile.")
+    return 0
+
+
+# -- delete ----------------------------------------------------------------------------------
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    """Delete one profile's seed after confirmation."""
+    from ..molto2_ledger import Ledger
+
+    m.check_profile(args.profile)
+    with molto2_session(args.reader, args.config) as (reader, session):
+        serial = session.read_info().info.serial
+        before = session.read_profile(args.profile)
+        if before.seed_present:
+            confirm(
+                f"Delete the seed of profile {args.profile}"
+                f"{' (' + before.title + ')' if before.title else ''} of Molto2 {serial}? "
+                "Its codes will be gone for good",
+                args.yes,
+            )
+        deleted = session.delete(args.profile) if before.seed_present else False
+    if deleted:
+        Ledger().forget(serial, args.profile)
+    if args.json:
+        emit_json(
+            {
+                "ok": True,
+                "reader": reader,
+                "serial": serial,
+                "profile": args.profile,
+                "deleted": deleted,
+                "title": before.title,
+            }
+        )
+        return 0
+    if deleted:
+        print(f"Deleted the seed of profile {args.profile} of Molto2 {serial} (title kept).")
+    else:
+        print(f"Profile {args.profile} of Molto2 {serial} holds no seed; nothing to delete.")
+    return 0
+
+
+# -- burn ------------------------------------------------------------------------------------
+
+
+def _account(args: argparse.Namespace) -> tuple[Secret, str, m.ProfileSettings]:
+    """Seed, account label and settings from --uri or --secret and the flags."""
+    from ..otpauth import parse_otpauth, parse_secret
+
+    display = args.display_timeout or 30
+    if args.uri:
+        account = parse_otpauth(args.uri)
+        refusals = []
+        if account.type != "totp":
+            refusals.append("type: HOTP codes cannot be burned; a Molto2 is TOTP only")
+        if account.algorithm not in ("SHA1", "SHA256"):
+            refusals.append(f"algorithm: {account.algorithm} is not supported (SHA1, SHA256)")
+        if account.digits not in m.DIGITS:
+            refusals.append(f"digits: {account.digits} cannot be shown (4, 6, 8 or 10)")
+        if account.period not in (30, 60):
+            refusals.append(f"period: {account.period} s is not supported (30 or 60 s)")
+        if refusals:
+            raise InvalidInput(f"{account.label()} cannot be burned: " + "; ".join(refusals))
+        for w in account.warnings:
+            print(f"tokenstation: warning: {w}", file=sys.stderr)
+        settings = m.ProfileSettings(
+            HmacAlgorithm.parse(account.algorithm), account.period, account.digits, display
+        )
+        _check_agree(args, settings)
+        return account.secret, account.label(), settings
+    secret, _kind = parse_secret(args.secret)
+    settings = m.ProfileSettings(
+        HmacAlgorithm.parse(args.algorithm or "sha1"),
+        args.period or 30,
+        args.digits or 6,
+        display,
+    )
+    return secret, "", settings
+
+
+def _check_agree(args: argparse.Namespace, settings: m.ProfileSettings) -> None:
+    given = {
+        "--algorithm": (args.algorithm and HmacAlgorithm.parse(args.algorithm), settings.hmac),
+        "--period": (args.period, settings.period),
+        "--digits": (args.digits, settings.digits),
+    }
+    for flag, (value, from_uri) in given.items():
+        if value and value != from_uri:
+            raise InvalidInput(f"{flag} contradicts the URI's value")
+
+
+def _profile_arg(text: str) -> int | None:
+    if text == "next":
+        return None
+    try:
+        return m.check_profile(int(text))
+    except ValueError:
+        raise InvalidInput(f"--profile {text!r}: give a number 0..99 or 'next'") from None
+
+
+def burn_hook(args: argparse.Namespace) -> int | None:
+    """`burn` with --profile is a Molto2 burn (the exit code); None lets the usual burn run."""
+    if args.profile is not None:
+        return cmd_burn(args)
+    if args.title is not None or args.digits is not None:
+        raise CliError(
+            "--title and --digits are for Molto2 profiles",
+            EXIT_USAGE,
+            "Add --profile N (or --profile next) for a Molto2; nothing was written.",
+        )
+    return None
+
+
+def cmd_burn(args: argparse.Namespace) -> int:
+    """Burn a seed into one profile (never over a seed), verify, and say what it shows."""
+    from ..molto2_ledger import Ledger
+    from ..otpcode import expected_code
+
+    seed, label, settings = _account(args)
+    wanted = _profile_arg(args.profile)
+    with molto2_session(args.reader, args.config) as (reader, session):
+        serial = session.read_info().info.serial
+        profile = wanted if wanted is not None else session.next_free()
+        title = args.title if args.title is not None else m.fit_title(label)
+        title = title or f"Profile {profile}"
+        m.title_bytes(title)
+        confirm(
+            f"Burn {label + ' ' if label else ''}(secret {seed.fingerprint}) into profile "
+            f"{profile} of Molto2 {serial} as {title!r}?",
+            args.yes,
+        )
+        result = session.burn(profile, seed, settings, title, expect_serial=serial)
+    Ledger().record(serial, profile, label or title, seed.fingerprint)
+    code, until = expected_code(
+        seed, TokenSettings(settings.hmac, settings.period), result.host_time, settings.digits
+    )
+    if args.json:
+        emit_json(
+            {
+                "ok": True,
+                "reader": reader,
+                **result.as_dict(),
+                "account": label,
+                "expected_code": code,
+                "expected_code_valid_until": until,
+            }
+        )
+        return 0
+    print(
+        f"Burned secret {seed.fingerprint}{' (' + label + ')' if label else ''} into profile "
+        f"{profile} of Molto2 {serial} on {reader}, titled {title!r}."
+    )
+    print(
+        f"Settings: {settings.hmac.name}, {settings.period} s step, {settings.digits} digits; "
+        f"clock set to {utc(result.written_time)}."
+    )
+    print(f"Profile {profile} should show {code} until {utc(until)}.")
+    return 0
+
+
+# -- sync ------------------------------------------------------------------------------------
+
+
+def sync_hook(args: argparse.Namespace) -> int | None:
+    """`sync` on a Molto2: handled here (the exit code); None lets the usual sync run.
+
+    A Molto2 is known by its reader name; behind vpcd it is asked once, and only when
+    no single-profile settings were given (they make no sense for a Molto2).
+    """
+    from .. import pcsc
+
+    try:
+        reader = pcsc.choose_reader(args.reader)
+    except ReaderUnavailable:
+        return None
+    settings_given = any((args.algorithm, args.period, args.display_timeout))
+    if not (m.is_molto2_reader(reader) or (is_virtual_reader(reader) and not settings_given)):
+        return None
+    key = customer_key(getattr(args, "config", None))
+    with pcsc.PcscConnection(reader) as conn:
+        if not recognise(reader, conn):
+            return None
+        session = Molto2Session(conn, key)
+        serial = session.read_info().info.serial
+        profiles = session.read_profiles()
+        seeded = [p for p in profiles if p.seed_present]
+        if args.serial and serial != args.serial:
+            raise CliError(
+                f"the Molto2 on {reader} is {serial}, not {args.serial}",
+                EXIT_NO_READER,
+                "Plug in the intended device; nothing was written.",
+            )
+        if seeded:
+            from .token_cmds import _untrusted_clock_reason
+
+            untrusted = _untrusted_clock_reason()
+            question = (
+                f"Set the clock of the {len(seeded)} profiles holding a seed on Molto2 {serial} "
+                "(time only; their settings stay)?"
+            )
+            if untrusted:
+                question = f"The host clock is not trusted ({untrusted}). {question}"
+            confirm(question, args.yes)
+        results = session.sync(profiles)
+    if args.json:
+        emit_json(
+            {
+                "ok": True,
+                "reader": reader,
+                "serial": serial,
+                "model": "Molto2v2" if len(profiles) == m.PROFILES else "Molto2",
+                "profiles": [r.as_dict() for r in results],
+                "drift_resolution_s": 1,
+            }
+        )
+        return 0
+    if not results:
+        print(f"No profile of Molto2 {serial} holds a seed; no clock was set.")
+        return 0
+    print(f"Set the clock of {len(results)} profiles of Molto2 {serial} on {reader}:")
+    for r in results:
+        before, after = _whole(r.drift_before_s), _whole(r.drift_after_s)
+        print(f"  profile {r.profile:>2} {r.title:<12}  was {before}; now {after}")
+    print("(Profile clocks are read in whole seconds: each figure is within about 1 s.)")
+    return 0
+
+
+def _whole(drift: float | None) -> str:
+    """A whole-second profile drift in words."""
+    if drift is None:
+        return "unknown"
+    shown = round(drift)
+    if abs(drift) < 1.0:
+        return "in time"
+    return f"{abs(shown)} s {'fast' if shown > 0 else 'slow'}"
+
+
+# -- administration --------------------------------------------------------------------------
+
+
+def cmd_admin(args: argparse.Namespace) -> int:
+    """Key change or factory reset: confirmed here, then on the device's ▲ button."""
+    if args.action == "change-key":
+        if not args.new_key:
+            raise CliError("change-key needs --new-key", EXIT_USAGE, "Nothing was sent.")
+        new_key = m.parse_customer_key(args.new_key)
+        question = (
+            "Change the Molto2's customer key? Every later session needs the new key in "
+            "[molto2] customer_key; a lost key means a factory reset"
+        )
+    else:
+        new_key = b""
+        question = "Factory-reset the Molto2? Every profile, seed and title is erased"
+    with molto2_session(args.reader, args.config) as (reader, session):
+        serial = session.read_info().info.serial
+        confirm(f"{question} (device {serial})", args.yes)
+        waiting = session.change_key(new_key) if new_key else session.factory_reset()
+    what = "key change" if new_key else "factory reset"
+    if args.json:
+        emit_json(
+            {
+                "ok": True,
+                "reader": reader,
+                "serial": serial,
+                "action": args.action,
+                "awaiting_button": waiting,
+            }
+        )
+        return 0
+    if waiting:
+        print(f"Molto2 {serial} accepted the {what}: press ▲ on the device to confirm it.")
+    else:
+        print(f"Molto2 {serial} accepted the {what}.")
+    return 0
