@@ -45,7 +45,7 @@ FALLBACK_MAX_SIDE = 1600
 def describe() -> str:
     """ "zbar 0.23" (the library pyzbar loaded)."""
     if not AVAILABLE:
-        return "no zbar (pyzbar is not installed)"
+        return "zbar: pyzbar is not installed"
     major, minor, patch = c_uint(0), c_uint(0), c_uint(0)
     try:
         # Called directly: zbar >= 0.23 writes a third number (the patch level), which
