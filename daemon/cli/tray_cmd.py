@@ -27,6 +27,9 @@ def cmd_tray(args: argparse.Namespace) -> int:
     """Run the tray until SIGTERM or Quit."""
     import asyncio
 
+    from tokenstation.tray.icon import prepare_gtk_environment
+
+    prepare_gtk_environment()  # in this process, before anything can import GTK
     from tokenstation.tray.app import TrayApp
 
     cfg = load_config(args.config)
