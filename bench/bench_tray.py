@@ -1,19 +1,24 @@
 """The tray process: drift signal to notification latency, idle CPU and memory.
 
 Runs what the desktop end-to-end test runs (Xvfb, dunst, trayer, a private dbus-daemon,
-pcscd + vpcd, the daemon, `tokenstation tray` with the gtk backend, a simulated token
-37.4 s fast) and, in this process, one D-Bus connection that both receives the
-daemon's TokenMeasured signal and monitors Notify calls to dunst. Per placement
+pcscd + vpcd, the daemon, a simulated token 37.4 s fast), the tray started as its
+autostart entry starts it (that entry's Exec line with this venv's tokenstation, as
+`install-user-service` writes it; no GDK_GL, NO_AT_BRIDGE or PYSTRAY_BACKEND in its
+environment: the tray chooses and sets them itself), and, in this process, one D-Bus
+connection that both receives the daemon's TokenMeasured signal and monitors Notify
+calls to dunst. Per placement
 (SIGUSR2 takes the token off and puts it back): time from the signal to the Notify
 call for it. Then the tray idles ``--idle`` seconds: CPU from /proc, RSS.
 
-    .venv/bin/python bench/bench_tray.py [--reps 20] [--idle 60] [--json FILE]
+    .venv/bin/python bench/bench_tray.py [--reps 20] [--idle 60] [--json FILE] [--exe PATH]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import re
 import signal
 import subprocess
 import sys
@@ -28,6 +33,7 @@ from tokenstation.daemon import dbusio
 from tokenstation.daemon.client import StationClient
 from tokenstation.daemon.simulator.privatebus import PrivateBus, isolated_env
 from tokenstation.daemon.simulator.stack import PcscStack
+from tokenstation.daemon.units import desktop_exec, tray_autostart
 
 DUNSTRC = (
     "[global]\n    markup = no\n[urgency_normal]\n    timeout = 0\n[urgency_low]\n    timeout = 0\n"
@@ -90,39 +96,65 @@ async def measure(address: str, sim: subprocess.Popen[bytes], reps: int) -> list
     return latencies
 
 
+def autostart_command(exe: str) -> list[str]:
+    """The tray's autostart command, with ``exe`` for /usr/bin/tokenstation."""
+    return desktop_exec(tray_autostart(exe))
+
+
+def tray_backend(log: Path) -> str:
+    """The icon backend the tray chose, from its log."""
+    found = re.search(r"tray icon backend (\S+)", log.read_text())
+    return found.group(1) if found else "none"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--idle", type=float, default=60.0)
     ap.add_argument("--json", type=Path)
+    ap.add_argument(
+        "--exe",
+        default=str(Path(sys.executable).parent / "tokenstation"),
+        help="the tokenstation the autostart entry runs (default: this venv's)",
+    )
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ts-bench-tray-"))
     (work / "dunstrc").write_text(DUNSTRC)
     bus = PrivateBus().start()
     stack = PcscStack(readers=2).start()
-    env = {
-        **isolated_env(stack.env(), bus.address, work),
-        "DISPLAY": ":97",
-        "NO_AT_BRIDGE": "1",
-        "PYSTRAY_BACKEND": "gtk",
-    }
+    env = isolated_env(stack.env(), bus.address, work)
+    for name in ("GDK_GL", "NO_AT_BRIDGE", "PYSTRAY_BACKEND"):
+        env.pop(name, None)
     procs: list[subprocess.Popen[bytes]] = []
 
-    def start(*cmd: str) -> subprocess.Popen[bytes]:
-        log = (work / f"{Path(cmd[0]).name}-{len(procs)}.log").open("w")
+    def start(*cmd: str, log_name: str = "") -> subprocess.Popen[bytes]:
+        log = (work / f"{log_name or Path(cmd[0]).name}-{len(procs)}.log").open("w")
         p = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
         procs.append(p)
         return p
 
     try:
-        start("Xvfb", ":97", "-screen", "0", "1024x640x24", "-nolisten", "tcp")
-        time.sleep(1.0)
+        # A display number nobody uses (Xvfb picks it and writes it to the pipe).
+        read_end, write_end = os.pipe()
+        xvfb = ["Xvfb", "-displayfd", str(write_end), "-screen", "0", "1024x640x24"]
+        procs.append(
+            subprocess.Popen(
+                [*xvfb, "-nolisten", "tcp"],
+                pass_fds=(write_end,),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        os.close(write_end)
+        with os.fdopen(read_end) as pipe:
+            env["DISPLAY"] = ":" + pipe.readline().strip()
         start("dunst", "-config", str(work / "dunstrc"))
         start("trayer", "--edge", "bottom", "--align", "right", "--SetDockType", "true")
         time.sleep(0.5)
         py = sys.executable
         start(py, "-m", "tokenstation.daemon", "daemon", "--log-level", "warning")
-        tray = start(py, "-m", "tokenstation.daemon", "tray", "--log-level", "warning")
+        tray_log = work / f"tray-{len(procs)}.log"
+        tray = start(*autostart_command(args.exe), log_name="tray")
         time.sleep(2.0)
         sim = start(
             py,
@@ -159,7 +191,8 @@ def main() -> int:
         "idle_cpu_s": round(c1 - c0, 3),
         "rss_mb": round(rss, 1),
         "peak_rss_mb": round(hwm, 1),
-        "backend": "gtk",
+        "backend": tray_backend(tray_log),
+        "started_as": " ".join(autostart_command(args.exe)),
         "dbus_library": dbusio.LIBRARY,
     }
     report(result, args.json)

@@ -1,8 +1,5 @@
 """tokenstation's headless side: token protocol, PC/SC, simulator, service and CLI."""
 
-from importlib import metadata
-
-try:
-    __version__ = metadata.version("tokenstation")
-except metadata.PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0+unknown"
+#: The one place the version is written; pyproject.toml reads it from here (no
+#: importlib.metadata at start-up, which costs more than the rest of `--help`).
+__version__ = "0.1.0"

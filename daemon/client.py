@@ -11,7 +11,7 @@ import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-from . import dbusio
+from . import busaddress, dbusio
 from .busnames import BUS_NAME, ERROR_PREFIX, ERRORS, INTERFACE, OBJECT_PATH
 from .events import DecodeError, ErrorKind, Event, from_signal
 
@@ -27,7 +27,16 @@ _KIND_BY_SUFFIX = {suffix: kind for kind, suffix in ERRORS.items()}
 
 
 class DaemonNotRunning(Exception):
-    """Nobody owns the bus name."""
+    """No daemon to talk to: nobody owns its name on the bus (``next_step`` says what to do)."""
+
+    def __init__(self, message: str, next_step: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.next_step = next_step
+
+
+class BusUnreachable(DaemonNotRunning):
+    """The bus itself cannot be reached (no session bus in this shell, no socket, ...)."""
 
 
 class DaemonError(Exception):
@@ -39,11 +48,23 @@ class DaemonError(Exception):
         self.text = text
 
 
+def _denied(bus: str, member: str) -> str:
+    """The bus policy refused a call: what it means and what to do (message. next step)."""
+    if bus == "system":
+        return (
+            f"the system bus refused this user's call to {member}: on a station only members "
+            "of the tokenstation group may change anything. Ask an administrator to run "
+            "`sudo adduser $USER tokenstation`, then log in again"
+        )
+    return f"the {bus} bus refused this user's call to {member} (its policy denies it)"
+
+
 class StationClient:
     """Method calls and signal subscription on org.tokenstation.TokenStation1."""
 
     def __init__(self, bus: Any) -> None:
         self.bus = bus
+        self.bus_kind = "session"
         self._handlers: list[SignalHandler] = []
         self._matching = False
 
@@ -52,14 +73,19 @@ class StationClient:
         cls, bus: str = "session", address: str | None = None, *, require: bool = True
     ) -> StationClient:
         """Connect; with ``require``, raise DaemonNotRunning when no daemon owns the name."""
+        if address is None and busaddress.missing(bus):
+            raise BusUnreachable(busaddress.unreachable(bus), busaddress.reach_advice(bus))
         try:
             conn = await dbusio.connect(bus, address, unix_fds={})
         except Exception as exc:
-            raise DaemonNotRunning(f"cannot reach the {bus} bus ({exc})") from None
+            raise BusUnreachable(
+                busaddress.unreachable(bus, address, exc), busaddress.reach_advice(bus)
+            ) from None
         client = cls(conn)
+        client.bus_kind = bus
         if require and not await dbusio.name_has_owner(conn, BUS_NAME):
             await client.close()
-            raise DaemonNotRunning(f"the tokenstation daemon is not running on the {bus} bus")
+            raise DaemonNotRunning(busaddress.not_running(bus), busaddress.start_advice(bus))
         return client
 
     async def close(self) -> None:
@@ -91,8 +117,12 @@ class StationClient:
         except dbusio.DBusError as exc:
             name = str(getattr(exc, "type", ""))
             kind = _KIND_BY_SUFFIX.get(name.removeprefix(ERROR_PREFIX), ErrorKind.FAILED)
+            if name.endswith("AccessDenied"):
+                raise DaemonError(ErrorKind.DENIED, _denied(self.bus_kind, member)) from None
             if name.endswith(("ServiceUnknown", "NameHasNoOwner")):
-                raise DaemonNotRunning("the tokenstation daemon is not running") from None
+                raise DaemonNotRunning(
+                    busaddress.not_running(self.bus_kind), busaddress.start_advice(self.bus_kind)
+                ) from None
             raise DaemonError(kind, str(getattr(exc, "text", exc))) from None
         return dbusio.unpack(reply[0]) if reply else None
 

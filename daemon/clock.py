@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 
-from . import dbusio
+from . import busaddress, dbusio
 from .policy import ClockTrust
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,10 @@ class HostClockTrust:
         try:
             if self._bus is None:
                 self._bus = await dbusio.connect("system")
+        except Exception as exc:  # no system bus, access denied, ...
+            await self.close()
+            return _unavailable(busaddress.unreachable("system", exc=exc))
+        try:
             (value,) = await dbusio.call(
                 self._bus,
                 TIMEDATE_NAME,
@@ -64,14 +68,9 @@ class HostClockTrust:
                 "ss",
                 [TIMEDATE_NAME, "NTPSynchronized"],
             )
-        except Exception as exc:  # no system bus, no timedated, access denied, ...
+        except Exception as exc:  # no timedated, access denied, ...
             await self.close()
-            return ClockTrust(
-                False,
-                "unavailable",
-                f"systemd-timedated could not be asked whether the clock is synchronised "
-                f"({_short(exc)})",
-            )
+            return _unavailable(_timedated_problem(exc))
         if dbusio.unpack(value) is True:
             return ClockTrust(
                 True, "timedated", "synchronised (systemd-timedated: NTPSynchronized)"
@@ -90,6 +89,22 @@ class HostClockTrust:
             await dbusio.disconnect(bus)
 
 
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:160]
+def _unavailable(problem: str) -> ClockTrust:
+    return ClockTrust(
+        False,
+        "unavailable",
+        f"{problem}, so whether the host clock is synchronised is unknown (install and start "
+        'systemd-timedated, or set [clock] trust = "assume-synchronised" if you vouch for it)',
+    )
+
+
+def _timedated_problem(exc: BaseException) -> str:
+    """Why systemd-timedated did not answer, naming what is missing."""
+    name = str(getattr(exc, "type", ""))
+    if name.endswith(("ServiceUnknown", "NameHasNoOwner")):
+        return f"systemd-timedated ({TIMEDATE_NAME}) is not available on the system bus"
+    if name.endswith("AccessDenied"):
+        return "the system bus refused the question to systemd-timedated (access denied)"
+    text = str(getattr(exc, "text", "") or exc).strip()
+    detail = text.splitlines()[0][:160] if text else type(exc).__name__
+    return f"systemd-timedated did not answer ({detail})"

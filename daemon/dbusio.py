@@ -1,4 +1,5 @@
-"""The only module that imports the D-Bus library: dbus-next, or dbus-fast when installed.
+"""The only module that imports the D-Bus library: dbus-next, or dbus-fast when installed
+(and not one that miscounts UTF-8 strings, as Debian 12's 1.84 does).
 
 dbus-fast is the maintained fork of dbus-next with the same API, so the choice is one
 import here; ``TOKENSTATION_DBUS=dbus-next`` (or ``dbus-fast``) forces one. Also here: the
@@ -22,8 +23,22 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
+def _miscounts_utf8(lib: Any) -> bool:
+    """Whether this dbus-fast sends a string's length in characters, not UTF-8 bytes
+    (fixed in 2.11.1); the bus daemon disconnects a client that does."""
+    try:
+        probe = lib.Message(
+            destination="a.b", path="/a", interface="a.b", member="M", signature="s", body=["±"]
+        )
+        data = bytes(probe._marshall(False))
+    except Exception:  # a private API that may change: then it cannot tell
+        return False
+    return data.endswith(b"\x01\x00\x00\x00\xc2\xb1\x00")
+
+
 def _load() -> tuple[str, Any, Any, Any]:
-    """dbus-fast if present, else dbus-next; TOKENSTATION_DBUS=dbus-next|dbus-fast forces one."""
+    """dbus-fast if present and sound, else dbus-next; TOKENSTATION_DBUS=dbus-next|dbus-fast
+    forces one."""
     forced = os.environ.get("TOKENSTATION_DBUS", "")
     order = {"dbus-next": ["dbus_next"], "dbus-fast": ["dbus_fast"]}.get(
         forced, ["dbus_fast", "dbus_next"]
@@ -38,6 +53,8 @@ def _load() -> tuple[str, Any, Any, Any]:
                 aio = importlib.import_module(name + ".aio")
         except ImportError:
             continue
+        if name == "dbus_fast" and not forced and _miscounts_utf8(lib):
+            continue  # Debian 12's 1.84: the bus would drop us at the first non-ASCII text
         return name.replace("_", "-"), lib, service, aio
     raise ImportError(f"tokenstation needs {' or '.join(n.replace('_', '-') for n in order)}")
 
@@ -52,9 +69,23 @@ NameFlag: Any = _lib.NameFlag
 RequestNameReply: Any = _lib.RequestNameReply
 PropertyAccess: Any = _lib.PropertyAccess
 ServiceInterface: Any = _service.ServiceInterface
-method: Any = _service.method
-signal: Any = _service.signal
-dbus_property: Any = _service.dbus_property
+
+
+def _quiet(factory: Any) -> Any:
+    """``factory`` (dbus-next's method/signal/dbus_property) without the Python 3.13
+    DeprecationWarning each call of it raises (typing.no_type_check_decorator)."""
+
+    def quiet_factory(*args: Any, **kwargs: Any) -> Any:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", ".*no_type_check_decorator", DeprecationWarning)
+            return factory(*args, **kwargs)
+
+    return quiet_factory
+
+
+method: Any = _quiet(_service.method)
+signal: Any = _quiet(_service.signal)
+dbus_property: Any = _quiet(_service.dbus_property)
 MessageBus: Any = _aio.MessageBus
 
 DBUS_NAME = "org.freedesktop.DBus"

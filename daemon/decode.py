@@ -35,6 +35,9 @@ Stage = tuple[str, Read]
 
 def decoders() -> str:
     """Which decoders are in use, for `tokenstation status`."""
+    if not qr.AVAILABLE:
+        alone = f"{zxing.describe()} alone" if zxing.AVAILABLE else "no QR decoder"
+        return f"{alone} ({qr.describe()})"
     zbar = f"{qr.describe()} with preprocessing passes"
     if zxing.AVAILABLE:
         return f"{zxing.describe()}, then {zbar}"

@@ -65,6 +65,7 @@ class ErrorKind(StrEnum):
     BUSY = "busy"
     FAILED = "failed"
     INVALID = "invalid"
+    DENIED = "denied"  # the bus policy refused the caller (client side only)
 
 
 class CardKind(StrEnum):

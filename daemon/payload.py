@@ -224,12 +224,7 @@ def judge(
     refusals: list[str] = []
     for i, account in enumerate(accounts):
         v.warnings.extend(account.warnings)
-        if 0 < len(account.secret) * 8 < RECOMMENDED_MIN_BITS:
-            v.warnings.append(
-                f"{account.label() or 'the account'}: the secret is {len(account.secret) * 8} "
-                f"bits, under the {RECOMMENDED_MIN_BITS} bits NIST SP 800-63B asks for; the "
-                "token takes it, but ask the service for a longer one if you can"
-            )
+        v.warnings.extend(weak_secret_warning(account))
         why = burnable_refusals(account)
         where = origin if len(accounts) == 1 else f"account {i + 1} of {len(accounts)}"
         if why:
@@ -243,10 +238,22 @@ def judge(
         v.warnings.append(clip("skipped, cannot be burned: " + " | ".join(refusals), MAX_REASON))
     if kind == Kind.MIGRATION and v.candidates:
         v.warnings.append(
-            f"a Google Authenticator export: {len(v.candidates)} account(s) queued as separate "
-            "jobs; check that each goes onto the token meant for it"
+            f"a Google Authenticator export of {len(v.candidates)} account(s): each becomes a "
+            "job of its own when queued; check that each goes onto the token meant for it"
         )
     return v
+
+
+def weak_secret_warning(account: OtpAccount) -> list[str]:
+    """A warning when the secret is shorter than NIST asks for (the token still takes it)."""
+    bits = len(account.secret) * 8
+    if not 0 < bits < RECOMMENDED_MIN_BITS:
+        return []
+    return [
+        f"{account.label() or 'the account'}: the secret is {bits} bits, under the "
+        f"{RECOMMENDED_MIN_BITS} bits NIST SP 800-63B asks for; the token takes it, but ask "
+        "the service for a longer one if you can"
+    ]
 
 
 def _serial_from_name(path: Path) -> str:
@@ -394,6 +401,7 @@ def read_csv_file(path: Path, data: bytes, limits: Limits = DEFAULT_LIMITS) -> V
             problems.append(f"row {n}: {'; '.join(why)}")
             continue
         v.accounts.append(account)
+        v.warnings.extend(weak_secret_warning(account))
         v.candidates.append(Candidate(account, serial, f"row {n}"))
     if not rows:
         problems.append("no rows")

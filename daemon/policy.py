@@ -84,8 +84,8 @@ def unsafe_reason(model: Model, settings: KnownSettings | None) -> str:
         )
     if model.restricted_sync:
         return (
-            f"setting the clock of a {model.name} erases its seed: it needs a re-burn with "
-            "the seed in hand, not a clock sync"
+            f"the {model.name} erases its seed when its clock is set: it needs a re-burn "
+            "with the seed in hand, not a clock sync"
         )
     if settings is None:
         return (

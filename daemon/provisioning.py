@@ -329,13 +329,18 @@ class Provisioner:
             reason = "the same file was taken before; nothing queued again"
         elif duplicates and not queued:
             reason = "already queued or burned: " + ", ".join(duplicates)
-        log.info(
-            "took %s: %s, %d job(s) queued, %d duplicate(s)",
-            verdict.file,
-            verdict.kind,
-            len(queued),
-            len(duplicates),
-        )
+        if intake.seen_before:
+            log.info(
+                "took %s: %s, taken before (same bytes): nothing queued", verdict.file, verdict.kind
+            )
+        else:
+            log.info(
+                "took %s: %s, %d job(s) queued, %d not queued (secret already queued or burned)",
+                verdict.file,
+                verdict.kind,
+                len(queued),
+                len(duplicates),
+            )
         event = _file_taken(
             verdict,
             reason=reason,
@@ -487,21 +492,36 @@ class Provisioner:
 
     def remove(self, job_id: int) -> Job:
         """Remove a queued or failed job (its secret is erased)."""
+        self._existing(job_id, "removed", ("queued", "failed"))
         try:
             job = self.queue.remove(job_id)
         except ValueError as exc:
-            raise StationError(ErrorKind.REFUSED, str(exc), _SEE_QUEUE) from None
+            raise StationError(ErrorKind.INVALID, str(exc), _SEE_QUEUE) from None
         self._queue_changed()
         return job
 
     def retry(self, job_id: int) -> Job:
         """Put a failed job back in the queue."""
+        self._existing(job_id, "retried", ("failed",))
         try:
             job = self.queue.retry(job_id)
         except ValueError as exc:
-            raise StationError(ErrorKind.REFUSED, str(exc), _SEE_QUEUE) from None
+            raise StationError(ErrorKind.INVALID, str(exc), _SEE_QUEUE) from None
         self._queue_changed()
         return job
+
+    def _existing(self, job_id: int, verb: str, states: tuple[str, ...]) -> None:
+        """An unknown id, or a job in another state, is bad input (not a safety refusal)."""
+        job = self.queue.get(job_id)
+        if job is None:
+            raise StationError(ErrorKind.INVALID, f"there is no job {job_id}", _SEE_QUEUE)
+        if job.state not in states:
+            raise StationError(
+                ErrorKind.INVALID,
+                f"job {job_id} ({job.label()}) is {job.state}; only {' or '.join(states)} "
+                f"jobs can be {verb}",
+                _SEE_QUEUE,
+            )
 
 
 class BurnWrite(CardWrite):

@@ -13,31 +13,55 @@ runs zxing-cpp first and these passes as its fallback).
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import time
 from collections.abc import Callable, Iterator
 from ctypes import byref, c_uint, c_void_p, cast, string_at
 
 from PIL import Image, ImageFilter, ImageOps
-from pyzbar import pyzbar as _pyzbar
-from pyzbar import wrapper as _zw
 
 from .imagefile import ImageError
 from .symbols import DecodeResult, Symbol, bytes_to_text, unique
 
+try:
+    from pyzbar import zbar_library as _zbar_library
+except ImportError:  # Debian 13 packages no pyzbar: zxing-cpp reads alone there
+    _zbar_library = None
+
+
+def _find_library(name: str, _find: Callable[[str], str | None] | None = None) -> str | None:
+    """libzbar by its soname first: ctypes' find_library runs `ldconfig -p` in a subprocess,
+    which costs every `tokenstation scan` ~20 ms; it is asked only when that fails."""
+    if name == "zbar":
+        try:
+            ctypes.CDLL("libzbar.so.0")
+        except OSError:
+            pass
+        else:
+            return "libzbar.so.0"
+    return _find(name) if _find else None
+
+
+if _zbar_library is not None:
+    _zbar_library.find_library = functools.partial(
+        _find_library, _find=_zbar_library.find_library
+    )  # before pyzbar.wrapper loads libzbar
+
+try:
+    from pyzbar import pyzbar as _pyzbar
+    from pyzbar import wrapper as _zw
+except ImportError:
+    _pyzbar = _zw = None
+
+#: Whether zbar can be used (pyzbar is installed).
+AVAILABLE = _pyzbar is not None
 #: zbar_config_t ZBAR_CFG_BINARY (zbar >= 0.23; pyzbar's enum predates it).
 _CFG_BINARY = 4
-_QRCODE = int(_pyzbar.ZBarSymbol.QRCODE)
-#: 1D symbologies a token's serial barcode may use.
-_LINEAR = tuple(
-    int(s)
-    for s in (
-        _pyzbar.ZBarSymbol.CODE128,
-        _pyzbar.ZBarSymbol.CODE39,
-        _pyzbar.ZBarSymbol.EAN13,
-        _pyzbar.ZBarSymbol.I25,
-    )
-)
+#: zbar_symbol_type_t values (zbar's ABI): QR code; the 1D symbologies a token's serial
+#: barcode may use (Code 128, Code 39, EAN-13, interleaved 2 of 5).
+_QRCODE = 64
+_LINEAR = (128, 39, 13, 25)
 
 #: The longest side of the copy the passes work on.
 FALLBACK_MAX_SIDE = 1600
@@ -45,6 +69,8 @@ FALLBACK_MAX_SIDE = 1600
 
 def describe() -> str:
     """ "zbar 0.23" (the library pyzbar loaded)."""
+    if not AVAILABLE:
+        return "zbar: pyzbar is not installed"
     major, minor, patch = c_uint(0), c_uint(0), c_uint(0)
     try:
         # Called directly: zbar >= 0.23 writes a third number (the patch level), which
@@ -156,6 +182,8 @@ def decode_image(
     has ``timed_out`` set.
     """
     size = gray.size
+    if not AVAILABLE:
+        return DecodeResult((), "", size)
     gray = sane_copy(gray)
     for name, transform in _passes(gray):
         if deadline is not None and time.monotonic() > deadline:

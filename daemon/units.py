@@ -8,7 +8,9 @@ writes the user's own copies pointing at the executable it runs from.
 
 from __future__ import annotations
 
+import shlex
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,6 +129,12 @@ X-GNOME-Autostart-enabled=true
 """
 
 
+def desktop_exec(entry: str) -> list[str]:
+    """The command line of a desktop entry's Exec key (the entries here use no field codes)."""
+    line = next(ln for ln in entry.splitlines() if ln.startswith("Exec="))
+    return shlex.split(line.removeprefix("Exec="))
+
+
 def app_desktop(exe: str) -> str:
     """The application entry (menus, notification desktop-entry hint)."""
     return f"""[Desktop Entry]
@@ -185,13 +193,55 @@ def write_icons(folder: Path) -> list[Path]:
     return out
 
 
+#: Where write_icons puts the icons inside packaging/ (installed as /usr/share/icons/hicolor).
+PACKAGED_ICONS = "icons/hicolor"
+
+
+def differences(folder: Path) -> list[str]:
+    """The packaged files under ``folder`` that are missing or differ from what is generated.
+
+    Icons are compared by their pixels, not their bytes (the PNG encoder may vary).
+    """
+    from PIL import Image
+
+    stale = [
+        f.path
+        for f in packaged_files()
+        if not (folder / f.path).is_file() or (folder / f.path).read_text() != f.text
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        for fresh in write_icons(Path(tmp)):
+            rel = f"{PACKAGED_ICONS}/{fresh.relative_to(tmp)}"
+            try:
+                with Image.open(folder / rel) as old, Image.open(fresh) as new:
+                    same = old.mode == new.mode and old.tobytes() == new.tobytes()
+            except OSError:
+                same = False
+            if not same:
+                stale.append(rel)
+    return stale
+
+
 def main(argv: list[str]) -> int:
-    """python -m tokenstation.daemon.units FOLDER: render the packaged files into FOLDER."""
-    target = Path(argv[0]) if argv else Path("packaging")
+    """python -m tokenstation.daemon.units [--check] FOLDER: render the packaged files
+    (units, D-Bus files, desktop entries, polkit rule, icons) into FOLDER, or with
+    --check list those in FOLDER that are out of date (exit 1)."""
+    check = "--check" in argv
+    args = [a for a in argv if a != "--check"]
+    target = Path(args[0]) if args else Path("packaging")
+    if check:
+        stale = differences(target)
+        for rel in stale:
+            print(f"{target / rel} differs from what tokenstation generates", file=sys.stderr)
+        if stale:
+            print(f"run: python -m tokenstation.daemon.units {target}", file=sys.stderr)
+        return 1 if stale else 0
     for f in packaged_files():
         path = target / f.path
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(f.text)
+        print(path)
+    for path in write_icons(target / PACKAGED_ICONS):
         print(path)
     return 0
 

@@ -41,6 +41,11 @@ def config_file() -> Path:
     return config_dir() / "config.toml"
 
 
+def registry_file(state: Path | None = None) -> Path:
+    """The registry's path under ``state`` (default: state_dir()); nothing is created."""
+    return (state if state is not None else state_dir()) / "registry.sqlite3"
+
+
 def private_dir(path: Path) -> Path:
     """Create ``path`` (and parents) if needed and make it 0700; return it."""
     path.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -21,7 +21,20 @@ from .model import Command, MenuEntry
 log = logging.getLogger(__name__)
 
 
+#: What GTK reads as it loads, set before its first import unless the user set it: no
+#: OpenGL (an icon and a menu need none, and GTK initialising Mesa's software GL costs
+#: ~45 MB of RSS) and no accessibility bus helpers.
+GTK_ENVIRONMENT = {"GDK_GL": "disable", "NO_AT_BRIDGE": "1"}
+
+
+def prepare_gtk_environment() -> None:
+    """Set GTK_ENVIRONMENT's variables the user has not set; call before GTK is imported."""
+    for name, value in GTK_ENVIRONMENT.items():
+        os.environ.setdefault(name, value)
+
+
 def _gtk_available() -> bool:
+    prepare_gtk_environment()
     try:
         import gi
 
@@ -80,10 +93,7 @@ class TrayIcon:
     def start(self, image: Image.Image, title: str) -> None:
         """Create the icon and run its loop on a thread."""
         os.environ["PYSTRAY_BACKEND"] = self.backend
-        # No accessibility bus helpers left behind, and no OpenGL: an icon and a menu
-        # need neither, and Mesa's software GL alone would cost ~45 MB of RSS.
-        os.environ.setdefault("NO_AT_BRIDGE", "1")
-        os.environ.setdefault("GDK_GL", "disable")
+        prepare_gtk_environment()
         import pystray
 
         def item(entry: MenuEntry) -> Any:

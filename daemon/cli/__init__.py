@@ -1,83 +1,113 @@
-"""The `tokenstation` command."""
+"""The `tokenstation` command.
+
+Start-up is kept cheap: the parser for `--help` is built from the command table alone,
+and only the module of the command being run is imported (with what it needs).
+"""
 
 from __future__ import annotations
 
 import argparse
-import logging
+import importlib
 import sys
 
 from .. import __version__
-from .. import log as logsetup
-from ..token.errors import TokenError
-from . import (
-    daemon_cmds,
-    demo,
-    install_cmds,
-    molto2_cmds,
-    queue_cmds,
-    scan,
-    simulate,
-    token_cmds,
-    tray_cmd,
+from .commands import COMMANDS
+
+#: Top-level options that take a value (so the value is not mistaken for the command).
+_VALUED = ("--log-level",)
+
+
+def command_in(argv: list[str]) -> str | None:
+    """The command named in ``argv`` (the first word that is not a top-level option)."""
+    skip = False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word in _VALUED:
+            skip = True
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+_DESCRIPTION = "Burn, check and re-sync NFC-programmable TOTP hardware tokens."
+_EPILOG = (
+    "Exit codes: 0 done; 1 failed or refused by the token; 2 bad input; 3 no pcscd, reader "
+    "or token (for commands that go through the daemon: no D-Bus bus or no daemon); 4 refused "
+    "by tokenstation for safety; 130 interrupted. `tokenstation COMMAND --help` for a command."
 )
-from .common import CliError, exit_code_for, fail
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(
-        prog="tokenstation",
-        description="Burn, check and re-sync NFC-programmable TOTP hardware tokens.",
-    )
+def _listing(width: int = 79) -> str:
+    """The commands and their summaries, laid out as argparse lays out subcommands."""
+    import textwrap
+
+    lines = ["commands:"]
+    for name, (_module, text) in COMMANDS.items():
+        head = f"  {name:<22}"
+        if len(name) > 20:
+            lines.append(f"  {name}")
+            head = " " * 24
+        body = textwrap.wrap(text, width - 24)
+        lines.append(head + body[0])
+        lines += [" " * 24 + more for more in body[1:]]
+    return "\n".join(lines)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser. With a known ``command`` only its module is imported and only
+    its commands are registered ("*": all of them); with none, the parser lists the
+    commands from the table (for --help and errors) without importing any."""
+    known = command == "*" or command in COMMANDS
+    if known:
+        parser = argparse.ArgumentParser(
+            prog="tokenstation", description=_DESCRIPTION, epilog=_EPILOG
+        )
+    else:
+        import textwrap
+
+        parser = argparse.ArgumentParser(
+            prog="tokenstation",
+            description=f"{_DESCRIPTION}\n\n{_listing()}",
+            epilog=textwrap.fill(_EPILOG, 79),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
     parser.add_argument("--version", action="version", version=f"tokenstation {__version__}")
     parser.add_argument(
         "--log-level",
         default=None,
         help="traffic (APDUs), debug, info, warning or error (default warning; info for daemon)",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    token_cmds.add_parsers(sub)
-    molto2_cmds.add_parsers(sub)
-    daemon_cmds.add_parsers(sub)
-    scan.add_parser(sub)
-    queue_cmds.add_parser(sub)
-    tray_cmd.add_parser(sub)
-    install_cmds.add_parsers(sub)
-    simulate.add_parser(sub)
-    demo.add_parser(sub)
-    for command in sub.choices.values():  # accepted after the command name too
-        command.add_argument("--log-level", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    if not known:
+        parser.add_argument(
+            "command", metavar="COMMAND", choices=list(COMMANDS), help="one of the commands above"
+        )
+        return parser
+    # prog given: argparse would otherwise load its help formatter to work it out
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", prog="tokenstation"
+    )
+    modules = list(dict.fromkeys(m for m, _t in COMMANDS.values()))
+    for module in modules if command == "*" else [COMMANDS[str(command)][0]]:
+        mod = importlib.import_module(f"{__name__}.{module}")
+        register = getattr(mod, "add_parsers", None) or mod.add_parser
+        register(sub)
+    for command_parser in sub.choices.values():  # accepted after the command name too
+        command_parser.add_argument(
+            "--log-level", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+        )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: parse, run, and turn every failure into one line and an exit code."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    command = command_in(argv)
+    parser = build_parser(command if command in COMMANDS else None)
     args = parser.parse_args(argv)
-    as_json = bool(getattr(args, "json", False))
-    try:
-        level = args.log_level or getattr(args, "default_log_level", "warning")
-        logsetup.setup(logsetup.parse_level(level))
-    except ValueError as exc:
-        parser.error(str(exc))
-    try:
-        return int(args.func(args))
-    except CliError as exc:
-        fail(str(exc), exc.next_step, exc.code, as_json)
-    except TokenError as exc:
-        fail(exc.message, exc.next_step, exit_code_for(exc), as_json)
-    except KeyboardInterrupt:
-        fail("interrupted", "", 130, as_json)
-    except BrokenPipeError:
-        return 0
-    except Exception as exc:  # the last resort: one line, the traceback only at debug level
-        logging.getLogger("tokenstation").debug("unexpected error", exc_info=True)
-        fail(
-            f"unexpected error: {type(exc).__name__}",
-            "Run with --log-level debug for details.",
-            1,
-            as_json,
-        )
+    from .run import run
+
+    return run(parser, args)
 
 
 if __name__ == "__main__":

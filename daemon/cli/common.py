@@ -1,28 +1,72 @@
-"""What every command shares: output as text or JSON, confirmation, error-to-exit mapping."""
+"""What every command shares: output as text or JSON, confirmation, error-to-exit mapping.
+
+The exit codes are documented in README.md ("Exit codes"); tests/integration/
+test_cli_states.py reads that table and checks every command against it.
+"""
 
 from __future__ import annotations
 
-import json
 import sys
-from datetime import UTC, datetime
-from typing import Any, NoReturn
 
 from ..token.errors import InvalidInput, ReaderUnavailable, RefusedByPolicy, TokenError
 
+TYPE_CHECKING = False  # True for type checkers; saves importing typing at start-up
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any, NoReturn
+
+    from ..config import Config
+
 EXIT_OK = 0
 EXIT_FAILED = 1  # the operation failed or the token refused it
-EXIT_USAGE = 2  # bad arguments or input (argparse uses 2 as well)
-EXIT_NO_READER = 3  # no pcscd, no reader, no token
+EXIT_USAGE = 2  # bad arguments or input, unknown ids (argparse uses 2 as well)
+EXIT_NO_READER = 3  # no pcscd, reader or token; for daemon commands: no D-Bus or no daemon
+EXIT_UNAVAILABLE = EXIT_NO_READER
 EXIT_REFUSED = 4  # tokenstation refused on safety grounds; the token was not written
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+
+
+_log_level: list[str] = ["warning"]
+_logging_ready: list[bool] = [False]
+
+
+def logging_level(name: str) -> None:
+    """Check and remember the log level; logging itself is set up by ensure_logging."""
+    if name.strip().lower() not in ("traffic", "debug", "info", "warning", "error"):
+        from .. import log as logsetup
+
+        logsetup.parse_level(name)  # raises ValueError with the accepted names
+    _log_level[0] = name
+
+
+def ensure_logging() -> None:
+    """Set up logging once. Commands marked lazy_logging call it only when they go on to
+    load what logs (the D-Bus client, the registry), so their quick answers stay quick."""
+    if _logging_ready[0]:
+        return
+    from .. import log as logsetup
+
+    logsetup.setup(logsetup.parse_level(_log_level[0]))
+    _logging_ready[0] = True
 
 
 class CliError(Exception):
-    """A failure with one line for stderr and an exit code."""
+    """A failure with one line for stderr, the next step and an exit code.
 
-    def __init__(self, message: str, code: int = EXIT_FAILED, next_step: str = "") -> None:
+    ``details`` are extra fields for the --json document (never a secret).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        code: int = EXIT_FAILED,
+        next_step: str = "",
+        details: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.next_step = next_step
+        self.details = details or {}
 
 
 def exit_code_for(exc: TokenError) -> int:
@@ -38,18 +82,44 @@ def exit_code_for(exc: TokenError) -> int:
 
 def emit_json(payload: dict[str, Any]) -> None:
     """One JSON document on stdout."""
+    import json
+
     json.dump(payload, sys.stdout, indent=2, sort_keys=True)
     sys.stdout.write("\n")
     sys.stdout.flush()
 
 
-def fail(message: str, next_step: str, code: int, as_json: bool) -> NoReturn:
+def warn(text: str) -> None:
+    """A warning line on stderr (the command goes on)."""
+    print(f"tokenstation: warning: {text}", file=sys.stderr, flush=True)
+
+
+def note(text: str) -> None:
+    """A line on stderr about how the command went about it (not an error)."""
+    print(f"tokenstation: {text}", file=sys.stderr, flush=True)
+
+
+def fail(
+    message: str,
+    next_step: str,
+    code: int,
+    as_json: bool,
+    details: dict[str, Any] | None = None,
+) -> NoReturn:
     """Report a failure (one line on stderr; JSON on stdout too with --json) and exit."""
     line = message.rstrip(".") + "."
     if next_step:
         line += " " + next_step
     if as_json:
-        emit_json({"ok": False, "error": message, "next_step": next_step, "exit_code": code})
+        emit_json(
+            {
+                **(details or {}),
+                "ok": False,
+                "error": message,
+                "next_step": next_step,
+                "exit_code": code,
+            }
+        )
     print(f"tokenstation: {line}", file=sys.stderr)
     raise SystemExit(code)
 
@@ -60,19 +130,60 @@ def confirm(question: str, assume_yes: bool) -> None:
         return
     if not sys.stdin.isatty():
         raise CliError(
-            f"{question.rstrip('?')}: needs confirmation",
+            f"not confirmed: {question.rstrip('?')}",
             EXIT_REFUSED,
-            "Run it again with --yes to confirm; nothing was written.",
+            "There is no terminal to ask on: run it again with --yes to confirm. "
+            "Nothing was written.",
         )
-    answer = input(f"{question} [y/N] ").strip().lower()
+    try:
+        answer = input(f"{question} [y/N] ").strip().lower()
+    except EOFError:
+        answer = ""
     if answer not in ("y", "yes"):
         raise CliError("cancelled", EXIT_REFUSED, "Nothing was written.")
 
 
+def rough_drift_words(drift_s: float) -> str:
+    """A first, whole-second reading in words: 'about 37 s fast (first read, ±1 s)'."""
+    whole = round(drift_s)
+    if whole == 0:
+        return "within a second (first read)"
+    return f"about {abs(whole)} s {'fast' if whole > 0 else 'slow'} (first read, ±1 s)"
+
+
 def utc(ts: float, decimals: int = 0) -> str:
     """'2026-11-27 21:40:03 UTC' (with tenths when decimals=1)."""
+    from datetime import UTC, datetime
+
     dt = datetime.fromtimestamp(ts, UTC)
     text = dt.strftime("%Y-%m-%d %H:%M:%S")
     if decimals:
         text += f".{int((ts % 1) * 10**decimals):0{decimals}d}"
     return text + " UTC"
+
+
+def as_path(text: str) -> Path:
+    """argparse ``type=`` for file names (pathlib is imported only when one is given)."""
+    from pathlib import Path
+
+    return Path(text)
+
+
+def load_config(path: Path | None) -> Config:
+    """The config file (XDG default when None), errors as usage errors."""
+    from ..config import ConfigError, load
+
+    if path is not None and not path.exists():
+        raise CliError(
+            f"no configuration file at {path}",
+            EXIT_USAGE,
+            "Check the path given to --config (without it the default "
+            "~/.config/tokenstation/config.toml is read, if there is one).",
+        )
+    try:
+        return load(path, required=path is not None)
+    except ConfigError as exc:
+        where = path or "the configuration file"
+        raise CliError(
+            f"configuration: {exc}", EXIT_USAGE, f"Fix {where} and run the command again."
+        ) from None

@@ -27,7 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .common import EXIT_NO_READER, CliError
+from .commands import summary
+from .common import EXIT_NO_READER, CliError, rough_drift_words
 
 DEMO_SEED = "JBSWY3DPEHPK3PXP"  # the well-known example seed of the otpauth documentation
 ENROLMENT = (
@@ -40,9 +41,19 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     """Register demo."""
     p = sub.add_parser(
         "demo",
-        help="see the station at work on simulated tokens (private pcscd and D-Bus)",
+        help=summary("demo"),
+        description="Starts a private pcscd with two virtual readers, a private D-Bus with "
+        "systemd-timedated and the real daemon (nothing on the host is touched), then walks "
+        "through a clock sync on a C302-i, a refused sync on an OTPC-P2-i and a burn from a "
+        "dropped enrolment file, checking each step. Exit 0 when every check passes.",
     )
-    p.add_argument("--offset", type=float, default=37.4, help="clock offset of the C302-i token")
+    p.add_argument(
+        "--offset",
+        type=float,
+        default=37.4,
+        metavar="SECONDS",
+        help="how far the C302-i's clock is off, in seconds (default 37.4; negative: slow)",
+    )
     p.set_defaults(func=cmd_demo)
 
 
@@ -136,8 +147,8 @@ async def _run(demo: Demo, work: Path) -> None:  # noqa: PLR0915 (a script, read
         links[-1].insert()
         seen = await demo.next("TokenPresented", serial=C302)
         demo.say(
-            f"token placed on {seen['reader']}: {C302}, {seen['model']}, first read "
-            f"{seen['drift_words']}"
+            f"token placed on {seen['reader']}: {C302}, {seen['model']}, "
+            f"{rough_drift_words(float(seen['drift_s']))}"
         )
         m = await demo.next("TokenMeasured", serial=C302)
         demo.say(
@@ -145,7 +156,7 @@ async def _run(demo: Demo, work: Path) -> None:  # noqa: PLR0915 (a script, read
             f"sync offered: {m['sync_offered']}"
         )
         if m.get("needs_confirmation"):
-            demo.say(f"  the daemon asks for a confirmation: {m['reason']}")
+            demo.say(f"  it asks before syncing, because {m['reason']}")
         demo.check(bool(m["sync_offered"]), "a sync is offered for the unrestricted C302-i")
         demo.say("clicking 'Sync clock' (confirming the host clock)")
         done = await client.sync(C302, confirm_untrusted_clock=True)

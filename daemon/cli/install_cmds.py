@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from .. import units, xdg
+from .commands import summary
 from .common import EXIT_FAILED, CliError
 
 MARKER = "# Written by `tokenstation install-user-service`; removed by uninstall-user-service.\n"
@@ -18,14 +19,14 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     """Register install-user-service and uninstall-user-service."""
     p = sub.add_parser(
         "install-user-service",
-        help="run the daemon as a systemd user service and start the tray at login",
+        help=summary("install-user-service"),
         description="Writes the systemd user unit, the D-Bus activation file, the tray's "
         "autostart entry, an application entry and icons into your XDG folders, pointing "
         "at this tokenstation executable, then enables and starts the service.",
     )
     p.add_argument("--no-enable", action="store_true", help="write the files only")
     p.set_defaults(func=cmd_install)
-    p = sub.add_parser("uninstall-user-service", help="undo install-user-service")
+    p = sub.add_parser("uninstall-user-service", help=summary("uninstall-user-service"))
     p.set_defaults(func=cmd_uninstall)
 
 

@@ -20,6 +20,7 @@ from ..token.molto2_session import Molto2Session, is_virtual_reader, recognise
 from ..token.secret import Secret
 from ..token.session import describe_drift, single_read_estimate
 from ..token.settings import HmacAlgorithm, TokenSettings
+from .commands import summary
 from .common import EXIT_NO_READER, EXIT_USAGE, CliError, confirm, emit_json, utc
 
 
@@ -27,13 +28,13 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     """Register profiles, delete and molto2."""
     p = sub.add_parser(
         "profiles",
-        help="list the profiles of a Token2 Molto2 (title, seed, settings, account burned)",
+        help=summary("profiles"),
     )
     _common(p)
     p.add_argument("--all", action="store_true", help="list empty profiles too")
     p.set_defaults(func=cmd_profiles)
 
-    p = sub.add_parser("delete", help="delete the seed of one Molto2 profile (keeps its title)")
+    p = sub.add_parser("delete", help=summary("delete"))
     _common(p)
     p.add_argument("--profile", type=int, required=True, metavar="N", help="profile 0..99")
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
@@ -41,11 +42,22 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
     p = sub.add_parser(
         "molto2",
-        help="Molto2 device administration: change-key, factory-reset (confirmed on the device)",
+        help=summary("molto2"),
     )
     _common(p)
     p.add_argument("action", choices=["change-key", "factory-reset"])
-    p.add_argument("--new-key", metavar="KEY", help="change-key: the new customer key")
+    key = p.add_mutually_exclusive_group()
+    key.add_argument(
+        "--new-key-file",
+        metavar="FILE",
+        help="change-key: read the new customer key from FILE, `-` for standard input "
+        "(on a terminal without either it is asked for, not shown)",
+    )
+    key.add_argument(
+        "--new-key",
+        metavar="KEY",
+        help="change-key: the new key on the command line (warns: other local users can read it)",
+    )
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation here")
     p.set_defaults(func=cmd_admin)
 
@@ -206,10 +218,12 @@ def cmd_delete(args: argparse.Namespace) -> int:
 def _account(args: argparse.Namespace) -> tuple[Secret, str, m.ProfileSettings]:
     """Seed, account label and settings from --uri or --secret and the flags."""
     from ..otpauth import parse_otpauth, parse_secret
+    from .secret_input import secret_source
 
     display = args.display_timeout or 30
-    if args.uri:
-        account = parse_otpauth(args.uri)
+    text, is_uri = secret_source(args)
+    if is_uri:
+        account = parse_otpauth(text)
         refusals = []
         if account.type != "totp":
             refusals.append("type: HOTP codes cannot be burned; a Molto2 is TOTP only")
@@ -228,7 +242,7 @@ def _account(args: argparse.Namespace) -> tuple[Secret, str, m.ProfileSettings]:
         )
         _check_agree(args, settings)
         return account.secret, account.label(), settings
-    secret, _kind = parse_secret(args.secret)
+    secret, _kind = parse_secret(text)
     settings = m.ProfileSettings(
         HmacAlgorithm.parse(args.algorithm or "sha1"),
         args.period or 30,
@@ -398,12 +412,28 @@ def _whole(drift: float | None) -> str:
 # -- administration --------------------------------------------------------------------------
 
 
+def _new_key(args: argparse.Namespace) -> str:
+    """The new customer key: from a file or stdin, a prompt, or (warned) the command line."""
+    from .secret_input import prompt, read_one, warn_argv
+
+    if args.new_key is not None:
+        warn_argv("--new-key")
+        return str(args.new_key)
+    if args.new_key_file is not None:
+        return read_one(args.new_key_file, "key")
+    if sys.stdin.isatty():
+        return prompt("New customer key, not shown: ")
+    raise CliError(
+        "change-key needs the new key",
+        EXIT_USAGE,
+        "Give it with --new-key-file FILE (`-` reads standard input); nothing was sent.",
+    )
+
+
 def cmd_admin(args: argparse.Namespace) -> int:
     """Key change or factory reset: confirmed here, then on the device's ▲ button."""
     if args.action == "change-key":
-        if not args.new_key:
-            raise CliError("change-key needs --new-key", EXIT_USAGE, "Nothing was sent.")
-        new_key = m.parse_customer_key(args.new_key)
+        new_key = m.parse_customer_key(_new_key(args))
         question = (
             "Change the Molto2's customer key? Every later session needs the new key in "
             "[molto2] customer_key; a lost key means a factory reset"

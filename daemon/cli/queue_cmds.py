@@ -3,107 +3,197 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-from typing import Any
 
-from ..client import DaemonNotRunning, StationClient
-from .common import EXIT_FAILED, CliError, emit_json, utc
-from .daemon_cmds import daemon_call
+from .commands import summary
+from .common import EXIT_REFUSED, EXIT_USAGE, CliError, as_path, emit_json, utc, warn
+from .daemon_link import daemon_call
+
+TYPE_CHECKING = False  # True for type checkers; saves importing typing at start-up
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
+
+    from ..client import StationClient
+
+_LIST_ALL = "See every job and its state with `tokenstation queue list --all`."
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register queue and its actions."""
     p = sub.add_parser(
         "queue",
-        help="the burn queue: list, add a file, remove, retry, pause, resume",
-        description="Talks to the running daemon. Secrets never leave it: jobs show the "
-        "fingerprint of their secret (first 8 hex digits of its SHA-256).",
+        help=summary("queue"),
+        description="Talks to the running daemon (exit 3 when there is none). Secrets never "
+        "leave it: jobs show the fingerprint of their secret (first 8 hex digits of its "
+        "SHA-256).",
     )
     p.add_argument("--bus", choices=["session", "system"], default="session", help="daemon's bus")
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
-    ls = actions.add_parser("list", help="every job (--all includes burned and removed)")
-    ls.add_argument("--all", action="store_true")
-    add = actions.add_parser("add", help="queue a QR image, otpauth text file or CSV")
-    add.add_argument("file", type=Path)
+    ls = actions.add_parser("list", help="jobs queued, burning or failed")
+    ls.add_argument("--all", action="store_true", help="burned and removed jobs too")
+    add = actions.add_parser(
+        "add",
+        help="queue a QR image, otpauth text file or CSV (the file stays where it is)",
+    )
+    add.add_argument("file", type=as_path, metavar="FILE")
     for name, text in (
-        ("remove", "remove a queued or failed job"),
-        ("retry", "retry a failed job"),
+        ("remove", "remove a queued or failed job (its secret is erased)"),
+        ("retry", "put a failed job back in the queue"),
     ):
         a = actions.add_parser(name, help=text)
-        a.add_argument("job_id", type=int, metavar="ID")
+        a.add_argument("job_id", type=int, metavar="ID", help="as `queue list` shows it")
     actions.add_parser("pause", help="stop offering and burning jobs")
     actions.add_parser("resume", help="offer and burn jobs again")
     for a in actions.choices.values():  # accepted after the action too
         a.add_argument(
             "--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
         )
-    p.set_defaults(func=cmd_queue)
+        a.add_argument(
+            "--bus",
+            choices=["session", "system"],
+            default=argparse.SUPPRESS,
+            help=argparse.SUPPRESS,
+        )
+    p.set_defaults(func=cmd_queue, lazy_logging=True)
 
 
 def cmd_queue(args: argparse.Namespace) -> int:
     """Run one queue action through the daemon."""
-    try:
-        return _run(args)
-    except DaemonNotRunning as exc:
-        raise CliError(str(exc), EXIT_FAILED, "Start it with `tokenstation daemon`.") from None
-
-
-def _run(args: argparse.Namespace) -> int:
-    action = args.action
-    if action == "list":
-        states = () if args.all else ("queued", "burning", "failed")
-        if args.json:
-            jobs: list[dict[str, Any]] = daemon_call(args.bus, lambda c: c.jobs(states))
-            emit_json({"ok": True, "jobs": jobs})
-            return 0
-
-        async def show(c: StationClient) -> int:
-            shown = 0
-            async for j in c.iter_jobs(states):  # page by page: any queue length
-                print(_job_line(j))
-                shown += 1
-            return shown
-
-        if not daemon_call(args.bus, show):
-            print("No jobs.")
-        return 0
-    if action == "add":
-        path = str(args.file.resolve())
-        result = daemon_call(args.bus, lambda c: c.ingest(path))
-        if args.json:
-            emit_json({"ok": True, **result})
-            return 0
-        queued = result.get("queued", [])
-        for j in queued:
-            print(f"Queued job {j['id']}: {j['label']} (secret {j['secret_fingerprint']}).")
-        if result.get("queued_count", 0) > len(queued):
-            print(f"... {result['queued_count']} jobs queued in all (`tokenstation queue list`).")
-        for d in result.get("duplicates", []):
-            print(f"Not queued again: {d}.")
-        if result.get("seen_before"):
-            print("This file was taken before; nothing queued again.")
-        print(f"{args.file} still holds the secret: delete it when you no longer need it.")
-        return 0
-    if action in ("remove", "retry"):
-
-        async def act(c: StationClient) -> dict[str, Any]:
-            if action == "remove":
-                return await c.remove_job(args.job_id)
-            return await c.retry_job(args.job_id)
-
-        job = daemon_call(args.bus, act)
-        if args.json:
-            emit_json({"ok": True, "job": job})
-        else:
-            print(f"Job {job['id']} ({job['label']}) is now {job['state']}.")
-        return 0
-    paused = action == "pause"
+    if args.action == "list":
+        return _list(args)
+    if args.action == "add":
+        return _add(args)
+    if args.action in ("remove", "retry"):
+        return _change(args)
+    paused = args.action == "pause"
     daemon_call(args.bus, lambda c: c.pause(paused))
     if args.json:
         emit_json({"ok": True, "paused": paused})
+    elif paused:
+        print("Queue paused: no job is offered or burned until `tokenstation queue resume`.")
     else:
-        print("Queue paused." if paused else "Queue resumed.")
+        print("Queue resumed: waiting jobs are offered again when a token is placed.")
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    states = () if args.all else ("queued", "burning", "failed")
+    if args.json:
+        jobs: list[dict[str, Any]] = daemon_call(args.bus, lambda c: c.jobs(states))
+        emit_json({"ok": True, "jobs": jobs})
+        return 0
+
+    async def show(c: StationClient) -> int:
+        shown = 0
+        async for j in c.iter_jobs(states):  # page by page: any queue length
+            print(_job_line(j))
+            shown += 1
+        return shown
+
+    if not daemon_call(args.bus, show):
+        print(
+            "No jobs."
+            if args.all
+            else "No jobs waiting. Drop an enrolment QR into the drop folder or use "
+            "`tokenstation queue add FILE`; `--all` shows burned and removed jobs."
+        )
+    return 0
+
+
+def _add(args: argparse.Namespace) -> int:
+    file: Path = args.file
+    if not file.exists():
+        raise CliError(f"no such file: {file}", EXIT_USAGE, "Check the name and the path.")
+    path = str(file.resolve())
+
+    async def ingest(c: StationClient) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        result = await c.ingest(path)
+        holders = ("queued", "burning", "burned")
+        jobs = await c.jobs(holders) if result.get("duplicates") else []
+        return result, jobs
+
+    try:
+        result, jobs = daemon_call(args.bus, ingest)
+    except OSError as exc:  # opened here and passed to the daemon as a descriptor
+        raise CliError(
+            f"{file} cannot be read ({exc.strerror or type(exc).__name__})",
+            EXIT_USAGE,
+            "Give a regular file you may read (not a symbolic link); nothing was queued.",
+        ) from None
+    queued: list[dict[str, Any]] = result.get("queued", [])
+    not_queued = [_duplicate_words(d, result, jobs) for d in result.get("duplicates", [])]
+    if result.get("seen_before"):
+        not_queued.append(
+            f"{file.name} (these very bytes) was taken before, so nothing in it is queued again"
+        )
+    details = {
+        "queued": queued,
+        "not_queued": not_queued,
+        "duplicates": result.get("duplicates", []),
+        "seen_before": bool(result.get("seen_before")),
+    }
+    if not queued and not result.get("queued_count"):
+        raise CliError(
+            "nothing queued: " + "; ".join(not_queued or ["the file holds no account"]),
+            EXIT_REFUSED,
+            "The same secret is never queued twice, so it cannot be burned onto two tokens "
+            f"by mistake. {_LIST_ALL}",
+            details,
+        )
+    if args.json:
+        emit_json({"ok": True, **result, **details})
+        return 0
+    for j in queued:
+        bound = f", bound to token {j['serial']}" if j.get("serial") else ""
+        print(f"Queued job {j['id']}: {j['label']} (secret {j['secret_fingerprint']}{bound}).")
+    if result.get("queued_count", 0) > len(queued):
+        print(f"... {result['queued_count']} jobs queued in all (`tokenstation queue list`).")
+    for why in not_queued:
+        warn(f"not queued: {why}")
+    print(f"{file} still holds the secret: delete it when you no longer need it.")
+    return 0
+
+
+def _duplicate_words(dup: str, result: dict[str, Any], jobs: list[dict[str, Any]]) -> str:
+    """'ACME:bob (queued)' -> which job already holds that secret, in words."""
+    label, _, state = dup.rpartition(" (")
+    state = state.rstrip(")")
+    fingerprints = {
+        (f"{a['issuer']}:{a['account']}" if a.get("issuer") else a.get("account")): a[
+            "secret_fingerprint"
+        ]
+        for a in result.get("accounts", [])
+    }
+    fp = fingerprints.get(label, "")
+    holders = [
+        j for j in jobs if fp and j["secret_fingerprint"] == fp and j["state"] == (state or "")
+    ]
+    where = (
+        f"job {holders[0]['id']} ({holders[0]['label']}, {state})" if holders else f"a {state} job"
+    )
+    if state == "burned":
+        return f"the secret of {label} was already burned ({where})"
+    return f"the secret of {label} is already in {where}"
+
+
+def _change(args: argparse.Namespace) -> int:
+    job_id: int = args.job_id
+    remove = args.action == "remove"
+
+    async def act(c: StationClient) -> dict[str, Any]:
+        return await (c.remove_job(job_id) if remove else c.retry_job(job_id))
+
+    job = daemon_call(args.bus, act)
+    if args.json:
+        emit_json({"ok": True, "job": job})
+    elif remove:
+        print(f"Removed job {job['id']} ({job['label']}); its secret is erased.")
+    else:
+        print(
+            f"Job {job['id']} ({job['label']}) is queued again: it is offered when a token "
+            "is placed."
+        )
     return 0
 
 

@@ -4,48 +4,77 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from .commands import summary
 from .common import EXIT_OK, EXIT_USAGE, emit_json
+
+if TYPE_CHECKING:
+    from ..payload import Verdict
+
+_MISSING_NEXT = "Check the name and the path; nothing was read."
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register scan."""
     p = sub.add_parser(
         "scan",
-        help="decode and check QR images, otpauth text files and CSV batches (queues nothing)",
+        help=summary("scan"),
         description="The drop folder's pipeline without queuing: each file's kind, verdict "
-        "(ok, rejected, error, ignored), reason, warnings and accounts. Secrets are shown "
-        "as fingerprints only. Exit 0 when every file is ok or ignored, 2 otherwise.",
+        "(ok, rejected, error, ignored), reason, warnings, accounts and the token each is "
+        "bound to (a <serial>.png name, a CSV row). Secrets are shown as fingerprints only. "
+        "Exit 0 when every file is ok or ignored, 2 otherwise.",
     )
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
     p.set_defaults(func=cmd_scan)
 
 
+def _scan(path: Path) -> tuple[Verdict, str]:
+    """The verdict on ``path`` and, when it is refused, what to do."""
+    from ..ingest import scan_path
+    from ..payload import Verdict, advice
+
+    if not path.exists() and not path.is_symlink():
+        return Verdict(str(path), "missing", "error", "no such file or folder"), _MISSING_NEXT
+    v = scan_path(path)
+    v.file = str(path)
+    return v, advice(v.kind, v.reason) if v.verdict in ("rejected", "error") else ""
+
+
+def _accounts(v: Verdict) -> list[dict[str, Any]]:
+    """Each account as JSON, with the serial its job would be bound to ("" for none)."""
+    bound = {id(c.account): c.serial for c in v.candidates}
+    return [{**a.as_dict(), "serial": bound.get(id(a), "")} for a in v.accounts]
+
+
+def _account_line(d: dict[str, Any]) -> str:
+    name = f"{d['issuer']}:{d['account']}" if d["issuer"] else d["account"] or "(no name)"
+    timing = f"{d['period']} s" if d["type"] == "totp" else "counter-based"
+    line = (
+        f"  {name}: {str(d['type']).upper()} {d['algorithm']}, {d['digits']} digits, {timing}, "
+        f"secret {d['secret_fingerprint']}"
+    )
+    return line + (f", bound to token {d['serial']}" if d["serial"] else "")
+
+
 def cmd_scan(args: argparse.Namespace) -> int:
     """Scan every file; report each."""
-    from ..ingest import scan_path
-    from ..payload import advice
-
-    verdicts = []
-    for path in args.files:
-        v = scan_path(path)
-        v.file = str(path)
-        verdicts.append(v)
-    all_good = all(v.verdict in ("ok", "ignored") for v in verdicts)
+    results = [_scan(path) for path in args.files]
+    all_good = all(v.verdict in ("ok", "ignored") for v, _ in results)
     if args.json:
-        emit_json({"ok": all_good, "files": [v.as_dict() for v in verdicts]})
-    else:
-        for v in verdicts:
-            print(f"{v.file}: {v.verdict} ({v.kind}){': ' + v.reason if v.reason else ''}")
-            for a in v.accounts:
-                d = a.as_dict()
-                print(
-                    f"  {a.label() or '(no name)'}: {d['type']} {d['algorithm']}, "
-                    f"{d['digits']} digits, {d['period']} s, secret {d['secret_fingerprint']}"
-                )
-            for w in v.warnings:
-                print(f"  warning: {w}")
-            if v.verdict in ("rejected", "error"):
-                print(f"  what to do: {advice(v.kind, v.reason)}")
+        files = [
+            {**v.as_dict(), "accounts": _accounts(v), "next_step": next_step}
+            for v, next_step in results
+        ]
+        emit_json({"ok": all_good, "files": files})
+        return EXIT_OK if all_good else EXIT_USAGE
+    for v, next_step in results:
+        print(f"{v.file}: {v.verdict} ({v.kind}){': ' + v.reason if v.reason else ''}")
+        for d in _accounts(v):
+            print(_account_line(d))
+        for w in v.warnings:
+            print(f"  warning: {w}")
+        if next_step:
+            print(f"  what to do: {next_step}")
     return EXIT_OK if all_good else EXIT_USAGE

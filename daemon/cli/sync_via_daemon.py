@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..client import DaemonNotRunning, StationClient
 from .common import EXIT_NO_READER, EXIT_USAGE, CliError, confirm, emit_json
-from .daemon_cmds import daemon_call
+from .daemon_link import DaemonAbsent, DaemonRefused, daemon_call
 
-__all__ = ["DaemonNotRunning", "sync_via_daemon"]
+if TYPE_CHECKING:
+    from ..client import StationClient
+
+__all__ = ["DaemonAbsent", "sync_via_daemon"]
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
@@ -24,6 +26,7 @@ def _options(args: argparse.Namespace) -> dict[str, Any]:
             "give --algorithm, --period and --display-timeout together (a clock write rewrites "
             "all three), or none to use what the daemon knows",
             EXIT_USAGE,
+            "Nothing was written.",
         )
     return given
 
@@ -40,18 +43,26 @@ def _pick(present: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, 
         return tokens[0]
     if not tokens:
         what = f"token {args.serial}" if args.serial else "token"
-        raise CliError(f"no {what} on the daemon's readers", EXIT_NO_READER, "Place it first.")
+        raise CliError(
+            f"no {what} on the daemon's readers",
+            EXIT_NO_READER,
+            "Switch the token on and lay it flat on the reader, then run it again.",
+        )
     serials = ", ".join(p["serial"] for p in tokens)
-    raise CliError(f"several tokens present ({serials})", EXIT_USAGE, "Choose one with --serial.")
+    raise CliError(
+        f"several tokens are present ({serials})",
+        EXIT_USAGE,
+        "Choose one with --serial; nothing was written.",
+    )
 
 
 def sync_via_daemon(args: argparse.Namespace) -> int:
-    """Ask the daemon to sync; raises DaemonNotRunning when there is none."""
+    """Ask the daemon to sync; raises DaemonAbsent when there is none."""
 
     async def look(client: StationClient) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         return await client.present(), await client.status()
 
-    present, status = daemon_call(args.bus, look)
+    present, status = daemon_call(args.bus, look, fallback=True)
     options = _options(args)
     token = _pick(present, args)
     serial = token["serial"]
@@ -65,7 +76,10 @@ def sync_via_daemon(args: argparse.Namespace) -> int:
             question = f"The host clock is not trusted ({reason}). {question[:-1]} from it anyway?"
             options["confirm_untrusted_clock"] = True
         confirm(question, args.yes)
-    result = daemon_call(args.bus, lambda c: c.sync(serial, reader=token["reader"], **options))
+    try:
+        result = daemon_call(args.bus, lambda c: c.sync(serial, reader=token["reader"], **options))
+    except DaemonRefused as exc:
+        raise DaemonRefused(exc.kind, f"token {serial}: {exc}. {exc.next_step}") from None
     if args.json:
         emit_json({"ok": True, "via": "daemon", **result})
         return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -20,21 +19,34 @@ from ..token.session import (
     describe_drift,
 )
 from ..token.settings import HmacAlgorithm, TokenSettings
-from .common import EXIT_NO_READER, EXIT_USAGE, CliError, confirm, emit_json, utc
+from .commands import summary
+from .common import (
+    EXIT_NO_READER,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    CliError,
+    confirm,
+    emit_json,
+    note,
+    rough_drift_words,
+    utc,
+    warn,
+)
+from .secret_input import add_source_args, secret_source
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register info, sync and burn."""
-    p = sub.add_parser("info", help="read a token's serial, model and clock drift")
+    p = sub.add_parser("info", help=summary("info"))
     _reader_args(p)
     p.add_argument("--quick", action="store_true", help="one read: whole-second drift only")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser(
         "sync",
-        help="set a token's clock to the host's",
+        help=summary("sync"),
         description="Through the running daemon when there is one (it knows the settings "
-        "this station wrote); directly otherwise, with the settings given as flags.",
+        "this station wrote); directly otherwise (saying so), with the settings given as flags.",
     )
     _reader_args(p)
     p.add_argument("--serial", help="the token to sync (default: the only one present)")
@@ -50,11 +62,15 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     p.set_defaults(func=cmd_sync)
 
-    p = sub.add_parser("burn", help="program a TOTP seed (and the clock) onto a token")
+    p = sub.add_parser(
+        "burn",
+        help=summary("burn"),
+        description="The secret comes from a file or standard input (--secret-file, "
+        "--uri-file; `-` is standard input) or, on a terminal, is asked for without echo. "
+        "--secret and --uri also work but leave it readable by other local users.",
+    )
     _reader_args(p)
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--uri", help="an otpauth://totp/... URI")
-    src.add_argument("--secret", help="the seed as Base32 or hex (hex:/base32: to force)")
+    add_source_args(p)
     _settings_args(p, required_note=False)
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     from . import molto2_cmds
@@ -121,10 +137,10 @@ def _print_identification(reader: str, ident: Identification) -> None:
     print(f"Model:   {ident.model.name} ({_model_words(ident.model)})")
     print(f"Token:   {utc(ident.token_time)}")
     print(f"Host:    {utc(ident.host_time, 1)}")
-    print(
-        f"Drift:   {describe_drift(d.drift_s)} "
-        f"(±{d.uncertainty_s:.3f} s, {d.method}, {d.reads} reads)"
-    )
+    if d.method == "single-read":  # whole seconds only (--quick)
+        print(f"Drift:   {rough_drift_words(d.drift_s).replace('first read', 'one read')}")
+    else:
+        print(f"Drift:   {describe_drift(d.drift_s)} (±{d.uncertainty_s:.3f} s, {d.reads} reads)")
     print(f"Answer:  {_FORM_WORDS[ident.info_form.value]}")
 
 
@@ -165,12 +181,12 @@ def cmd_sync(args: argparse.Namespace) -> int:
     if handled is not None:
         return handled
     if not args.direct:
-        from .sync_via_daemon import DaemonNotRunning, sync_via_daemon
+        from .sync_via_daemon import DaemonAbsent, sync_via_daemon
 
         try:
             return sync_via_daemon(args)
-        except DaemonNotRunning:
-            pass
+        except DaemonAbsent as exc:
+            _direct_instead(args, exc.message, exc.next_step)
     settings = _settings_from_args(args, None)
     with token_session(args.reader) as (reader, session):
         ident = session.identify()
@@ -202,6 +218,21 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return 0
 
 
+def _direct_instead(args: argparse.Namespace, absent: str, start: str) -> None:
+    """No daemon: go to the reader directly, saying so; refuse when settings are missing."""
+    given = (args.algorithm, args.period, args.display_timeout)
+    if any(v is not None for v in given):  # meant for the reader: checked there
+        note(f"{absent}; setting the clock directly through the reader")
+        return
+    raise CliError(
+        f"{absent}, so the settings this station wrote are not at hand (the token cannot "
+        "report its HMAC, time step and display timeout)",
+        EXIT_UNAVAILABLE,
+        f"{start} Or give --algorithm, --period and --display-timeout as the token was "
+        "burned. Nothing was written.",
+    )
+
+
 def _untrusted_clock_reason() -> str:
     """Why the host clock is not trusted, or "" when it is (asks systemd-timedated)."""
     import asyncio
@@ -220,11 +251,12 @@ def _untrusted_clock_reason() -> str:
 
 
 def _secret_from_args(args: argparse.Namespace) -> tuple[Secret, str, TokenSettings]:
-    if args.uri:
-        account = parse_otpauth(args.uri)
+    text, is_uri = secret_source(args)
+    if is_uri:
+        account = parse_otpauth(text)
         require_burnable(account)
         for w in account.warnings:
-            print(f"tokenstation: warning: {w}", file=sys.stderr)
+            warn(w)
         base = TokenSettings(HmacAlgorithm.parse(account.algorithm), account.period)
         if args.algorithm and HmacAlgorithm.parse(args.algorithm) != base.hmac:
             raise InvalidInput(
@@ -235,7 +267,7 @@ def _secret_from_args(args: argparse.Namespace) -> tuple[Secret, str, TokenSetti
                 f"--period {args.period} contradicts the URI's period {account.period}"
             )
         return account.secret, account.label(), _settings_from_args(args, base)
-    secret, kind = parse_secret(args.secret)
+    secret, kind = parse_secret(text)
     if not 1 <= len(secret) <= 63:
         raise InvalidInput(
             f"the {kind} secret is {len(secret)} bytes; these tokens hold 1 to 63 bytes"

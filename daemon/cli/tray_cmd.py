@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from pathlib import Path
+
+from .commands import summary
+from .common import EXIT_UNAVAILABLE, CliError, load_config
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register tray."""
     p = sub.add_parser(
         "tray",
-        help="show the station in the system tray and as desktop notifications",
+        help=summary("tray"),
         description="Talks to the daemon over D-Bus; may start before it and survives its "
         "restarts. PYSTRAY_BACKEND (gtk, appindicator, xorg) overrides the icon backend.",
     )
@@ -23,11 +25,22 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def cmd_tray(args: argparse.Namespace) -> int:
     """Run the tray until SIGTERM or Quit."""
+    import asyncio
+
+    from tokenstation.tray.icon import prepare_gtk_environment
+
+    prepare_gtk_environment()  # in this process, before anything can import GTK
     from tokenstation.tray.app import TrayApp
 
-    from .daemon_cmds import load_config
-
     cfg = load_config(args.config)
+    from .. import busaddress
+
+    if busaddress.missing("session"):  # notifications go over it, whatever the daemon's bus
+        raise CliError(
+            f"{busaddress.unreachable('session')}; the tray's notifications need it",
+            EXIT_UNAVAILABLE,
+            "Start the tray from your desktop session (once installed it starts there at login).",
+        )
     return asyncio.run(
         TrayApp(daemon_bus=args.bus, show_icon=not args.no_icon, choices=cfg.notify).run()
     )

@@ -9,6 +9,7 @@ benchmarks and ``tokenstation demo``. Needs root or unprivileged user namespaces
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import signal
@@ -37,6 +38,18 @@ def missing_parts() -> list[str]:
     if shutil.which("unshare") is None:
         missing.append("unshare (util-linux)")
     return missing
+
+
+@functools.cache
+def _pcscd_has_polkit_switch() -> bool:
+    """Whether this pcscd takes --disable-polkit (pcsc-lite >= 2.0.1)."""
+    try:
+        usage = subprocess.run(
+            ["pcscd", "--help"], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return "--disable-polkit" in usage.stdout + usage.stderr
 
 
 def free_port_block(count: int) -> int:
@@ -138,6 +151,10 @@ class PcscStack:
         else:
             ns = ["unshare", "-Urm"]
         flags = "--foreground --debug --apdu" if self.debug else "--foreground"
+        if _pcscd_has_polkit_switch():
+            # This pcscd serves only our own processes on a private socket; with polkit
+            # (pcsc-lite 2, Debian 13) it would ask a polkitd that may not run: denied.
+            flags += " --disable-polkit"
         script = f"mount --bind '{run}' /run/pcscd && exec pcscd {flags} --config '{conf}'"
         with open(self.log_path, "ab") as out:
             self.proc = subprocess.Popen([*ns, "sh", "-c", script], stdout=out, stderr=out)

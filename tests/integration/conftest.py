@@ -172,16 +172,18 @@ def simulator(pcsc_stack: PcscStack, tmp_path: Path) -> Iterator[Callable[..., S
 
 
 def run_cli(
-    env: dict[str, str], *args: str, timeout: float = 30.0
+    env: dict[str, str], *args: str, timeout: float = 30.0, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """`python -m tokenstation.daemon ARGS` with ``env``, no stdin, output captured."""
+    """`python -m tokenstation.daemon ARGS` with ``env``, output captured; ``stdin`` is fed
+    to it (none when None)."""
     done = subprocess.run(
         [sys.executable, "-m", "tokenstation.daemon", *args],
         env=env,
         capture_output=True,
         text=True,
         timeout=timeout,
-        stdin=subprocess.DEVNULL,
+        input=stdin,
+        stdin=subprocess.DEVNULL if stdin is None else None,
         check=False,
     )
     TRANSCRIPT.append((f"tokenstation {args[0] if args else ''}", done.stdout + done.stderr))

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 import pyotp
 import pytest
@@ -43,6 +45,20 @@ def simulator(simulator: Sim, profile: str) -> Sim:
 
 def js(proc: subprocess.CompletedProcess[str]) -> dict[str, object]:
     return json.loads(proc.stdout)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def secret_file(tmp_path: Path) -> Callable[[str], str]:
+    """A 0600 file holding one secret or URI (as users are told to keep them)."""
+
+    def write(text: str) -> str:
+        path = tmp_path / f"secret-{len(list(tmp_path.glob('secret-*')))}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text + "\n")
+        return str(path)
+
+    return write
 
 
 def test_info_reports_serial_model_and_drift_to_a_tenth(
@@ -85,7 +101,7 @@ def test_sync_sets_the_clock_of_an_unrestricted_token_and_keeps_its_seed(
     cli: Cli, simulator: Sim
 ) -> None:
     sim = simulator("--serial", C302, "--clock-offset", "-8.6", "--seed", SEED_B32)
-    proc = cli("sync", *SETTINGS, "--yes", "--json")
+    proc = cli("sync", "--direct", *SETTINGS, "--yes", "--json")
     assert proc.returncode == 0, proc.stderr
     out = js(proc)
     assert out["drift_before_s"] == -8.6
@@ -131,12 +147,12 @@ def test_sync_is_phase_aware_and_says_which_clock_it_found(
 
 def test_a_fido_key_is_named_once_and_nothing_is_written(cli: Cli, simulator: Sim) -> None:
     card = simulator("--foreign-card", "fido")
-    for args in (
-        ("info",),
-        ("sync", *SETTINGS, "--yes", "--direct"),
-        ("burn", "--secret", SEED_B32, "--yes"),
+    for args, stdin in (
+        (("info",), None),
+        (("sync", *SETTINGS, "--yes", "--direct"), None),
+        (("burn", "--secret-file", "-", "--yes"), SEED_B32),
     ):
-        proc = cli(*args)
+        proc = cli(*args, stdin=stdin)
         assert proc.returncode == 1, proc.stderr
         assert (
             proc.stderr.count(
@@ -160,7 +176,7 @@ def test_sync_of_a_restricted_token_is_refused_and_nothing_is_written(
     cli: Cli, simulator: Sim
 ) -> None:
     sim = simulator("--serial", P2, "--clock-offset", "20", "--seed", SEED_B32)
-    proc = cli("sync", *SETTINGS, "--yes")
+    proc = cli("sync", "--direct", *SETTINGS, "--yes")
     assert proc.returncode == 4
     assert "erases its seed" in proc.stderr and "Re-burn" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
@@ -179,15 +195,17 @@ def test_sync_without_the_settings_is_refused(cli: Cli, simulator: Sim) -> None:
 
 def test_sync_without_yes_and_no_terminal_asks_for_it(cli: Cli, simulator: Sim) -> None:
     sim = simulator("--serial", C302, "--clock-offset", "5")
-    proc = cli("sync", *SETTINGS)
+    proc = cli("sync", "--direct", *SETTINGS)
     assert proc.returncode == 4 and "--yes" in proc.stderr
     assert sim.fresh_state()["config_writes"] == 0
 
 
-def test_burn_from_uri_then_power_cycle_shows_pyotps_code(cli: Cli, simulator: Sim) -> None:
+def test_burn_from_uri_then_power_cycle_shows_pyotps_code(
+    cli: Cli, simulator: Sim, secret_file: Callable[[str], str]
+) -> None:
     sim = simulator("--serial", P2, "--clock-offset", "-300")
     uri = f"otpauth://totp/Bitbucket:alice?secret={SEED_B32}&issuer=Bitbucket&algorithm=SHA256"
-    proc = cli("burn", "--uri", uri, "--yes", "--json")
+    proc = cli("burn", "--uri-file", secret_file(uri), "--yes", "--json")
     assert proc.returncode == 0, proc.stderr
     out = js(proc)
     assert out["settings"] == {"hmac": "sha256", "period": 30, "display_timeout": 30}
@@ -204,7 +222,9 @@ def test_burn_from_uri_then_power_cycle_shows_pyotps_code(cli: Cli, simulator: S
 
 def test_burn_hex_secret_shows_fingerprint_only(cli: Cli, simulator: Sim) -> None:
     sim = simulator("--serial", C302)
-    proc = cli("burn", "--secret", SEED_HEX, "--yes", "--json", "--log-level", "traffic")
+    proc = cli(
+        "burn", "--secret-file", "-", "--yes", "--json", "--log-level", "traffic", stdin=SEED_HEX
+    )
     assert proc.returncode == 0, proc.stderr
     out = js(proc)
     fp = sim.fresh_state()["seed_fingerprint"]
@@ -218,7 +238,7 @@ def test_burn_hex_secret_shows_fingerprint_only(cli: Cli, simulator: Sim) -> Non
 
 
 def test_burn_refuses_what_the_token_cannot_hold_before_touching_it(
-    cli: Cli, simulator: Sim
+    cli: Cli, simulator: Sim, secret_file: Callable[[str], str]
 ) -> None:
     sim = simulator("--serial", C302)
     for uri, field in (
@@ -228,7 +248,7 @@ def test_burn_refuses_what_the_token_cannot_hold_before_touching_it(
         (f"otpauth://totp/x?secret={SEED_B32}&period=15", "period"),
         ("otpauth://totp/x?secret=" + "A" * 104, "secret"),
     ):
-        proc = cli("burn", "--uri", uri, "--yes")
+        proc = cli("burn", "--uri-file", secret_file(uri), "--yes")
         assert proc.returncode == 2, (uri, proc.stderr)
         assert f"{field}:" in proc.stderr
     assert sim.fresh_state()["apdus"] == 0
@@ -236,7 +256,7 @@ def test_burn_refuses_what_the_token_cannot_hold_before_touching_it(
 
 def test_wrong_key_fails_once_and_is_not_retried(cli: Cli, simulator: Sim) -> None:
     sim = simulator("--serial", C302, "--key", "00112233445566778899AABBCCDDEEFF")
-    proc = cli("burn", "--secret", SEED_B32, "--yes")
+    proc = cli("burn", "--secret-file", "-", "--yes", stdin=SEED_B32)
     assert proc.returncode == 1
     assert "do not retry" in proc.stderr.lower()
     state = sim.fresh_state()
@@ -247,9 +267,9 @@ def test_lockout_policy_locks_the_token(cli: Cli, simulator: Sim, profile: str) 
     if profile == "opent2otp":
         pytest.skip("the firmware core has had no lockout since 2025")
     sim = simulator("--serial", C302, "--lockout", "1", "--key", "00" * 16)
-    assert cli("burn", "--secret", SEED_B32, "--yes").returncode == 1
+    assert cli("burn", "--secret-file", "-", "--yes", stdin=SEED_B32).returncode == 1
     assert sim.fresh_state()["locked"] is True
-    proc = cli("burn", "--secret", SEED_B32, "--yes")
+    proc = cli("burn", "--secret-file", "-", "--yes", stdin=SEED_B32)
     assert proc.returncode == 1 and "locked" in proc.stderr
     state = sim.fresh_state()
     assert state["failed_auths"] == 1 and state["seed_writes"] == 0
@@ -262,7 +282,7 @@ def test_field_lost_mid_burn_is_reported_not_done(
     # The burn's card session: GET INFO (confirmation), GET INFO, GET CHALLENGE,
     # AUTHENTICATE, then WRITE CONFIG (5th) and WRITE SEED (6th).
     sim = simulator("--serial", P2, "--seed", "JBSWY3DPEHPK3PXP", "--drop-after", str(drop_after))
-    proc = cli("burn", "--secret", SEED_B32, "--yes", "--json")
+    proc = cli("burn", "--secret-file", "-", "--yes", "--json", stdin=SEED_B32)
     assert proc.returncode == 1
     assert js(proc)["ok"] is False
     assert f"left the field during {during}" in proc.stderr
@@ -292,7 +312,7 @@ def test_unknown_model_is_left_alone(cli: Cli, simulator: Sim) -> None:
     sim = simulator("--serial", "DN0042")
     info = js(cli("info", "--json", "--quick"))
     assert info["model"] == "unknown" and info["programmable"] is False
-    proc = cli("burn", "--secret", SEED_B32, "--yes")
+    proc = cli("burn", "--secret-file", "-", "--yes", stdin=SEED_B32)
     assert proc.returncode == 4 and "cannot be identified" in proc.stderr
     # GET INFO only: one for `info`, two for `burn` (its confirmation and its session).
     assert sim.fresh_state()["apdus"] == 3
@@ -303,3 +323,40 @@ def test_simulator_prints_its_display(simulator: Sim) -> None:
     code = sim.fresh_state()["code"]
     out = sim.stop()
     assert f"{code[:3]} {code[3:]}" in out
+
+
+def test_secret_on_the_command_line_works_but_warns_once(cli: Cli, simulator: Sim) -> None:
+    sim = simulator("--serial", C302)
+    proc = cli("burn", "--secret", SEED_B32, "--yes")
+    assert proc.returncode == 0, proc.stderr
+    warnings = [ln for ln in proc.stderr.splitlines() if "other local users" in ln]
+    assert len(warnings) == 1 and "--secret-file" in warnings[0]
+    assert sim.fresh_state()["seed_present"] is True
+
+
+def test_secret_file_readable_by_others_is_warned_about(
+    cli: Cli, simulator: Sim, secret_file: Callable[[str], str]
+) -> None:
+    simulator("--serial", C302)
+    path = secret_file(SEED_B32)
+    os.chmod(path, 0o644)
+    proc = cli("burn", "--secret-file", path, "--yes")
+    assert proc.returncode == 0, proc.stderr
+    assert "can be read by other users (mode 644)" in proc.stderr
+
+
+def test_bad_secret_files_are_refused_before_the_token_is_touched(
+    cli: Cli, simulator: Sim, secret_file: Callable[[str], str], tmp_path: Path
+) -> None:
+    sim = simulator("--serial", C302)
+    for args, stdin, words in (
+        (["--secret-file", str(tmp_path / "nope")], None, "no such secret file"),
+        (["--secret-file", secret_file("")], None, "is empty"),
+        (["--secret-file", secret_file(f"{SEED_B32}\n{SEED_HEX}")], None, "holds 2 lines"),
+        (["--secret-file", "-"], "", "standard input is empty"),
+        ([], None, "no secret given"),
+    ):
+        proc = cli("burn", *args, "--yes", stdin=stdin)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert words in proc.stderr.splitlines()[0]
+    assert sim.fresh_state()["apdus"] == 0

@@ -249,7 +249,7 @@ def test_one_instance_per_bus_and_sigterm_stops_cleanly(start_daemon: Start, cli
     assert daemon.stop() == 0
     assert "stopping" in daemon.output()
     gone = cli_bus("status")
-    assert gone.returncode == 1 and "not running" in gone.stderr
+    assert gone.returncode == 3 and "not running" in gone.stderr
 
 
 def test_tokens_lists_history_and_plots_it(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,6 +42,9 @@ def system_bus(tmp_path: Path) -> Iterator[str]:
     bus.stop()
 
 
+NOBODY = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+
+
 def busctl(
     address: str, member: str, *args: str, groups: str | None
 ) -> subprocess.CompletedProcess[str]:
@@ -70,6 +74,28 @@ def test_only_the_group_may_write_and_anyone_may_read(
         assert "denied" in denied.stderr.lower()
         paused = busctl(system_bus, "Pause", groups=None)
         assert "denied" in paused.stderr.lower()
+
+        # The command says who may, and how to become one (exit 4: refused, nothing done).
+        cli = subprocess.run(
+            [
+                *NOBODY,
+                sys.executable,
+                "-m",
+                "tokenstation.daemon",
+                "queue",
+                "pause",
+                "--bus",
+                "system",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert cli.returncode == 4, cli.stderr
+        assert "only members of the tokenstation group" in cli.stderr.splitlines()[0]
+        assert "sudo adduser $USER tokenstation" in cli.stderr
 
         member = busctl(system_bus, "SyncToken", "sa{sv}", "", "0", groups="users")
         # Past the policy: the daemon itself answers (no token is present).

@@ -250,3 +250,27 @@ def _screenshot_with_menu(env: dict[str, str], out: Path) -> None:
     subprocess.run(["import", "-window", "root", str(out)], env=env, check=True)
     subprocess.run(["xdotool", "key", "Escape"], env=env, check=True)
     time.sleep(0.3)
+
+
+def test_tray_as_autostarted_loads_no_opengl(desktop: dict[str, str], tmp_path: Path) -> None:
+    """The autostart entry's command with none of GTK's variables set by the session:
+    the tray must keep Mesa's software OpenGL (libLLVM, swrast: ~45 MB of RSS) out."""
+    from tokenstation.daemon.units import desktop_exec, tray_autostart
+
+    env = {k: v for k, v in desktop.items() if k not in ("GDK_GL", "NO_AT_BRIDGE")}
+    env.pop("PYSTRAY_BACKEND", None)
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    command = desktop_exec(tray_autostart(str(Path(sys.executable).parent / "tokenstation")))
+    log = tmp_path / "tray.log"
+    tray = subprocess.Popen(command, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: "tray ready" in log.read_text(), 15.0, "tray ready")
+        assert "tray icon backend gtk" in log.read_text()
+        maps = Path(f"/proc/{tray.pid}/maps").read_text()
+        loaded = {line.rsplit("/", 1)[-1] for line in maps.splitlines() if ".so" in line}
+        gl = sorted(lib for lib in loaded if lib.startswith(("libLLVM", "swrast", "libGLX_mesa")))
+        assert gl == [], f"the tray loaded OpenGL: {gl}"
+    finally:
+        tray.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            tray.wait(10)

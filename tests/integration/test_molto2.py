@@ -90,20 +90,21 @@ def test_burn_several_profiles_titles_and_codes(mcli: Cli, simulator: Sim) -> No
         (f"otpauth://totp/Zoë:éric?secret={b32(SEEDS[2])}&digits=4", "Zoë:éric"),
     ]
     for i, (uri, title) in enumerate(uris):
-        out = js(mcli("burn", "--uri", uri, "--profile", "next", "--yes", "--json"))
+        out = js(mcli("burn", "--uri-file", "-", "--profile", "next", "--yes", "--json", stdin=uri))
         assert out["profile"] == i and out["title"] == title
         assert out["secret_fingerprint"] == fingerprint(SEEDS[i])
     out = js(
         mcli(
             "burn",
-            "--secret",
-            b32(SEEDS[3]),
+            "--secret-file",
+            "-",
             "--profile",
             "42",
             "--title",
             "VPN",
             "--yes",
             "--json",
+            stdin=b32(SEEDS[3]),
         )
     )
     assert out["profile"] == 42
@@ -145,7 +146,7 @@ def test_burn_several_profiles_titles_and_codes(mcli: Cli, simulator: Sim) -> No
 def test_a_profile_with_a_seed_is_never_overwritten(mcli: Cli, simulator: Sim) -> None:
     sim = molto2(simulator, "--profile-seed", f"3:{b32(SEEDS[10])}:Keep")
     before = profile(sim.fresh_state(), 3)
-    proc = mcli("burn", "--secret", b32(SEEDS[11]), "--profile", "3", "--yes")
+    proc = mcli("burn", "--secret-file", "-", "--profile", "3", "--yes", stdin=b32(SEEDS[11]))
     assert proc.returncode == 4
     assert "already holds a seed" in proc.stderr and "--profile next" in proc.stderr
     after = profile(sim.fresh_state(), 3)
@@ -155,14 +156,15 @@ def test_a_profile_with_a_seed_is_never_overwritten(mcli: Cli, simulator: Sim) -
     out = js(
         mcli(
             "burn",
-            "--secret",
-            b32(SEEDS[11]),
+            "--secret-file",
+            "-",
             "--profile",
             "next",
             "--title",
             "x",
             "--yes",
             "--json",
+            stdin=b32(SEEDS[11]),
         )
     )
     assert out["profile"] == 0
@@ -205,7 +207,17 @@ def test_sync_sets_every_seeded_profile_from_its_own_settings(mcli: Cli, simulat
 
 def test_wrong_customer_key_fails_once(mcli: Cli, simulator: Sim, tmp_path: Path) -> None:
     sim = molto2(simulator, "--customer-key", "our own key")
-    proc = mcli("burn", "--secret", b32(SEEDS[30]), "--profile", "0", "--title", "x", "--yes")
+    proc = mcli(
+        "burn",
+        "--secret-file",
+        "-",
+        "--profile",
+        "0",
+        "--title",
+        "x",
+        "--yes",
+        stdin=b32(SEEDS[30]),
+    )
     assert (
         proc.returncode == 1 and "9 attempts left" in proc.stderr and "Do not retry" in proc.stderr
     )
@@ -217,7 +229,16 @@ def test_wrong_customer_key_fails_once(mcli: Cli, simulator: Sim, tmp_path: Path
     config.chmod(0o600)
     js(
         mcli(
-            "burn", "--secret", b32(SEEDS[30]), "--profile", "0", "--title", "x", "--yes", "--json"
+            "burn",
+            "--secret-file",
+            "-",
+            "--profile",
+            "0",
+            "--title",
+            "x",
+            "--yes",
+            "--json",
+            stdin=b32(SEEDS[30]),
         )
     )
     assert profile(sim.fresh_state(), 0)["seed_present"] is True
@@ -225,8 +246,12 @@ def test_wrong_customer_key_fails_once(mcli: Cli, simulator: Sim, tmp_path: Path
 
 def test_key_change_waits_for_the_button(mcli: Cli, simulator: Sim) -> None:
     sim = molto2(simulator)
-    assert mcli("molto2", "change-key", "--new-key", "fresh key").returncode == 4  # asks first
-    out = js(mcli("molto2", "change-key", "--new-key", "fresh key", "--yes", "--json"))
+    assert (
+        mcli("molto2", "change-key", "--new-key-file", "-", stdin="fresh key").returncode == 4
+    )  # asks first
+    out = js(
+        mcli("molto2", "change-key", "--new-key-file", "-", "--yes", "--json", stdin="fresh key")
+    )
     assert out["awaiting_button"] is True
     assert sim.fresh_state()["pending_confirmation"] == "key"
     sim.proc.send_signal(signal.SIGUSR1)
@@ -237,7 +262,7 @@ def test_molto2_commands_refuse_a_single_profile_token(mcli: Cli, simulator: Sim
     sim = simulator("--serial", "86596320000001")
     proc = mcli("profiles")
     assert proc.returncode == 3 and "not a Token2 Molto2" in proc.stderr
-    proc = mcli("burn", "--secret", b32(SEEDS[40]), "--profile", "0", "--yes")
+    proc = mcli("burn", "--secret-file", "-", "--profile", "0", "--yes", stdin=b32(SEEDS[40]))
     assert proc.returncode == 3
     assert sim.fresh_state()["seed_writes"] == 0
 
@@ -245,7 +270,17 @@ def test_molto2_commands_refuse_a_single_profile_token(mcli: Cli, simulator: Sim
 def test_pulled_mid_burn_then_resumes_at_the_next_free_profile(mcli: Cli, simulator: Sim) -> None:
     # probe, info, info, profile read, challenge, auth, seed write: pulled before the title
     sim = molto2(simulator, "--drop-after", "7")
-    proc = mcli("burn", "--secret", b32(SEEDS[50]), "--profile", "0", "--title", "a", "--yes")
+    proc = mcli(
+        "burn",
+        "--secret-file",
+        "-",
+        "--profile",
+        "0",
+        "--title",
+        "a",
+        "--yes",
+        stdin=b32(SEEDS[50]),
+    )
     assert proc.returncode == 1
     assert "pulled after the seed" in proc.stderr and "never overwritten" in proc.stderr
     wait_until(lambda: not card_present(sim.reader), 5.0, "the device pulled")
@@ -256,14 +291,15 @@ def test_pulled_mid_burn_then_resumes_at_the_next_free_profile(mcli: Cli, simula
     out = js(
         mcli(
             "burn",
-            "--secret",
-            b32(SEEDS[51]),
+            "--secret-file",
+            "-",
             "--profile",
             "next",
             "--title",
             "b",
             "--yes",
             "--json",
+            stdin=b32(SEEDS[51]),
         )
     )
     assert out["profile"] == 1

@@ -57,3 +57,22 @@ def test_install_writes_the_user_files_and_uninstall_removes_only_them(tmp_path:
     assert not icon.exists()
     assert app.exists() and f"left {app}: not written by install-user-service" in gone.stdout
     assert mine.exists()
+
+
+def test_packaged_files_are_what_tokenstation_generates_and_a_stale_one_is_named(
+    tmp_path: Path,
+) -> None:
+    """packaging/ (what debian/ installs) matches the generator; --check names a stale file."""
+    from tokenstation.daemon.units import differences, main
+
+    assert differences(Path(__file__).parents[2] / "packaging") == []
+    assert main([str(tmp_path)]) == 0
+    assert differences(tmp_path) == []
+    unit = tmp_path / "systemd/user/tokenstation.service"
+    unit.write_text(unit.read_text().replace("Restart=on-failure", "Restart=no"))
+    (tmp_path / "icons/hicolor/16x16/apps/tokenstation.png").write_bytes(b"")
+    assert differences(tmp_path) == [
+        "systemd/user/tokenstation.service",
+        "icons/hicolor/16x16/apps/tokenstation.png",
+    ]
+    assert main(["--check", str(tmp_path)]) == 1

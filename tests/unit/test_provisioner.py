@@ -150,7 +150,7 @@ def test_pause_stops_offers_and_resume_offers_to_the_token_present(tmp_path: Pat
     run(scenario())
 
 
-def test_remove_erases_the_secret_and_refuses_twice(tmp_path: Path) -> None:
+def test_remove_erases_the_secret_and_a_second_remove_is_bad_input(tmp_path: Path) -> None:
     async def scenario() -> None:
         rig = ProvRig(tmp_path, attended())
         job = await rig.add("bitbucket.txt", URI)
@@ -159,7 +159,9 @@ def test_remove_erases_the_secret_and_refuses_twice(tmp_path: Path) -> None:
         assert rig.of(QueueState)[-1].length == 0
         with pytest.raises(StationError) as refused:
             rig.prov.remove(job)
-        assert refused.value.kind == ErrorKind.REFUSED
+        assert (
+            refused.value.kind == ErrorKind.INVALID
+        )  # a removed job: bad input, not a safety refusal
         await rig.close()
 
     run(scenario())

@@ -253,5 +253,34 @@ def test_scan_command_json_and_exit_code(tmp_path: Path) -> None:
     assert out.returncode == 2
     doc = json.loads(out.stdout)
     assert [f["verdict"] for f in doc["files"]] == ["ok", "rejected"]
-    assert set(doc["files"][0]) == {"file", "kind", "verdict", "reason", "warnings", "accounts"}
+    keys = {"file", "kind", "verdict", "reason", "warnings", "accounts", "next_step"}
+    assert set(doc["files"][0]) == set(doc["files"][1]) == keys
+    assert doc["files"][0]["next_step"] == "" and "otpauth" in doc["files"][1]["next_step"]
+    assert doc["files"][0]["accounts"][0]["serial"] == ""  # good.png binds to no token
     assert SECRET_B32 not in out.stdout + out.stderr
+
+
+def test_scan_shows_the_bound_serial_hotp_timing_csv_weakness_and_missing_paths(
+    tmp_path: Path,
+) -> None:
+    bound = qr_png(tmp_path / "86596320000001.png", URI)
+    hotp = tmp_path / "hotp.txt"
+    hotp.write_text("otpauth://hotp/ACME:bob?secret=JBSWY3DPEHPK3PXP&counter=3\n")
+    batch = tmp_path / "batch.csv"
+    batch.write_text("serial,secret\n86596320000002,JBSWY3DPEHPK3PXP\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "tokenstation.daemon", "scan"]
+        + [str(p) for p in (bound, hotp, batch, tmp_path / "gone.png")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    text = out.stdout
+    assert "bound to token 86596320000001" in text
+    assert "bound to token 86596320000002" in text
+    hotp_line = next(ln for ln in text.splitlines() if "ACME:bob" in ln)
+    assert "counter-based" in hotp_line and "30 s" not in hotp_line
+    assert "80 bits, under the 112 bits" in text.split("batch.csv")[1]  # CSV rows warn too
+    missing = text.split("gone.png")[1]
+    assert "no such file" in missing and "Check the name and the path" in missing
+    assert "drop it again" not in missing

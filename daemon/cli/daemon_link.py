@@ -1,0 +1,109 @@
+"""Calling the running daemon from a command: one D-Bus round trip, errors as exit codes.
+
+No daemon (or no bus) is exit 3 with what is missing and how to start it, unless the
+command has a way without the daemon (``tokens`` reads the registry, ``sync`` talks to
+the reader); those ask with ``fallback=True`` and get :class:`DaemonAbsent` instead.
+"""
+
+from __future__ import annotations
+
+from .common import (
+    EXIT_FAILED,
+    EXIT_NO_READER,
+    EXIT_REFUSED,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    CliError,
+    ensure_logging,
+)
+
+TYPE_CHECKING = False  # True for type checkers; saves importing typing at start-up
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+    from typing import Any
+
+    from ..client import StationClient
+
+#: StationError kinds (D-Bus error names) -> exit codes.
+EXIT_FOR_KIND = {
+    "not-present": EXIT_NO_READER,
+    "refused": EXIT_REFUSED,
+    "needs-confirmation": EXIT_REFUSED,
+    "invalid": EXIT_USAGE,
+    "denied": EXIT_REFUSED,  # the bus policy (a station's tokenstation group)
+}
+
+
+class DaemonAbsent(Exception):
+    """No daemon to ask (no bus, or nobody owns the name): ``message`` and ``next_step``."""
+
+    def __init__(self, message: str, next_step: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.next_step = next_step
+
+
+#: What to do when the daemon's answer names no next step itself.
+NEXT_FOR_KIND = {
+    "not-present": "Place the token on a reader (display lit) and run it again.",
+    "busy": "Wait a moment and run it again.",
+    "refused": "Nothing was written.",
+    "needs-confirmation": "Nothing was written.",
+    "invalid": "Nothing was changed.",
+    "denied": "Ask whoever runs the daemon to let you use it.",
+    "failed": "The daemon's log has the details: `journalctl --user -u tokenstation` "
+    "(station: `journalctl -u tokenstation-station`).",
+}
+
+
+class DaemonRefused(CliError):
+    """The daemon answered with an error; ``kind`` is its StationError kind."""
+
+    def __init__(self, kind: str, text: str) -> None:
+        message, _, next_step = text.partition(". ")
+        next_step = next_step or NEXT_FOR_KIND.get(kind, NEXT_FOR_KIND["failed"])
+        super().__init__(message, EXIT_FOR_KIND.get(kind, EXIT_FAILED), next_step)
+        self.kind = kind
+
+
+def daemon_call(
+    bus: str, fn: Callable[[StationClient], Awaitable[Any]], *, fallback: bool = False
+) -> Any:
+    """Run ``fn(client)`` against the daemon on ``bus``.
+
+    Without a daemon: exit 3 (CliError), or DaemonAbsent with ``fallback``. A "no bus
+    here" is found without loading the D-Bus library at all.
+    """
+    from .. import busaddress
+
+    if busaddress.missing(bus):
+        absent = DaemonAbsent(busaddress.unreachable(bus), busaddress.reach_advice(bus))
+    else:
+        try:
+            return _call(bus, fn)
+        except DaemonAbsent as exc:
+            absent = exc
+    if fallback:
+        raise absent
+    raise CliError(absent.message, EXIT_UNAVAILABLE, absent.next_step)
+
+
+def _call(bus: str, fn: Callable[[StationClient], Awaitable[Any]]) -> Any:
+    ensure_logging()
+    import asyncio
+
+    from ..client import DaemonError, DaemonNotRunning, StationClient
+
+    async def run() -> Any:
+        client = await StationClient.connect(bus)
+        try:
+            return await fn(client)
+        finally:
+            await client.close()
+
+    try:
+        return asyncio.run(run())
+    except DaemonNotRunning as exc:
+        raise DaemonAbsent(exc.message, exc.next_step) from None
+    except DaemonError as exc:
+        raise DaemonRefused(exc.kind, exc.text) from None

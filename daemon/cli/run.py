@@ -1,0 +1,42 @@
+"""Running a parsed command: logging, then every failure as one line and an exit code."""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import EXIT_FAILED, EXIT_INTERRUPTED, CliError, fail
+
+
+def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """Set up logging, run ``args.func``; failures become one line on stderr and a code."""
+    from ..token.errors import TokenError
+    from .common import ensure_logging, exit_code_for, logging_level
+
+    as_json = bool(getattr(args, "json", False))
+    level = args.log_level or getattr(args, "default_log_level", "warning")
+    try:
+        logging_level(level)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.log_level or not getattr(args, "lazy_logging", False):
+        ensure_logging()
+    try:
+        return int(args.func(args))
+    except CliError as exc:
+        fail(str(exc), exc.next_step, exc.code, as_json, exc.details)
+    except TokenError as exc:
+        fail(exc.message, exc.next_step, exit_code_for(exc), as_json)
+    except KeyboardInterrupt:
+        fail("interrupted", "", EXIT_INTERRUPTED, as_json)
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # the last resort: one line, the traceback only at debug level
+        import logging
+
+        logging.getLogger("tokenstation").debug("unexpected error", exc_info=True)
+        fail(
+            f"unexpected error: {type(exc).__name__}",
+            "Run it again with --log-level debug for details.",
+            EXIT_FAILED,
+            as_json,
+        )
