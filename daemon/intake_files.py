@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import xdg
 from .ingest import NotAFile, Opened, kind_of, open_and_read
 from .safetext import shown_name
 
@@ -134,8 +135,10 @@ class IntakeFiles:
         Raises :class:`UnsafeFolder` when a subfolder is a link, not a folder, or not this
         user's: someone who may drop files must not be able to redirect where they go.
         """
-        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(self.folder, 0o700)
+        try:
+            xdg.private_dir(self.folder)
+        except xdg.SharedFolder as exc:
+            raise UnsafeFolder(str(exc)) from None
         for p in (self.failed, self.archive, self.work, self.claims, self.erasing):
             p.mkdir(exist_ok=True, mode=0o700)
             st = os.lstat(p)

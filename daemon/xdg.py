@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 APP = "tokenstation"
@@ -46,8 +47,29 @@ def registry_file(state: Path | None = None) -> Path:
     return (state if state is not None else state_dir()) / "registry.sqlite3"
 
 
+class SharedFolder(OSError):
+    """A folder tokenstation was told to keep private things in is shared with other users."""
+
+
 def private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) if needed and make it 0700; return it."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path, 0o700)
+    """Create ``path`` (and parents) 0700 if needed, tighten a folder of ours to 0700; return it.
+
+    An existing folder that any user may write in (``/tmp``, a world-writable share) is
+    refused with :class:`SharedFolder`, never made 0700: that would lock every other user
+    out of it, and files that hold seeds do not belong there. A folder of another user is
+    used as it is (its owner decides who may read it).
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        st = os.stat(path)
+    if st.st_mode & (stat.S_IWOTH | stat.S_ISVTX):
+        raise SharedFolder(
+            f"{path} is a folder every user may write in (mode {stat.S_IMODE(st.st_mode):o}); "
+            "tokenstation keeps seeds and its state only in private folders: name a folder of "
+            "your own (it is created 0700)"
+        )
+    if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) != 0o700:
+        os.chmod(path, 0o700)
     return path

@@ -1,0 +1,39 @@
+"""Private folders: 0700 when tokenstation makes them; a shared folder is refused, not chmodded."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from tokenstation.daemon import xdg
+from tokenstation.daemon.jobqueue import JobQueue
+from tokenstation.daemon.store import Store
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_a_new_folder_is_made_0700_and_an_own_loose_one_is_tightened(tmp_path: Path) -> None:
+    queue = JobQueue(tmp_path / "new" / "queue.sqlite3")
+    queue.close()
+    assert _mode(tmp_path / "new") == 0o700
+    loose = tmp_path / "loose"
+    loose.mkdir(mode=0o755)
+    os.chmod(loose, 0o755)
+    Store(loose / "registry.sqlite3").close()
+    assert _mode(loose) == 0o700
+
+
+def test_a_folder_every_user_may_write_in_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)  # what /tmp is
+    with pytest.raises(xdg.SharedFolder) as refused:
+        JobQueue(shared / "queue.sqlite3")
+    assert "every user may write in" in str(refused.value)
+    assert _mode(shared) == 0o1777
+    assert list(shared.iterdir()) == []
