@@ -31,15 +31,15 @@ from typing import Any
 
 from benchlib import machine, proc_cpu_s, proc_mem_mb, report, summary, wait_until_measured
 
-from tokenstation.daemon.client import StationClient
+from tokenstation.daemon.bus.client import StationClient
 from tokenstation.daemon.simulator.privatebus import PrivateBus, isolated_env
 from tokenstation.daemon.simulator.stack import PcscStack
 
 
 def wait_for_daemon(address: str, timeout: float = 20.0) -> None:
     """Until the daemon owns its bus name."""
-    from tokenstation.daemon import dbusio
-    from tokenstation.daemon.busnames import BUS_NAME
+    from tokenstation.daemon.bus import dbusio
+    from tokenstation.daemon.bus.names import BUS_NAME
 
     async def owned() -> bool:
         bus = await dbusio.connect("session", address)

@@ -28,7 +28,8 @@ from pathlib import Path
 from benchlib import machine, report
 from PIL import Image
 
-from tokenstation.daemon import decode, imagefile, zxing
+from tokenstation.daemon.qr import decode, zxing
+from tokenstation.daemon.qr import image as imagefile
 
 BICUBIC = Image.Resampling.BICUBIC
 DEFAULT_CORPUS = Path(__file__).resolve().parents[1].parent / "shared/corpus/qr-zxing-cpp"

@@ -29,8 +29,8 @@ from typing import Any
 
 from benchlib import machine, proc_cpu_s, proc_mem_mb, report, summary, wait_until_measured
 
-from tokenstation.daemon import dbusio
-from tokenstation.daemon.client import StationClient
+from tokenstation.daemon.bus import dbusio
+from tokenstation.daemon.bus.client import StationClient
 from tokenstation.daemon.simulator.privatebus import PrivateBus, isolated_env
 from tokenstation.daemon.simulator.stack import PcscStack
 from tokenstation.daemon.units import desktop_exec, tray_autostart

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .payload import MAX_JOBS_PER_FILE, MAX_TEXT_BYTES, Limits
+from tokenstation.daemon.intake.payload import MAX_JOBS_PER_FILE, MAX_TEXT_BYTES, Limits
+
 from .token.errors import InvalidInput
 from .token.models import Model, VendorFamily
 from .token.molto2 import DEFAULT_CUSTOMER_KEY, is_molto2_reader, parse_customer_key

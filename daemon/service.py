@@ -20,19 +20,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import dbusio, pcsc, xdg
-from .bus import StationInterface
-from .busnames import BUS_NAME, OBJECT_PATH
-from .busops import DAEMON_TAKES_FDS
-from .clock import HostClockTrust
-from .clocksync import ClockSync
+from tokenstation.daemon.bus import dbusio
+from tokenstation.daemon.bus.interface import StationInterface
+from tokenstation.daemon.bus.names import BUS_NAME, OBJECT_PATH
+from tokenstation.daemon.bus.ops import DAEMON_TAKES_FDS
+from tokenstation.daemon.clocksync.hostclock import HostClockTrust
+from tokenstation.daemon.clocksync.sync import ClockSync
+from tokenstation.daemon.intake.dropfolder import DropFolder
+from tokenstation.daemon.provisioning.provisioner import Provisioner, default_paths
+from tokenstation.daemon.provisioning.queue import JobQueue
+from tokenstation.daemon.registry.store import Store
+
+from . import pcsc, xdg
 from .config import Config
-from .dropfolder import DropFolder
 from .instance import AlreadyRunning, InstanceLock
-from .jobqueue import JobQueue
-from .provisioning import Provisioner, default_paths
 from .station import Station
-from .store import Store
 
 __all__ = ["AlreadyRunning", "BusUnavailable", "registry_path", "serve"]
 

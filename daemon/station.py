@@ -20,9 +20,12 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from tokenstation.daemon.clocksync.policy import ClockTrust, SyncDecision, decide, known_settings
+from tokenstation.daemon.registry.drift import estimate_rate
+from tokenstation.daemon.registry.store import DriftPoint, Operation, Store, TokenRecord
+
 from . import __version__
 from .config import Config
-from .drift import estimate_rate
 from .events import (
     CardIgnored,
     CardKind,
@@ -47,8 +50,6 @@ from .events import (
     to_wire,
 )
 from .pcsc import ReaderEvent
-from .policy import ClockTrust, SyncDecision, decide, known_settings
-from .store import DriftPoint, Operation, Store, TokenRecord
 from .token.errors import (
     CardLost,
     MalformedResponse,

@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .busnames import BUS_NAME
+from tokenstation.daemon.bus.names import BUS_NAME
 
 PACKAGED_EXEC = "/usr/bin/tokenstation"
 ICON_SIZES = (16, 22, 24, 32, 48, 64, 128, 256)

@@ -11,14 +11,14 @@ import contextlib
 from pathlib import Path
 from typing import TypeVar
 
-from tokenstation.daemon.clocksync import ClockSync
+from tokenstation.daemon.clocksync.policy import ClockTrust
+from tokenstation.daemon.clocksync.sync import ClockSync
 from tokenstation.daemon.config import Config
 from tokenstation.daemon.events import Event, ReaderChange
 from tokenstation.daemon.pcsc import ReaderEvent
-from tokenstation.daemon.policy import ClockTrust
+from tokenstation.daemon.registry.store import Store
 from tokenstation.daemon.simulator.token import SimulatedToken
 from tokenstation.daemon.station import Station
-from tokenstation.daemon.store import Store
 from tokenstation.daemon.token.session import Connection
 
 from helpers import DirectConnection, VirtualClock

@@ -16,9 +16,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from tokenstation.daemon import __version__, dbusio, xdg
-from tokenstation.daemon.busnames import BUS_NAME
-from tokenstation.daemon.client import DaemonError, StationClient
+from tokenstation.daemon import __version__, xdg
+from tokenstation.daemon.bus import dbusio
+from tokenstation.daemon.bus.client import DaemonError, StationClient
+from tokenstation.daemon.bus.names import BUS_NAME
 from tokenstation.daemon.events import BurnDone, Event, decode
 
 from . import icons

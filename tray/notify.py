@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from tokenstation.daemon import dbusio
+from tokenstation.daemon.bus import dbusio
 
 from .model import Bubble
 

@@ -53,7 +53,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
         )
     except ConfigError as exc:
         raise CliError(str(exc), EXIT_USAGE, "Correct the flag and start it again.") from None
-    from .. import busaddress
+    from tokenstation.daemon.bus import address as busaddress
 
     if busaddress.missing(cfg.bus):
         raise CliError(

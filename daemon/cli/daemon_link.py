@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
     from typing import Any
 
-    from ..client import StationClient
+    from tokenstation.daemon.bus.client import StationClient
 
 #: StationError kinds (D-Bus error names) -> exit codes.
 EXIT_FOR_KIND = {
@@ -74,7 +74,7 @@ def daemon_call(
     Without a daemon: exit 3 (CliError), or DaemonAbsent with ``fallback``. A "no bus
     here" is found without loading the D-Bus library at all.
     """
-    from .. import busaddress
+    from tokenstation.daemon.bus import address as busaddress
 
     if busaddress.missing(bus):
         absent = DaemonAbsent(busaddress.unreachable(bus), busaddress.reach_advice(bus))
@@ -92,7 +92,7 @@ def _call(bus: str, fn: Callable[[StationClient], Awaitable[Any]]) -> Any:
     ensure_logging()
     import asyncio
 
-    from ..client import DaemonError, DaemonNotRunning, StationClient
+    from tokenstation.daemon.bus.client import DaemonError, DaemonNotRunning, StationClient
 
     async def run() -> Any:
         client = await StationClient.connect(bus)

@@ -87,9 +87,10 @@ class Demo:
 
 
 async def _run(demo: Demo, work: Path) -> None:  # noqa: PLR0915 (a script, read top to bottom)
-    from ..client import StationClient
-    from ..otpauth import parse_secret
-    from ..otpcode import expected_code
+    from tokenstation.daemon.bus.client import StationClient
+    from tokenstation.daemon.intake.otpauth import parse_secret
+    from tokenstation.daemon.provisioning.otpcode import expected_code
+
     from ..simulator.privatebus import PrivateBus, isolated_env, timedated_service
     from ..simulator.runner import HISTORICAL_BYTES
     from ..simulator.stack import PcscStack, StackUnavailable

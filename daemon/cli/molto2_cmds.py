@@ -129,7 +129,7 @@ def refuse_single_profile(reader: str) -> None:
 
 def cmd_profiles(args: argparse.Namespace) -> int:
     """List every profile: index, title, seed, algorithm, digits, period, account burned."""
-    from ..molto2_ledger import Ledger
+    from tokenstation.daemon.registry.molto2_ledger import Ledger
 
     with molto2_session(args.reader, args.config) as (reader, session):
         timed = session.read_info()
@@ -177,7 +177,7 @@ def cmd_profiles(args: argparse.Namespace) -> int:
 
 def cmd_delete(args: argparse.Namespace) -> int:
     """Delete one profile's seed after confirmation."""
-    from ..molto2_ledger import Ledger
+    from tokenstation.daemon.registry.molto2_ledger import Ledger
 
     m.check_profile(args.profile)
     with molto2_session(args.reader, args.config) as (reader, session):
@@ -217,7 +217,8 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 def _account(args: argparse.Namespace) -> tuple[Secret, str, m.ProfileSettings]:
     """Seed, account label and settings from --uri or --secret and the flags."""
-    from ..otpauth import parse_otpauth, parse_secret
+    from tokenstation.daemon.intake.otpauth import parse_otpauth, parse_secret
+
     from .secret_input import secret_source
 
     display = args.display_timeout or 30
@@ -287,8 +288,8 @@ def burn_hook(args: argparse.Namespace) -> int | None:
 
 def cmd_burn(args: argparse.Namespace) -> int:
     """Burn a seed into one profile (never over a seed), verify, and say what it shows."""
-    from ..molto2_ledger import Ledger
-    from ..otpcode import expected_code
+    from tokenstation.daemon.provisioning.otpcode import expected_code
+    from tokenstation.daemon.registry.molto2_ledger import Ledger
 
     seed, label, settings = _account(args)
     wanted = _profile_arg(args.profile)

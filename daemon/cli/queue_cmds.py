@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
-    from ..client import StationClient
+    from tokenstation.daemon.bus.client import StationClient
 
 _LIST_ALL = "See every job and its state with `tokenstation queue list --all`."
 

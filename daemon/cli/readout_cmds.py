@@ -28,7 +28,7 @@ TYPE_CHECKING = False  # True for type checkers; saves importing typing at start
 if TYPE_CHECKING:
     from typing import Any
 
-    from ..client import StationClient
+    from tokenstation.daemon.bus.client import StationClient
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -134,8 +134,9 @@ def _registry_direct(args: argparse.Namespace, serial: str | None) -> list[dict[
             _unknown_serial(serial, f"there is no registry at {path} yet")
         return []
     ensure_logging()
+    from tokenstation.daemon.registry.store import Store
+
     from ..station import token_view
-    from ..store import Store
 
     store = Store.read_only(path)
     try:
@@ -181,7 +182,7 @@ def cmd_tokens(args: argparse.Namespace) -> int:
         note(f"{exc.message}; reading the registry file directly")
         tokens = _registry_direct(args, serial)
     if args.plot:
-        from ..plot import plot_drift
+        from tokenstation.daemon.registry.plot import plot_drift
 
         out = as_path(args.plot[1])
         plot_drift(tokens[0], out)

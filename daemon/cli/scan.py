@@ -10,7 +10,7 @@ from .commands import summary
 from .common import EXIT_OK, EXIT_USAGE, emit_json
 
 if TYPE_CHECKING:
-    from ..payload import Verdict
+    from tokenstation.daemon.intake.payload import Verdict
 
 _MISSING_NEXT = "Check the name and the path; nothing was read."
 
@@ -32,8 +32,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def _scan(path: Path) -> tuple[Verdict, str]:
     """The verdict on ``path`` and, when it is refused, what to do."""
-    from ..ingest import scan_path
-    from ..payload import Verdict, advice
+    from tokenstation.daemon.intake.ingest import scan_path
+    from tokenstation.daemon.intake.payload import Verdict, advice
 
     if not path.exists() and not path.is_symlink():
         return Verdict(str(path), "missing", "error", "no such file or folder"), _MISSING_NEXT

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..otpauth import parse_secret
+from tokenstation.daemon.intake.otpauth import parse_secret
+
 from ..simulator.foreign import KINDS
 from ..simulator.runner import SimulatorRunner
 from ..simulator.token import CLOCK_PHASES, PROFILES, Faults, SimulatedToken, default_settings

@@ -9,7 +9,7 @@ from .common import EXIT_NO_READER, EXIT_USAGE, CliError, confirm, emit_json
 from .daemon_link import DaemonAbsent, DaemonRefused, daemon_call
 
 if TYPE_CHECKING:
-    from ..client import StationClient
+    from tokenstation.daemon.bus.client import StationClient
 
 __all__ = ["DaemonAbsent", "sync_via_daemon"]
 

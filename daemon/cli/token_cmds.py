@@ -6,8 +6,9 @@ import argparse
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ..otpauth import parse_otpauth, parse_secret, require_burnable
-from ..otpcode import expected_code
+from tokenstation.daemon.intake.otpauth import parse_otpauth, parse_secret, require_burnable
+from tokenstation.daemon.provisioning.otpcode import expected_code
+
 from ..token.errors import InvalidInput
 from ..token.models import Model
 from ..token.secret import Secret
@@ -237,7 +238,7 @@ def _untrusted_clock_reason() -> str:
     """Why the host clock is not trusted, or "" when it is (asks systemd-timedated)."""
     import asyncio
 
-    from ..clock import HostClockTrust
+    from tokenstation.daemon.clocksync.hostclock import HostClockTrust
 
     async def ask() -> str:
         trust = HostClockTrust(log_changes=False)

@@ -33,7 +33,7 @@ def cmd_tray(args: argparse.Namespace) -> int:
     from tokenstation.tray.app import TrayApp
 
     cfg = load_config(args.config)
-    from .. import busaddress
+    from tokenstation.daemon.bus import address as busaddress
 
     if busaddress.missing("session"):  # notifications go over it, whatever the daemon's bus
         raise CliError(

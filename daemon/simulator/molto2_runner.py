@@ -16,7 +16,8 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
-from ..otpauth import parse_secret
+from tokenstation.daemon.intake.otpauth import parse_secret
+
 from ..token import molto2 as m
 from ..token.errors import InvalidInput
 from ..token.settings import HmacAlgorithm

@@ -224,7 +224,7 @@ class BusWatcher:
     """A D-Bus client on a background loop: collects station signals, makes calls."""
 
     def __init__(self, address: str) -> None:
-        from tokenstation.daemon.client import StationClient
+        from tokenstation.daemon.bus.client import StationClient
 
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)

@@ -223,7 +223,7 @@ def test_host_clock_reason_names_what_is_missing(
 ) -> None:
     import asyncio
 
-    from tokenstation.daemon.clock import HostClockTrust
+    from tokenstation.daemon.clocksync.hostclock import HostClockTrust
     from tokenstation.daemon.simulator.privatebus import PrivateBus
 
     def reason() -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tokenstation.daemon.client import DaemonError
+from tokenstation.daemon.bus.client import DaemonError
 from tokenstation.daemon.simulator.stack import PcscStack
 from tokenstation.daemon.token import commands
 from tokenstation.daemon.token.errors import SECURITY_KEY_WORDS

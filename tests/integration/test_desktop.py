@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from tokenstation.daemon import dbusio
+from tokenstation.daemon.bus import dbusio
 
 from conftest import TRANSCRIPT, DaemonProc, SimToken, wait_until
 

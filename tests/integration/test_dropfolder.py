@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import segno
 
-from tokenstation.daemon.client import DaemonError
+from tokenstation.daemon.bus.client import DaemonError
 
 from conftest import BusWatcher, DaemonProc, SimToken, wait_until
 
@@ -87,8 +87,8 @@ def test_dropped_qr_is_queued_offered_and_burned_with_the_code_to_expect(
     sim.power_cycle()
     shown = sim.fresh_state()
     # What the operator checks: the code on the display is the account's code now.
-    from tokenstation.daemon.otpauth import parse_otpauth
-    from tokenstation.daemon.otpcode import expected_code
+    from tokenstation.daemon.intake.otpauth import parse_otpauth
+    from tokenstation.daemon.provisioning.otpcode import expected_code
     from tokenstation.daemon.token.settings import TokenSettings
 
     now_code, _ = expected_code(parse_otpauth(URI).secret, TokenSettings(), shown["host_time"])

@@ -11,11 +11,11 @@ import asyncio
 import contextlib
 from pathlib import Path
 
-from tokenstation.daemon import dbusio
-from tokenstation.daemon.bus import StationInterface
-from tokenstation.daemon.busnames import OBJECT_PATH
-from tokenstation.daemon.client import StationClient
-from tokenstation.daemon.clocksync import ClockSync
+from tokenstation.daemon.bus import dbusio
+from tokenstation.daemon.bus.client import StationClient
+from tokenstation.daemon.bus.interface import StationInterface
+from tokenstation.daemon.bus.names import OBJECT_PATH
+from tokenstation.daemon.clocksync.sync import ClockSync
 from tokenstation.daemon.config import Config
 from tokenstation.daemon.events import (
     SIGNALS,
@@ -48,10 +48,10 @@ from tokenstation.daemon.events import (
     TokenPresented,
     TokenRemoved,
 )
-from tokenstation.daemon.jobqueue import JobQueue
-from tokenstation.daemon.provisioning import Provisioner
+from tokenstation.daemon.provisioning.provisioner import Provisioner
+from tokenstation.daemon.provisioning.queue import JobQueue
+from tokenstation.daemon.registry.store import Store
 from tokenstation.daemon.station import Station
-from tokenstation.daemon.store import Store
 from tokenstation.daemon.token.session import ClockKind
 from tokenstation.tray.model import TrayModel, TrayState
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from tokenstation.daemon import dbusio
-from tokenstation.daemon.busnames import BUS_NAME, INTERFACE, OBJECT_PATH
-from tokenstation.daemon.client import DaemonError
+from tokenstation.daemon.bus import dbusio
+from tokenstation.daemon.bus.client import DaemonError
+from tokenstation.daemon.bus.names import BUS_NAME, INTERFACE, OBJECT_PATH
 from tokenstation.daemon.simulator.privatebus import PrivateBus, isolated_env
 from tokenstation.daemon.simulator.stack import PcscStack
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tokenstation.daemon.client import DaemonError
+from tokenstation.daemon.bus.client import DaemonError
 from tokenstation.daemon.faults import CRASH_ENV, CRASH_STATUS
 from tokenstation.daemon.simulator.privatebus import PrivateBus
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import segno
 
-from tokenstation.daemon.intake_files import FAILED_NAME_MAX, fit_name
+from tokenstation.daemon.intake.files import FAILED_NAME_MAX, fit_name
 from tokenstation.daemon.safetext import shown_name
 
 from conftest import BusWatcher, DaemonProc, SimToken, wait_until

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tokenstation.daemon.busops import (
+from tokenstation.daemon.bus.dbusio import DBusError, Variant
+from tokenstation.daemon.bus.ops import (
     MAX_PAGE,
     arg_text,
     bounded,
@@ -13,7 +14,6 @@ from tokenstation.daemon.busops import (
     page_args,
     sync_options,
 )
-from tokenstation.daemon.dbusio import DBusError, Variant
 from tokenstation.daemon.station import StationError
 
 
@@ -87,7 +87,7 @@ def test_a_full_socket_buffer_means_wait_not_disconnect() -> None:
     """dbus-next and dbus-fast drop the bus on EAGAIN; the writer gets "0 bytes" instead."""
     import socket
 
-    from tokenstation.daemon.dbusio import PatientSocket
+    from tokenstation.daemon.bus.dbusio import PatientSocket
 
     a, b = socket.socketpair()
     a.setblocking(False)

@@ -69,7 +69,7 @@ def test_quick_answers_without_a_bus_load_no_asyncio_or_dbus(
     modules = loaded(tmp_path, *args)
     heavy = set(HEAVY) - set(needed)
     assert not [m for m in modules if m.split(".")[0] in heavy or m in heavy], args
-    assert "tokenstation.daemon.client" not in modules
+    assert "tokenstation.daemon.bus.client" not in modules
 
 
 def test_a_command_loads_only_its_own_module(tmp_path: Path) -> None:

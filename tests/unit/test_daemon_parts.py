@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from tokenstation.daemon.clocksync.policy import ClockTrust, KnownSettings, decide, known_settings
 from tokenstation.daemon.config import Config, ConfigError, DefaultSettings, load, parse
-from tokenstation.daemon.drift import estimate_rate
-from tokenstation.daemon.policy import ClockTrust, KnownSettings, decide, known_settings
-from tokenstation.daemon.store import DriftPoint, Operation, Store
+from tokenstation.daemon.registry.drift import estimate_rate
+from tokenstation.daemon.registry.store import DriftPoint, Operation, Store
 from tokenstation.daemon.token.models import ModelTable
 from tokenstation.daemon.token.settings import HmacAlgorithm, TokenSettings
 
@@ -253,8 +253,8 @@ def test_registry_remembers_each_tokens_clock_kind_across_restarts(tmp_path: Pat
 
 
 def test_sync_options_are_checked() -> None:
-    from tokenstation.daemon import dbusio
-    from tokenstation.daemon.busops import sync_options
+    from tokenstation.daemon.bus import dbusio
+    from tokenstation.daemon.bus.ops import sync_options
     from tokenstation.daemon.station import StationError
 
     assert sync_options({}) == {"reader": "", "confirm_untrusted_clock": False}

@@ -14,19 +14,19 @@ from pathlib import Path
 
 import pytest
 
-from tokenstation.daemon.csvsafe import SafeWriter, safe_cell
-from tokenstation.daemon.dropfolder import DropFolder
-from tokenstation.daemon.ingest import judge_bytes, open_and_read
-from tokenstation.daemon.intake_files import (
+from tokenstation.daemon.intake.dropfolder import DropFolder
+from tokenstation.daemon.intake.files import (
     FAILED_NAME_MAX,
     IntakeFiles,
     Refusal,
     fit_name,
     unique_name,
 )
-from tokenstation.daemon.jobqueue import JobQueue, NewJob
-from tokenstation.daemon.otpauth import OtpAccount
-from tokenstation.daemon.payload import Limits
+from tokenstation.daemon.intake.ingest import judge_bytes, open_and_read
+from tokenstation.daemon.intake.otpauth import OtpAccount
+from tokenstation.daemon.intake.payload import Limits
+from tokenstation.daemon.provisioning.csvsafe import SafeWriter, safe_cell
+from tokenstation.daemon.provisioning.queue import JobQueue, NewJob
 from tokenstation.daemon.safetext import shown_name
 from tokenstation.daemon.token.secret import Secret
 

@@ -190,7 +190,7 @@ def test_titles_over_12_bytes_are_refused_before_anything_is_sent() -> None:
 
 @pytest.mark.parametrize("digits", [4, 6, 8, 10])
 def test_expected_code_matches_the_simulated_display_for_every_digit_count(digits: int) -> None:
-    from tokenstation.daemon.otpcode import expected_code
+    from tokenstation.daemon.provisioning.otpcode import expected_code
     from tokenstation.daemon.token.settings import TokenSettings
 
     t = 1_800_000_015.5

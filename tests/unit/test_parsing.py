@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tokenstation.daemon.otpauth import (
+from tokenstation.daemon.intake.otpauth import (
     burnable_refusals,
     parse_otpauth,
     parse_secret,

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from tokenstation.daemon import xdg
-from tokenstation.daemon.jobqueue import JobQueue
-from tokenstation.daemon.store import Store
+from tokenstation.daemon.provisioning.queue import JobQueue
+from tokenstation.daemon.registry.store import Store
 
 
 def _mode(path: Path) -> int:

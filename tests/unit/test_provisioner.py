@@ -23,8 +23,8 @@ from tokenstation.daemon.events import (
     JobState,
     QueueState,
 )
-from tokenstation.daemon.jobqueue import JobQueue
-from tokenstation.daemon.provisioning import Provisioner
+from tokenstation.daemon.provisioning.provisioner import Provisioner
+from tokenstation.daemon.provisioning.queue import JobQueue
 from tokenstation.daemon.station import StationError
 
 from station_rig import C302, Rig

@@ -12,10 +12,12 @@ import pytest
 import segno
 from PIL import Image
 
-from tokenstation.daemon import decode, imagefile, qr, zxing
-from tokenstation.daemon.decodepool import DecodePool
-from tokenstation.daemon.ingest import judge_bytes, scan_path
-from tokenstation.daemon.payload import advice
+from tokenstation.daemon.intake.ingest import judge_bytes, scan_path
+from tokenstation.daemon.intake.payload import advice
+from tokenstation.daemon.qr import decode, zxing
+from tokenstation.daemon.qr import image as imagefile
+from tokenstation.daemon.qr import zbar as qr
+from tokenstation.daemon.qr.pool import DecodePool
 
 URI = "otpauth://totp/Bitbucket:alice?secret=JBSWY3DPEHPK3PXP&issuer=Bitbucket"
 

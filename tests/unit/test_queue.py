@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from tokenstation.daemon.dropfolder import DropFolder, ignored_name
-from tokenstation.daemon.jobqueue import JobQueue, NewJob
-from tokenstation.daemon.otpauth import OtpAccount
-from tokenstation.daemon.provisioning import choose_job
+from tokenstation.daemon.intake.dropfolder import DropFolder, ignored_name
+from tokenstation.daemon.intake.otpauth import OtpAccount
+from tokenstation.daemon.provisioning.provisioner import choose_job
+from tokenstation.daemon.provisioning.queue import JobQueue, NewJob
 from tokenstation.daemon.token.models import ModelTable
 from tokenstation.daemon.token.secret import Secret
 
@@ -95,7 +95,7 @@ def test_burn_policy() -> None:
     model = TABLE.lookup(C302)
 
     def job(i: int, serial: str = "", algorithm: str = "SHA1", period: int = 30) -> object:
-        from tokenstation.daemon.jobqueue import Job
+        from tokenstation.daemon.provisioning.queue import Job
 
         return Job(
             i,

@@ -13,10 +13,10 @@ import pytest
 import segno
 from PIL import Image
 
-from tokenstation.daemon import qr
-from tokenstation.daemon.ingest import scan_path
-from tokenstation.daemon.migration import encode_migration, parse_migration
-from tokenstation.daemon.payload import classify_text
+from tokenstation.daemon.intake.ingest import scan_path
+from tokenstation.daemon.intake.migration import encode_migration, parse_migration
+from tokenstation.daemon.intake.payload import classify_text
+from tokenstation.daemon.qr import zbar as qr
 from tokenstation.daemon.token.errors import InvalidInput
 
 URI = "otpauth://totp/Bitbucket:alice?secret=JBSWY3DPEHPK3PXP&issuer=Bitbucket"
@@ -151,7 +151,7 @@ def test_strict_where_the_token_is() -> None:
         ("otpauth://totp/a?secret=" + "A" * 112, "secret"),
     ]:
         _k, accounts, _r = classify_text(uri)
-        from tokenstation.daemon.payload import Kind, judge
+        from tokenstation.daemon.intake.payload import Kind, judge
 
         v = judge("f", Kind.OTPAUTH_TOTP, accounts, "")
         assert v.verdict == "rejected" and f"{field}:" in v.reason

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tokenstation.daemon.otpcode import expected_code
+from tokenstation.daemon.provisioning.otpcode import expected_code
 from tokenstation.daemon.simulator.token import CLOCK_PHASES, PROFILES, Faults, SimulatedToken
 from tokenstation.daemon.token import commands
 from tokenstation.daemon.token.crypto import TOKEN2_KEY

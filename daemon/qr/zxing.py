@@ -17,7 +17,7 @@ from typing import Any
 
 from PIL import Image
 
-from .symbols import Symbol, bytes_to_text
+from tokenstation.daemon.qr.symbols import Symbol, bytes_to_text
 
 _zx: Any
 try:

@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .store import DriftPoint
+from tokenstation.daemon.registry.store import DriftPoint
 
 DAY_S = 86400.0
 #: Below this much history (across segments) a rate would be noise, not a measurement.

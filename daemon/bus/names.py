@@ -5,7 +5,7 @@ Kept apart so that clients (the CLI, the tray) do not import the service side.
 
 from __future__ import annotations
 
-from .events import ErrorKind
+from tokenstation.daemon.events import ErrorKind
 
 BUS_NAME = "org.tokenstation.TokenStation1"
 OBJECT_PATH = "/org/tokenstation/TokenStation1"

@@ -7,8 +7,8 @@ import hashlib
 
 import pyotp
 
-from .token.secret import Secret
-from .token.settings import HmacAlgorithm, TokenSettings
+from tokenstation.daemon.token.secret import Secret
+from tokenstation.daemon.token.settings import HmacAlgorithm, TokenSettings
 
 _DIGESTS = {HmacAlgorithm.SHA1: hashlib.sha1, HmacAlgorithm.SHA256: hashlib.sha256}
 

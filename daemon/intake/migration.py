@@ -13,9 +13,9 @@ import binascii
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
-from .otpauth import OtpAccount
-from .token.errors import InvalidInput
-from .token.secret import Secret
+from tokenstation.daemon.intake.otpauth import OtpAccount
+from tokenstation.daemon.token.errors import InvalidInput
+from tokenstation.daemon.token.secret import Secret
 
 ALGORITHMS = {0: "SHA1", 1: "SHA1", 2: "SHA256", 3: "SHA512", 4: "MD5"}
 DIGITS = {0: 6, 1: 6, 2: 8, 3: 7}

@@ -29,9 +29,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import xdg
-from .ingest import NotAFile, Opened, kind_of, open_and_read
-from .safetext import shown_name
+from tokenstation.daemon import xdg
+from tokenstation.daemon.intake.ingest import NotAFile, Opened, kind_of, open_and_read
+from tokenstation.daemon.safetext import shown_name
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from .token.errors import InvalidInput
-from .token.secret import MAX_SEED_BYTES, Secret
-from .token.settings import PERIODS
+from tokenstation.daemon.token.errors import InvalidInput
+from tokenstation.daemon.token.secret import MAX_SEED_BYTES, Secret
+from tokenstation.daemon.token.settings import PERIODS
 
 TOKEN_DIGITS = 6
 TOKEN_ALGORITHMS = ("SHA1", "SHA256")

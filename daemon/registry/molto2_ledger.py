@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import xdg
+from tokenstation.daemon import xdg
 
 FILE_NAME = "molto2-profiles.json"
 

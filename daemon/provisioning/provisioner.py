@@ -23,11 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import faults
-from .config import Config
-from .csvsafe import SafeWriter
-from .decodepool import DecodePool
-from .events import (
+from tokenstation.daemon import faults
+from tokenstation.daemon.config import Config
+from tokenstation.daemon.events import (
     BurnDone,
     BurnFailed,
     BurnOffered,
@@ -45,20 +43,29 @@ from .events import (
     TokenMeasured,
     decode,
 )
-from .faults import CrashPoint
-from .ingest import NotAFile, Opened, judge_bytes, open_and_read, read_fd
-from .intake_files import IntakeFiles, Refusal
-from .jobqueue import Intake, Job, JobQueue, NewJob
-from .otpcode import expected_code
-from .payload import Verdict, advice
-from .safetext import shown_name
-from .station import CardWrite, Presence, Station, StationError, Written, settings_view
-from .store import Operation
-from .token.errors import CardLost, RefusedByPolicy, TokenError, TransportError
-from .token.models import Model
-from .token.secret import Secret
-from .token.session import TokenSession, WriteResult
-from .xdg import private_dir
+from tokenstation.daemon.faults import CrashPoint
+from tokenstation.daemon.intake.files import IntakeFiles, Refusal
+from tokenstation.daemon.intake.ingest import NotAFile, Opened, judge_bytes, open_and_read, read_fd
+from tokenstation.daemon.intake.payload import Verdict, advice
+from tokenstation.daemon.provisioning.csvsafe import SafeWriter
+from tokenstation.daemon.provisioning.otpcode import expected_code
+from tokenstation.daemon.provisioning.queue import Intake, Job, JobQueue, NewJob
+from tokenstation.daemon.qr.pool import DecodePool
+from tokenstation.daemon.registry.store import Operation
+from tokenstation.daemon.safetext import shown_name
+from tokenstation.daemon.station import (
+    CardWrite,
+    Presence,
+    Station,
+    StationError,
+    Written,
+    settings_view,
+)
+from tokenstation.daemon.token.errors import CardLost, RefusedByPolicy, TokenError, TransportError
+from tokenstation.daemon.token.models import Model
+from tokenstation.daemon.token.secret import Secret
+from tokenstation.daemon.token.session import TokenSession, WriteResult
+from tokenstation.daemon.xdg import private_dir
 
 log = logging.getLogger(__name__)
 
@@ -668,7 +675,7 @@ def _file_taken(verdict: Verdict, **extra: Any) -> FileTaken:
 
 def default_paths(cfg: Config) -> tuple[Path, Path, Path]:
     """(drop folder, queue database, provisioning log)."""
-    from . import xdg
+    from tokenstation.daemon import xdg
 
     data = private_dir(xdg.data_dir())
     folder = cfg.drop.folder if cfg.drop.folder is not None else data / "drop"

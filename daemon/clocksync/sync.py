@@ -14,7 +14,8 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
-from .events import (
+from tokenstation.daemon.clocksync.policy import KnownSettings, known_settings, unsafe_reason
+from tokenstation.daemon.events import (
     ErrorKind,
     Event,
     OperationKind,
@@ -25,12 +26,24 @@ from .events import (
     SyncFailed,
     TokenMeasured,
 )
-from .policy import KnownSettings, known_settings, unsafe_reason
-from .station import CardWrite, Presence, Station, StationError, Written, settings_view
-from .store import Operation, TokenRecord
-from .token.errors import TokenError
-from .token.session import ClockKind, DriftEstimate, TokenSession, WriteResult, describe_drift
-from .token.settings import TokenSettings
+from tokenstation.daemon.registry.store import Operation, TokenRecord
+from tokenstation.daemon.station import (
+    CardWrite,
+    Presence,
+    Station,
+    StationError,
+    Written,
+    settings_view,
+)
+from tokenstation.daemon.token.errors import TokenError
+from tokenstation.daemon.token.session import (
+    ClockKind,
+    DriftEstimate,
+    TokenSession,
+    WriteResult,
+    describe_drift,
+)
+from tokenstation.daemon.token.settings import TokenSettings
 
 log = logging.getLogger(__name__)
 

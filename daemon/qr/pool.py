@@ -29,9 +29,9 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from . import decode
-from .imagefile import ImageError
-from .symbols import DecodeResult
+from tokenstation.daemon.qr import decode
+from tokenstation.daemon.qr.image import ImageError
+from tokenstation.daemon.qr.symbols import DecodeResult
 
 log = logging.getLogger(__name__)
 

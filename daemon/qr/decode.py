@@ -22,9 +22,10 @@ from pathlib import Path
 
 from PIL import Image, ImageFilter, ImageOps
 
-from . import qr, zxing
-from .imagefile import load_frames
-from .symbols import DecodeResult, Symbol, unique
+from tokenstation.daemon.qr import zbar as qr
+from tokenstation.daemon.qr import zxing
+from tokenstation.daemon.qr.image import load_frames
+from tokenstation.daemon.qr.symbols import DecodeResult, Symbol, unique
 
 #: Seconds one image may take before it is given up.
 DEFAULT_BUDGET_S = 4.0

@@ -14,19 +14,19 @@ from collections.abc import Awaitable, Callable
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import dbusio
-from .busnames import INTERFACE, error_name
-from .dbusio import DBusError
-from .events import SIGNALS, ErrorKind, Event, JobState, to_wire
-from .safetext import clip, shown_name
-from .station import Station, StationError
-from .token.errors import InvalidInput
-from .token.settings import HmacAlgorithm, TokenSettings
+from tokenstation.daemon.bus import dbusio
+from tokenstation.daemon.bus.dbusio import DBusError
+from tokenstation.daemon.bus.names import INTERFACE, error_name
+from tokenstation.daemon.events import SIGNALS, ErrorKind, Event, JobState, to_wire
+from tokenstation.daemon.safetext import clip, shown_name
+from tokenstation.daemon.station import Station, StationError
+from tokenstation.daemon.token.errors import InvalidInput
+from tokenstation.daemon.token.settings import HmacAlgorithm, TokenSettings
 
-log = logging.getLogger("tokenstation.daemon.bus")
+log = logging.getLogger("tokenstation.daemon.bus.interface")
 
 if TYPE_CHECKING:
-    from .provisioning import Provisioner
+    from tokenstation.daemon.provisioning.provisioner import Provisioner
 
 T = TypeVar("T")
 D = TypeVar("D")

@@ -13,8 +13,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import xdg
-from .token.settings import HmacAlgorithm, TokenSettings
+from tokenstation.daemon import xdg
+from tokenstation.daemon.token.settings import HmacAlgorithm, TokenSettings
 
 SCHEMA_VERSION = 1
 

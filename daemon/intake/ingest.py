@@ -15,9 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import decode
-from .imagefile import IMAGE_SUFFIXES, ImageError
-from .payload import (
+from tokenstation.daemon.intake.payload import (
     CSV_SUFFIXES,
     DEFAULT_LIMITS,
     TEXT_SUFFIXES,
@@ -29,9 +27,11 @@ from .payload import (
     read_text_file,
     serial_binding,
 )
-from .safetext import shown_name
-from .symbols import DecodeResult
-from .token.models import ModelTable
+from tokenstation.daemon.qr import decode
+from tokenstation.daemon.qr.image import IMAGE_SUFFIXES, ImageError
+from tokenstation.daemon.qr.symbols import DecodeResult
+from tokenstation.daemon.safetext import shown_name
+from tokenstation.daemon.token.models import ModelTable
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 _CHUNK = 1 << 20

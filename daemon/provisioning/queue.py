@@ -27,11 +27,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import xdg
-from .otpauth import OtpAccount
-from .safetext import utf8_safe
-from .token.secret import Secret
-from .token.settings import HmacAlgorithm, TokenSettings
+from tokenstation.daemon import xdg
+from tokenstation.daemon.intake.otpauth import OtpAccount
+from tokenstation.daemon.safetext import utf8_safe
+from tokenstation.daemon.token.secret import Secret
+from tokenstation.daemon.token.settings import HmacAlgorithm, TokenSettings
 
 log = logging.getLogger(__name__)
 

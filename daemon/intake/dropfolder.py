@@ -31,8 +31,8 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
-from .intake_files import ARCHIVE, FAILED, WORK, IntakeFiles, UnsafeFolder
-from .safetext import shown_name
+from tokenstation.daemon.intake.files import ARCHIVE, FAILED, WORK, IntakeFiles, UnsafeFolder
+from tokenstation.daemon.safetext import shown_name
 
 log = logging.getLogger(__name__)
 

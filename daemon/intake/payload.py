@@ -20,12 +20,17 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-from .migration import parse_migration
-from .otpauth import OtpAccount, burnable_refusals, parse_otpauth, parse_secret
-from .otpcode import RECOMMENDED_MIN_BITS
-from .safetext import clip
-from .token.errors import InvalidInput
-from .token.models import ModelTable
+from tokenstation.daemon.intake.migration import parse_migration
+from tokenstation.daemon.intake.otpauth import (
+    OtpAccount,
+    burnable_refusals,
+    parse_otpauth,
+    parse_secret,
+)
+from tokenstation.daemon.provisioning.otpcode import RECOMMENDED_MIN_BITS
+from tokenstation.daemon.safetext import clip
+from tokenstation.daemon.token.errors import InvalidInput
+from tokenstation.daemon.token.models import ModelTable
 
 TEXT_SUFFIXES = frozenset({".txt", ".uri"})
 CSV_SUFFIXES = frozenset({".csv"})

@@ -11,9 +11,10 @@ import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-from . import busaddress, dbusio
-from .busnames import BUS_NAME, ERROR_PREFIX, ERRORS, INTERFACE, OBJECT_PATH
-from .events import DecodeError, ErrorKind, Event, from_signal
+from tokenstation.daemon.bus import address as busaddress
+from tokenstation.daemon.bus import dbusio
+from tokenstation.daemon.bus.names import BUS_NAME, ERROR_PREFIX, ERRORS, INTERFACE, OBJECT_PATH
+from tokenstation.daemon.events import DecodeError, ErrorKind, Event, from_signal
 
 SignalHandler = Callable[[str, dict[str, Any]], None]
 EventHandler = Callable[[Event], None]

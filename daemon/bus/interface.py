@@ -11,8 +11,16 @@ mypy's and ruff's undefined-name checks are off for this file: keep logic in bus
 import logging
 from typing import Any
 
-from .busnames import API_VERSION, INTERFACE
-from .busops import (
+from tokenstation.daemon.bus.dbusio import (
+    PropertyAccess,
+    ServiceInterface,
+    dbus_property,
+    method,
+    pack,
+    signal,
+)
+from tokenstation.daemon.bus.names import API_VERSION, INTERFACE
+from tokenstation.daemon.bus.ops import (
     answer,
     arg_text,
     dbus_error,
@@ -24,11 +32,10 @@ from .busops import (
     status,
     sync_options,
 )
-from .clocksync import ClockSync
-from .dbusio import PropertyAccess, ServiceInterface, dbus_property, method, pack, signal
-from .events import ErrorKind, Event
-from .provisioning import Provisioner
-from .station import Station, StationError
+from tokenstation.daemon.clocksync.sync import ClockSync
+from tokenstation.daemon.events import ErrorKind, Event
+from tokenstation.daemon.provisioning.provisioner import Provisioner
+from tokenstation.daemon.station import Station, StationError
 
 log = logging.getLogger(__name__)
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import Config
-from .events import SyncVerdict
-from .token.models import Model
-from .token.session import describe_drift
-from .token.settings import TokenSettings
+from tokenstation.daemon.config import Config
+from tokenstation.daemon.events import SyncVerdict
+from tokenstation.daemon.token.models import Model
+from tokenstation.daemon.token.session import describe_drift
+from tokenstation.daemon.token.settings import TokenSettings
 
 
 @dataclass(frozen=True)

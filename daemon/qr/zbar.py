@@ -21,8 +21,8 @@ from ctypes import byref, c_uint, c_void_p, cast, string_at
 
 from PIL import Image, ImageFilter, ImageOps
 
-from .imagefile import ImageError
-from .symbols import DecodeResult, Symbol, bytes_to_text, unique
+from tokenstation.daemon.qr.image import ImageError
+from tokenstation.daemon.qr.symbols import DecodeResult, Symbol, bytes_to_text, unique
 
 try:
     from pyzbar import zbar_library as _zbar_library

@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import time
 
-from . import busaddress, dbusio
-from .policy import ClockTrust
+from tokenstation.daemon.bus import address as busaddress
+from tokenstation.daemon.bus import dbusio
+from tokenstation.daemon.clocksync.policy import ClockTrust
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""D-Bus: the one library module, names, the service interface and its client."""

@@ -1,0 +1,1 @@
+"""Token clocks: host clock trust, sync policy, the sync feature."""

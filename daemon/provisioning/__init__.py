@@ -1,0 +1,1 @@
+"""Burn jobs: the queue, offers and burns onto tokens."""

@@ -1,0 +1,1 @@
+"""Images in, symbols out: zxing-cpp first, zbar with preprocessing passes, worker pool."""

@@ -1,0 +1,1 @@
+"""What the station knows of each token: the SQLite registry, drift rate, plots."""
