@@ -84,10 +84,13 @@ def test_a_command_loads_only_its_own_module(tmp_path: Path) -> None:
     }
 
 
-def test_version_without_metadata_matches_the_installed_one() -> None:
+def test_version_without_metadata_matches_the_installed_one_and_the_debian_changelog() -> None:
     from tokenstation.daemon import __version__
 
     assert __version__ == metadata.version("tokenstation")
+    root = Path(__file__).resolve().parents[2]
+    changelog = (root / "debian" / "changelog").read_text().splitlines()[0]
+    assert changelog.startswith(f"tokenstation ({__version__})"), changelog
 
 
 def test_every_command_in_the_table_has_a_parser() -> None:
