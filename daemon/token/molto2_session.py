@@ -28,7 +28,6 @@ from .errors import (
     StatusWordError,
     TransportError,
     VerificationFailed,
-    error_for,
 )
 from .secret import Secret
 from .session import (
@@ -37,6 +36,7 @@ from .session import (
     SessionStats,
     SystemClock,
     TimedInfo,
+    exchange,
     single_read_estimate,
 )
 
@@ -163,17 +163,16 @@ class Molto2Session:
     def _exchange(
         self, name: str, apdu: bytes, *, redact: bool = False, allowed: tuple[int, ...] = ()
     ) -> Response:
-        t0 = self._clock.time()
-        try:
-            raw = self._conn.transmit(apdu, redact=redact)
-        except TransportError as exc:
-            raise CardLost(f"the Molto2 stopped answering during {name}: {exc.message}") from exc
-        self.stats.apdus += 1
-        self.stats.last_rtt_s.append(self._clock.time() - t0)
-        resp = Response.decode(raw)
-        if not resp.ok and resp.sw not in allowed:
-            raise error_for(name, resp.sw)
-        return resp
+        return exchange(
+            self._conn,
+            self._clock,
+            self.stats,
+            name,
+            apdu,
+            device="Molto2",
+            redact=redact,
+            allowed=allowed,
+        )
 
     # -- reading -------------------------------------------------------------------------
 

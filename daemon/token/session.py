@@ -248,6 +248,35 @@ class SessionStats:
         return rtts[len(rtts) // 2] / 2
 
 
+def exchange(
+    conn: Connection,
+    clock: HostClock,
+    stats: SessionStats,
+    name: str,
+    apdu: bytes,
+    *,
+    device: str = "token",
+    redact: bool = False,
+    allowed: tuple[int, ...] = (),
+) -> Response:
+    """Send one APDU named ``name``, counting it and its round trip in ``stats``.
+
+    A failed transmit is :class:`CardLost` ("the ``device`` stopped answering"); a status
+    word that is neither 90 00 nor in ``allowed`` raises the typed error for it.
+    """
+    t0 = clock.time()
+    try:
+        raw = conn.transmit(apdu, redact=redact)
+    except TransportError as exc:
+        raise CardLost(f"the {device} stopped answering during {name}: {exc.message}") from exc
+    stats.apdus += 1
+    stats.last_rtt_s.append(clock.time() - t0)
+    resp = Response.decode(raw)
+    if not resp.ok and resp.sw not in allowed:
+        raise error_for(name, resp.sw)
+    return resp
+
+
 class TokenSession:
     """Operations on the token present on one connection (one card session)."""
 
@@ -273,17 +302,7 @@ class TokenSession:
 
     def _exchange(self, name: str, apdu: bytes, *, redact: bool = False) -> bytes:
         """Send one APDU; return its data or raise the typed error for its status word."""
-        t0 = self._clock.time()
-        try:
-            raw = self._conn.transmit(apdu, redact=redact)
-        except TransportError as exc:
-            raise CardLost(f"the token stopped answering during {name}: {exc.message}") from exc
-        self.stats.apdus += 1
-        self.stats.last_rtt_s.append(self._clock.time() - t0)
-        resp = Response.decode(raw)
-        if not resp.ok:
-            raise error_for(name, resp.sw)
-        return resp.data
+        return exchange(self._conn, self._clock, self.stats, name, apdu, redact=redact).data
 
     def _maybe_select(self) -> None:
         if self._select and not self._selected:
