@@ -36,6 +36,7 @@ from .session import (
     SessionStats,
     SystemClock,
     TimedInfo,
+    authentication_due,
     exchange,
     single_read_estimate,
 )
@@ -204,12 +205,7 @@ class Molto2Session:
 
     def authenticate(self) -> None:
         """GET CHALLENGE + AUTHENTICATE, once; a refusal (63 NN) is final for this session."""
-        if self._auth_state == "refused":
-            raise RefusedByPolicy(
-                "authentication was already refused in this session and is never retried",
-                AuthenticationRefused.next_step,
-            )
-        if self._auth_state == "ok":
+        if not authentication_due(self._auth_state):
             return
         challenge = self._exchange("GET CHALLENGE", m.GET_CHALLENGE).data
         if len(challenge) != CHALLENGE_LENGTH:

@@ -248,6 +248,18 @@ class SessionStats:
         return rtts[len(rtts) // 2] / 2
 
 
+def authentication_due(state: str) -> bool:
+    """Whether a session whose authentication is in ``state`` (none | ok | refused) should
+    authenticate now: False once it has; RefusedByPolicy after a refusal, which is final
+    for the session (one authentication per session, never retried)."""
+    if state == "refused":
+        raise RefusedByPolicy(
+            "authentication was already refused in this session and is never retried",
+            AuthenticationRefused.next_step,
+        )
+    return state != "ok"
+
+
 def exchange(
     conn: Connection,
     clock: HostClock,
@@ -435,12 +447,7 @@ class TokenSession:
 
     def authenticate(self, model: Model) -> None:
         """GET CHALLENGE + AUTHENTICATE, once. A refusal is final for this session."""
-        if self._auth_state == "refused":
-            raise RefusedByPolicy(
-                "authentication was already refused in this session and is never retried",
-                AuthenticationRefused.next_step,
-            )
-        if self._auth_state == "ok":
+        if not authentication_due(self._auth_state):
             return
         key = model.family.key
         if key is None:  # guarded by _writable_model; kept for type narrowing
