@@ -29,11 +29,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchlib import machine, proc_cpu_s, proc_mem_mb, report, summary, wait_until_measured
+from benchlib import (
+    machine,
+    proc_cpu_s,
+    proc_mem_mb,
+    report,
+    running_daemon,
+    summary,
+    wait_until_measured,
+)
 
 from tokenstation.daemon.bus.client import StationClient
-from tokenstation.daemon.simulator.privatebus import PrivateBus, isolated_env
-from tokenstation.daemon.simulator.stack import PcscStack
 
 
 def wait_for_daemon(address: str, timeout: float = 20.0) -> None:
@@ -97,51 +103,39 @@ def main() -> int:
     args = ap.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="ts-bench-daemon-"))
-    bus = PrivateBus().start()
-    address = bus.address
-    stack = PcscStack(readers=2).start()
-    os.environ["PCSCLITE_CSOCK_NAME"] = str(stack.socket_path)
-    env = isolated_env(stack.env(), address, work)
-    log = (work / "daemon.log").open("w")
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "tokenstation.daemon", "daemon", "--log-level", "warning"],
-        env=env,
-        stdout=log,
-        stderr=log,
-    )
-    wait_for_daemon(address)
-    sim = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tokenstation.daemon",
-            "simulate",
-            "--port",
-            str(stack.port(0)),
-            "--clock-offset",
-            "37.4",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        time.sleep(1.0)
-        lat = asyncio.run(measure(address, sim, args.reps))
-        sim.send_signal(signal.SIGTERM)
-        sim.wait(5)
-        time.sleep(2.0)  # let the removal settle
-        cpu0, t0 = proc_cpu_s(daemon.pid), time.monotonic()
-        time.sleep(args.idle)
-        cpu1, t1 = proc_cpu_s(daemon.pid), time.monotonic()
-        rss, hwm = proc_mem_mb(daemon.pid)
-    finally:
-        for p in (sim, daemon):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                p.wait(10)
-        stack.cleanup()
-        bus.stop()
+    with running_daemon(work, 2, "--log-level", "warning") as daemon:
+        address = daemon.bus.address
+        os.environ["PCSCLITE_CSOCK_NAME"] = str(daemon.stack.socket_path)
+        wait_for_daemon(address)
+        sim = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tokenstation.daemon",
+                "simulate",
+                "--port",
+                str(daemon.stack.port(0)),
+                "--clock-offset",
+                "37.4",
+            ],
+            env=daemon.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            time.sleep(1.0)
+            lat = asyncio.run(measure(address, sim, args.reps))
+            sim.send_signal(signal.SIGTERM)
+            sim.wait(5)
+            time.sleep(2.0)  # let the removal settle
+            cpu0, t0 = proc_cpu_s(daemon.proc.pid), time.monotonic()
+            time.sleep(args.idle)
+            cpu1, t1 = proc_cpu_s(daemon.proc.pid), time.monotonic()
+            rss, hwm = proc_mem_mb(daemon.proc.pid)
+        finally:
+            if sim.poll() is None:
+                sim.send_signal(signal.SIGTERM)
+                sim.wait(10)
     result = {
         **machine(),
         "insert_to_token_presented_ms": summary(lat["presented_ms"]),

@@ -19,20 +19,23 @@ from __future__ import annotations
 import argparse
 import base64
 import os
-import signal
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import segno
-from benchlib import machine, proc_mem_mb, report
+from benchlib import (
+    count_jobs,
+    machine,
+    proc_mem_mb,
+    queue_db,
+    report,
+    running_daemon,
+    wait_for_intake,
+)
 from PIL import Image
-
-from tokenstation.daemon.simulator.privatebus import PrivateBus, isolated_env
-from tokenstation.daemon.simulator.stack import PcscStack
 
 
 def descendants(pid: int) -> list[int]:
@@ -77,21 +80,9 @@ def main() -> int:
         f'[drop]\nfolder = "{folder}"\npolling = {str(args.polling).lower()}\n'
         "poll_interval = 1.0\nstability_delay = 1.0\n"
     )
-    bus = PrivateBus().start()
-    stack = PcscStack(readers=2).start()
-    env = isolated_env(stack.env(), bus.address, work)
-    log = (work / "daemon.log").open("w")
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "tokenstation.daemon", "daemon", "--config", str(conf)],
-        env=env,
-        stdout=log,
-        stderr=log,
-    )
-    db = work / "data" / "tokenstation" / "queue.sqlite3"
-    try:
-        deadline = time.monotonic() + 20
-        while not (folder.exists() and db.exists()) and time.monotonic() < deadline:
-            time.sleep(0.05)
+    db = queue_db(work)
+    with running_daemon(work, 2, "--config", str(conf)) as daemon:
+        wait_for_intake(folder, db, time.monotonic() + 20)
         files = sorted(staging.iterdir())
         t_drop = time.perf_counter()
         for f in files:
@@ -102,8 +93,7 @@ def main() -> int:
         while time.perf_counter() - t_drop < 300:
             if args.big and big_refused_s is None and (folder / "failed" / big.name).exists():
                 big_refused_s = time.perf_counter() - t_drop
-            with sqlite3.connect(db) as conn:
-                jobs = conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+            jobs = count_jobs(db)
             left = sum(1 for p in folder.iterdir() if p.is_file())
             work = folder / ".taking"  # files being taken (claimed, being erased)
             left += sum(1 for p in work.rglob("*") if p.is_file()) if work.exists() else 0
@@ -111,18 +101,13 @@ def main() -> int:
                 break
             time.sleep(0.02 if args.big else 0.1)
         all_s = time.perf_counter() - t_drop
-        peak = proc_mem_mb(daemon.pid)[1]
-        decoders_peak = [round(proc_mem_mb(pid)[1], 1) for pid in descendants(daemon.pid)]
+        peak = proc_mem_mb(daemon.proc.pid)[1]
+        decoders_peak = [round(proc_mem_mb(pid)[1], 1) for pid in descendants(daemon.proc.pid)]
         with sqlite3.connect(db) as conn:
             distinct = conn.execute("SELECT COUNT(DISTINCT secret_hash) FROM jobs").fetchone()[0]
             failed_files = conn.execute(
                 "SELECT COUNT(*) FROM files WHERE verdict != 'ok'"
             ).fetchone()[0]
-    finally:
-        daemon.send_signal(signal.SIGTERM)
-        daemon.wait(20)
-        stack.cleanup()
-        bus.stop()
     result = {
         **machine(),
         "files": args.files,

@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import base64
 import os
-import signal
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -24,10 +22,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import machine, proc_mem_mb, report
-
-from tokenstation.daemon.simulator.privatebus import PrivateBus, isolated_env
-from tokenstation.daemon.simulator.stack import PcscStack
+from benchlib import (
+    count_jobs,
+    machine,
+    proc_mem_mb,
+    queue_db,
+    report,
+    running_daemon,
+    wait_for_intake,
+)
 
 BATCH = 2500
 
@@ -49,47 +52,30 @@ def main() -> int:
         (staging / f"batch{b // BATCH:03d}.csv").write_text("".join(rows))
     conf = work / "config.toml"
     conf.write_text(f'[drop]\nfolder = "{folder}"\nstability_delay = 0.5\n')
-    bus = PrivateBus().start()
-    stack = PcscStack(readers=1).start()
-    env = isolated_env(stack.env(), bus.address, work)
-    log = (work / "daemon.log").open("w")
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "tokenstation.daemon", "daemon", "--config", str(conf)],
-        env=env,
-        stdout=log,
-        stderr=log,
-    )
-    db = work / "data" / "tokenstation" / "queue.sqlite3"
-    try:
+    db = queue_db(work)
+    with running_daemon(work, 1, "--config", str(conf)) as daemon:
         deadline = time.monotonic() + 30
-        while not (folder.exists() and db.exists()) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for_intake(folder, db, deadline)
         for f in sorted(staging.iterdir()):
             os.rename(f, folder / f.name)
         while time.monotonic() < deadline + 120:
-            with sqlite3.connect(db) as conn:
-                if conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] >= args.jobs:
-                    break
+            if count_jobs(db) >= args.jobs:
+                break
             time.sleep(0.2)
-        rss_before = proc_mem_mb(daemon.pid)[0]
+        rss_before = proc_mem_mb(daemon.proc.pid)[0]
         times, lines = [], 0
         for _ in range(args.runs):
             t0 = time.perf_counter()
             out = subprocess.run(
                 [sys.executable, "-m", "tokenstation.daemon", "queue", "list"],
-                env=env,
+                env=daemon.env,
                 capture_output=True,
                 text=True,
                 check=False,
             )
             times.append(time.perf_counter() - t0)
             lines = len(out.stdout.splitlines()) if out.returncode == 0 else -out.returncode
-        rss_after, peak = proc_mem_mb(daemon.pid)
-    finally:
-        daemon.send_signal(signal.SIGTERM)
-        daemon.wait(20)
-        stack.cleanup()
-        bus.stop()
+        rss_after, peak = proc_mem_mb(daemon.proc.pid)
     result = {
         **machine(),
         "jobs": args.jobs,

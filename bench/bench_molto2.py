@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -24,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchlib import machine, report
+from benchlib import machine, report, start_sim, stop_sim
 
 from tokenstation.daemon.simulator.stack import PcscStack
 from tokenstation.daemon.simulator.totp import totp
@@ -41,42 +40,9 @@ def seed(i: int) -> Secret:
     return Secret(f"tokenstation-test-{i:05d}".encode())
 
 
-def start_sim(stack: PcscStack, state: Path, *args: str) -> subprocess.Popen[bytes]:
-    from tokenstation.daemon import pcsc
-
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tokenstation.daemon",
-            "simulate",
-            "--model",
-            "molto2",
-            "--port",
-            str(stack.port(0)),
-            "--state-file",
-            str(state),
-            *args,
-        ],
-        env=stack.env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if stack.reader_name(0) in pcsc.readers_with_card()[1] and state.exists():
-            return proc
-        time.sleep(0.05)
-    raise RuntimeError("simulated Molto2 did not appear")
-
-
-def stop_sim(stack: PcscStack, proc: subprocess.Popen[bytes]) -> None:
-    from tokenstation.daemon import pcsc
-
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(5)
-    while stack.reader_name(0) in pcsc.readers_with_card()[1]:
-        time.sleep(0.05)
+def start_molto2(stack: PcscStack, state: Path, *args: str) -> subprocess.Popen[bytes]:
+    """A simulated Molto2 keeping its state in ``state``, once it is on the first reader."""
+    return start_sim(stack, "--model", "molto2", *args, state=state, what="simulated Molto2")
 
 
 def fresh_state(state: Path) -> dict[str, Any]:
@@ -201,7 +167,7 @@ def main() -> int:
         state = Path(tmp) / "state.json"
         for _ in range(args.reps):
             for who, fn in (("tokenstation", ours_burn), ("molto2.py method", peer_burn)):
-                proc = start_sim(stack, state)
+                proc = start_molto2(stack, state)
                 try:
                     wall, cpu, apdus = fn(reader)
                     add(f"burn 100 ({who})", wall_ms=wall, cpu_ms=cpu, apdus=apdus)
@@ -210,7 +176,7 @@ def main() -> int:
                     stop_sim(stack, proc)
             seeds = [f"{i}:{seed(i).reveal().hex()}:acct{i:03d}" for i in range(PROFILES)]
             flags = [a for s in seeds for a in ("--profile-seed", s)]
-            proc = start_sim(stack, state, "--clock-offset", "-42.3", *flags)
+            proc = start_molto2(stack, state, "--clock-offset", "-42.3", *flags)
             try:
                 wall, cpu, apdus, before, after = ours_sync(reader)
                 add("sync all (tokenstation)", wall_ms=wall, cpu_ms=cpu, apdus=apdus)
@@ -225,7 +191,7 @@ def main() -> int:
                 )
             finally:
                 stop_sim(stack, proc)
-            proc = start_sim(stack, state, "--clock-offset", "-42.3", *flags)
+            proc = start_molto2(stack, state, "--clock-offset", "-42.3", *flags)
             try:
                 wall, cpu, apdus = peer_sync(reader)
                 add("sync all (molto2.py method)", wall_ms=wall, cpu_ms=cpu, apdus=apdus)

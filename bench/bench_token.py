@@ -24,54 +24,19 @@ import json
 import os
 import platform
 import random
-import signal
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from benchlib import start_sim, stop_sim
 
 from tokenstation.daemon.simulator.stack import PcscStack
 from tokenstation.daemon.token.secret import Secret
 from tokenstation.daemon.token.settings import TokenSettings
 
 SEED = Secret(b"12345678901234567890")
-
-
-def start_sim(stack: PcscStack, *args: str) -> subprocess.Popen[bytes]:
-    from tokenstation.daemon import pcsc
-
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tokenstation.daemon",
-            "simulate",
-            "--port",
-            str(stack.port(0)),
-            *args,
-        ],
-        env=stack.env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if stack.reader_name(0) in pcsc.readers_with_card()[1]:
-            return proc
-        time.sleep(0.05)
-    raise RuntimeError("simulated token did not appear")
-
-
-def stop_sim(stack: PcscStack, proc: subprocess.Popen[bytes]) -> None:
-    from tokenstation.daemon import pcsc
-
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(5)
-    while stack.reader_name(0) in pcsc.readers_with_card()[1]:
-        time.sleep(0.05)
 
 
 def measure(reader: str, op: Callable[[Any], object], reps: int) -> dict[str, float]:

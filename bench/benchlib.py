@@ -1,4 +1,5 @@
-"""What every benchmark script shares: the machine line and writing the result."""
+"""What the benchmark scripts share: the machine line, writing the result, /proc readings,
+and starting the private stack, the daemon and the simulator."""
 
 from __future__ import annotations
 
@@ -7,10 +8,21 @@ import json
 import math
 import os
 import platform
+import signal
+import sqlite3
 import statistics
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tokenstation.daemon.simulator.privatebus import PrivateBus
+    from tokenstation.daemon.simulator.stack import PcscStack
 
 
 def machine() -> dict[str, str]:
@@ -68,3 +80,94 @@ async def wait_until_measured(client: Any, timeout: float = 20.0) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError("the simulated token was not measured")
         await asyncio.sleep(0.05)
+
+
+@dataclass
+class Daemon:
+    """A `tokenstation daemon` on a private bus and a private pcscd + vpcd."""
+
+    bus: PrivateBus
+    stack: PcscStack
+    env: dict[str, str]  # what its clients are given (isolated_env)
+    proc: subprocess.Popen[bytes]
+
+
+@contextmanager
+def running_daemon(work: Path, readers: int, *args: str) -> Iterator[Daemon]:
+    """Start a private dbus-daemon, pcscd + vpcd with ``readers`` readers and
+    `tokenstation daemon *args` (its XDG folders in ``work``, its output in
+    ``work/daemon.log``); on leaving, stop the daemon (SIGTERM) and the stack."""
+    from tokenstation.daemon.simulator.privatebus import PrivateBus, isolated_env
+    from tokenstation.daemon.simulator.stack import PcscStack
+
+    bus = PrivateBus().start()
+    stack = PcscStack(readers=readers).start()
+    env = isolated_env(stack.env(), bus.address, work)
+    log = (work / "daemon.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tokenstation.daemon", "daemon", *args],
+        env=env,
+        stdout=log,
+        stderr=log,
+    )
+    try:
+        yield Daemon(bus, stack, env, proc)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(20)
+        stack.cleanup()
+        bus.stop()
+
+
+def queue_db(work: Path) -> Path:
+    """The queue database of a daemon whose XDG folders are in ``work``."""
+    return work / "data" / "tokenstation" / "queue.sqlite3"
+
+
+def wait_for_intake(folder: Path, db: Path, deadline: float) -> None:
+    """Until the daemon has made its drop ``folder`` and queue ``db`` (or, silently, the
+    monotonic ``deadline``: what is dropped then is counted as the run goes on)."""
+    while not (folder.exists() and db.exists()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def count_jobs(db: Path) -> int:
+    """How many jobs the queue ``db`` holds."""
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0])
+
+
+def start_sim(
+    stack: PcscStack, *args: str, state: Path | None = None, what: str = "simulated token"
+) -> subprocess.Popen[bytes]:
+    """`tokenstation simulate *args` on the stack's first reader, once its card is present
+    (and its ``state`` file, when given, is written); RuntimeError after 10 s."""
+    from tokenstation.daemon import pcsc
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tokenstation.daemon", "simulate", "--port", str(stack.port(0))]
+        + (["--state-file", str(state)] if state is not None else [])
+        + list(args),
+        env=stack.env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if stack.reader_name(0) in pcsc.readers_with_card()[1] and (
+            state is None or state.exists()
+        ):
+            return proc
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} did not appear")
+
+
+def stop_sim(stack: PcscStack, proc: subprocess.Popen[bytes]) -> None:
+    """Stop a simulator (SIGTERM) and wait until its card has left the first reader."""
+    from tokenstation.daemon import pcsc
+
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(5)
+    while stack.reader_name(0) in pcsc.readers_with_card()[1]:
+        time.sleep(0.05)

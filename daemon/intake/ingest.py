@@ -97,9 +97,7 @@ def open_and_read(path: Path, max_bytes: int, *, for_erasing: bool = False) -> O
         writable = False
         fd = os.open(path, os.O_RDONLY | flags)
     try:
-        fst = os.fstat(fd)
-        if not stat.S_ISREG(fst.st_mode):
-            raise NotAFile(f"{kind_of(fst.st_mode)}; only regular files are read")
+        fst = _regular_file(fd)
         data = read_limited(fd, max_bytes)
     except BaseException:
         os.close(fd)
@@ -114,12 +112,23 @@ def read_bytes(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
     return opened.data
 
 
+def _regular_file(fd: int) -> os.stat_result:
+    """``fd``'s status; NotAFile (saying what it is) unless it is a regular file."""
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        raise NotAFile(f"{kind_of(st.st_mode)}; only regular files are read")
+    return st
+
+
 def read_limited(fd: int, max_bytes: int) -> bytes:
-    """Everything from ``fd`` (a regular file); NotAFile when over ``max_bytes``."""
+    """Everything in ``fd`` (a regular file) from its start; NotAFile when over ``max_bytes``.
+
+    It reads with pread: the descriptor's file offset is neither used nor moved.
+    """
     chunks: list[bytes] = []
     total = 0
     while total <= max_bytes:
-        chunk = os.read(fd, min(_CHUNK, max_bytes + 1 - total))
+        chunk = os.pread(fd, min(_CHUNK, max_bytes + 1 - total), total)
         if not chunk:
             break
         chunks.append(chunk)
@@ -131,22 +140,10 @@ def read_limited(fd: int, max_bytes: int) -> bytes:
 
 def read_fd(fd: int, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
     """The bytes of a file a caller opened and handed over (IngestFile): regular files only."""
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
-        raise NotAFile(f"{kind_of(st.st_mode)}; only regular files are read")
+    st = _regular_file(fd)
     if st.st_size > max_bytes:
         raise NotAFile(f"{st.st_size} bytes, over the {max_bytes} byte limit")
-    data: list[bytes] = []
-    offset = 0
-    while offset <= max_bytes:  # pread: the caller's file offset is neither used nor moved
-        chunk = os.pread(fd, min(_CHUNK, max_bytes + 1 - offset), offset)
-        if not chunk:
-            break
-        data.append(chunk)
-        offset += len(chunk)
-    if offset > max_bytes:
-        raise NotAFile(f"over the {max_bytes} byte limit")
-    return b"".join(data)
+    return read_limited(fd, max_bytes)
 
 
 #: Image bytes -> codes (raises ImageError); the daemon passes its worker pool's.

@@ -20,16 +20,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import sqlite3
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tokenstation.daemon import xdg
 from tokenstation.daemon.intake.otpauth import OtpAccount
 from tokenstation.daemon.safetext import utf8_safe
+from tokenstation.daemon.sqlite_file import open_private
 from tokenstation.daemon.token.secret import Secret
 from tokenstation.daemon.token.settings import HmacAlgorithm, TokenSettings
 
@@ -151,19 +150,10 @@ class JobQueue:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        xdg.private_dir(path.parent)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        os.close(fd)
-        os.chmod(path, 0o600)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        for pragma in (
-            "journal_mode=WAL",
-            "synchronous=FULL",
-            "secure_delete=ON",
-            "busy_timeout=5000",
-        ):
-            self._db.execute(f"PRAGMA {pragma}")
+        self._db = open_private(
+            path, ("journal_mode=WAL", "synchronous=FULL", "secure_delete=ON", "busy_timeout=5000")
+        )
         with self._lock:
             self._db.executescript(_SCHEMA)
             self._scrub()  # a stop between an erasure and its checkpoint left old pages

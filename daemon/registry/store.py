@@ -7,13 +7,11 @@ lives in the XDG state directory (0700) and is itself 0600; WAL mode keeps reade
 
 from __future__ import annotations
 
-import os
-import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from tokenstation.daemon import xdg
+from tokenstation.daemon.sqlite_file import open_private
 from tokenstation.daemon.token.settings import HmacAlgorithm, TokenSettings
 
 SCHEMA_VERSION = 1
@@ -120,15 +118,10 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        xdg.private_dir(path.parent)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        os.close(fd)
-        os.chmod(path, 0o600)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db = open_private(
+            path, ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=5000")
+        )
         with self._lock:
             self._db.executescript(_SCHEMA)
             self._db.execute(

@@ -28,7 +28,6 @@ from .errors import (
     StatusWordError,
     TransportError,
     VerificationFailed,
-    error_for,
 )
 from .secret import Secret
 from .session import (
@@ -37,6 +36,8 @@ from .session import (
     SessionStats,
     SystemClock,
     TimedInfo,
+    authentication_due,
+    exchange,
     single_read_estimate,
 )
 
@@ -163,17 +164,16 @@ class Molto2Session:
     def _exchange(
         self, name: str, apdu: bytes, *, redact: bool = False, allowed: tuple[int, ...] = ()
     ) -> Response:
-        t0 = self._clock.time()
-        try:
-            raw = self._conn.transmit(apdu, redact=redact)
-        except TransportError as exc:
-            raise CardLost(f"the Molto2 stopped answering during {name}: {exc.message}") from exc
-        self.stats.apdus += 1
-        self.stats.last_rtt_s.append(self._clock.time() - t0)
-        resp = Response.decode(raw)
-        if not resp.ok and resp.sw not in allowed:
-            raise error_for(name, resp.sw)
-        return resp
+        return exchange(
+            self._conn,
+            self._clock,
+            self.stats,
+            name,
+            apdu,
+            device="Molto2",
+            redact=redact,
+            allowed=allowed,
+        )
 
     # -- reading -------------------------------------------------------------------------
 
@@ -205,12 +205,7 @@ class Molto2Session:
 
     def authenticate(self) -> None:
         """GET CHALLENGE + AUTHENTICATE, once; a refusal (63 NN) is final for this session."""
-        if self._auth_state == "refused":
-            raise RefusedByPolicy(
-                "authentication was already refused in this session and is never retried",
-                AuthenticationRefused.next_step,
-            )
-        if self._auth_state == "ok":
+        if not authentication_due(self._auth_state):
             return
         challenge = self._exchange("GET CHALLENGE", m.GET_CHALLENGE).data
         if len(challenge) != CHALLENGE_LENGTH:

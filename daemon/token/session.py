@@ -248,6 +248,47 @@ class SessionStats:
         return rtts[len(rtts) // 2] / 2
 
 
+def authentication_due(state: str) -> bool:
+    """Whether a session whose authentication is in ``state`` (none | ok | refused) should
+    authenticate now: False once it has; RefusedByPolicy after a refusal, which is final
+    for the session (one authentication per session, never retried)."""
+    if state == "refused":
+        raise RefusedByPolicy(
+            "authentication was already refused in this session and is never retried",
+            AuthenticationRefused.next_step,
+        )
+    return state != "ok"
+
+
+def exchange(
+    conn: Connection,
+    clock: HostClock,
+    stats: SessionStats,
+    name: str,
+    apdu: bytes,
+    *,
+    device: str = "token",
+    redact: bool = False,
+    allowed: tuple[int, ...] = (),
+) -> Response:
+    """Send one APDU named ``name``, counting it and its round trip in ``stats``.
+
+    A failed transmit is :class:`CardLost` ("the ``device`` stopped answering"); a status
+    word that is neither 90 00 nor in ``allowed`` raises the typed error for it.
+    """
+    t0 = clock.time()
+    try:
+        raw = conn.transmit(apdu, redact=redact)
+    except TransportError as exc:
+        raise CardLost(f"the {device} stopped answering during {name}: {exc.message}") from exc
+    stats.apdus += 1
+    stats.last_rtt_s.append(clock.time() - t0)
+    resp = Response.decode(raw)
+    if not resp.ok and resp.sw not in allowed:
+        raise error_for(name, resp.sw)
+    return resp
+
+
 class TokenSession:
     """Operations on the token present on one connection (one card session)."""
 
@@ -273,17 +314,7 @@ class TokenSession:
 
     def _exchange(self, name: str, apdu: bytes, *, redact: bool = False) -> bytes:
         """Send one APDU; return its data or raise the typed error for its status word."""
-        t0 = self._clock.time()
-        try:
-            raw = self._conn.transmit(apdu, redact=redact)
-        except TransportError as exc:
-            raise CardLost(f"the token stopped answering during {name}: {exc.message}") from exc
-        self.stats.apdus += 1
-        self.stats.last_rtt_s.append(self._clock.time() - t0)
-        resp = Response.decode(raw)
-        if not resp.ok:
-            raise error_for(name, resp.sw)
-        return resp.data
+        return exchange(self._conn, self._clock, self.stats, name, apdu, redact=redact).data
 
     def _maybe_select(self) -> None:
         if self._select and not self._selected:
@@ -416,12 +447,7 @@ class TokenSession:
 
     def authenticate(self, model: Model) -> None:
         """GET CHALLENGE + AUTHENTICATE, once. A refusal is final for this session."""
-        if self._auth_state == "refused":
-            raise RefusedByPolicy(
-                "authentication was already refused in this session and is never retried",
-                AuthenticationRefused.next_step,
-            )
-        if self._auth_state == "ok":
+        if not authentication_due(self._auth_state):
             return
         key = model.family.key
         if key is None:  # guarded by _writable_model; kept for type narrowing

@@ -45,6 +45,16 @@ def config(folder: Path, extra: str = "", mode: str = "attended") -> str:
     )
 
 
+def drop_daemon(
+    start_daemon: Start, tmp_path: Path, extra: str = ""
+) -> tuple[Path, DaemonProc, BusWatcher]:
+    """A daemon watching ``tmp_path/drop`` (config() with ``extra``), once it made the folder."""
+    folder = tmp_path / "drop"
+    daemon, bus = start_daemon(config=config(folder, extra))
+    wait_until(folder.exists, 5.0)
+    return folder, daemon, bus
+
+
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "home" / "data" / "tokenstation"
 
@@ -57,9 +67,7 @@ def only_private_work_left(folder: Path) -> bool:
 def test_a_name_that_is_not_utf8_is_queued_or_refused_once_and_shown_escaped(
     start_daemon: Start, tmp_path: Path
 ) -> None:
-    folder = tmp_path / "drop"
-    daemon, bus = start_daemon(config=config(folder))
-    wait_until(folder.exists, 5.0)
+    folder, daemon, bus = drop_daemon(start_daemon, tmp_path)
     good = os.fsencode(folder) + b"/bad\xff.txt"
     bad = os.fsencode(folder) + b"/worse\xfe\n.txt"
     with open(good, "w") as f:
@@ -84,9 +92,7 @@ def test_a_name_that_is_not_utf8_is_queued_or_refused_once_and_shown_escaped(
 def test_a_refused_file_with_a_246_character_name_gets_its_reason_and_its_signal(
     start_daemon: Start, tmp_path: Path
 ) -> None:
-    folder = tmp_path / "drop"
-    _daemon, bus = start_daemon(config=config(folder))
-    wait_until(folder.exists, 5.0)
+    folder, _daemon, bus = drop_daemon(start_daemon, tmp_path)
     name = "n" * 242 + ".txt"
     (folder / name).write_text("no code here\n")
     event = bus.expect("FileTaken", file=name)
@@ -102,9 +108,7 @@ def test_a_refused_file_with_a_246_character_name_gets_its_reason_and_its_signal
 def test_a_file_replaced_while_it_is_judged_is_judged_as_a_new_file(
     start_daemon: Start, tmp_path: Path
 ) -> None:
-    folder = tmp_path / "drop"
-    _daemon, bus = start_daemon(config=config(folder))
-    wait_until(folder.exists, 5.0)
+    folder, _daemon, bus = drop_daemon(start_daemon, tmp_path)
     first = folder / "enrol.png"
     segno.make_qr(uri(1), error="m").save(first, scale=6, kind="png")
     wait_until(lambda: not first.exists(), 5.0, "the first file claimed")
@@ -121,9 +125,7 @@ def test_a_file_replaced_while_it_is_judged_is_judged_as_a_new_file(
 def test_a_crash_between_the_steps_of_taking_a_file_never_refuses_a_taken_file(
     start_daemon: Start, tmp_path: Path
 ) -> None:
-    folder = tmp_path / "drop"
-    daemon, bus = start_daemon(config=config(folder))
-    wait_until(folder.exists, 5.0)
+    folder, daemon, bus = drop_daemon(start_daemon, tmp_path)
     (folder / "taken.txt").write_text(uri(3) + "\n")
     [job] = bus.expect("FileTaken", file="taken.txt")["queued"]
     daemon.kill9()
@@ -146,11 +148,9 @@ def test_a_crash_between_the_steps_of_taking_a_file_never_refuses_a_taken_file(
 def test_limits_refuse_a_big_batch_whole_naming_the_limit(
     start_daemon: Start, tmp_path: Path
 ) -> None:
-    folder = tmp_path / "drop"
-    _daemon, bus = start_daemon(
-        config=config(folder, "max_jobs_per_file = 5\nmax_text_size = 4096\n")
+    folder, _daemon, bus = drop_daemon(
+        start_daemon, tmp_path, "max_jobs_per_file = 5\nmax_text_size = 4096\n"
     )
-    wait_until(folder.exists, 5.0)
     rows = "".join(f"865963200001{i:02d},{secret_b32(i)}\n" for i in range(6))
     (folder / "batch.csv").write_text(rows)
     event = bus.expect("FileTaken", file="batch.csv")
@@ -174,9 +174,7 @@ def test_no_seed_on_disk_after_burn_or_remove_and_the_log_runs_no_formula(
     cli_bus: Cli,
     tmp_path: Path,
 ) -> None:
-    folder = tmp_path / "drop"
-    _daemon, bus = start_daemon(config=config(folder))
-    wait_until(folder.exists, 5.0)
+    folder, _daemon, bus = drop_daemon(start_daemon, tmp_path)
     (folder / "burn.txt").write_text(uri(5, issuer="=cmd|' /C calc'!A0", account="@alice"))
     (folder / "remove.txt").write_text(uri(6) + "\n")
     [burn] = bus.expect("FileTaken", file="burn.txt")["queued"]
@@ -203,9 +201,7 @@ def test_no_seed_on_disk_after_burn_or_remove_and_the_log_runs_no_formula(
 
 
 def test_archived_files_are_0600(start_daemon: Start, tmp_path: Path) -> None:
-    folder = tmp_path / "drop"
-    _daemon, bus = start_daemon(config=config(folder, 'after = "archive"\n'))
-    wait_until(folder.exists, 5.0)
+    folder, _daemon, bus = drop_daemon(start_daemon, tmp_path, 'after = "archive"\n')
     path = folder / "keep.txt"
     path.write_text(uri(7) + "\n")
     os.chmod(path, 0o644)

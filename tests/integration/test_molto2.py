@@ -57,6 +57,13 @@ def mcli(pcsc_stack: PcscStack, tmp_path: Path) -> Cli:
     return functools.partial(run_cli, env)
 
 
+def burn_secret(
+    cli: Cli, raw: bytes, profile: str, *flags: str
+) -> subprocess.CompletedProcess[str]:
+    """`tokenstation burn` of ``raw`` (base32 on stdin) to ``profile``, confirmed (--yes)."""
+    return cli("burn", "--secret-file", "-", "--profile", profile, *flags, "--yes", stdin=b32(raw))
+
+
 def molto2(simulator: Sim, *args: str) -> SimToken:
     return simulator("--model", "molto2", *args)
 
@@ -93,20 +100,7 @@ def test_burn_several_profiles_titles_and_codes(mcli: Cli, simulator: Sim) -> No
         out = js(mcli("burn", "--uri-file", "-", "--profile", "next", "--yes", "--json", stdin=uri))
         assert out["profile"] == i and out["title"] == title
         assert out["secret_fingerprint"] == fingerprint(SEEDS[i])
-    out = js(
-        mcli(
-            "burn",
-            "--secret-file",
-            "-",
-            "--profile",
-            "42",
-            "--title",
-            "VPN",
-            "--yes",
-            "--json",
-            stdin=b32(SEEDS[3]),
-        )
-    )
+    out = js(burn_secret(mcli, SEEDS[3], "42", "--title", "VPN", "--json"))
     assert out["profile"] == 42
 
     st = sim.fresh_state()
@@ -146,27 +140,14 @@ def test_burn_several_profiles_titles_and_codes(mcli: Cli, simulator: Sim) -> No
 def test_a_profile_with_a_seed_is_never_overwritten(mcli: Cli, simulator: Sim) -> None:
     sim = molto2(simulator, "--profile-seed", f"3:{b32(SEEDS[10])}:Keep")
     before = profile(sim.fresh_state(), 3)
-    proc = mcli("burn", "--secret-file", "-", "--profile", "3", "--yes", stdin=b32(SEEDS[11]))
+    proc = burn_secret(mcli, SEEDS[11], "3")
     assert proc.returncode == 4
     assert "already holds a seed" in proc.stderr and "--profile next" in proc.stderr
     after = profile(sim.fresh_state(), 3)
     assert after["seed_fingerprint"] == fingerprint(SEEDS[10]) == before["seed_fingerprint"]
     assert after["title"] == "Keep" and after["seed_writes"] == 0
     # `next` goes around it
-    out = js(
-        mcli(
-            "burn",
-            "--secret-file",
-            "-",
-            "--profile",
-            "next",
-            "--title",
-            "x",
-            "--yes",
-            "--json",
-            stdin=b32(SEEDS[11]),
-        )
-    )
+    out = js(burn_secret(mcli, SEEDS[11], "next", "--title", "x", "--json"))
     assert out["profile"] == 0
     # delete is explicit, asks first, and keeps the title
     assert mcli("delete", "--profile", "3").returncode == 4
@@ -207,17 +188,7 @@ def test_sync_sets_every_seeded_profile_from_its_own_settings(mcli: Cli, simulat
 
 def test_wrong_customer_key_fails_once(mcli: Cli, simulator: Sim, tmp_path: Path) -> None:
     sim = molto2(simulator, "--customer-key", "our own key")
-    proc = mcli(
-        "burn",
-        "--secret-file",
-        "-",
-        "--profile",
-        "0",
-        "--title",
-        "x",
-        "--yes",
-        stdin=b32(SEEDS[30]),
-    )
+    proc = burn_secret(mcli, SEEDS[30], "0", "--title", "x")
     assert (
         proc.returncode == 1 and "9 attempts left" in proc.stderr and "Do not retry" in proc.stderr
     )
@@ -227,20 +198,7 @@ def test_wrong_customer_key_fails_once(mcli: Cli, simulator: Sim, tmp_path: Path
     config.parent.mkdir(parents=True)
     config.write_text('[molto2]\ncustomer_key = "our own key"\n')
     config.chmod(0o600)
-    js(
-        mcli(
-            "burn",
-            "--secret-file",
-            "-",
-            "--profile",
-            "0",
-            "--title",
-            "x",
-            "--yes",
-            "--json",
-            stdin=b32(SEEDS[30]),
-        )
-    )
+    js(burn_secret(mcli, SEEDS[30], "0", "--title", "x", "--json"))
     assert profile(sim.fresh_state(), 0)["seed_present"] is True
 
 
@@ -262,7 +220,7 @@ def test_molto2_commands_refuse_a_single_profile_token(mcli: Cli, simulator: Sim
     sim = simulator("--serial", "86596320000001")
     proc = mcli("profiles")
     assert proc.returncode == 3 and "not a Token2 Molto2" in proc.stderr
-    proc = mcli("burn", "--secret-file", "-", "--profile", "0", "--yes", stdin=b32(SEEDS[40]))
+    proc = burn_secret(mcli, SEEDS[40], "0")
     assert proc.returncode == 3
     assert sim.fresh_state()["seed_writes"] == 0
 
@@ -270,17 +228,7 @@ def test_molto2_commands_refuse_a_single_profile_token(mcli: Cli, simulator: Sim
 def test_pulled_mid_burn_then_resumes_at_the_next_free_profile(mcli: Cli, simulator: Sim) -> None:
     # probe, info, info, profile read, challenge, auth, seed write: pulled before the title
     sim = molto2(simulator, "--drop-after", "7")
-    proc = mcli(
-        "burn",
-        "--secret-file",
-        "-",
-        "--profile",
-        "0",
-        "--title",
-        "a",
-        "--yes",
-        stdin=b32(SEEDS[50]),
-    )
+    proc = burn_secret(mcli, SEEDS[50], "0", "--title", "a")
     assert proc.returncode == 1
     assert "pulled after the seed" in proc.stderr and "never overwritten" in proc.stderr
     wait_until(lambda: not card_present(sim.reader), 5.0, "the device pulled")
@@ -288,20 +236,7 @@ def test_pulled_mid_burn_then_resumes_at_the_next_free_profile(mcli: Cli, simula
     wait_until(lambda: card_present(sim.reader), 5.0, "the device back")
     listing = js(mcli("profiles", "--json"))
     assert listing["profiles"][0]["seed_present"] is True and listing["next_free"] == 1
-    out = js(
-        mcli(
-            "burn",
-            "--secret-file",
-            "-",
-            "--profile",
-            "next",
-            "--title",
-            "b",
-            "--yes",
-            "--json",
-            stdin=b32(SEEDS[51]),
-        )
-    )
+    out = js(burn_secret(mcli, SEEDS[51], "next", "--title", "b", "--json"))
     assert out["profile"] == 1
     st = sim.fresh_state()
     assert profile(st, 0)["seed_fingerprint"] == fingerprint(SEEDS[50])
