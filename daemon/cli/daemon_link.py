@@ -97,9 +97,8 @@ def _nobody_owns_name(bus: str) -> bool:
     tell; the full client then asks (and words what went wrong) as before."""
     from tokenstation.daemon.bus import address as busaddress
     from tokenstation.daemon.bus import nameprobe
-    from tokenstation.daemon.bus.names import BUS_NAME
 
-    return nameprobe.name_has_owner(busaddress.address(bus), BUS_NAME) is False
+    return nameprobe.name_has_owner(busaddress.address(bus), busaddress.BUS_NAME) is False
 
 
 def _call(bus: str, fn: Callable[[StationClient], Awaitable[Any]]) -> Any:
