@@ -1,11 +1,12 @@
 """Ask a D-Bus bus whether a name has an owner, with the standard library alone.
 
 `tokenstation status` on a desktop where the daemon is not running would otherwise load
-asyncio and the D-Bus library (about 65 ms) only to learn that nobody owns the name.
+asyncio and the D-Bus library (about 90 ms, BENCHMARKS.md) only to learn that nobody owns the name.
 This is the smallest honest client: connect to the bus's unix socket, authenticate
 (EXTERNAL, by uid), send Hello and NameHasOwner, read the answer. Anything it does not
 expect (another transport, a refusal, an error reply, a slow bus) gives ``None``: the
 caller then asks through the D-Bus library as before, which says what went wrong.
+Header fields start at offset 16 of a message, so aligning within them aligns in it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import os
 TIMEOUT_S = 2.0
 
 _DBUS = ("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus")
-_METHOD_CALL, _METHOD_RETURN, _ERROR = 1, 2, 3
+_METHOD_CALL, _METHOD_RETURN = 1, 2
 _MAX_MESSAGE = 1 << 20
 _MAX_MESSAGES = 16
 
