@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 
 SYSTEM_DEFAULT = "unix:path=/var/run/dbus/system_bus_socket"
+#: The daemon's well-known name (names.py re-exports it with the rest of the interface).
+BUS_NAME = "org.tokenstation.TokenStation1"
 
 
 def address(bus: str) -> str:

@@ -5,9 +5,18 @@ Kept apart so that clients (the CLI, the tray) do not import the service side.
 
 from __future__ import annotations
 
+from tokenstation.daemon.bus.address import BUS_NAME
 from tokenstation.daemon.events import ErrorKind
 
-BUS_NAME = "org.tokenstation.TokenStation1"
+__all__ = [
+    "API_VERSION",
+    "BUS_NAME",
+    "ERRORS",
+    "ERROR_PREFIX",
+    "INTERFACE",
+    "OBJECT_PATH",
+    "error_name",
+]
 OBJECT_PATH = "/org/tokenstation/TokenStation1"
 INTERFACE = "org.tokenstation.TokenStation1"
 API_VERSION = 1

@@ -72,12 +72,15 @@ def daemon_call(
     """Run ``fn(client)`` against the daemon on ``bus``.
 
     Without a daemon: exit 3 (CliError), or DaemonAbsent with ``fallback``. A "no bus
-    here" is found without loading the D-Bus library at all.
+    here", and a bus that says nobody owns the daemon's name, are found without loading
+    asyncio or the D-Bus library.
     """
     from tokenstation.daemon.bus import address as busaddress
 
     if busaddress.missing(bus):
         absent = DaemonAbsent(busaddress.unreachable(bus), busaddress.reach_advice(bus))
+    elif _nobody_owns_name(bus):
+        absent = DaemonAbsent(busaddress.not_running(bus), busaddress.start_advice(bus))
     else:
         try:
             return _call(bus, fn)
@@ -86,6 +89,16 @@ def daemon_call(
     if fallback:
         raise absent
     raise CliError(absent.message, EXIT_UNAVAILABLE, absent.next_step)
+
+
+def _nobody_owns_name(bus: str) -> bool:
+    """True when the bus itself says no daemon owns the name: asked with a minimal client
+    (daemon/bus/nameprobe.py), not asyncio and the D-Bus library. False when it cannot
+    tell; the full client then asks (and words what went wrong) as before."""
+    from tokenstation.daemon.bus import address as busaddress
+    from tokenstation.daemon.bus import nameprobe
+
+    return nameprobe.name_has_owner(busaddress.address(bus), busaddress.BUS_NAME) is False
 
 
 def _call(bus: str, fn: Callable[[StationClient], Awaitable[Any]]) -> Any:

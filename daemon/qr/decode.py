@@ -4,10 +4,10 @@ Measured on the shared corpus, neither decoder reads everything the other reads;
 together they read the union (BENCHMARKS.md). zxing-cpp is fast (about a millisecond on
 a screenshot) and tries rotations, smaller scales and inverted codes itself, so it goes
 first: once as is, then with a global threshold, then smoothed; 1D barcodes (a token's
-serial label) only when no QR code is found. zbar's passes (daemon/qr.py) cost ten times
-more each, so they run only when they can help: when zxing-cpp saw a code it could not
-decode, or when zxing-cpp cannot say (1.x) or is not installed. Every frame of an
-animation is looked at.
+serial label) only when no QR code is found. zbar's passes (daemon/qr/zbar.py) cost ten
+times more each, so they run (and zbar is imported) only when they can help: when
+zxing-cpp saw a code it could not decode, or when zxing-cpp cannot say (1.x) or is not
+installed. Every frame of an animation is looked at.
 
 The work on one image is bounded: the pixel and frame limits of daemon/imagefile.py,
 the passes on a copy of bounded size, and a time budget after which the image is given
@@ -22,9 +22,8 @@ from pathlib import Path
 
 from PIL import Image, ImageFilter, ImageOps
 
-from tokenstation.daemon.qr import zbar as qr
 from tokenstation.daemon.qr import zxing
-from tokenstation.daemon.qr.image import load_frames
+from tokenstation.daemon.qr.image import load_frames, sane_copy
 from tokenstation.daemon.qr.symbols import DecodeResult, Symbol, unique
 
 #: Seconds one image may take before it is given up.
@@ -36,6 +35,8 @@ Stage = tuple[str, Read]
 
 def decoders() -> str:
     """Which decoders are in use, for `tokenstation status`."""
+    from tokenstation.daemon.qr import zbar as qr
+
     if not qr.AVAILABLE:
         alone = f"{zxing.describe()} alone" if zxing.AVAILABLE else "no QR decoder"
         return f"{alone} ({qr.describe()})"
@@ -85,7 +86,7 @@ def decode_frames(
 
     def copy(index: int) -> Image.Image:
         if index not in copies:
-            copies[index] = qr.sane_copy(frames[index])
+            copies[index] = sane_copy(frames[index])
         return copies[index]
 
     def out_of_time() -> bool:
@@ -105,6 +106,9 @@ def decode_frames(
             if found:
                 return DecodeResult(unique(found), "zxing-cpp: 1D barcodes", size, count)
     if zbar_helps:
+        # Imported only now: pyzbar and ctypes cost a scan that zxing-cpp reads ~20 ms.
+        from tokenstation.daemon.qr import zbar as qr
+
         for index in range(count):
             result = qr.decode_image(
                 copy(index), linear=linear and not zxing.AVAILABLE and index == 0, deadline=deadline

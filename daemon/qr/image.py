@@ -28,6 +28,8 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".
 MAX_PIXELS = 40_000_000
 #: Frames of an animation or pages of a TIFF looked at.
 MAX_FRAMES = 8
+#: The longest side of the copy the decoders' extra passes work on.
+FALLBACK_MAX_SIDE = 1600
 
 _ORIENTATION = 0x0112  # the EXIF tag
 _TRANSPARENT_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
@@ -132,3 +134,14 @@ def _frames(img: Image.Image, max_pixels: int, max_frames: int) -> list[Image.Im
         if not animated:
             break
     return frames
+
+
+def sane_copy(gray: Image.Image) -> Image.Image:
+    """``gray``, scaled down so its longest side is at most ``FALLBACK_MAX_SIDE``."""
+    w, h = gray.size
+    longest = max(w, h)
+    if longest <= FALLBACK_MAX_SIDE:
+        return gray
+    factor = FALLBACK_MAX_SIDE / longest
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    return gray.resize(size, Image.Resampling.BOX)  # an area average: fast, and enough here

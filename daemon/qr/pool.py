@@ -127,7 +127,9 @@ class DecodePool:
     def _start(self) -> None:
         try:
             ctx = multiprocessing.get_context("forkserver")
-            ctx.set_forkserver_preload([decode.__name__])
+            # zbar too: decode imports it only for its fallback, which a worker should
+            # not pay for on its first hard image.
+            ctx.set_forkserver_preload([decode.__name__, "tokenstation.daemon.qr.zbar"])
             self._ctx = ctx
             for _ in range(self.workers):
                 self._add(_Worker(ctx))

@@ -6,9 +6,10 @@ first and the first that finds a code wins. zbar runs in binary mode so the byte
 ours to decode (UTF-8, else Shift_JIS, else ISO-8859-1, as QR readers commonly do)
 instead of zbar's charset guess, which garbles some non-ASCII codes.
 
-The passes run on a copy scaled to at most ``FALLBACK_MAX_SIDE`` pixels, and stop at a
-deadline: the work per image is bounded whatever its size (see daemon/decode.py, which
-runs zxing-cpp first and these passes as its fallback).
+The passes run on a copy scaled to at most ``image.FALLBACK_MAX_SIDE`` pixels, and stop at
+a deadline: the work per image is bounded whatever its size (see decode.py, which
+runs zxing-cpp first and these passes as its fallback; it imports this module only when
+the fallback runs or status names the decoders).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ctypes import byref, c_uint, c_void_p, cast, string_at
 
 from PIL import Image, ImageFilter, ImageOps
 
-from tokenstation.daemon.qr.image import ImageError
+from tokenstation.daemon.qr.image import ImageError, sane_copy
 from tokenstation.daemon.qr.symbols import DecodeResult, Symbol, bytes_to_text, unique
 
 try:
@@ -62,9 +63,6 @@ _CFG_BINARY = 4
 #: barcode may use (Code 128, Code 39, EAN-13, interleaved 2 of 5).
 _QRCODE = 64
 _LINEAR = (128, 39, 13, 25)
-
-#: The longest side of the copy the passes work on.
-FALLBACK_MAX_SIDE = 1600
 
 
 def describe() -> str:
@@ -160,17 +158,6 @@ def _passes(gray: Image.Image) -> Iterator[Pass]:
     yield "dark modules thickened", lambda g: g.filter(ImageFilter.MinFilter(5))
     for angle in (-10, 10, 45, -40):
         yield f"rotated {angle}°", functools.partial(_rotate, angle=angle)
-
-
-def sane_copy(gray: Image.Image) -> Image.Image:
-    """``gray``, scaled down so its longest side is at most ``FALLBACK_MAX_SIDE``."""
-    w, h = gray.size
-    longest = max(w, h)
-    if longest <= FALLBACK_MAX_SIDE:
-        return gray
-    factor = FALLBACK_MAX_SIDE / longest
-    size = (max(1, round(w * factor)), max(1, round(h * factor)))
-    return gray.resize(size, Image.Resampling.BOX)  # an area average: fast, and enough here
 
 
 def decode_image(

@@ -11,7 +11,7 @@ for: without ``try_invert`` the caller runs an inverted pass, without ``return_e
 
 from __future__ import annotations
 
-import importlib.metadata
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +36,6 @@ _LINEAR_NAMES = ("Code128", "Code39", "EAN13", "ITF")
 class Features:
     """What the installed zxing-cpp can do."""
 
-    version: str
     formats: tuple[str, ...]
     try_invert: bool
     return_errors: bool
@@ -48,7 +47,17 @@ def _formats(names: tuple[str, ...]) -> tuple[Any, ...]:
     return tuple(getattr(_zx.BarcodeFormat, n) for n in names if hasattr(_zx.BarcodeFormat, n))
 
 
-def _version() -> str:
+@functools.cache
+def version() -> str:
+    """The installed zxing-cpp's version ("" when not installed or not known).
+
+    Read when asked (``describe``, for status), not at import: importlib.metadata alone
+    costs a `tokenstation scan` about 20 ms.
+    """
+    if _zx is None:
+        return ""
+    import importlib.metadata
+
     try:
         return importlib.metadata.version("zxing-cpp")
     except importlib.metadata.PackageNotFoundError:
@@ -87,7 +96,6 @@ if _zx is not None:
     _QR = _combine(_qr_formats)
     _LINEAR = _combine(_formats(_LINEAR_NAMES))
     FEATURES = Features(
-        _version(),
         tuple(n for n in _QR_NAMES if hasattr(_zx.BarcodeFormat, n)),
         _accepts("try_invert"),
         _accepts("return_errors"),
@@ -99,7 +107,7 @@ def describe() -> str:
     """ "zxing-cpp 3.1.1" or why it is not used."""
     if FEATURES is None:
         return "zxing-cpp not installed"
-    return f"zxing-cpp {FEATURES.version}".strip()
+    return f"zxing-cpp {version()}".strip()
 
 
 def read(
