@@ -335,7 +335,7 @@ class Provisioner:
         if intake.seen_before:
             reason = "the same file was taken before; nothing queued again"
         elif duplicates and not queued:
-            reason = "already queued or burned: " + ", ".join(duplicates)
+            reason = "not queued again: the same secret is already held by " + ", ".join(duplicates)
         if intake.seen_before:
             log.info(
                 "took %s: %s, taken before (same bytes): nothing queued", verdict.file, verdict.kind

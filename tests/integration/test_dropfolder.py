@@ -153,7 +153,7 @@ def test_temporary_names_wait_and_duplicates_are_not_queued_twice(
     drop_qr(folder, "alice-again.png", URI)  # same secret, other file
     again = bus.expect("FileTaken", file="alice-again.png")
     assert again["queued"] == [] and again["duplicates"] == ["Bitbucket:alice (queued)"]
-    assert "already queued" in again["reason"]
+    assert "same secret is already held by Bitbucket:alice" in again["reason"]
     jobs = bus.run(bus.client.jobs())
     assert len(jobs) == 1
 
