@@ -20,8 +20,9 @@ def address(bus: str) -> str:
     return os.environ.get("DBUS_SESSION_BUS_ADDRESS", "")
 
 
-def socket_path(addr: str) -> str | None:
-    """The socket file of the first ``unix:path=`` entry of ``addr`` (None for others)."""
+def unix_target(addr: str) -> str | None:
+    """The socket of the first ``unix:`` entry of ``addr``: its ``path=``, or its
+    ``abstract=`` name with a leading NUL (Linux); None when there is neither."""
     for entry in addr.split(";"):
         transport, _, params = entry.partition(":")
         if transport != "unix":
@@ -30,8 +31,16 @@ def socket_path(addr: str) -> str | None:
             key, _, value = param.partition("=")
             if key == "path":
                 return value
+            if key == "abstract":
+                return "\0" + value
         return None
     return None
+
+
+def socket_path(addr: str) -> str | None:
+    """The socket file of the first ``unix:path=`` entry of ``addr`` (None for others)."""
+    target = unix_target(addr)
+    return None if target is None or target.startswith("\0") else target
 
 
 def missing(bus: str, addr: str | None = None) -> bool:

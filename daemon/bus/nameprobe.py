@@ -14,6 +14,8 @@ from __future__ import annotations
 import _socket as socket  # socket.py's C module: no ~2 ms turning constants into enums
 import os
 
+from tokenstation.daemon.bus.address import unix_target
+
 #: Seconds the probe waits for the bus before leaving the question to the D-Bus library.
 TIMEOUT_S = 2.0
 
@@ -137,25 +139,9 @@ def _connect(path: str) -> socket.socket:
     return sock
 
 
-def _unix_target(address: str) -> str | None:
-    """The socket of the first unix entry with ``path=`` or ``abstract=`` (Linux)."""
-    for entry in address.split(";"):
-        transport, _, params = entry.partition(":")
-        if transport != "unix":
-            continue
-        for param in params.split(","):
-            key, _, value = param.partition("=")
-            if key == "path":
-                return value
-            if key == "abstract":
-                return "\0" + value
-        return None
-    return None
-
-
 def name_has_owner(address: str, name: str) -> bool | None:
     """Whether ``name`` has an owner on the bus at ``address``; None when it cannot tell."""
-    target = _unix_target(address)
+    target = unix_target(address)
     if target is None or "%" in target:  # escaped addresses: left to the library
         return None
     try:
