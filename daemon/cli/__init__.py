@@ -141,16 +141,28 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: parse, run, and turn every failure into one line and an exit code."""
+def main(argv: list[str] | None = None, *, quick_exit: bool = False) -> int:
+    """Entry point: parse, run, and turn every failure into one line and an exit code.
+
+    With ``quick_exit``, a command that allows it (``scan``) ends the process as soon as
+    its output is out, skipping the interpreter's teardown (see :func:`run.quick_exit`).
+    """
     argv = sys.argv[1:] if argv is None else argv
     command = command_in(argv)
     parser = build_parser(command if command in COMMANDS else None)
     args = parser.parse_args(argv)
-    from .run import run
+    from . import run
 
-    return run(parser, args)
+    code = run.run(parser, args)
+    if quick_exit and getattr(args, "quick_exit", False):
+        run.quick_exit(code)
+    return code
+
+
+def program() -> int:
+    """The `tokenstation` program (its console script, `python -m tokenstation.daemon`)."""
+    return main(quick_exit=True)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(program())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from .common import EXIT_FAILED, EXIT_INTERRUPTED, CliError, fail
 
@@ -40,3 +41,22 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             EXIT_FAILED,
             as_json,
         )
+
+
+def quick_exit(code: int) -> None:
+    """End the process with ``code`` now that the output is out, without the teardown.
+
+    Freeing every module and object at exit costs a `tokenstation scan` about 12 ms (Pillow
+    and zxing-cpp loaded), as much as reading its image. Only for a command that leaves
+    nothing to finish: no threads, no child processes, no atexit work of its own (logging
+    writes each line to stderr as it goes). When stdout or stderr cannot be flushed this
+    returns, and the normal exit reports it as it would.
+    """
+    import os
+
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return
+    os._exit(code)

@@ -27,7 +27,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("files", nargs="+", type=Path, metavar="FILE")
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
-    p.set_defaults(func=cmd_scan)
+    # Nothing to finish once the report is out: end without the interpreter's teardown.
+    p.set_defaults(func=cmd_scan, quick_exit=True)
 
 
 def _scan(path: Path) -> tuple[Verdict, str]:
