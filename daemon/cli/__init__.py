@@ -149,8 +149,15 @@ def main(argv: list[str] | None = None, *, quick_exit: bool = False) -> int:
     """
     argv = sys.argv[1:] if argv is None else argv
     command = command_in(argv)
-    parser = build_parser(command if command in COMMANDS else None)
-    args = parser.parse_args(argv)
+    args = None
+    parser = None
+    if command == "scan":
+        from .scan import quick_args
+
+        args = quick_args(argv)
+    if args is None:
+        parser = build_parser(command if command in COMMANDS else None)
+        args = parser.parse_args(argv)
     from . import run
 
     code = run.run(parser, args)

@@ -8,8 +8,12 @@ import sys
 from .common import EXIT_FAILED, EXIT_INTERRUPTED, CliError, fail
 
 
-def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    """Set up logging, run ``args.func``; failures become one line on stderr and a code."""
+def run(parser: argparse.ArgumentParser | None, args: argparse.Namespace) -> int:
+    """Set up logging, run ``args.func``; failures become one line on stderr and a code.
+
+    ``parser`` words a bad --log-level; None when the words were read without it (they
+    hold no --log-level then).
+    """
     from ..token.errors import TokenError
     from .common import ensure_logging, exit_code_for, logging_level
 
@@ -18,6 +22,8 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     try:
         logging_level(level)
     except ValueError as exc:
+        if parser is None:
+            raise
         parser.error(str(exc))
     if args.log_level or not getattr(args, "lazy_logging", False):
         ensure_logging()
