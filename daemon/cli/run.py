@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from .common import EXIT_FAILED, EXIT_INTERRUPTED, CliError, fail
+
+TYPE_CHECKING = False  # True for type checkers; saves importing typing (and argparse)
+if TYPE_CHECKING:
+    import argparse
 
 
 def run(parser: argparse.ArgumentParser | None, args: argparse.Namespace) -> int:
