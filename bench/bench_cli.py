@@ -7,6 +7,9 @@ Runs, interleaved round by round, on the same interpreter (the venv's python):
 - ``tokenstation status --json``, no daemon: (a) no session bus in the environment,
   (b) a private dbus-daemon with no tokenstation daemon on it (asked over D-Bus)
 - ``tokenstation scan one.png --json``      one enrolment QR (drawn with segno)
+- ``python -c "import PIL.Image, ..."``     what scan cannot do without: Pillow with its
+  PNG plugin, zxing-cpp, json, urllib.parse and pathlib, imported and left at once
+  (as scan leaves): the part of scan's time that is the libraries'
 
 and prints medians and ratios to the floor, in wall-clock and in CPU time (user +
 system, steadier on a shared machine); JSON with --json FILE.
@@ -30,6 +33,9 @@ from benchlib import machine, report, summary
 from tokenstation.daemon.simulator.privatebus import PrivateBus
 
 VENV_BIN = Path(sys.executable).parent
+LIBRARIES = (
+    "import os, PIL.Image, PIL.PngImagePlugin, zxingcpp, json, urllib.parse, pathlib; os._exit(0)"
+)
 LOAD_BEFORE = list(os.getloadavg())
 SCRIPT = str((VENV_BIN / "tokenstation").resolve())
 
@@ -84,6 +90,7 @@ def main() -> int:
                 3,
             ),
             "tokenstation scan one.png --json": ([SCRIPT, "scan", str(png), "--json"], base, 0),
+            "python: scan's libraries alone": ([sys.executable, "-c", LIBRARIES], base, 0),
         }
         wall: dict[str, list[float]] = {name: [] for name in cases}
         cpu: dict[str, list[float]] = {name: [] for name in cases}

@@ -6,7 +6,6 @@ and only the module of the command being run is imported (with what it needs).
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 
@@ -15,7 +14,7 @@ from .commands import COMMANDS
 
 TYPE_CHECKING = False  # True for type checkers; saves importing typing at start-up
 if TYPE_CHECKING:
-    from typing import Any
+    import argparse
 
 #: Top-level options that take a value (so the value is not mistaken for the command).
 _VALUED = ("--log-level",)
@@ -58,61 +57,27 @@ def _listing(width: int = 79) -> str:
     return "\n".join(lines)
 
 
-def _columns() -> int:
-    """``shutil.get_terminal_size().columns``, without importing shutil (and with it zlib,
-    bz2 and lzma: about 3 ms of every command's start-up, paid by argparse for its width)."""
-    import os
-
-    try:
-        columns = int(os.environ["COLUMNS"])
-    except (KeyError, ValueError):
-        columns = 0
-    if columns <= 0:
-        try:
-            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
-        except (AttributeError, ValueError, OSError):
-            columns = 0
-    return columns or 80
-
-
-class _Formatter(argparse.HelpFormatter):
-    """argparse's help formatter, told the width as argparse would work it out."""
-
-    def __init__(self, prog: str, *args: Any, **kwargs: Any) -> None:
-        if len(args) < 3:
-            kwargs.setdefault("width", _columns() - 2)
-        super().__init__(prog, *args, **kwargs)
-
-
-class _RawFormatter(_Formatter, argparse.RawDescriptionHelpFormatter):
-    """The same, keeping the description's own line breaks (the command listing)."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """An argument parser (its commands' parsers too) with :class:`_Formatter`."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", _Formatter)
-        super().__init__(*args, **kwargs)
-
-
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The argument parser. With a known ``command`` only its module is imported and only
     its commands are registered ("*": all of them); with none, the parser lists the
     commands from the table (for --help and errors) without importing any."""
+    import argparse
+
+    from .parsers import Parser, RawFormatter
+
     known = command == "*" or command in COMMANDS
     if known:
-        parser: argparse.ArgumentParser = _Parser(
+        parser: argparse.ArgumentParser = Parser(
             prog="tokenstation", description=_DESCRIPTION, epilog=_EPILOG
         )
     else:
         import textwrap
 
-        parser = _Parser(
+        parser = Parser(
             prog="tokenstation",
             description=f"{_DESCRIPTION}\n\n{_listing()}",
             epilog=textwrap.fill(_EPILOG, 79),
-            formatter_class=_RawFormatter,
+            formatter_class=RawFormatter,
         )
     parser.add_argument("--version", action="version", version=f"tokenstation {__version__}")
     parser.add_argument(
@@ -141,16 +106,35 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: parse, run, and turn every failure into one line and an exit code."""
+def main(argv: list[str] | None = None, *, quick_exit: bool = False) -> int:
+    """Entry point: parse, run, and turn every failure into one line and an exit code.
+
+    With ``quick_exit``, a command that allows it (``scan``) ends the process as soon as
+    its output is out, skipping the interpreter's teardown (see :func:`run.quick_exit`).
+    """
     argv = sys.argv[1:] if argv is None else argv
     command = command_in(argv)
-    parser = build_parser(command if command in COMMANDS else None)
-    args = parser.parse_args(argv)
-    from .run import run
+    args = None
+    parser = None
+    if command == "scan":
+        from .scan import quick_args
 
-    return run(parser, args)
+        args = quick_args(argv)
+    if args is None:
+        parser = build_parser(command if command in COMMANDS else None)
+        args = parser.parse_args(argv)
+    from . import run
+
+    code = run.run(parser, args)
+    if quick_exit and getattr(args, "quick_exit", False):
+        run.quick_exit(code)
+    return code
+
+
+def program() -> int:
+    """The `tokenstation` program (its console script, `python -m tokenstation.daemon`)."""
+    return main(quick_exit=True)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(program())

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-import argparse
+import sys
 
 from .common import EXIT_FAILED, EXIT_INTERRUPTED, CliError, fail
 
+TYPE_CHECKING = False  # True for type checkers; saves importing typing (and argparse)
+if TYPE_CHECKING:
+    import argparse
 
-def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    """Set up logging, run ``args.func``; failures become one line on stderr and a code."""
+
+def run(parser: argparse.ArgumentParser | None, args: argparse.Namespace) -> int:
+    """Set up logging, run ``args.func``; failures become one line on stderr and a code.
+
+    ``parser`` words a bad --log-level; None when the words were read without it (they
+    hold no --log-level then).
+    """
     from ..token.errors import TokenError
     from .common import ensure_logging, exit_code_for, logging_level
 
@@ -17,6 +25,8 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     try:
         logging_level(level)
     except ValueError as exc:
+        if parser is None:
+            raise
         parser.error(str(exc))
     if args.log_level or not getattr(args, "lazy_logging", False):
         ensure_logging()
@@ -40,3 +50,22 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
             EXIT_FAILED,
             as_json,
         )
+
+
+def quick_exit(code: int) -> None:
+    """End the process with ``code`` now that the output is out, without the teardown.
+
+    Freeing every module and object at exit costs a `tokenstation scan` about 12 ms (Pillow
+    and zxing-cpp loaded), as much as reading its image. Only for a command that leaves
+    nothing to finish: no threads, no child processes, no atexit work of its own (logging
+    writes each line to stderr as it goes). When stdout or stderr cannot be flushed this
+    returns, and the normal exit reports it as it would.
+    """
+    import os
+
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return
+    os._exit(code)

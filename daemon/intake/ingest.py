@@ -12,7 +12,6 @@ import contextlib
 import os
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from tokenstation.daemon.intake.payload import (
@@ -30,8 +29,12 @@ from tokenstation.daemon.intake.payload import (
 from tokenstation.daemon.qr import decode
 from tokenstation.daemon.qr.image import IMAGE_SUFFIXES, ImageError
 from tokenstation.daemon.qr.symbols import DecodeResult
+from tokenstation.daemon.records import Record
 from tokenstation.daemon.safetext import shown_name
-from tokenstation.daemon.token.models import ModelTable
+
+TYPE_CHECKING = False  # True for type checkers; saves importing typing at start-up
+if TYPE_CHECKING:
+    from tokenstation.daemon.token.models import ModelTable
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 _CHUNK = 1 << 20
@@ -57,15 +60,20 @@ def kind_of(mode: int) -> str:
     return "not a regular file"
 
 
-@dataclass
-class Opened:
+class Opened(Record):
     """A claimed file read once: its bytes and the descriptor of the inode they came from."""
 
+    _hidden = frozenset({"data"})
     path: Path
-    data: bytes = field(repr=False)
+    data: bytes
     fd: int
     writable: bool
     ident: tuple[int, int]
+
+    def __init__(
+        self, path: Path, data: bytes, fd: int, writable: bool, ident: tuple[int, int]
+    ) -> None:
+        self._set(path=path, data=data, fd=fd, writable=writable, ident=ident)
 
     def close(self) -> None:
         """Close the descriptor (idempotent)."""

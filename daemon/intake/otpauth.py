@@ -10,12 +10,12 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from tokenstation.daemon.records import Frozen
 from tokenstation.daemon.token.errors import InvalidInput
-from tokenstation.daemon.token.secret import MAX_SEED_BYTES, Secret
-from tokenstation.daemon.token.settings import PERIODS
+from tokenstation.daemon.token.limits import MAX_SEED_BYTES, PERIODS
+from tokenstation.daemon.token.secret import Secret
 
 TOKEN_DIGITS = 6
 TOKEN_ALGORITHMS = ("SHA1", "SHA256")
@@ -94,18 +94,40 @@ def parse_secret(text: str) -> tuple[Secret, str]:
     return decode_base32(s), "base32"
 
 
-@dataclass(frozen=True)
-class OtpAccount:
+class OtpAccount(Frozen):
     """One account from an otpauth URI. ``algorithm`` is upper-case (SHA1, SHA256, ...)."""
 
+    _hidden = frozenset({"secret"})
     type: str
     issuer: str
     account: str
-    secret: Secret = field(repr=False)
-    algorithm: str = "SHA1"
-    digits: int = 6
-    period: int = 30
-    warnings: tuple[str, ...] = ()
+    secret: Secret
+    algorithm: str
+    digits: int
+    period: int
+    warnings: tuple[str, ...]
+
+    def __init__(  # noqa: PLR0917 (positional, as the dataclass it was)
+        self,
+        type: str,
+        issuer: str,
+        account: str,
+        secret: Secret,
+        algorithm: str = "SHA1",
+        digits: int = 6,
+        period: int = 30,
+        warnings: tuple[str, ...] = (),
+    ) -> None:
+        self._set(
+            type=type,
+            issuer=issuer,
+            account=account,
+            secret=secret,
+            algorithm=algorithm,
+            digits=digits,
+            period=period,
+            warnings=warnings,
+        )
 
     def label(self) -> str:
         """issuer:account, or the account alone."""

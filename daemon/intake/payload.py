@@ -9,28 +9,34 @@ Nothing here echoes a payload's text: it may hold a secret.
 
 from __future__ import annotations
 
-import csv
 import io
 import itertools
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import TypeVar
 from urllib.parse import urlsplit
 
-from tokenstation.daemon.intake.migration import parse_migration
 from tokenstation.daemon.intake.otpauth import (
     OtpAccount,
     burnable_refusals,
     parse_otpauth,
     parse_secret,
 )
-from tokenstation.daemon.provisioning.otpcode import RECOMMENDED_MIN_BITS
+from tokenstation.daemon.records import Frozen, Record
 from tokenstation.daemon.safetext import clip
 from tokenstation.daemon.token.errors import InvalidInput
-from tokenstation.daemon.token.models import ModelTable
+from tokenstation.daemon.token.limits import RECOMMENDED_MIN_BITS
+
+# What `tokenstation scan` needs only for some files is imported where it is used: the
+# export parser, the CSV reader and the model table (a serial barcode).
+TYPE_CHECKING = False  # True for type checkers; saves importing typing at start-up
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    from tokenstation.daemon.token.models import ModelTable
+
+    T = TypeVar("T")
 
 TEXT_SUFFIXES = frozenset({".txt", ".uri"})
 CSV_SUFFIXES = frozenset({".csv"})
@@ -40,12 +46,16 @@ MAX_JOBS_PER_FILE = 3000
 MAX_REASON = 1000
 
 
-@dataclass(frozen=True)
-class Limits:
+class Limits(Frozen):
     """How much one file may hold; a file over a limit is refused whole, naming the limit."""
 
-    max_jobs: int = MAX_JOBS_PER_FILE  # [drop] max_jobs_per_file: accounts, lines, rows
-    max_text_bytes: int = MAX_TEXT_BYTES  # [drop] max_text_size: .txt/.uri/.csv files
+    max_jobs: int  # [drop] max_jobs_per_file: accounts, lines, rows
+    max_text_bytes: int  # [drop] max_text_size: .txt/.uri/.csv files
+
+    def __init__(
+        self, max_jobs: int = MAX_JOBS_PER_FILE, max_text_bytes: int = MAX_TEXT_BYTES
+    ) -> None:
+        self._set(max_jobs=max_jobs, max_text_bytes=max_text_bytes)
 
     def too_many(self, what: str) -> str:
         """The reason for a file over the jobs limit (``what``: "more than 3000 rows")."""
@@ -64,7 +74,6 @@ class Limits:
 
 
 _SERIAL = re.compile(r"^\d{8,16}$")
-T = TypeVar("T")
 
 
 DEFAULT_LIMITS = Limits()
@@ -88,26 +97,49 @@ class Kind(StrEnum):
     UNSUPPORTED = "unsupported-file"
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(Frozen):
     """An account a token can hold, maybe bound to one serial."""
 
-    account: OtpAccount = field(repr=False)
-    serial: str = ""
-    origin: str = ""  # "QR", "line 2", "row 3", "account 1 of 4"
+    _hidden = frozenset({"account"})
+    account: OtpAccount
+    serial: str
+    origin: str  # "QR", "line 2", "row 3", "account 1 of 4"
+
+    def __init__(self, account: OtpAccount, serial: str = "", origin: str = "") -> None:
+        self._set(account=account, serial=serial, origin=origin)
 
 
-@dataclass
-class Verdict:
+class Verdict(Record):
     """The outcome of reading one file."""
 
+    _hidden = frozenset({"accounts", "candidates"})
     file: str
     kind: str
     verdict: str  # ok | rejected | error | ignored
-    reason: str = ""
-    warnings: list[str] = field(default_factory=list)
-    accounts: list[OtpAccount] = field(default_factory=list, repr=False)
-    candidates: list[Candidate] = field(default_factory=list, repr=False)
+    reason: str
+    warnings: list[str]
+    accounts: list[OtpAccount]
+    candidates: list[Candidate]
+
+    def __init__(  # noqa: PLR0917 (positional, as the dataclass it was)
+        self,
+        file: str,
+        kind: str,
+        verdict: str,
+        reason: str = "",
+        warnings: list[str] | None = None,
+        accounts: list[OtpAccount] | None = None,
+        candidates: list[Candidate] | None = None,
+    ) -> None:
+        self._set(
+            file=file,
+            kind=kind,
+            verdict=verdict,
+            reason=reason,
+            warnings=[] if warnings is None else warnings,
+            accounts=[] if accounts is None else accounts,
+            candidates=[] if candidates is None else candidates,
+        )
 
     def as_dict(self) -> dict[str, object]:
         """The JSON form of `tokenstation scan`: never a secret, a fingerprint at most."""
@@ -183,6 +215,8 @@ def classify_text(
         account = parse_otpauth(t)
         return (Kind.OTPAUTH_TOTP if account.type == "totp" else Kind.OTPAUTH_HOTP), [account], ""
     if low.startswith("otpauth-migration://"):
+        from tokenstation.daemon.intake.migration import parse_migration
+
         return Kind.MIGRATION, list(parse_migration(t).accounts), ""
     if low.startswith("phonefactor://"):
         return (
@@ -199,7 +233,11 @@ def classify_text(
             "a passkey (FIDO:/) sign-in code for a phone; it holds no TOTP secret",
         )
     if _SERIAL.match(t):
-        model = (models or ModelTable()).lookup(t)
+        if models is None:
+            from tokenstation.daemon.token.models import ModelTable
+
+            models = ModelTable()
+        model = models.lookup(t)
         if model.programmable or model.name != "unknown":
             return (
                 Kind.SERIAL,
@@ -353,6 +391,8 @@ def read_csv_file(path: Path, data: bytes, limits: Limits = DEFAULT_LIMITS) -> V
     A reason names the row and the column, never a cell's text (a swapped column
     would put a secret there).
     """
+    import csv
+
     over = _over_limits(path, data, Kind.CSV, limits)
     if over is not None:
         return over

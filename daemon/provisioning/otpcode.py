@@ -12,13 +12,11 @@ from tokenstation.daemon.token.settings import HmacAlgorithm, TokenSettings
 
 _DIGESTS = {HmacAlgorithm.SHA1: hashlib.sha1, HmacAlgorithm.SHA256: hashlib.sha256}
 
-#: NIST SP 800-63B's minimum, which pyotp >= 2.12 enforces; tokens take shorter seeds.
-RECOMMENDED_MIN_BITS = 112
-
 
 class _TokenTOTP(pyotp.TOTP):
-    """pyotp's TOTP without its 112-bit floor: the token computes codes for any seed it
-    holds (1..63 bytes), so the expected code must be computed for it as well."""
+    """pyotp's TOTP without its 112-bit floor (``limits.RECOMMENDED_MIN_BITS``): the token
+    computes codes for any seed it holds (1..63 bytes), so the expected code must be
+    computed for it as well."""
 
     min_secret_length_bits = 8
 

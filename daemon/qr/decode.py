@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from PIL import Image, ImageFilter, ImageOps
+from PIL import Image
 
 from tokenstation.daemon.qr import zxing
 from tokenstation.daemon.qr.image import load_frames, sane_copy
@@ -59,12 +59,23 @@ def _zxing_stages() -> Iterator[Stage]:
     yield "zxing-cpp", lambda f, _c: zxing.read(f)
     features = zxing.FEATURES
     if features is not None and not features.try_invert:
-        yield "zxing-cpp: inverted", lambda _f, c: zxing.read(ImageOps.invert(c))
+        yield "zxing-cpp: inverted", _inverted
     yield "zxing-cpp: global threshold", lambda _f, c: zxing.read(c, global_threshold=True)
-    yield (
-        "zxing-cpp: smoothed",
-        lambda _f, c: zxing.read(c.filter(ImageFilter.BoxBlur(1)), global_threshold=True),
-    )
+    yield "zxing-cpp: smoothed", _smoothed
+
+
+# ImageOps and ImageFilter are imported by the passes that use them: most images are read
+# by the first pass, and a `tokenstation scan` need not load them.
+def _inverted(_frame: Image.Image, copy: Image.Image) -> tuple[list[Symbol], bool | None]:
+    from PIL import ImageOps
+
+    return zxing.read(ImageOps.invert(copy))
+
+
+def _smoothed(_frame: Image.Image, copy: Image.Image) -> tuple[list[Symbol], bool | None]:
+    from PIL import ImageFilter
+
+    return zxing.read(copy.filter(ImageFilter.BoxBlur(1)), global_threshold=True)
 
 
 def _name(stage: str, index: int, frames: int) -> str:

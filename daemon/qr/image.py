@@ -9,17 +9,27 @@ black). Every frame of an animated GIF/WebP/PNG and every page of a TIFF is read
 to ``max_frames`` frames and ``max_pixels`` pixels in all.
 
 Pillow's decompression-bomb guard stays on as well.
+
+Pillow is told the format the file's magic bytes name, so that only that format's
+plugin is loaded (a `tokenstation scan` of one PNG need not load the JPEG plugin and
+with it subprocess); a file they do not name, or one that plugin cannot identify, is
+opened as before, by every plugin Pillow has.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import io
 import math
 import warnings
 from pathlib import Path
-from typing import BinaryIO
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
+
+TYPE_CHECKING = False  # True for type checkers; saves importing typing at start-up
+if TYPE_CHECKING:
+    from typing import BinaryIO
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 
@@ -62,6 +72,63 @@ def on_white(frame: Image.Image) -> Image.Image:
     return Image.composite(gray, Image.new("L", frame.size, 255), alpha)
 
 
+#: Pillow's format name, its plugin and the magic bytes that plugin's ``_accept`` looks
+#: for at the start of a file: the image formats the drop folder takes (WebP: below).
+_MAGIC: tuple[tuple[str, str, tuple[bytes, ...]], ...] = (
+    ("PNG", "PngImagePlugin", (b"\x89PNG\r\n\x1a\n",)),
+    ("JPEG", "JpegImagePlugin", (b"\xff\xd8\xff",)),
+    ("GIF", "GifImagePlugin", (b"GIF87a", b"GIF89a")),
+    ("BMP", "BmpImagePlugin", (b"BM",)),
+    (
+        "TIFF",
+        "TiffImagePlugin",
+        (b"II*\x00", b"MM\x00*", b"II\x00*", b"MM*\x00", b"II+\x00", b"MM\x00+"),
+    ),
+)
+
+
+def format_of(head: bytes) -> tuple[str, str] | None:
+    """(Pillow's format name, its plugin module) for a file starting with ``head``."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP", "WebPImagePlugin"
+    for name, plugin, magics in _MAGIC:
+        if head.startswith(magics):
+            return name, plugin
+    return None
+
+
+def _open(source: Path | BinaryIO) -> Image.Image:
+    """``Image.open(source)``, loading only the plugin of the format the magic bytes name.
+
+    On its first open Pillow loads its five common plugins (BMP, GIF, JPEG with
+    subprocess, PPM, PNG: about 5 ms of a `tokenstation scan`), and every plugin it has
+    for a format beyond them (TIFF, WebP). Here only the file's own plugin is imported,
+    and Pillow is told that its common ones are in: it still loads every plugin when it
+    is asked for a format it has not got, so nothing it could read is lost. A file its
+    magic bytes misname is opened as before, by every plugin.
+    """
+    if isinstance(source, Path):
+        with source.open("rb") as f:
+            head = f.read(16)
+    else:
+        head = source.read(16)
+        source.seek(0)
+    known = format_of(head)
+    if known is not None:
+        name, plugin = known
+        with contextlib.suppress(ImportError):  # a format this Pillow was built without
+            importlib.import_module(f"PIL.{plugin}")
+        if name in Image.OPEN:
+            if getattr(Image, "_initialized", None) == 0:
+                Image._initialized = 1  # the common plugins: on demand (see above)
+            try:
+                return Image.open(source, formats=[name])
+            except UnidentifiedImageError:
+                if not isinstance(source, Path):
+                    source.seek(0)
+    return Image.open(source)
+
+
 def _fit_jpeg(img: Image.Image, max_pixels: int) -> None:
     """Ask the JPEG decoder for grayscale, at 1/2, 1/4 or 1/8 scale if that fits the limit.
 
@@ -92,7 +159,7 @@ def load_frames(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(source) as img:
+            with _open(source) as img:
                 return _frames(img, max_pixels, max_frames)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageError(f"the image is too large to decode safely ({exc})") from None
@@ -126,6 +193,8 @@ def _frames(img: Image.Image, max_pixels: int, max_frames: int) -> list[Image.Im
         img.load()
         frame = img
         if turned:
+            from PIL import ImageOps
+
             frame = ImageOps.exif_transpose(img) or img
         gray = on_white(frame)
         animated = bool(getattr(img, "is_animated", False))

@@ -2,27 +2,40 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from tokenstation.daemon.records import Frozen
 
 
-@dataclass(frozen=True)
-class Symbol:
+class Symbol(Frozen):
     """One decoded code: its kind ("QR-Code" or "barcode") and its text."""
 
     kind: str
     text: str
     raw: bytes
 
+    def __init__(self, kind: str, text: str, raw: bytes) -> None:
+        self._set(kind=kind, text=text, raw=raw)
 
-@dataclass(frozen=True)
-class DecodeResult:
+
+class DecodeResult(Frozen):
     """What an image held, which pass found it, and whether the time budget ran out."""
 
     symbols: tuple[Symbol, ...]
     pass_name: str
     size: tuple[int, int]
-    frames: int = 1
-    timed_out: bool = False
+    frames: int
+    timed_out: bool
+
+    def __init__(
+        self,
+        symbols: tuple[Symbol, ...],
+        pass_name: str,
+        size: tuple[int, int],
+        frames: int = 1,
+        timed_out: bool = False,
+    ) -> None:
+        self._set(
+            symbols=symbols, pass_name=pass_name, size=size, frames=frames, timed_out=timed_out
+        )
 
 
 def bytes_to_text(data: bytes) -> str:

@@ -12,12 +12,12 @@ for: without ``try_invert`` the caller runs an inverted pass, without ``return_e
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image
 
 from tokenstation.daemon.qr.symbols import Symbol, bytes_to_text
+from tokenstation.daemon.records import Frozen
 
 _zx: Any
 try:
@@ -32,14 +32,23 @@ _QR_NAMES = ("QRCode", "MicroQRCode", "MircoQRCode", "RMQRCode")
 _LINEAR_NAMES = ("Code128", "Code39", "EAN13", "ITF")
 
 
-@dataclass(frozen=True)
-class Features:
+class Features(Frozen):
     """What the installed zxing-cpp can do."""
 
     formats: tuple[str, ...]
     try_invert: bool
     return_errors: bool
     plain_text: bool
+
+    def __init__(
+        self, formats: tuple[str, ...], try_invert: bool, return_errors: bool, plain_text: bool
+    ) -> None:
+        self._set(
+            formats=formats,
+            try_invert=try_invert,
+            return_errors=return_errors,
+            plain_text=plain_text,
+        )
 
 
 def _formats(names: tuple[str, ...]) -> tuple[Any, ...]:

@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidInput
-from .secret import MAX_SEED_BYTES, Secret
+from .limits import MAX_SEED_BYTES
+from .secret import Secret
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers import Cipher

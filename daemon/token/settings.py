@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from .errors import InvalidInput, MalformedResponse
+from .limits import PERIODS as PERIODS  # noqa: PLC0414 (re-exported, as mypy strict wants)
 from .tlv import Tlv, encode, parse, parse_one, require
 
 TAG_SYS_CONFIG = 0x81
@@ -43,7 +44,6 @@ class HmacAlgorithm(IntEnum):
 
 #: Display timeout in seconds -> tag 1F code (section 4.5).
 DISPLAY_TIMEOUT_CODES: dict[int, int] = {15: 0x00, 30: 0x01, 60: 0x02, 120: 0x03}
-PERIODS = (30, 60)
 
 
 @dataclass(frozen=True)

@@ -95,3 +95,9 @@ def test_scan_read_by_zxing_loads_neither_zbar_nor_metadata(tmp_path: Path) -> N
     [account] = json.loads(stdout)["files"][0]["accounts"]
     assert (account["issuer"], account["account"]) == ("Bitbucket", "alice")
     assert not {"pyzbar", "importlib.metadata"} & (modules | {m.split(".")[0] for m in modules})
+    # Nor what only other files or other commands need: the export parser, CSV, pyotp,
+    # OpenSSL's hashlib, dataclasses (with inspect), Pillow's plugins for other formats,
+    # and argparse (a plain `scan FILE... --json` is read without it).
+    unneeded = {"tokenstation.daemon.intake.migration", "csv", "pyotp", "_hashlib"}
+    unneeded |= {"dataclasses", "inspect", "PIL.JpegImagePlugin", "PIL.GifImagePlugin", "argparse"}
+    assert not unneeded & modules

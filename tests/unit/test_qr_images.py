@@ -77,6 +77,35 @@ def test_an_empty_file_is_named_as_empty(tmp_path: Path) -> None:
     assert "export it again" in advice(v.kind, v.reason)
 
 
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP"])
+def test_every_format_is_read_by_its_magic_bytes_whatever_its_name(
+    tmp_path: Path, fmt: str
+) -> None:
+    buf = io.BytesIO()
+    qr_image().save(buf, format=fmt)
+    assert imagefile.format_of(buf.getvalue()[:16]) == (
+        fmt,
+        f"{fmt.title()}ImagePlugin".replace("Webp", "WebP"),
+    )
+    for name in (f"code.{fmt.lower()}", "named-wrongly.png", "named-wrongly.jpg"):
+        (tmp_path / name).write_bytes(buf.getvalue())
+        v = scan_path(tmp_path / name)
+        assert v.verdict == "ok" and v.accounts[0].account == "alice", (fmt, name, v)
+
+
+def test_a_file_its_magic_bytes_misname_is_refused_as_before(tmp_path: Path) -> None:
+    # Each plugin named by the magic bytes refuses it; Pillow's others then try, as before.
+    (tmp_path / "junk.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"not the chunks of a PNG")
+    (tmp_path / "stub.gif").write_bytes(b"GIF89a\x00\x00\x00")
+    for name in ("junk.png", "stub.gif"):
+        v = scan_path(tmp_path / name)
+        assert v.verdict == "error" and v.reason == "image: not an image Pillow can read", v
+    # A plugin's own error still reads as one (a "bitmap" that is a letter).
+    (tmp_path / "letter.bmp").write_bytes(b"BM, but a letter: not a bitmap at all")
+    v = scan_path(tmp_path / "letter.bmp")
+    assert v.verdict == "error" and "corrupt or truncated" in v.reason, v
+
+
 def test_a_huge_blank_bitmap_is_refused_from_its_header(tmp_path: Path) -> None:
     # 9400x9400 1-bit: 22 KB on disk, 88 MB as 8-bit pixels.
     path = tmp_path / "blank.png"
