@@ -169,7 +169,7 @@ class PgServer:
 
     def dump(self, url: str) -> bytes:
         """pg_dump of the database at ``url`` (plain SQL)."""
-        dbname = url.rsplit("/", 1)[1].split("?", 1)[0]
+        dbname = url.split("?", 1)[0].rsplit("/", 1)[1]
         out = subprocess.run(
             [
                 str(self.bin / "pg_dump"),

@@ -159,17 +159,17 @@ class _Listener(threading.Thread):
         self.conninfo = conninfo
         self.handler = handler
         self.on_state = on_state
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self._conn: Any = None
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join(timeout=5)
 
     def run(self) -> None:
         psycopg = _psycopg()
         reachable: bool | None = None
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             try:
                 conn = psycopg.connect(
                     self.conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
@@ -179,7 +179,7 @@ class _Listener(threading.Thread):
                     reachable = False
                     log.warning("the shared database cannot be reached: %s", _first_line(exc))
                     self._state(False)
-                self._stop.wait(RECONNECT_S)
+                self._halt.wait(RECONNECT_S)
                 continue
             try:
                 conn.execute(f"LISTEN {CHANNEL}")
@@ -188,7 +188,7 @@ class _Listener(threading.Thread):
                     self._state(True)
                 self._serve(conn)
             except psycopg.OperationalError as exc:
-                if not self._stop.is_set():
+                if not self._halt.is_set():
                     reachable = False
                     log.warning("the shared database went away: %s", _first_line(exc))
                     self._state(False)
@@ -200,7 +200,7 @@ class _Listener(threading.Thread):
         """Hand on notifications as they arrive; a health check when idle."""
         pg = conn.pgconn
         fd = conn.fileno()
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             readable, _, _ = select.select([fd], [], [], HEALTH_CHECK_S)
             if not readable:
                 conn.execute("SELECT 1")
