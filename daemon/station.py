@@ -629,6 +629,8 @@ def token_view(
         "measurements": len(points),
         "threshold_s": threshold_s,
     }
+    if r.last_station:
+        out["last_station"] = r.last_station
     if r.settings is not None:
         out["settings"] = r.settings.as_dict()
     if r.last_clock_write is not None:

@@ -84,7 +84,16 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"Policy:     drift threshold {status['drift_threshold_s']:g} s, auto-sync "
         f"{'on' if status['auto_sync'] else 'off'}"
     )
-    print(f"Queue:      {status['queue_length']} job(s){' (paused)' if status['paused'] else ''}")
+    store = status.get("store")
+    if isinstance(store, dict):
+        where = f"{store.get('backend')} {store.get('location')}"
+        state = "reachable" if store.get("reachable") else f"UNREACHABLE: {store.get('detail')}"
+        print(f"Station:    {status.get('station', '')}; store {where} ({state})")
+    length = status["queue_length"]
+    shown = "unknown" if length == -1 else f"{length} job(s)"
+    if store and store.get("backend") == "postgresql":
+        shown += " waiting at any station"
+    print(f"Queue:      {shown}{' (paused)' if status['paused'] else ''}")
     if "drop_folder" in status:
         print(f"Mode:       {status['mode']}")
         print(f"Drop:       {status['drop_folder']} ({status['drop_folder_watch']})")
@@ -219,6 +228,8 @@ def _print_token(t: dict[str, Any], *, detailed: bool) -> None:
             )
     else:
         line += "; rate: too little history"
+    if t.get("last_station"):
+        line += f"; last seen at {t['last_station']}"
     print(line)
     if not detailed:
         return
@@ -233,4 +244,5 @@ def _print_token(t: dict[str, Any], *, detailed: bool) -> None:
         f"{t['measurements']} drift readings"
     )
     for op in t.get("operations", []):
-        print(f"  {utc(op['at'])}  {op['kind']} {op['outcome']}: {op['detail']}")
+        at = f" at {op['station']}" if op.get("station") else ""
+        print(f"  {utc(op['at'])}  {op['kind']} {op['outcome']}{at}: {op['detail']}")
