@@ -166,6 +166,7 @@ class Provisioner:
         self.decoder = DecodePool()
         self.decoder.start()
         self._held: list[Path] = []  # claimed files waiting for the shared database
+        self.claims: set[int] = set()  # jobs this station claimed and is burning now
         self.shared: SharedQueue | None = None
         if queue.shared:
             self.shared = SharedQueue(self, loop)
@@ -661,6 +662,7 @@ class BurnWrite(CardWrite):
                 ErrorKind.FAILED, str(exc), "Burns wait until the shared database is back."
             ) from None
         self.started = True
+        self.prov.claims.add(self.job.id)
         self.serial = p.serial
         self.seed = seed
         self.prov.crash_point("intent")
@@ -677,6 +679,7 @@ class BurnWrite(CardWrite):
         store.record_write(p.serial, self.settings, at, provisioned=True)
         crash("registry")
         done = queue.burned(self.job.id, p.serial)
+        self.prov.claims.discard(self.job.id)
         crash("burned")
         self.prov.log_provisioning(done, p)
         crash("logged")
@@ -721,6 +724,7 @@ class BurnWrite(CardWrite):
         else:
             job = queue.failed(self.job.id, exc.message)
             outcome = BurnOutcome.FAILED
+        self.prov.claims.discard(self.job.id)
         op = Operation(
             p.serial,
             time.time(),

@@ -400,13 +400,20 @@ class JobQueue:
         self._changed("claimed", job_id)
         return job
 
-    def renew(self) -> int:
-        """Extend the leases of this station's claims (burning jobs); how many."""
+    def renew(self, job_ids: Iterable[int]) -> int:
+        """Extend the leases of the claims this station knows it holds; how many.
+
+        Only those: a claim whose commit was never confirmed here (the connection broke
+        at that moment) is left to expire, as a dead station's would."""
+        ids = tuple(job_ids)
         with self._lock:
+            if not ids:  # still a statement: it tells whether the database answers
+                self._db.execute("SELECT 1")
+                return 0
             cur = self._db.execute(
-                f"UPDATE jobs SET lease_until = {self._db.now} + ? "
-                "WHERE state = 'burning' AND claimed_by = ?",
-                (self.lease_s, self.station),
+                f"UPDATE jobs SET lease_until = {self._db.now} + ? WHERE state = 'burning' "
+                f"AND claimed_by = ? AND id IN ({','.join('?' * len(ids))})",
+                (self.lease_s, self.station, *ids),
             )
         return int(cur.rowcount)
 

@@ -103,17 +103,23 @@ class SharedQueue:
         self._set_reachable(False, str(exc))
 
     async def _keep_leases(self) -> None:
+        """Renew this station's claims, settle expired ones; also the health probe that
+        notices the database is back after a statement found it gone."""
         period = max(0.2, self.prov.queue.lease_s / 3)
+        queue = self.prov.queue
         while True:
             try:
-                await self.loop.run_in_executor(None, self.prov.queue.renew)
-                expired = await self.loop.run_in_executor(None, self.prov.queue.expire)
+                held = tuple(self.prov.claims)
+                await self.loop.run_in_executor(None, queue.renew, held)
+                expired = await self.loop.run_in_executor(None, queue.expire)
             except StoreUnavailable as exc:
                 self.lost(exc)
             except Exception:
                 log.exception("keeping the queue's leases failed")
             else:
+                if not self.reachable:
+                    self._set_reachable(True)
                 if expired:
                     self.prov.settle_interrupted(expired, "its station stopped answering")
                     self.prov.queue_changed_elsewhere("expired")
-            await asyncio.sleep(period)
+            await asyncio.sleep(period if self.reachable else min(period, 1.0))

@@ -68,6 +68,12 @@ class PgServer:
         env = {**os.environ, "LC_ALL": "C.UTF-8", "TZ": "UTC"}
         for name in [k for k in env if k.startswith("PG")]:
             del env[name]
+        if not self.data.exists():
+            self._initdb(env)
+        self._run_server(env)
+        return self
+
+    def _initdb(self, env: dict[str, str]) -> None:
         init = subprocess.run(
             [
                 *self._as,
@@ -88,6 +94,8 @@ class PgServer:
         )
         if init.returncode != 0:
             raise PgUnavailable(f"initdb failed: {init.stderr.decode(errors='replace')[-500:]}")
+
+    def _run_server(self, env: dict[str, str]) -> None:
         self.log = self.root / "server.log"
         log = os.open(self.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self.process = subprocess.Popen(
@@ -126,10 +134,17 @@ class PgServer:
                 check=False,
             )
             if ready.returncode == 0:
-                return self
+                return
             time.sleep(0.1)
         self.stop()
         raise PgUnavailable("postgres did not accept connections within 60 s")
+
+    def halt(self) -> None:
+        """Stop the server (fast shutdown), keeping its data: :meth:`start` brings it back."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(2)  # SIGINT: fast shutdown, clients disconnected
+            self.process.wait(timeout=30)
+        self.process = None
 
     def url(self, dbname: str = "postgres") -> str:
         """A libpq URL for ``dbname`` over the private socket."""
@@ -187,11 +202,10 @@ class PgServer:
 
     def stop(self) -> None:
         """Fast shutdown, then remove the cluster."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(2)  # SIGINT: fast shutdown
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
+        try:
+            self.halt()
+        except subprocess.TimeoutExpired:
+            if self.process is not None:
                 self.process.kill()
                 self.process.wait()
         self.process = None

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tokenstation.daemon.faults import CRASH_ENV, CRASH_STATUS
+from tokenstation.daemon.simulator.pgserver import PgServer
 from tokenstation.daemon.simulator.privatebus import PrivateBus, timedated_service
 from tokenstation.daemon.simulator.stack import PcscStack
 from tokenstation.daemon.storage.postgres import PostgresDatabase
@@ -214,3 +215,61 @@ def test_a_station_dying_with_a_claim_releases_it_after_the_lease_never_burning_
         wb.close()
         da.stop()
         db.stop()
+
+
+def test_the_database_unreachable_tokens_are_still_read_and_drops_wait(
+    start_daemon: Any,
+    simulator: Any,
+    cli_bus: Any,
+    station_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    """Its own server (stopped and started again here), not the session's."""
+    server = PgServer().start()
+    try:
+        url = server.new_database()
+        key = tmp_path / "store.key"
+        assert cli_bus("store", "init-key", "--key-file", str(key)).returncode == 0
+        assert cli_bus("store", "migrate", "--store", url).returncode == 0
+        daemon, bus = start_daemon(
+            "--store", url, config=f'[store]\nkey_file = "{key}"\n[station]\nname = "desk-c"\n'
+        )
+
+        def status() -> dict[str, Any]:
+            return json.loads(cli_bus("status", "--json").stdout)  # type: ignore[no-any-return]
+
+        assert status()["store"]["reachable"] is True
+        server.halt()
+        wait_until(lambda: status()["store"]["reachable"] is False, 10.0, "unreachable")
+        assert "UNREACHABLE" in cli_bus("status").stdout
+        bus.expect("Error", message=StringContaining("shared database is unreachable"))
+        # Tokens are still read and measured.
+        simulator("--serial", S1)
+        bus.expect("TokenMeasured", timeout=15, serial=S1)
+        # A file given to `queue add` is refused with the reason; a dropped one waits.
+        uri = tmp_path / "job.uri"
+        seed = base64.b32encode(b"tokenstation-test-00152").decode().rstrip("=")
+        uri.write_text(f"otpauth://totp/ACME:user152?secret={seed}&issuer=ACME\n")
+        refused = cli_bus("queue", "add", str(uri))
+        assert refused.returncode != 0 and "cannot be reached" in refused.stderr
+        drop = Path(station_env["XDG_DATA_HOME"]) / "tokenstation" / "drop"
+        (drop / "job.uri").write_bytes(uri.read_bytes())
+        wait_until(lambda: "job.uri waits" in daemon.output(), 10.0, "the file to wait")
+        assert not list((drop / "failed").glob("job*"))
+        # Back: the waiting file is taken, once.
+        server.start()
+        wait_until(lambda: status()["store"]["reachable"] is True, 15.0, "reachable again")
+        wait_until(lambda: status()["queue_length"] == 1, 10.0, "the waiting file's job")
+        assert cli_bus("queue", "add", str(uri)).returncode != 0  # the same secret: not twice
+        assert status()["queue_length"] == 1
+    finally:
+        server.stop()
+
+
+class StringContaining(str):
+    """Equal to any string that contains it (for BusWatcher.expect)."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and str.__contains__(other, str(self))
+
+    __hash__ = str.__hash__

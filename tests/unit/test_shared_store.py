@@ -134,6 +134,7 @@ def test_a_claim_whose_station_stopped_answering_expires_as_failed(pg_url: str) 
     (job,) = a.take("f1", "f1.png", "ok", [NewJob(account(1))]).queued
     a.start_burn(job.id, "86596320000001")
     assert b.expire() == []  # the lease runs
+    assert a.renew([]) == 0  # A renews only the claims it knows of: none
     assert b.recover() == []  # another station's claim is not B's to settle at start
     time.sleep(0.5)
     (expired,) = b.expire()
@@ -154,7 +155,7 @@ def test_a_station_renewing_its_lease_keeps_its_claim(pg_url: str) -> None:
     a.start_burn(job.id, "86596320000001")
     for _ in range(4):
         time.sleep(0.15)
-        assert a.renew() == 1
+        assert a.renew([job.id]) == 1
         assert b.expire() == []
     a.close()
     b.close()
