@@ -672,6 +672,9 @@ class BurnWrite(CardWrite):
         return session.burn(self.seed, self.settings, expect_serial=self.serial)
 
     def succeeded(self, p: Presence, result: WriteResult) -> Written:
+        # No more renewals: should the bookkeeping below fail (the shared database gone),
+        # the claim expires and is settled as an interrupted burn.
+        self.prov.claims.discard(self.job.id)
         crash = self.prov.crash_point
         crash("written")
         store, queue = self.prov.station.store, self.prov.queue
@@ -679,7 +682,6 @@ class BurnWrite(CardWrite):
         store.record_write(p.serial, self.settings, at, provisioned=True)
         crash("registry")
         done = queue.burned(self.job.id, p.serial)
-        self.prov.claims.discard(self.job.id)
         crash("burned")
         self.prov.log_provisioning(done, p)
         crash("logged")
@@ -715,6 +717,7 @@ class BurnWrite(CardWrite):
     def failed(self, p: Presence, exc: StationError | TokenError) -> Written | None:
         if not self.started:
             return None  # refused before the queue or the card was touched
+        self.prov.claims.discard(self.job.id)
         nothing_written = isinstance(exc, StationError | RefusedByPolicy)
         gone = isinstance(exc, CardLost | TransportError)
         queue = self.prov.queue
@@ -724,7 +727,6 @@ class BurnWrite(CardWrite):
         else:
             job = queue.failed(self.job.id, exc.message)
             outcome = BurnOutcome.FAILED
-        self.prov.claims.discard(self.job.id)
         op = Operation(
             p.serial,
             time.time(),
