@@ -12,6 +12,7 @@ import time
 from ..token.errors import SECURITY_KEY_WORDS
 from .commands import summary
 from .common import (
+    EXIT_UNAVAILABLE,
     EXIT_USAGE,
     CliError,
     as_path,
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     from tokenstation.daemon.bus.client import StationClient
+    from tokenstation.daemon.config import Config
+    from tokenstation.daemon.registry.store import Store
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -138,7 +141,7 @@ def _registry_direct(args: argparse.Namespace, serial: str | None) -> list[dict[
 
     cfg = load_config(args.config)
     path = xdg.registry_file(cfg.state_dir)
-    if not path.exists():
+    if not cfg.store.shared and not path.exists():
         if serial:
             _unknown_serial(serial, f"there is no registry at {path} yet")
         return []
@@ -147,7 +150,7 @@ def _registry_direct(args: argparse.Namespace, serial: str | None) -> list[dict[
 
     from ..station import token_view
 
-    store = Store.read_only(path)
+    store = _shared_registry(cfg) if cfg.store.shared else Store.read_only(path)
     try:
         records = [store.token(serial)] if serial else store.tokens()
         if serial and records[0] is None:
@@ -157,6 +160,20 @@ def _registry_direct(args: argparse.Namespace, serial: str | None) -> list[dict[
         ]
     finally:
         store.close()
+
+
+def _shared_registry(cfg: Config) -> Store:
+    """The registry in the shared database ([store] url), read without a daemon."""
+    from tokenstation.daemon.registry.store import Store as SharedStore
+    from tokenstation.daemon.storage.database import SchemaMismatch, StoreUnavailable
+    from tokenstation.daemon.storage.opening import shared_database
+
+    try:
+        db = shared_database(cfg)
+        assert db is not None
+        return SharedStore(db, station=cfg.station)
+    except (StoreUnavailable, SchemaMismatch) as exc:
+        raise CliError(str(exc), EXIT_UNAVAILABLE, "") from None
 
 
 def _unknown_serial(serial: str, why: str = "") -> None:

@@ -174,6 +174,12 @@ def test_two_stations_share_one_queue_and_one_registry(
             w.close()
         da.stop()
         db.stop()
+    # No daemon running: `tokens` reads the shared registry itself.
+    offline = json.loads(run_cli(b.env, "tokens", "--json").stdout)
+    assert offline["via"] == "registry"
+    assert [t["last_operation"]["station"] for t in offline["tokens"] if t["serial"] == S1] == [
+        "desk-b"
+    ]
 
 
 def test_a_station_dying_with_a_claim_releases_it_after_the_lease_never_burning_twice(
