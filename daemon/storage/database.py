@@ -73,10 +73,6 @@ class Database(ABC):
         """Run one statement (autocommitted unless inside :meth:`transaction`)."""
 
     @abstractmethod
-    def executescript(self, script: str) -> None:
-        """Run several statements separated by ``;`` (migrations)."""
-
-    @abstractmethod
     def transaction(self) -> AbstractContextManager[None]:
         """Hold the lock and run the block as one transaction (rolled back on an exception)."""
 

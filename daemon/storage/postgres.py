@@ -121,10 +121,6 @@ class PostgresDatabase(Database):
             cur: Rows = conn.execute(self._translate(sql), tuple(args))
             return cur
 
-    def executescript(self, script: str) -> None:
-        with self.lock, self._guard() as conn:
-            conn.execute(script)
-
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         with self.lock, self._guard() as conn, conn.transaction():

@@ -38,9 +38,6 @@ class SqliteDatabase(Database):
     def execute(self, sql: str, args: Sequence[object] = ()) -> Rows:
         return self.db.execute(sql, args)
 
-    def executescript(self, script: str) -> None:
-        self.db.executescript(script)
-
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         with self.lock:
