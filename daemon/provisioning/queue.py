@@ -520,14 +520,6 @@ class JobQueue:
                 tuple(str(v) for v in row.values()),
             )
 
-    def provisioning_log(self) -> list[dict[str, object]]:
-        """Every provisioning-log row, oldest first."""
-        with self._lock:
-            cur = self._db.execute("SELECT * FROM provisioning_log ORDER BY id")
-            rows = cur.fetchall()
-            names = [d[0] for d in getattr(cur, "description", None) or ()]
-        return [dict(zip(names, r, strict=True)) for r in rows]
-
 
 NotifyState = Callable[[bool], None]
 
