@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import stat
 import tomllib
 from collections.abc import Callable, Mapping
@@ -102,6 +103,20 @@ class DropConfig:
 
 
 @dataclass(frozen=True)
+class StoreConfig:
+    """Where the registry, queue and provisioning log are kept (README "Several stations")."""
+
+    url: str = ""  # "": this station's SQLite files; "postgresql://...": a shared database
+    key_file: Path | None = None  # default: $XDG_CONFIG_HOME/tokenstation/store.key
+    lease_s: float = 30.0  # a claim a dead station holds returns after this long
+
+    @property
+    def shared(self) -> bool:
+        """True when the stores are in a shared PostgreSQL database."""
+        return bool(self.url)
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything the daemon reads at start."""
 
@@ -118,13 +133,22 @@ class Config:
     mode: str = "attended"  # "station": burn without asking, onto safe tokens only
     drop: DropConfig = DropConfig()
     molto2_customer_key: bytes = field(default=DEFAULT_CUSTOMER_KEY, repr=False)
+    store: StoreConfig = StoreConfig()
+    station_name: str = ""  # default: the host name
     source: str = "built-in defaults"
+
+    @property
+    def station(self) -> str:
+        """This station's name, recorded on every operation and claim."""
+        return self.station_name or socket.gethostname()
 
     def with_flags(self, **flags: Any) -> Config:
         """Command-line flags over the file; a None flag leaves the value as it is."""
         given = {k: v for k, v in flags.items() if v is not None}
         if not given:
             return self
+        if "store_url" in given:
+            given["store"] = replace(self.store, url=_store_url("--store", given.pop("store_url")))
         cfg = replace(self, **given)
         _check_ranges(cfg, "command line")
         return cfg
@@ -144,6 +168,8 @@ class Config:
             "vendors": [f"{m.prefix} {m.name}" for m in self.vendors],
             "mode": self.mode,
             "drop_polling": self.drop.polling,
+            "station": self.station,
+            "store": "postgresql" if self.store.shared else "sqlite",
         }
 
 
@@ -220,6 +246,21 @@ def _count(key: str, v: Any) -> int:
     return v
 
 
+def _store_url(key: str, v: Any) -> str:
+    if not isinstance(v, str) or not v.startswith(("postgresql:", "postgres:")):
+        raise ConfigError(
+            f"{key}: must be a PostgreSQL connection URL (postgresql://host/dbname; "
+            "leave it out for this station's own SQLite files)"
+        )
+    return v
+
+
+def _station_name(key: str, v: Any) -> str:
+    if not isinstance(v, str) or not v.strip() or len(v) > 64 or not v.isprintable():
+        raise ConfigError(f"{key}: must be a short printable name (1 to 64 characters), got {v!r}")
+    return v.strip()
+
+
 _TOP: dict[str, Checker] = {
     "bus": _choice(BUS_NAMES),
     "state_dir": _path,
@@ -248,6 +289,8 @@ _SECTIONS: dict[str, dict[str, Checker]] = {
         "max_text_size": _bytes,
     },
     "molto2": {"customer_key": _customer_key},
+    "store": {"url": _store_url, "key_file": _path, "lease": _seconds},
+    "station": {"name": _station_name},
 }
 _DROP_FIELDS = {
     "folder": "folder",
@@ -325,6 +368,8 @@ def parse(data: Mapping[str, Any], source: str = "config") -> Config:
     notify = _section(data, "notify")
     drop = {_DROP_FIELDS[k]: v for k, v in _section(data, "drop").items()}
     molto2 = _section(data, "molto2")
+    store = _section(data, "store")
+    station = _section(data, "station")
     vendors_raw = data.get("vendor", [])
     if not isinstance(vendors_raw, list):
         raise ConfigError("vendor: write vendor families as [[vendor]] tables")
@@ -343,6 +388,12 @@ def parse(data: Mapping[str, Any], source: str = "config") -> Config:
         mode=top.get("mode", "attended"),
         drop=DropConfig(**drop),
         molto2_customer_key=molto2.get("customer_key", DEFAULT_CUSTOMER_KEY),
+        store=StoreConfig(
+            url=store.get("url", ""),
+            key_file=store.get("key_file"),
+            lease_s=store.get("lease", StoreConfig.lease_s),
+        ),
+        station_name=station.get("name", ""),
         source=source,
     )
     _check_ranges(cfg, source)

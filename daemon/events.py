@@ -172,6 +172,8 @@ class JobView:
     burned_serial: str | None = None
     target_serial: str | None = None
     burned_at: float | None = None
+    station: str | None = None  # where it was queued (stations sharing a queue)
+    claimed_by: str | None = None  # the station that burns, burned or tried it
 
 
 @dataclass(frozen=True, kw_only=True)

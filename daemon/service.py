@@ -30,19 +30,53 @@ from tokenstation.daemon.intake.dropfolder import DropFolder
 from tokenstation.daemon.provisioning.provisioner import Provisioner, default_paths
 from tokenstation.daemon.provisioning.queue import JobQueue
 from tokenstation.daemon.registry.store import Store
+from tokenstation.daemon.storage.database import SchemaMismatch, StoreUnavailable
+from tokenstation.daemon.storage.opening import secret_box, shared_database
+from tokenstation.daemon.storage.secretbox import KeyProblem
 
 from . import pcsc, xdg
 from .config import Config
 from .instance import AlreadyRunning, InstanceLock
 from .station import Station
 
-__all__ = ["AlreadyRunning", "BusUnavailable", "registry_path", "serve"]
+__all__ = ["AlreadyRunning", "BusUnavailable", "StoreRefused", "registry_path", "serve"]
 
 log = logging.getLogger(__name__)
 
 
 class BusUnavailable(Exception):
     """The bus to serve on cannot be reached."""
+
+
+class StoreRefused(Exception):
+    """The registry or queue cannot be opened (unreachable, unknown schema, no key)."""
+
+    def __init__(self, message: str, next_step: str) -> None:
+        super().__init__(message)
+        self.next_step = next_step
+
+
+def open_stores(cfg: Config, registry: Path, queue: Path) -> tuple[Store, JobQueue]:
+    """The registry and the queue: this station's files, or the shared database."""
+    station = cfg.station
+    try:
+        box = secret_box(cfg)
+        shared = shared_database(cfg)
+        if shared is None:
+            return Store(registry, station=station), JobQueue(queue, station=station)
+        queue_db = shared_database(cfg)
+        assert queue_db is not None
+        return Store(shared, station=station), JobQueue(
+            queue_db, station=station, box=box, lease_s=cfg.store.lease_s
+        )
+    except SchemaMismatch as exc:
+        raise StoreRefused(str(exc), "") from None
+    except KeyProblem as exc:
+        raise StoreRefused(str(exc), "") from None
+    except StoreUnavailable as exc:
+        raise StoreRefused(
+            str(exc), "Check [store] url (or --store, the PG* environment) and the server."
+        ) from None
 
 
 def _drop_folder(cfg: Config, path: Path, provisioner: Provisioner) -> DropFolder:
@@ -114,11 +148,10 @@ async def _serve_locked(
         await dbusio.disconnect(bus)
         raise
     loop = asyncio.get_running_loop()
-    store = Store(registry_path(cfg))
+    store, queue = await _open_stores_or_leave(bus, cfg, queue_path)
     trust = HostClockTrust(cfg.clock_trust)
     station = Station(cfg, store, trust, pcsc.PcscConnection)
     clock = ClockSync(station)
-    queue = JobQueue(queue_path)
     provisioner = Provisioner(
         station, queue, cfg, drop_folder=folder_path, log_path=log_path, loop=loop
     )
@@ -128,6 +161,7 @@ async def _serve_locked(
     try:
         # 3. Crash recovery: this process alone owns the state and the name.
         provisioner.recover()
+        provisioner.start()
         bus.export(OBJECT_PATH, StationInterface(station, clock, provisioner))
         initial = await station.check_clock()
 
@@ -147,7 +181,7 @@ async def _serve_locked(
             BUS_NAME,
             cfg.bus,
             dbusio.LIBRARY,
-            store.path,
+            store.location,
             initial.reason,
             folder_path,
             folder.mode,
@@ -162,12 +196,22 @@ async def _serve_locked(
             await loop.run_in_executor(None, folder.stop)
         if monitor is not None:
             await loop.run_in_executor(None, monitor.stop)
+        await provisioner.stop()
         await station.close()
         provisioner.close()
         queue.close()
         await trust.close()
         await dbusio.disconnect(bus)
         store.close()
+
+
+async def _open_stores_or_leave(bus: Any, cfg: Config, queue: Path) -> tuple[Store, JobQueue]:
+    """The stores; when they cannot be opened, the bus is left before the refusal."""
+    try:
+        return open_stores(cfg, registry_path(cfg), queue)
+    except BaseException:
+        await dbusio.disconnect(bus)
+        raise
 
 
 async def _until_stopped(bus: object, stop: asyncio.Event) -> int:

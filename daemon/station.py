@@ -23,6 +23,7 @@ from typing import Any, Protocol, TypeVar
 from tokenstation.daemon.clocksync.policy import ClockTrust, SyncDecision, decide, known_settings
 from tokenstation.daemon.registry.drift import estimate_rate
 from tokenstation.daemon.registry.store import DriftPoint, Operation, Store, TokenRecord
+from tokenstation.daemon.storage.database import StoreUnavailable
 
 from . import __version__
 from .config import Config
@@ -413,9 +414,13 @@ class Station:
     async def _measured(self, p: Presence, ident: Identification) -> None:
         p.ident = ident
         p.precise = True
-        record = self.store.token(ident.serial)
-        self.store.seen(ident.serial, ident.model.name, ident.host_time)
-        self._record_drift(p, ident)
+        record: TokenRecord | None = None
+        try:
+            record = self.store.token(ident.serial)
+            self.store.seen(ident.serial, ident.model.name, ident.host_time)
+            self._record_drift(p, ident)
+        except StoreUnavailable as exc:  # measured all the same; settings unknown meanwhile
+            log.warning("token %s measured, not recorded: %s", ident.serial, exc)
         p.decision = await self._decide(ident.model, ident.drift.drift_s, record)
         log.info(
             "token %s: %s (±%.3f s), %s",
@@ -587,7 +592,8 @@ class Station:
             "host_clock": trust.as_dict() if trust else {"trusted": False, "reason": "not asked"},
             "drift_threshold_s": self.cfg.drift_threshold_s,
             "auto_sync": self.cfg.auto_sync,
-            "registry": str(self.store.path),
+            "registry": self.store.location,
+            "station": self.store.station,
         }
 
     def registry(self, serial: str = "", *, history: bool = False) -> list[dict[str, object]]:
@@ -623,6 +629,8 @@ def token_view(
         "measurements": len(points),
         "threshold_s": threshold_s,
     }
+    if r.last_station:
+        out["last_station"] = r.last_station
     if r.settings is not None:
         out["settings"] = r.settings.as_dict()
     if r.last_clock_write is not None:

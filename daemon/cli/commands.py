@@ -27,6 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "decode and check QR images, otpauth text files and CSV batches (queues nothing)",
     ),
     "queue": ("queue_cmds", "the burn queue: list, add a file, remove, retry, pause, resume"),
+    "store": (
+        "store_cmds",
+        "the databases: `store migrate` (schema), `store init-key` (seals shared seeds)",
+    ),
     "tray": ("tray_cmd", "show the station in the system tray and as desktop notifications"),
     "install-user-service": (
         "install_cmds",

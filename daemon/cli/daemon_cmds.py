@@ -32,6 +32,12 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     auto.add_argument("--no-auto-sync", dest="auto_sync", action="store_false")
     p.add_argument("--clock-trust", choices=CLOCK_TRUST, help="how to judge the host clock")
     p.add_argument("--state-dir", type=Path, metavar="DIR", help="where the registry lives")
+    p.add_argument(
+        "--store",
+        metavar="URL",
+        help="a PostgreSQL database shared with other stations (postgresql://...; "
+        "default: [store] url, or this station's own SQLite files)",
+    )
     p.set_defaults(func=cmd_daemon, default_log_level="info")
 
 
@@ -40,7 +46,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     import asyncio
 
     from ..config import ConfigError
-    from ..service import AlreadyRunning, BusUnavailable, serve
+    from ..service import AlreadyRunning, BusUnavailable, StoreRefused, serve
 
     cfg = load_config(args.config)
     try:
@@ -50,6 +56,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
             auto_sync=args.auto_sync,
             clock_trust=args.clock_trust,
             state_dir=args.state_dir,
+            store_url=args.store,
         )
     except ConfigError as exc:
         raise CliError(str(exc), EXIT_USAGE, "Correct the flag and start it again.") from None
@@ -72,3 +79,5 @@ def cmd_daemon(args: argparse.Namespace) -> int:
         ) from None
     except BusUnavailable as exc:
         raise CliError(str(exc), EXIT_UNAVAILABLE, busaddress.reach_advice(cfg.bus)) from None
+    except StoreRefused as exc:
+        raise CliError(str(exc), EXIT_FAILED, exc.next_step) from None

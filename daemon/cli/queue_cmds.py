@@ -199,8 +199,10 @@ def _change(args: argparse.Namespace) -> int:
 
 def _job_line(j: dict[str, Any]) -> str:
     bound = f" -> token {j['serial']}" if j["serial"] else ""
+    where = f" at {j['station']}" if j.get("station") else ""
+    by = f", {j['state']} by {j['claimed_by']}" if j.get("claimed_by") else ""
     return (
         f"{j['id']:>5}  {j['state']:<8} {j['label']}{bound}  {j['algorithm']}/"
-        f"{j['period']}s  secret {j['secret_fingerprint']}  from {j['source']}"
-        f"  {utc(j['created'])}" + (f"\n       {j['reason']}" if j["reason"] else "")
+        f"{j['period']}s  secret {j['secret_fingerprint']}  from {j['source']}{where}"
+        f"  {utc(j['created'])}{by}" + (f"\n       {j['reason']}" if j["reason"] else "")
     )

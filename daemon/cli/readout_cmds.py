@@ -12,6 +12,7 @@ import time
 from ..token.errors import SECURITY_KEY_WORDS
 from .commands import summary
 from .common import (
+    EXIT_UNAVAILABLE,
     EXIT_USAGE,
     CliError,
     as_path,
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     from tokenstation.daemon.bus.client import StationClient
+    from tokenstation.daemon.config import Config
+    from tokenstation.daemon.registry.store import Store
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -84,7 +87,16 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"Policy:     drift threshold {status['drift_threshold_s']:g} s, auto-sync "
         f"{'on' if status['auto_sync'] else 'off'}"
     )
-    print(f"Queue:      {status['queue_length']} job(s){' (paused)' if status['paused'] else ''}")
+    store = status.get("store")
+    if isinstance(store, dict):
+        where = f"{store.get('backend')} {store.get('location')}"
+        state = "reachable" if store.get("reachable") else f"UNREACHABLE: {store.get('detail')}"
+        print(f"Station:    {status.get('station', '')}; store {where} ({state})")
+    length = status["queue_length"]
+    shown = "unknown" if length == -1 else f"{length} job(s)"
+    if store and store.get("backend") == "postgresql":
+        shown += " waiting at any station"
+    print(f"Queue:      {shown}{' (paused)' if status['paused'] else ''}")
     if "drop_folder" in status:
         print(f"Mode:       {status['mode']}")
         print(f"Drop:       {status['drop_folder']} ({status['drop_folder_watch']})")
@@ -129,7 +141,7 @@ def _registry_direct(args: argparse.Namespace, serial: str | None) -> list[dict[
 
     cfg = load_config(args.config)
     path = xdg.registry_file(cfg.state_dir)
-    if not path.exists():
+    if not cfg.store.shared and not path.exists():
         if serial:
             _unknown_serial(serial, f"there is no registry at {path} yet")
         return []
@@ -138,7 +150,7 @@ def _registry_direct(args: argparse.Namespace, serial: str | None) -> list[dict[
 
     from ..station import token_view
 
-    store = Store.read_only(path)
+    store = _shared_registry(cfg) if cfg.store.shared else Store.read_only(path)
     try:
         records = [store.token(serial)] if serial else store.tokens()
         if serial and records[0] is None:
@@ -148,6 +160,20 @@ def _registry_direct(args: argparse.Namespace, serial: str | None) -> list[dict[
         ]
     finally:
         store.close()
+
+
+def _shared_registry(cfg: Config) -> Store:
+    """The registry in the shared database ([store] url), read without a daemon."""
+    from tokenstation.daemon.registry.store import Store as SharedStore
+    from tokenstation.daemon.storage.database import SchemaMismatch, StoreUnavailable
+    from tokenstation.daemon.storage.opening import shared_database
+
+    try:
+        db = shared_database(cfg)
+        assert db is not None
+        return SharedStore(db, station=cfg.station)
+    except (StoreUnavailable, SchemaMismatch) as exc:
+        raise CliError(str(exc), EXIT_UNAVAILABLE, "") from None
 
 
 def _unknown_serial(serial: str, why: str = "") -> None:
@@ -219,6 +245,8 @@ def _print_token(t: dict[str, Any], *, detailed: bool) -> None:
             )
     else:
         line += "; rate: too little history"
+    if t.get("last_station"):
+        line += f"; last seen at {t['last_station']}"
     print(line)
     if not detailed:
         return
@@ -233,4 +261,5 @@ def _print_token(t: dict[str, Any], *, detailed: bool) -> None:
         f"{t['measurements']} drift readings"
     )
     for op in t.get("operations", []):
-        print(f"  {utc(op['at'])}  {op['kind']} {op['outcome']}: {op['detail']}")
+        at = f" at {op['station']}" if op.get("station") else ""
+        print(f"  {utc(op['at'])}  {op['kind']} {op['outcome']}{at}: {op['detail']}")

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import os
-import socket
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -49,7 +47,8 @@ from tokenstation.daemon.intake.ingest import NotAFile, Opened, judge_bytes, ope
 from tokenstation.daemon.intake.payload import Verdict, advice
 from tokenstation.daemon.provisioning.csvsafe import SafeWriter
 from tokenstation.daemon.provisioning.otpcode import expected_code
-from tokenstation.daemon.provisioning.queue import Intake, Job, JobQueue, NewJob
+from tokenstation.daemon.provisioning.queue import Intake, Job, JobQueue, NewJob, SealBroken
+from tokenstation.daemon.provisioning.shared import SharedQueue
 from tokenstation.daemon.qr.pool import DecodePool
 from tokenstation.daemon.registry.store import Operation
 from tokenstation.daemon.safetext import shown_name
@@ -61,6 +60,7 @@ from tokenstation.daemon.station import (
     Written,
     settings_view,
 )
+from tokenstation.daemon.storage.database import StoreUnavailable
 from tokenstation.daemon.token.errors import CardLost, RefusedByPolicy, TokenError, TransportError
 from tokenstation.daemon.token.models import Model
 from tokenstation.daemon.token.secret import Secret
@@ -165,19 +165,29 @@ class Provisioner:
         # Files (dropped or added) are judged on its threads, images in its processes.
         self.decoder = DecodePool()
         self.decoder.start()
+        self._held: list[Path] = []  # claimed files waiting for the shared database
+        self.claims: set[int] = set()  # jobs this station claimed and is burning now
+        self.shared: SharedQueue | None = None
+        if queue.shared:
+            self.shared = SharedQueue(self, loop)
         station.subscribe(self._on_event)
 
     def recover(self) -> list[Job]:
-        """At start-up (single instance assured): settle burns a stop interrupted.
+        """At start-up (single instance assured): settle burns a stop interrupted."""
+        stuck = self.queue.recover()
+        self.settle_interrupted(stuck, "the daemon stopped")
+        return stuck
+
+    def settle_interrupted(self, stuck: list[Job], why: str) -> None:
+        """Burns that were interrupted (a stop here, or a station whose claim expired).
 
         A job left "burning" was recorded as intent before its seed write: the token
-        may hold the seed. It becomes failed (a person decides), and the registry marks
+        may hold the seed. The job is failed (a person decides), and the registry marks
         the token provisioned with its settings unknown, so station mode never burns over
         it and a sync asks for the settings.
         """
-        stuck = self.queue.recover()
         for job in stuck:
-            log.warning("job %d (%s) was burning when the daemon stopped", job.id, job.label())
+            log.warning("job %d (%s) was burning when %s", job.id, job.label(), why)
             if not job.burned_serial:
                 continue
             self.station.store.mark_uncertain_burn(job.burned_serial, time.time())
@@ -187,12 +197,23 @@ class Provisioner:
                     time.time(),
                     OperationKind.BURN,
                     Outcome.FAILED,
-                    f"interrupted: the daemon stopped during the burn of {job.label()}; "
-                    "the token may or may not hold the seed",
+                    f"interrupted: {why} during the burn of {job.label()}"
+                    + (f" at station {job.claimed_by}" if job.claimed_by else "")
+                    + "; the token may or may not hold the seed",
                     secret_fingerprint=job.fingerprint,
+                    station=job.claimed_by,
                 )
             )
-        return stuck
+
+    def start(self) -> None:
+        """After recovery: on a shared queue, follow the other stations (loop thread)."""
+        if self.shared is not None:
+            self.shared.start()
+
+    async def stop(self) -> None:
+        """Stop following the other stations."""
+        if self.shared is not None:
+            await self.shared.stop()
 
     def watching(self, mode: str) -> None:
         """The drop folder's watch mode, for GetStatus."""
@@ -200,15 +221,43 @@ class Provisioner:
 
     def status(self) -> dict[str, object]:
         """Queue, drop folder and mode, for GetStatus."""
-        return {
+        out: dict[str, object] = {
             "paused": self.paused,
-            "queue_length": self.queue.waiting(),
             "mode": self.cfg.mode,
             "drop_folder": str(self.folder),
             "drop_folder_watch": self._watch_mode,
-            "jobs_failed": self.queue.count("failed"),
             "qr_decoders": self.decoder.describe(),
+            "station": self.cfg.station,
+            "store": self.shared.status()
+            if self.shared is not None
+            else {"backend": "sqlite", "location": self.queue.location, "reachable": True},
         }
+        try:
+            out["queue_length"] = self.queue.waiting()
+            out["jobs_failed"] = self.queue.count("failed")
+        except StoreUnavailable as exc:
+            self._lost(exc)
+            out["queue_length"] = -1  # unknown while the shared database is unreachable
+            out["jobs_failed"] = -1
+        if self._held:
+            out["files_waiting_for_store"] = len(self._held)
+        return out
+
+    def _lost(self, exc: StoreUnavailable) -> None:
+        if self.shared is not None:
+            self.shared.lost(exc)
+
+    def queue_changed_elsewhere(self, what: str) -> None:
+        """Another station changed the shared queue (loop thread): publish, offer again."""
+        log.debug("queue changed at another station: %s", what)
+        self._queue_changed()
+
+    def catch_up(self) -> None:
+        """The shared database is back (loop thread): take the files that waited, offer."""
+        held, self._held = self._held, []
+        for path in held:
+            self.take(path)
+        self._queue_changed()
 
     def queue_length(self) -> int:
         """Jobs waiting for a token."""
@@ -239,6 +288,11 @@ class Provisioner:
         try:
             try:
                 verdict, intake = self._take(name, opened.data)
+            except StoreUnavailable as exc:  # it waits (claimed) until the database is back
+                log.warning("%s waits: %s", name, exc)
+                self._held.append(path)
+                self.loop.call_soon_threadsafe(self._lost, exc)
+                return Verdict(name, "waiting", "ignored", str(exc))
             except Exception as exc:  # a bug or a broken queue: refuse, never loop
                 log.exception("judging %s failed", name)
                 verdict = Verdict(
@@ -259,7 +313,7 @@ class Provisioner:
             name, data, self.station.models, self.cfg.drop.limits(), self.decoder.decode
         )
         jobs = [NewJob(c.account, c.serial, f"{name} ({c.origin})") for c in verdict.candidates]
-        sha = hashlib.sha256(data).hexdigest()
+        sha = self.queue.file_digest(data)
         ok = verdict.verdict == "ok"
         return verdict, self.queue.take(sha, name, verdict.verdict, jobs if ok else [])
 
@@ -290,6 +344,13 @@ class Provisioner:
                 with contextlib.suppress(OSError):
                     os.close(work.fd)
             work.taken = self.ingest_data(work.name, data)
+        except StoreUnavailable as exc:
+            work.error = StationError(
+                ErrorKind.FAILED,
+                f"{work.name}: not queued: {exc}",
+                "Add it again when the shared database is back (`tokenstation status` says), "
+                "or drop it in the drop folder: dropped files wait and are taken then.",
+            )
         except StationError as exc:  # the caller's answer, not a failure of the thread
             work.error = exc
 
@@ -365,7 +426,12 @@ class Provisioner:
 
     def _queue_changed(self, *, offer: bool = True) -> None:
         """Publish the queue's state (loop thread); with ``offer``, offer jobs to tokens."""
-        self.station.publish(QueueState(paused=self.paused, length=self.queue.waiting()))
+        try:
+            waiting = self.queue.waiting()
+        except StoreUnavailable as exc:
+            self._lost(exc)
+            return
+        self.station.publish(QueueState(paused=self.paused, length=waiting))
         if offer:
             self.offer_all()
 
@@ -412,6 +478,12 @@ class Provisioner:
         )
 
     async def _consider(self, reader: str) -> None:
+        try:
+            await self._consider_now(reader)
+        except StoreUnavailable as exc:  # no burn without the shared queue
+            self._lost(exc)
+
+    async def _consider_now(self, reader: str) -> None:
         self._to_consider.discard(reader)  # a change from now on is considered again
         p = self.station.readers.get(reader)
         if p is None or p.model is None or self.paused:
@@ -453,7 +525,13 @@ class Provisioner:
         """Burn job ``job_id`` onto the presented token ``serial``."""
         p = self.station.find(serial)
         assert p.model is not None
-        job = self.queue.get(job_id)
+        try:
+            job = self.queue.get(job_id)
+        except StoreUnavailable as exc:
+            self._lost(exc)
+            raise StationError(
+                ErrorKind.FAILED, str(exc), "Burns wait until the shared database is back."
+            ) from None
         if job is None:
             raise StationError(ErrorKind.INVALID, f"no job {job_id}", _SEE_QUEUE)
         if job.serial and job.serial != p.serial:
@@ -470,17 +548,14 @@ class Provisioner:
         return done
 
     def log_provisioning(self, job: Job, p: Presence) -> None:
-        """Append the provisioning-log row for a burned job (CSV, 0600)."""
-        new = not self.log_path.exists()
-        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        with os.fdopen(fd, "a", newline="", encoding="utf-8", errors="backslashreplace") as f:
-            w = SafeWriter(f)
-            if new:
-                w.writerow(LOG_FIELDS)
-            w.writerow(
-                [
+        """Append the provisioning-log row for a burned job (CSV, 0600; and the shared
+        database's log when there is one)."""
+        row: dict[str, object] = dict(
+            zip(
+                LOG_FIELDS,
+                (
                     time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(job.burned_at or time.time())),
-                    socket.gethostname(),
+                    self.cfg.station,
                     p.serial,
                     p.model.name if p.model else "",
                     job.issuer,
@@ -490,10 +565,21 @@ class Provisioner:
                     job.period,
                     job.id,
                     job.source,
-                ]
+                ),
+                strict=True,
             )
+        )
+        new = not self.log_path.exists()
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a", newline="", encoding="utf-8", errors="backslashreplace") as f:
+            w = SafeWriter(f)
+            if new:
+                w.writerow(LOG_FIELDS)
+            w.writerow(row.values())
             f.flush()
             os.fsync(f.fileno())
+        if self.queue.shared:  # the shared log: every station's burns in one place
+            self.queue.log_burn(row)
 
     # -- queue management --------------------------------------------------------------
 
@@ -561,13 +647,24 @@ class BurnWrite(CardWrite):
     async def prepare(self, p: Presence) -> None:
         if self.prov.paused and self.origin == Origin.STATION:
             raise StationError(ErrorKind.REFUSED, "the queue is paused", "Resume it first.")
+        queue = self.prov.queue
         try:
-            self.job = self.prov.queue.start_burn(self.job.id, p.serial)
-        except ValueError as exc:
-            raise StationError(ErrorKind.REFUSED, str(exc), _SEE_QUEUE) from None
+            seed = queue.secret(self.job.id)  # opened before the claim: a wrong key claims nothing
+            self.job = queue.start_burn(self.job.id, p.serial)
+        except (ValueError, KeyError) as exc:
+            raise StationError(ErrorKind.REFUSED, str(exc).strip("'\""), _SEE_QUEUE) from None
+        except SealBroken as exc:
+            raise StationError(
+                ErrorKind.REFUSED, str(exc), "Copy the key file of the other stations here."
+            ) from None
+        except StoreUnavailable as exc:
+            raise StationError(
+                ErrorKind.FAILED, str(exc), "Burns wait until the shared database is back."
+            ) from None
         self.started = True
+        self.prov.claims.add(self.job.id)
         self.serial = p.serial
-        self.seed = self.prov.queue.secret(self.job.id)
+        self.seed = seed
         self.prov.crash_point("intent")
 
     def run(self, session: TokenSession) -> WriteResult:
@@ -575,6 +672,9 @@ class BurnWrite(CardWrite):
         return session.burn(self.seed, self.settings, expect_serial=self.serial)
 
     def succeeded(self, p: Presence, result: WriteResult) -> Written:
+        # No more renewals: should the bookkeeping below fail (the shared database gone),
+        # the claim expires and is settled as an interrupted burn.
+        self.prov.claims.discard(self.job.id)
         crash = self.prov.crash_point
         crash("written")
         store, queue = self.prov.station.store, self.prov.queue
@@ -617,6 +717,7 @@ class BurnWrite(CardWrite):
     def failed(self, p: Presence, exc: StationError | TokenError) -> Written | None:
         if not self.started:
             return None  # refused before the queue or the card was touched
+        self.prov.claims.discard(self.job.id)
         nothing_written = isinstance(exc, StationError | RefusedByPolicy)
         gone = isinstance(exc, CardLost | TransportError)
         queue = self.prov.queue

@@ -1,4 +1,10 @@
-"""The persistent burn queue (SQLite, WAL, secure_delete): jobs and the files they came from.
+"""The persistent burn queue: jobs and the files they came from.
+
+By default a SQLite file of this station (WAL, secure_delete); with ``[store] url`` a
+PostgreSQL database several stations share. There a claim is a row lock taken with
+``SELECT ... FOR UPDATE SKIP LOCKED`` and held as a lease (the station's name and an
+expiry it renews while it burns); seeds are sealed by the stations (``SecretBox``), and
+every change is announced to the other stations (NOTIFY).
 
 A job holds its secret only while it waits; once burned (or removed) the secret is
 overwritten (``PRAGMA secure_delete``) and only its fingerprint, issuer, account,
@@ -20,49 +26,25 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import threading
 import time
-from collections.abc import Iterable
+import uuid
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tokenstation.daemon.intake.otpauth import OtpAccount
 from tokenstation.daemon.safetext import utf8_safe
-from tokenstation.daemon.sqlite_file import open_private
+from tokenstation.daemon.storage import schema
+from tokenstation.daemon.storage.database import Database, NotifyHandler
+from tokenstation.daemon.storage.secretbox import SecretBox
+from tokenstation.daemon.storage.sqlite_db import SqliteDatabase
 from tokenstation.daemon.token.secret import Secret
 from tokenstation.daemon.token.settings import HmacAlgorithm, TokenSettings
 
 log = logging.getLogger(__name__)
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id INTEGER PRIMARY KEY,
-    state TEXT NOT NULL,
-    secret BLOB,
-    secret_hash TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    issuer TEXT NOT NULL DEFAULT '',
-    account TEXT NOT NULL DEFAULT '',
-    algorithm TEXT NOT NULL,
-    period INTEGER NOT NULL,
-    serial TEXT NOT NULL DEFAULT '',
-    source TEXT NOT NULL DEFAULT '',
-    created REAL NOT NULL,
-    updated REAL NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    reason TEXT NOT NULL DEFAULT '',
-    burned_serial TEXT,
-    burned_at REAL
-);
-CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, id);
-CREATE INDEX IF NOT EXISTS jobs_hash ON jobs (secret_hash);
-CREATE TABLE IF NOT EXISTS files (
-    sha256 TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    verdict TEXT NOT NULL,
-    at REAL NOT NULL
-);
-"""
+SQLITE_PRAGMAS = ("journal_mode=WAL", "synchronous=FULL", "secure_delete=ON", "busy_timeout=5000")
 
 WAITING = ("queued",)
 LIVE = ("queued", "burning", "burned")
@@ -88,6 +70,8 @@ class Job:
     burned_serial: str | None
     burned_at: float | None
     has_secret: bool = field(default=False)
+    station: str = ""  # where it was queued
+    claimed_by: str = ""  # the station that burns (or burned, or tried) it
 
     def label(self) -> str:
         """issuer:account."""
@@ -119,6 +103,10 @@ class Job:
             out["burned_serial" if self.state == "burned" else "target_serial"] = self.burned_serial
         if self.burned_at is not None:
             out["burned_at"] = self.burned_at
+        if self.station:
+            out["station"] = self.station
+        if self.claimed_by:
+            out["claimed_by"] = self.claimed_by
         return out
 
 
@@ -145,38 +133,90 @@ def secret_hash(secret: Secret) -> str:
     return hashlib.sha256(secret.reveal()).hexdigest()
 
 
+class SealBroken(Exception):
+    """A job's sealed seed does not open with this station's key."""
+
+
 class JobQueue:
-    """The queue database (thread-safe: one connection behind a lock)."""
+    """The queue database (thread-safe: one connection behind a lock).
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._db = open_private(
-            path, ("journal_mode=WAL", "synchronous=FULL", "secure_delete=ON", "busy_timeout=5000")
-        )
+    ``target`` is this station's SQLite file or an open shared :class:`Database`;
+    ``station`` names this station on the jobs it queues and claims; ``box`` seals the
+    seeds (required on a shared database); ``lease_s`` is how long a claim outlives
+    the last renewal of a station that stopped answering.
+    """
+
+    def __init__(
+        self,
+        target: Path | Database,
+        *,
+        station: str = "",
+        box: SecretBox | None = None,
+        lease_s: float = 30.0,
+    ) -> None:
+        db = SqliteDatabase(target, SQLITE_PRAGMAS) if isinstance(target, Path) else target
+        if db.shared and box is None:
+            raise ValueError("a shared queue needs a SecretBox: seeds are sealed there")
+        self.path = target if isinstance(target, Path) else None
+        self.station = station
+        self.box = box
+        self.lease_s = lease_s
+        self._db = db
+        self._lock = db.lock
+        self.tag = f"{station}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+        schema.prepare(db, (schema.QUEUE,))
         with self._lock:
-            self._db.executescript(_SCHEMA)
-            self._scrub()  # a stop between an erasure and its checkpoint left old pages
-        for sidecar in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-            if sidecar.exists():
-                os.chmod(sidecar, 0o600)
+            self._db.scrub()  # a stop between an erasure and its checkpoint left old pages
+        if self.path is not None:
+            for sidecar in (
+                self.path.with_name(self.path.name + "-wal"),
+                self.path.with_name(self.path.name + "-shm"),
+            ):
+                if sidecar.exists():
+                    os.chmod(sidecar, 0o600)
 
-    def _scrub(self) -> None:
-        """After a secret was erased (lock held): no old page image of it stays in the WAL."""
-        busy, _log, _done = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        if busy:
-            log.warning(
-                "the queue's write-ahead log could not be truncated now (a reader holds it); "
-                "it will be at the next erasure or at stop"
-            )
+    @property
+    def location(self) -> str:
+        """Where the queue is (a path, or the shared database)."""
+        return str(self._db.location)
+
+    @property
+    def shared(self) -> bool:
+        """True when other stations use the same queue."""
+        return bool(self._db.shared)
 
     def close(self) -> None:
         """Checkpoint (so freed pages are overwritten in the main file) and close."""
         with self._lock:
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._db.scrub()
             self._db.close()
 
+    # -- other stations ----------------------------------------------------------------------
+
+    def _changed(self, what: str, job_id: int = 0) -> None:
+        """Tell the other stations (no-op on this station's own file)."""
+        if self._db.shared:
+            self._db.notify(f"{self.tag} {what} {job_id}")
+
+    def listen(self, on_change: NotifyHandler, on_state: NotifyState) -> None:
+        """``on_change(what)`` when another station changes the queue (a listener thread);
+        ``on_state(reachable)`` when the shared database goes away or comes back."""
+
+        def handler(payload: str) -> None:
+            tag, _, what = payload.partition(" ")
+            if tag != self.tag:
+                on_change(what)
+
+        self._db.listen(handler, on_state)
+
     # -- intake ----------------------------------------------------------------------------
+
+    def file_digest(self, data: bytes) -> str:
+        """How a file's bytes are remembered (keyed on a shared database)."""
+        return self.box.digest(data) if self.box else hashlib.sha256(data).hexdigest()
+
+    def _secret_hash(self, secret: Secret) -> str:
+        return self.box.digest(secret.reveal()) if self.box else secret_hash(secret)
 
     def file_seen(self, sha256: str) -> bool:
         """True when a file with these bytes was processed before."""
@@ -188,49 +228,48 @@ class JobQueue:
         """Record the file and queue its jobs in one transaction (idempotent per sha256)."""
         intake = Intake()
         now = time.time()
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                if self._db.execute("SELECT 1 FROM files WHERE sha256 = ?", (sha256,)).fetchone():
-                    self._db.execute("COMMIT")
-                    intake.seen_before = True
-                    return intake
-                self._db.execute(
-                    "INSERT INTO files VALUES (?, ?, ?, ?)", (sha256, utf8_safe(name), verdict, now)
-                )
-                for job in jobs:
-                    h = secret_hash(job.account.secret)
-                    dup = self._db.execute(
-                        "SELECT state FROM jobs WHERE secret_hash = ? AND state IN (?, ?, ?)",
-                        (h, *LIVE),
-                    ).fetchone()
-                    if dup:
-                        intake.duplicates.append(f"{job.account.label()} ({dup[0]})")
-                        continue
-                    a = job.account
-                    cur = self._db.execute(
-                        "INSERT INTO jobs (state, secret, secret_hash, fingerprint, issuer, "
-                        "account, algorithm, period, serial, source, created, updated) "
-                        "VALUES ('queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            a.secret.reveal(),
-                            h,
-                            a.secret.fingerprint,
-                            utf8_safe(a.issuer),
-                            utf8_safe(a.account),
-                            a.algorithm,
-                            a.period,
-                            job.serial,
-                            utf8_safe(job.source),
-                            now,
-                            now,
-                        ),
-                    )
-                    intake.queued.append(self._get(int(cur.lastrowid or 0)))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._db.transaction():
+            if self._db.execute("SELECT 1 FROM files WHERE sha256 = ?", (sha256,)).fetchone():
+                intake.seen_before = True
+                return intake
+            self._db.execute(
+                "INSERT INTO files VALUES (?, ?, ?, ?)", (sha256, utf8_safe(name), verdict, now)
+            )
+            for job in jobs:
+                h = self._secret_hash(job.account.secret)
+                dup = self._db.execute(
+                    "SELECT state FROM jobs WHERE secret_hash = ? AND state IN (?, ?, ?)",
+                    (h, *LIVE),
+                ).fetchone()
+                if dup:
+                    intake.duplicates.append(f"{job.account.label()} ({dup[0]})")
+                    continue
+                a = job.account
+                (job_id,) = self._db.execute(
+                    "INSERT INTO jobs (state, secret, secret_hash, fingerprint, issuer, "
+                    "account, algorithm, period, serial, source, created, updated, station) "
+                    "VALUES ('queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    (
+                        None if self.box else a.secret.reveal(),
+                        h,
+                        a.secret.fingerprint,
+                        utf8_safe(a.issuer),
+                        utf8_safe(a.account),
+                        a.algorithm,
+                        a.period,
+                        job.serial,
+                        utf8_safe(job.source),
+                        now,
+                        now,
+                        self.station,
+                    ),
+                ).fetchone()
+                if self.box:
+                    sealed = self.box.seal(a.secret.reveal(), int(job_id), job.serial)
+                    self._db.execute("UPDATE jobs SET secret = ? WHERE id = ?", (sealed, job_id))
+                intake.queued.append(self._get(int(job_id)))
+        if intake.queued:
+            self._changed("added", intake.queued[0].id)
         return intake
 
     # -- reading ---------------------------------------------------------------------------
@@ -254,10 +293,12 @@ class JobQueue:
     ) -> list[Job]:
         """Jobs in ``states`` (all when None), oldest first; a page with offset/limit."""
         where, args = _where(states)
+        # SQLite takes -1 for "no limit"; PostgreSQL takes NULL.
+        bound = limit if limit >= 0 else (None if self.shared else -1)
         with self._lock:
             rows = self._db.execute(
                 _JOB_SELECT + where + " ORDER BY id LIMIT ? OFFSET ?",
-                (*args, limit, max(0, offset)),
+                (*args, bound, max(0, offset)),
             ).fetchall()
         return [_job(r) for r in rows]
 
@@ -281,7 +322,8 @@ class JobQueue:
         return self.count("queued")
 
     def targeted(self, serial: str) -> bool:
-        """True when a burn onto ``serial`` started here (burning, burned or failed since)."""
+        """True when a burn onto ``serial`` started (burning, burned or failed since),
+        at this station or, on a shared queue, at any."""
         with self._lock:
             row = self._db.execute(
                 "SELECT 1 FROM jobs WHERE burned_serial = ? "
@@ -291,12 +333,22 @@ class JobQueue:
         return row is not None
 
     def secret(self, job_id: int) -> Secret:
-        """The job's secret (only while it is held)."""
+        """The job's secret (only while it is held); SealBroken when this key cannot open it."""
         with self._lock:
-            row = self._db.execute("SELECT secret FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            row = self._db.execute(
+                "SELECT secret, serial FROM jobs WHERE id = ?", (job_id,)
+            ).fetchone()
         if row is None or row[0] is None:
             raise KeyError(f"job {job_id} holds no secret")
-        return Secret(bytes(row[0]))
+        if self.box is None:
+            return Secret(bytes(row[0]))
+        plain = self.box.open(bytes(row[0]), job_id, str(row[1]))
+        if plain is None:
+            raise SealBroken(
+                f"the seed of job {job_id} does not open with this station's store key: "
+                "every station of the database needs the same key file"
+            )
+        return Secret(plain)
 
     # -- transitions -----------------------------------------------------------------------
 
@@ -312,24 +364,65 @@ class JobQueue:
                 job = self._db.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
                 raise ValueError(f"job {job_id} is {job[0] if job else 'unknown'}, not {expect}")
             if scrub:
-                self._scrub()
-            return self._get(job_id)
+                self._db.scrub()
+            job = self._get(job_id)
+        self._changed(job.state, job_id)
+        return job
 
     def start_burn(self, job_id: int, serial: str) -> Job:
-        """queued -> burning onto ``serial``: the burn's intent, durable (synchronous=FULL)
-        before the token is touched, resolved by :meth:`recover` after a crash."""
-        return self._set(
-            job_id,
-            "state = 'burning', attempts = attempts + 1, burned_serial = ?",
-            (serial,),
-            "queued",
-        )
+        """queued -> burning onto ``serial``: the claim and the burn's intent, durable
+        before the token is touched, resolved by :meth:`recover` (or, on a shared queue,
+        by :meth:`expire` at another station once the lease runs out) after a crash.
+
+        The row is locked with ``FOR UPDATE SKIP LOCKED`` on a shared queue: of two
+        stations claiming one job, one gets it and the other is told at once."""
+        with self._db.transaction():
+            row = self._db.execute(
+                "SELECT state, claimed_by FROM jobs WHERE id = ?" + self._db.skip_locked,
+                (job_id,),
+            ).fetchone()
+            if row is None:
+                known = self._db.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone()
+                raise ValueError(
+                    f"job {job_id} is being claimed by another station"
+                    if known
+                    else f"job {job_id} is unknown, not queued"
+                )
+            if row[0] != "queued":
+                by = f" (by {row[1]})" if row[1] and row[0] == "burning" else ""
+                raise ValueError(f"job {job_id} is {row[0]}{by}, not queued")
+            self._db.execute(
+                "UPDATE jobs SET state = 'burning', attempts = attempts + 1, burned_serial = ?, "
+                f"claimed_by = ?, lease_until = {self._db.now} + ?, updated = ? WHERE id = ?",
+                (serial, self.station, self.lease_s, time.time(), job_id),
+            )
+            job = self._get(job_id)
+        self._changed("claimed", job_id)
+        return job
+
+    def renew(self, job_ids: Iterable[int]) -> int:
+        """Extend the leases of the claims this station knows it holds; how many.
+
+        Only those: a claim whose commit was never confirmed here (the connection broke
+        at that moment) is left to expire, as a dead station's would."""
+        ids = tuple(job_ids)
+        with self._lock:
+            if not ids:  # still a statement: it tells whether the database answers
+                self._db.execute("SELECT 1")
+                return 0
+            cur = self._db.execute(
+                f"UPDATE jobs SET lease_until = {self._db.now} + ? WHERE state = 'burning' "
+                f"AND claimed_by = ? AND id IN ({','.join('?' * len(ids))})",
+                (self.lease_s, self.station, *ids),
+            )
+        return int(cur.rowcount)
 
     def burned(self, job_id: int, serial: str) -> Job:
         """burning -> burned; the secret is erased (and scrubbed from the WAL)."""
         return self._set(
             job_id,
-            "state = 'burned', secret = NULL, burned_serial = ?, burned_at = ?, reason = ''",
+            "state = 'burned', secret = NULL, burned_serial = ?, burned_at = ?, reason = '', "
+            "lease_until = NULL",
             (serial, time.time()),
             "burning",
             scrub=True,
@@ -338,16 +431,22 @@ class JobQueue:
     def back_to_queue(self, job_id: int, reason: str) -> Job:
         """burning -> queued: nothing was written (refused before writing, token gone)."""
         return self._set(
-            job_id, "state = 'queued', reason = ?, burned_serial = NULL", (reason,), "burning"
+            job_id,
+            "state = 'queued', reason = ?, burned_serial = NULL, claimed_by = '', "
+            "lease_until = NULL",
+            (reason,),
+            "burning",
         )
 
     def failed(self, job_id: int, reason: str) -> Job:
         """burning -> failed: the outcome on the token is unknown or bad."""
-        return self._set(job_id, "state = 'failed', reason = ?", (reason,), "burning")
+        return self._set(
+            job_id, "state = 'failed', reason = ?, lease_until = NULL", (reason,), "burning"
+        )
 
     def retry(self, job_id: int) -> Job:
         """failed -> queued (the secret is still held)."""
-        return self._set(job_id, "state = 'queued', reason = ''", (), "failed")
+        return self._set(job_id, "state = 'queued', reason = '', claimed_by = ''", (), "failed")
 
     def remove(self, job_id: int) -> Job:
         """queued or failed -> removed; the secret is erased."""
@@ -359,12 +458,19 @@ class JobQueue:
             )
             if cur.rowcount != 1:
                 raise ValueError(f"job {job_id} cannot be removed (not queued or failed)")
-            self._scrub()
-            return self._get(job_id)
+            self._db.scrub()
+            job = self._get(job_id)
+        self._changed("removed", job_id)
+        return job
 
     def recover(self) -> list[Job]:
-        """At start: jobs a crash left 'burning' become 'failed' with the reason."""
-        stuck = self.jobs(["burning"])
+        """At start: jobs a crash left 'burning' become 'failed' with the reason.
+
+        On a shared queue only this station's own claims: another station's are its
+        own to settle, or :meth:`expire`'s once their lease has run out."""
+        stuck = [
+            j for j in self.jobs(["burning"]) if not self.shared or j.claimed_by == self.station
+        ]
         for job in stuck:
             self.failed(
                 job.id,
@@ -373,11 +479,55 @@ class JobQueue:
             )
         return stuck
 
+    def expire(self) -> list[Job]:
+        """Claims whose lease ran out (their station stopped answering) become 'failed'.
 
-_JOB_SELECT = (
-    "SELECT id, state, fingerprint, issuer, account, algorithm, period, serial, source, "
-    "created, updated, attempts, reason, burned_serial, burned_at, secret IS NOT NULL FROM jobs"
+        Never 'queued': the seed write may have begun, so the token may hold the seed;
+        a person checks it and retries. Each expired claim is settled by one station."""
+        if not self.shared:
+            return []
+        with self._db.transaction():
+            rows = self._db.execute(
+                "SELECT id, claimed_by FROM jobs WHERE state = 'burning' "
+                f"AND lease_until < {self._db.now}" + self._db.skip_locked
+            ).fetchall()
+            for job_id, by in rows:
+                self._db.execute(
+                    "UPDATE jobs SET state = 'failed', reason = ?, lease_until = NULL, "
+                    "updated = ? WHERE id = ?",
+                    (
+                        f"station {by or '(unnamed)'} stopped answering during this burn (its "
+                        "claim expired); the token may or may not hold the seed: check it "
+                        "(power-cycle, compare the code) and retry only if it does not",
+                        time.time(),
+                        job_id,
+                    ),
+                )
+            expired = [self._get(int(job_id)) for job_id, _ in rows]
+        for job in expired:
+            self._changed("failed", job.id)
+        return expired
+
+    # -- the provisioning log ----------------------------------------------------------------
+
+    def log_burn(self, row: Mapping[str, object]) -> None:
+        """Append a provisioning-log row (columns named by the row's keys; no secret)."""
+        columns = ", ".join(row)
+        marks = ", ".join("?" * len(row))
+        with self._lock:
+            self._db.execute(
+                f"INSERT INTO provisioning_log ({columns}) VALUES ({marks})",
+                tuple(str(v) for v in row.values()),
+            )
+
+
+NotifyState = Callable[[bool], None]
+
+_JOB_COLUMNS = (
+    "id, state, fingerprint, issuer, account, algorithm, period, serial, source, "
+    "created, updated, attempts, reason, burned_serial, burned_at"
 )
+_JOB_SELECT = f"SELECT {_JOB_COLUMNS}, secret IS NOT NULL, station, claimed_by FROM jobs"
 
 
 def _where(states: Iterable[str] | None) -> tuple[str, tuple[str, ...]]:
@@ -387,5 +537,7 @@ def _where(states: Iterable[str] | None) -> tuple[str, tuple[str, ...]]:
     return f" WHERE state IN ({','.join('?' * len(wanted))})", wanted
 
 
-def _job(row: tuple[object, ...]) -> Job:
-    return Job(*row[:15], has_secret=bool(row[15]))  # type: ignore[arg-type, misc]
+def _job(row: tuple[Any, ...]) -> Job:
+    return Job(  # type: ignore[misc]
+        *row[:15], has_secret=bool(row[15]), station=str(row[16]), claimed_by=str(row[17])
+    )

@@ -1,63 +1,24 @@
-"""SQLite registry: tokens seen, the settings this station wrote, drift history, operations.
+"""The registry: tokens seen, the settings written to them, drift history, operations.
 
-No secret is ever stored here: a burn is recorded by its secret's fingerprint. The file
-lives in the XDG state directory (0700) and is itself 0600; WAL mode keeps readers
-(``tokenstation tokens``) from blocking the daemon.
+No secret is ever stored here: a burn is recorded by its secret's fingerprint. By
+default a SQLite file in the XDG state directory (0700, the file 0600; WAL mode keeps
+readers such as ``tokenstation tokens`` from blocking the daemon); with ``[store] url``
+a PostgreSQL database the stations share, so settings written at one station are known
+at every other. Each row names the station that made it.
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from tokenstation.daemon.sqlite_file import open_private
+from tokenstation.daemon.storage import schema
+from tokenstation.daemon.storage.database import Database
+from tokenstation.daemon.storage.sqlite_db import SqliteDatabase
 from tokenstation.daemon.token.settings import HmacAlgorithm, TokenSettings
 
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS tokens (
-    serial TEXT PRIMARY KEY,
-    model TEXT NOT NULL,
-    first_seen REAL NOT NULL,
-    last_seen REAL NOT NULL,
-    hmac TEXT,
-    period INTEGER,
-    display_timeout INTEGER,
-    settings_at REAL,
-    last_clock_write REAL,
-    provisioned INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS drift (
-    id INTEGER PRIMARY KEY,
-    serial TEXT NOT NULL,
-    at REAL NOT NULL,
-    drift_s REAL NOT NULL,
-    uncertainty_s REAL NOT NULL,
-    method TEXT NOT NULL,
-    reader TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS drift_serial ON drift (serial, at);
-CREATE TABLE IF NOT EXISTS operations (
-    id INTEGER PRIMARY KEY,
-    serial TEXT NOT NULL,
-    at REAL NOT NULL,
-    kind TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    detail TEXT NOT NULL DEFAULT '',
-    drift_before_s REAL,
-    drift_after_s REAL,
-    secret_fingerprint TEXT
-);
-CREATE INDEX IF NOT EXISTS operations_serial ON operations (serial, at);
-CREATE TABLE IF NOT EXISTS clock_kinds (
-    serial TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    at REAL NOT NULL
-);
-"""
+SCHEMA_VERSION = schema.REGISTRY.version
+SQLITE_PRAGMAS = ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=5000")
 
 
 @dataclass(frozen=True)
@@ -72,6 +33,7 @@ class TokenRecord:
     settings_at: float | None
     last_clock_write: float | None
     provisioned: bool
+    last_station: str = ""
 
 
 @dataclass(frozen=True)
@@ -97,6 +59,7 @@ class Operation:
     drift_before_s: float | None = None
     drift_after_s: float | None = None
     secret_fingerprint: str | None = None
+    station: str = ""  # filled in by the store: the station that recorded it
 
     def as_dict(self) -> dict[str, object]:
         """JSON-friendly form."""
@@ -106,27 +69,48 @@ class Operation:
             "outcome": self.outcome,
             "detail": self.detail,
         }
-        for key in ("drift_before_s", "drift_after_s", "secret_fingerprint"):
+        for key in ("drift_before_s", "drift_after_s", "secret_fingerprint", "station"):
             value = getattr(self, key)
-            if value is not None:
+            if value is not None and value != "":
                 out[key] = value
         return out
 
 
 class Store:
-    """The registry database. Thread-safe (one connection behind a lock)."""
+    """The registry database. Thread-safe (one connection behind a lock).
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._db = open_private(
-            path, ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=5000")
+    ``target`` is this station's SQLite file or an open shared :class:`Database`;
+    ``station`` names this station on every row it writes.
+    """
+
+    def __init__(self, target: Path | Database, *, station: str = "") -> None:
+        db = SqliteDatabase(target, SQLITE_PRAGMAS) if isinstance(target, Path) else target
+        self.path = target if isinstance(target, Path) else None
+        self.station = station
+        self._db = db
+        self._lock = db.lock
+        schema.prepare(db, (schema.REGISTRY,))
+        g = db.greatest
+        self._seen_sql = (
+            "INSERT INTO tokens (serial, model, first_seen, last_seen, last_station) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (serial) DO UPDATE SET model = excluded.model, "
+            f"last_seen = {g}(tokens.last_seen, excluded.last_seen), "
+            "last_station = excluded.last_station"
         )
-        with self._lock:
-            self._db.executescript(_SCHEMA)
-            self._db.execute(
-                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
+        self._write_sql = (
+            "UPDATE tokens SET hmac = ?, period = ?, display_timeout = ?, settings_at = ?, "
+            f"last_clock_write = ?, provisioned = {g}(provisioned, ?) WHERE serial = ?"
+        )
+
+    @property
+    def location(self) -> str:
+        """Where the registry is (a path, or the shared database)."""
+        return str(self._db.location)
+
+    @property
+    def shared(self) -> bool:
+        """True when other stations use the same registry."""
+        return bool(self._db.shared)
 
     @classmethod
     def read_only(cls, path: Path) -> Store:
@@ -145,20 +129,23 @@ class Store:
     def seen(self, serial: str, model: str, at: float) -> None:
         """Note that ``serial`` was on a reader at ``at``."""
         with self._lock:
-            self._db.execute(
-                "INSERT INTO tokens (serial, model, first_seen, last_seen) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (serial) DO UPDATE SET model = excluded.model, "
-                "last_seen = MAX(last_seen, excluded.last_seen)",
-                (serial, model, at, at),
-            )
+            self._db.execute(self._seen_sql, (serial, model, at, at, self.station))
 
     def record_drift(self, serial: str, point: DriftPoint) -> None:
         """Append a drift measurement."""
         with self._lock:
             self._db.execute(
-                "INSERT INTO drift (serial, at, drift_s, uncertainty_s, method, reader) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (serial, point.at, point.drift_s, point.uncertainty_s, point.method, point.reader),
+                "INSERT INTO drift (serial, at, drift_s, uncertainty_s, method, reader, station) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    serial,
+                    point.at,
+                    point.drift_s,
+                    point.uncertainty_s,
+                    point.method,
+                    point.reader,
+                    self.station,
+                ),
             )
 
     def record_write(
@@ -167,8 +154,7 @@ class Store:
         """This station wrote ``settings`` and the clock at ``at`` (and a seed if provisioned)."""
         with self._lock:
             self._db.execute(
-                "UPDATE tokens SET hmac = ?, period = ?, display_timeout = ?, settings_at = ?, "
-                "last_clock_write = ?, provisioned = MAX(provisioned, ?) WHERE serial = ?",
+                self._write_sql,
                 (
                     settings.hmac.label,
                     settings.period,
@@ -199,7 +185,7 @@ class Store:
         with self._lock:
             self._db.execute(
                 "INSERT INTO operations (serial, at, kind, outcome, detail, drift_before_s, "
-                "drift_after_s, secret_fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "drift_after_s, secret_fingerprint, station) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     op.serial,
                     op.at,
@@ -209,6 +195,7 @@ class Store:
                     op.drift_before_s,
                     op.drift_after_s,
                     op.secret_fingerprint,
+                    op.station or self.station,
                 ),
             )
 
@@ -258,24 +245,24 @@ class Store:
         with self._lock:
             rows = self._db.execute(
                 "SELECT serial, at, kind, outcome, detail, drift_before_s, drift_after_s, "
-                "secret_fingerprint FROM operations WHERE serial = ? ORDER BY at",
+                "secret_fingerprint, station FROM operations WHERE serial = ? ORDER BY at, id",
                 (serial,),
             ).fetchall()
         return [Operation(*r) for r in rows]
 
     def clock_writes(self, serial: str) -> list[float]:
-        """Times at which this station set the clock of ``serial`` successfully."""
+        """Times at which a station set the clock of ``serial`` successfully."""
         return [op.at for op in self.operations(serial) if op.outcome == "ok"]
 
 
 _TOKEN_SELECT = (
     "SELECT serial, model, first_seen, last_seen, hmac, period, display_timeout, settings_at, "
-    "last_clock_write, provisioned FROM tokens"
+    "last_clock_write, provisioned, last_station FROM tokens"
 )
 
 
 def _token(row: tuple[object, ...]) -> TokenRecord:
-    serial, model, first, last, hmac, period, display, settings_at, clock_write, prov = row
+    serial, model, first, last, hmac, period, display, settings_at, clock_write, prov, where = row
     settings = (
         TokenSettings(HmacAlgorithm.parse(str(hmac)), int(str(period)), int(str(display)))
         if hmac is not None
@@ -290,4 +277,5 @@ def _token(row: tuple[object, ...]) -> TokenRecord:
         settings_at=float(str(settings_at)) if settings_at is not None else None,
         last_clock_write=float(str(clock_write)) if clock_write is not None else None,
         provisioned=bool(prov),
+        last_station=str(where or ""),
     )

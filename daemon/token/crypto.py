@@ -122,3 +122,22 @@ def decrypt_seed(key: bytes, ciphertext: bytes) -> Secret | None:
     if plain is None or not plain:
         return None
     return Secret(plain)
+
+
+def aes_gcm_seal(key: bytes, nonce: bytes, plain: bytes, associated: bytes) -> bytes:
+    """AES-256-GCM encryption (ciphertext with its 16-byte tag), from ``cryptography``."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    return AESGCM(key).encrypt(nonce, plain, associated)
+
+
+def aes_gcm_open(key: bytes, nonce: bytes, sealed: bytes, associated: bytes) -> bytes | None:
+    """The plaintext of :func:`aes_gcm_seal`'s output, or None when the tag does not match
+    (another key, other associated data, or altered bytes)."""
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    try:
+        return AESGCM(key).decrypt(nonce, sealed, associated)
+    except InvalidTag:
+        return None

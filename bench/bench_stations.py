@@ -1,0 +1,357 @@
+"""Several stations on one PostgreSQL database: exactly-once burns, kill -9, notification latency.
+
+A private PostgreSQL server (Debian's, started here, fsync off) and station processes
+that use tokenstation's own shared queue (``JobQueue`` on ``PostgresDatabase``, seeds
+sealed with a ``SecretBox``), each with its own connections and station name. A
+"burn" here is the queue's half of one: claim (``SELECT ... FOR UPDATE SKIP LOCKED``,
+intent and lease committed), open the sealed seed, a 5 ms pause standing for the card
+write, mark burned, append the provisioning-log row. No card is written: the token
+side of a burn across stations is the integration test (tests/integration/
+test_stations.py, two full daemons with simulated tokens).
+
+    .venv/bin/python bench/bench_stations.py [--jobs 300] [--stations 3] [--kills 20]
+        [--notifications 100] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from benchlib import machine, report
+
+from tokenstation.daemon.intake.otpauth import OtpAccount
+from tokenstation.daemon.provisioning.queue import JobQueue, NewJob
+from tokenstation.daemon.simulator.pgserver import PgServer
+from tokenstation.daemon.storage import schema
+from tokenstation.daemon.storage.postgres import PostgresDatabase
+from tokenstation.daemon.storage.secretbox import SecretBox
+from tokenstation.daemon.token.secret import Secret
+
+KEY = bytes(range(32))
+LEASE_S = 1.0
+
+
+def open_queue(url: str, station: str) -> JobQueue:
+    return JobQueue(PostgresDatabase(url), station=station, box=SecretBox(KEY), lease_s=LEASE_S)
+
+
+def accounts(start: int, n: int) -> list[NewJob]:
+    return [
+        NewJob(OtpAccount("totp", "ACME", f"user{i}", Secret(f"bench-seed-{i:08d}".encode())))
+        for i in range(start, start + n)
+    ]
+
+
+# -- a station process ----------------------------------------------------------------------
+
+
+def worker(url: str, station: str, hold: str) -> int:
+    """Burn queued jobs until none is left; ``hold``: stop for good after the first claim
+    ("claim": inside the claiming transaction; "burn": after the intent is committed)."""
+    q = open_queue(url, station)
+    n = 0
+    while True:
+        waiting = q.jobs(["queued"], limit=20)
+        if not waiting:
+            return 0
+        job = random.choice(waiting)  # a token placed at this station takes some job
+        serial = f"{station}-{n:06d}"
+        if hold == "claim":
+            with q._db.transaction():  # the row locked, the claim never committed
+                q._db.execute("SELECT id FROM jobs WHERE id = ? FOR UPDATE", (job.id,))
+                print(f"holding {job.id}", flush=True)
+                time.sleep(3600)
+        try:
+            q.start_burn(job.id, serial)
+        except ValueError:
+            continue  # another station got it first
+        if hold == "burn":
+            print(f"holding {job.id}", flush=True)
+            time.sleep(3600)
+        q.secret(job.id)
+        time.sleep(0.005)  # the card write
+        done = q.burned(job.id, serial)
+        q.log_burn(
+            {
+                "time_utc": "-",
+                "station": station,
+                "serial": serial,
+                "model": "bench",
+                "issuer": done.issuer,
+                "account": done.account,
+                "secret_fingerprint": done.fingerprint,
+                "algorithm": done.algorithm,
+                "period": done.period,
+                "job_id": done.id,
+                "source": done.source,
+            }
+        )
+        n += 1
+
+
+def spawn(url: str, station: str, hold: str = "") -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, __file__, "--worker", url, station, hold or "-"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+# -- the measurements ----------------------------------------------------------------------
+
+
+def exactly_once(server: PgServer, jobs: int, stations: int) -> dict[str, Any]:
+    url = server.new_database("once")
+    db = PostgresDatabase(url)
+    schema.migrate(db, schema.PARTS)
+    per = jobs // stations
+    for s in range(stations):  # each station queues its share of the jobs
+        q = open_queue(url, f"station-{s}")
+        q.take(f"file{s}", f"batch{s}.csv", "ok", accounts(s * per, per))
+        q.close()
+    began = time.monotonic()
+    procs = [spawn(url, f"station-{s}") for s in range(stations)]
+    for p in procs:
+        p.wait()
+    took = time.monotonic() - began
+    rows = db.execute("SELECT state, count(*) FROM jobs GROUP BY state").fetchall()
+    logged = db.execute("SELECT job_id, count(*) FROM provisioning_log GROUP BY job_id").fetchall()
+    by_station = db.execute(
+        "SELECT claimed_by, count(*) FROM jobs GROUP BY claimed_by ORDER BY claimed_by"
+    ).fetchall()
+    serials = db.execute(
+        "SELECT count(DISTINCT burned_serial), count(*) FROM jobs WHERE state = 'burned'"
+    ).fetchone()
+    held = db.execute("SELECT count(*) FROM jobs WHERE secret IS NOT NULL").fetchone()[0]
+    db.close()
+    states = dict(rows)
+    return {
+        "jobs": jobs - jobs % stations,
+        "stations": stations,
+        "states": states,
+        "burned_once": states.get("burned") == per * stations
+        and len(logged) == per * stations
+        and all(c == 1 for _j, c in logged)
+        and serials[0] == serials[1],
+        "burned_by_station": dict(by_station),
+        "seeds_left_in_db": held,
+        "seconds": round(took, 2),
+        "burns_per_s": round(per * stations / took, 1),
+    }
+
+
+def kills(server: PgServer, rounds: int) -> dict[str, Any]:
+    """kill -9 a station holding a claim: mid-claim (row locked, not committed) and
+    mid-burn (intent committed), alternately; time until the job can be had again."""
+    url = server.new_database("kill")
+    db = PostgresDatabase(url)
+    schema.migrate(db, schema.PARTS)
+    keeper = open_queue(url, "survivor")
+    keeper.take("f", "kills.csv", "ok", accounts(0, rounds))
+    back_claim: list[float] = []
+    back_burn: list[float] = []
+    for r in range(rounds):
+        hold = "claim" if r % 2 == 0 else "burn"
+        victim = spawn(url, f"victim-{r}", hold)
+        assert victim.stdout is not None
+        job_id = int(victim.stdout.readline().split()[1])
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.wait()
+        killed = time.monotonic()
+        while True:
+            if hold == "claim":
+                try:  # the server ended the dead transaction: claimable at once
+                    keeper.start_burn(job_id, f"token-{r}")
+                    keeper.back_to_queue(job_id, "bench: only checking it can be claimed")
+                    back_claim.append(time.monotonic() - killed)
+                    break
+                except ValueError:
+                    pass
+            elif any(j.id == job_id for j in keeper.expire()):
+                back_burn.append(time.monotonic() - killed)
+                keeper.retry(job_id)  # a person checked the token: burn it elsewhere
+                break
+            time.sleep(0.01)
+    # The survivors burn everything that is left; nothing may be burned twice.
+    for p in [spawn(url, "survivor-a"), spawn(url, "survivor-b")]:
+        p.wait()
+    logged = db.execute("SELECT job_id, count(*) FROM provisioning_log GROUP BY job_id").fetchall()
+    states = dict(db.execute("SELECT state, count(*) FROM jobs GROUP BY state").fetchall())
+    keeper.close()
+    db.close()
+    return {
+        "rounds": rounds,
+        "states_after": states,
+        "nothing_burned_twice": all(c == 1 for _j, c in logged) and len(logged) == rounds,
+        "mid_claim_back_after_s": _med(back_claim),
+        "mid_burn_back_after_s (lease 1 s)": _med(back_burn),
+    }
+
+
+def notifications(server: PgServer, n: int) -> dict[str, Any]:
+    """A job queued at station A -> station B's queue-changed callback."""
+    url = server.new_database("notify")
+    db = PostgresDatabase(url)
+    schema.migrate(db, schema.PARTS)
+    db.close()
+    a, b = open_queue(url, "A"), open_queue(url, "B")
+    heard = threading.Event()
+    at: list[float] = []
+    up = threading.Event()
+
+    def on_change(_what: str) -> None:
+        at.append(time.perf_counter())
+        heard.set()
+
+    b.listen(on_change, lambda ok: up.set() if ok else None)
+    up.wait(10)
+    from_call: list[float] = []
+    from_commit: list[float] = []
+    for i in range(n):
+        heard.clear()
+        t0 = time.perf_counter()
+        a.take(f"n{i}", f"n{i}.png", "ok", accounts(10_000 + i, 1))
+        t1 = time.perf_counter()
+        if not heard.wait(5):
+            raise SystemExit("a notification was lost")
+        from_call.append((at[-1] - t0) * 1000)
+        from_commit.append((at[-1] - t1) * 1000)
+        time.sleep(0.01)
+    a.close()
+    b.close()
+    return {
+        "changes": n,
+        "take_call_to_other_station_ms": _ms(from_call),
+        "after_commit_to_other_station_ms": _ms(from_commit),
+    }
+
+
+def daemon_notifications(server: PgServer, n: int, work: Path) -> dict[str, Any]:
+    """Two full daemons (each its own pcscd + vpcd and dbus-daemon) on one database: a
+    file queued at A over D-Bus -> the QueueState signal of B on B's bus."""
+    import asyncio
+    import base64
+
+    from benchlib import running_daemon
+
+    from tokenstation.daemon.bus.client import StationClient
+
+    url = server.new_database("daemons")
+    db = PostgresDatabase(url)
+    schema.migrate(db, schema.PARTS)
+    db.close()
+    key = work / "store.key"
+    key.write_text("tokenstation store key v1\n" + base64.b64encode(KEY).decode() + "\n")
+    key.chmod(0o600)
+    for name in ("a", "b"):
+        (work / name).mkdir()
+        (work / f"{name}.toml").write_text(
+            f'[store]\nurl = "{url}"\nkey_file = "{key}"\n[station]\nname = "desk-{name}"\n'
+        )
+
+    async def measure(bus_a: str, bus_b: str) -> list[tuple[float, float]]:
+        a = await StationClient.connect("session", bus_a)
+        b = await StationClient.connect("session", bus_b)
+        heard: asyncio.Queue[float] = asyncio.Queue()
+
+        def on_signal(name: str, _payload: dict[str, Any]) -> None:
+            if name == "QueueState":
+                heard.put_nowait(time.perf_counter())
+
+        await b.subscribe(on_signal)
+        out: list[tuple[float, float]] = []
+        for i in range(n):
+            path = work / f"job{i}.uri"
+            seed = base64.b32encode(f"bench-daemon-{i:06d}".encode()).decode().rstrip("=")
+            path.write_text(f"otpauth://totp/ACME:d{i}?secret={seed}&issuer=ACME\n")
+            t0 = time.perf_counter()
+            await a.ingest(str(path))
+            t1 = time.perf_counter()
+            got = await asyncio.wait_for(heard.get(), 5)
+            out.append(((got - t0) * 1000, (got - t1) * 1000))
+            await asyncio.sleep(0.05)
+        await a.close()
+        await b.close()
+        return out
+
+    with (
+        running_daemon(work / "a", 1, "--config", str(work / "a.toml")) as da,
+        running_daemon(work / "b", 1, "--config", str(work / "b.toml")) as dbn,
+    ):
+        for d in (da, dbn):  # until each is ready
+            log = Path(d.env["HOME"]) / "daemon.log"
+            deadline = time.monotonic() + 30
+            while "daemon ready" not in log.read_text():
+                if time.monotonic() > deadline or d.proc.poll() is not None:
+                    raise SystemExit(f"a daemon did not start: {log.read_text()[-500:]}")
+                time.sleep(0.1)
+        timings = asyncio.run(measure(da.bus.address, dbn.bus.address))
+    return {
+        "changes": n,
+        "ingest_call_at_A_to_signal_at_B_ms": _ms([t for t, _ in timings]),
+    }
+
+
+def _med(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    return {
+        "n": len(values),
+        "median": round(statistics.median(values), 3),
+        "max": round(max(values), 3),
+    }
+
+
+def _ms(values: list[float]) -> dict[str, float]:
+    values = sorted(values)
+    return {
+        "median": round(statistics.median(values), 2),
+        "p95": round(values[int(len(values) * 0.95) - 1], 2),
+        "max": round(values[-1], 2),
+    }
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        _flag, url, station, hold = sys.argv[1:5]
+        return worker(url, station, "" if hold == "-" else hold)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--jobs", type=int, default=300)
+    ap.add_argument("--stations", type=int, default=3)
+    ap.add_argument("--kills", type=int, default=20)
+    ap.add_argument("--notifications", type=int, default=100)
+    ap.add_argument("--daemon-notifications", type=int, default=30)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    server = PgServer().start()
+    try:
+        result = {
+            **machine(),
+            "postgresql": server.psql("SHOW server_version").strip(),
+            "exactly_once": exactly_once(server, args.jobs, args.stations),
+            "kill_9": kills(server, args.kills),
+            "notification": notifications(server, args.notifications),
+        }
+        with tempfile.TemporaryDirectory(prefix="bench-stations-") as work:
+            result["notification_between_daemons"] = daemon_notifications(
+                server, args.daemon_notifications, Path(work)
+            )
+    finally:
+        server.stop()
+    report(result, args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

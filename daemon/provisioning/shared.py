@@ -1,0 +1,125 @@
+"""A queue several stations share: their changes, the leases, the database's reachability.
+
+Beside the Provisioner, on a shared database only. Another station's queue change
+(NOTIFY, on the store's listener thread) becomes this station's QueueState event and a
+new look at the tokens on its readers, at once. Every third of the lease it renews its
+own claims and settles the claims of stations that stopped answering (their lease ran
+out): the job fails for a person to check the token, and the token counts as possibly
+holding a seed everywhere. When the database is unreachable, tokens are still read and
+measured; dropped files wait in the drop folder's claim area and are taken when it is
+back (the file's hash is recorded with its jobs in one transaction, so a file taken
+twice queues nothing twice).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from tokenstation.daemon.events import Fault, FaultKind
+from tokenstation.daemon.storage.database import StoreUnavailable
+
+if TYPE_CHECKING:
+    from tokenstation.daemon.provisioning.provisioner import Provisioner
+
+log = logging.getLogger(__name__)
+
+
+class SharedQueue:
+    """Keeps a station in step with the others on a shared queue."""
+
+    def __init__(self, prov: Provisioner, loop: asyncio.AbstractEventLoop) -> None:
+        self.prov = prov
+        self.loop = loop
+        self.reachable = True
+        self.since = time.time()
+        self.detail = ""
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Listen for the other stations and keep the leases (loop thread)."""
+        self.prov.queue.listen(self._changed_elsewhere, self._reachability)
+        self._task = asyncio.ensure_future(self._keep_leases())
+
+    async def stop(self) -> None:
+        """Stop keeping leases (the listener stops when the queue closes)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def status(self) -> dict[str, object]:
+        """For GetStatus: the shared database and whether it answers."""
+        out: dict[str, object] = {
+            "backend": "postgresql",
+            "location": self.prov.queue.location,
+            "reachable": self.reachable,
+            "since": round(self.since, 3),
+        }
+        if not self.reachable:
+            out["detail"] = (
+                f"the shared database is unreachable ({self.detail}); tokens are still read "
+                "and measured, dropped files wait and are taken when it is back, no job is "
+                "burned meanwhile"
+            )
+        return out
+
+    # -- listener thread -------------------------------------------------------------------
+
+    def _changed_elsewhere(self, what: str) -> None:
+        self.loop.call_soon_threadsafe(self.prov.queue_changed_elsewhere, what)
+
+    def _reachability(self, reachable: bool) -> None:
+        self.loop.call_soon_threadsafe(self._set_reachable, reachable)
+
+    # -- loop thread -------------------------------------------------------------------------
+
+    def _set_reachable(self, reachable: bool, detail: str = "") -> None:
+        if reachable == self.reachable:
+            return
+        self.reachable = reachable
+        self.since = time.time()
+        self.detail = detail or ("connection lost" if not reachable else "")
+        station = self.prov.station
+        if not reachable:
+            log.warning("the shared database is unreachable: %s", self.detail)
+            station.publish(
+                Fault(
+                    kind=FaultKind.ERROR,
+                    message="the shared database is unreachable: no burns until it is back; "
+                    "dropped files wait",
+                    next_step="Check the network and the PostgreSQL server.",
+                )
+            )
+            return
+        log.info("the shared database is reachable again: catching up")
+        self.prov.catch_up()
+
+    def lost(self, exc: StoreUnavailable) -> None:
+        """A statement found the database unreachable (loop thread)."""
+        self._set_reachable(False, str(exc))
+
+    async def _keep_leases(self) -> None:
+        """Renew this station's claims, settle expired ones; also the health probe that
+        notices the database is back after a statement found it gone."""
+        period = max(0.2, self.prov.queue.lease_s / 3)
+        queue = self.prov.queue
+        while True:
+            try:
+                held = tuple(self.prov.claims)
+                await self.loop.run_in_executor(None, queue.renew, held)
+                expired = await self.loop.run_in_executor(None, queue.expire)
+            except StoreUnavailable as exc:
+                self.lost(exc)
+            except Exception:
+                log.exception("keeping the queue's leases failed")
+            else:
+                if not self.reachable:
+                    self._set_reachable(True)
+                if expired:
+                    self.prov.settle_interrupted(expired, "its station stopped answering")
+                    self.prov.queue_changed_elsewhere("expired")
+            await asyncio.sleep(period if self.reachable else min(period, 1.0))

@@ -1,0 +1,92 @@
+"""The one interface both storage backends offer: statements, transactions, notifications.
+
+The registry and the queue write their SQL once, with ``?`` placeholders and the
+dialect words named here (``greatest``, ``now``, ``skip_locked``); a backend turns them
+into its own. A backend serialises its connection behind :attr:`Database.lock`, so the
+callers' methods may be called from any thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, ClassVar, Protocol
+
+
+class Rows(Protocol):
+    """What a statement returns (a DB-API cursor of either library)."""
+
+    @property
+    def rowcount(self) -> int:
+        """Rows changed by an INSERT/UPDATE/DELETE."""
+        ...
+
+    def fetchone(self) -> Any:
+        """The next row, or None."""
+        ...
+
+    def fetchall(self) -> list[Any]:
+        """Every remaining row."""
+        ...
+
+
+class StoreUnavailable(Exception):
+    """The shared database cannot be reached now (the message says why; no secret in it)."""
+
+
+class SchemaMismatch(Exception):
+    """The database's schema is not the one this tokenstation knows (older or newer)."""
+
+
+#: Called with each notification's payload, on the backend's listener thread.
+NotifyHandler = Callable[[str], None]
+
+
+class Database(ABC):
+    """A connection to one storage backend."""
+
+    #: "sqlite" or "postgresql".
+    dialect: str
+    #: True when other stations use the same database (leases, notifications matter).
+    shared: bool
+    #: The scalar maximum of two values (SQLite's two-argument MAX, PostgreSQL's GREATEST).
+    greatest: str
+    #: The database's clock in seconds since the epoch, as an SQL expression.
+    now: str
+    #: What a SELECT adds to lock its rows and skip those another transaction holds.
+    skip_locked: str
+    #: The column type of ids, times and bytes in migrations.
+    types: ClassVar[dict[str, str]]
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """Where the data is (a path, or the server and database; never a password)."""
+
+    @abstractmethod
+    def execute(self, sql: str, args: Sequence[object] = ()) -> Rows:
+        """Run one statement (autocommitted unless inside :meth:`transaction`)."""
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[None]:
+        """Hold the lock and run the block as one transaction (rolled back on an exception)."""
+
+    def notify(self, payload: str) -> None:  # noqa: B027 (a station alone: nobody to tell)
+        """Tell the other stations the queue changed (within a transaction: at its commit)."""
+
+    def listen(  # noqa: B027 (a station alone: nobody else changes it)
+        self, handler: NotifyHandler, on_state: Callable[[bool], None]
+    ) -> None:
+        """Call ``handler`` with every notification; ``on_state(reachable)`` on changes."""
+
+    def scrub(self) -> None:  # noqa: B027 (a backend without a log file of old pages)
+        """After a secret was erased (lock held): make sure no old copy stays in a log file."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Close the connection (and the listener)."""

@@ -1,0 +1,112 @@
+"""Seeds in a shared database are sealed by the stations: AES-256-GCM with a key file.
+
+Every station of a shared database holds the same key file (``[store] key_file``, made
+once by ``tokenstation store init-key`` and copied, 0600, to the others). A sealed seed
+is ``nonce (12 bytes) || ciphertext+tag``, its associated data the job id and the
+serial it is bound to, so a sealed value moved to another row does not open. The
+duplicate check uses an HMAC of the seed under the same key, never a bare hash: the
+database and its dumps hold nothing that reveals or confirms a seed without the key.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import stat
+from pathlib import Path
+
+from tokenstation.daemon import xdg
+from tokenstation.daemon.token.crypto import aes_gcm_open, aes_gcm_seal
+
+KEY_BYTES = 32
+NONCE_BYTES = 12
+INIT_KEY_COMMAND = "tokenstation store init-key"
+_HEADER = "tokenstation store key v1\n"
+
+
+class KeyProblem(Exception):
+    """The key file is missing, unsafe or unreadable (the message says what to do)."""
+
+
+def default_key_file() -> Path:
+    """$XDG_CONFIG_HOME/tokenstation/store.key."""
+    return xdg.config_dir() / "store.key"
+
+
+def init_key(path: Path) -> Path:
+    """Create a new random key file (0600 in a 0700 folder); never overwrites one."""
+    xdg.private_dir(path.parent)
+    key = os.urandom(KEY_BYTES)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except FileExistsError:
+        raise KeyProblem(
+            f"{path} exists already: a new key would make every queued seed unreadable; "
+            "keep it (copy it to the other stations) or move it away first"
+        ) from None
+    with os.fdopen(fd, "w") as f:
+        f.write(_HEADER + base64.b64encode(key).decode() + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    return path
+
+
+def _derive(key: bytes, purpose: bytes) -> bytes:
+    return hmac.new(key, b"tokenstation " + purpose, hashlib.sha256).digest()
+
+
+class SecretBox:
+    """Seal and open seeds; keyed HMAC for recognising duplicates."""
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) != KEY_BYTES:
+            raise KeyProblem(f"a store key is {KEY_BYTES} bytes, got {len(key)}")
+        self._seal_key = _derive(key, b"seal")
+        self._hash_key = _derive(key, b"hash")
+        self.key_id = _derive(key, b"key id").hex()[:16]
+
+    @classmethod
+    def load(cls, path: Path) -> SecretBox:
+        """Read the key file; refused when missing, readable by others or malformed."""
+        try:
+            st = os.stat(path)
+            text = path.read_text("ascii")
+        except FileNotFoundError:
+            raise KeyProblem(
+                f"the store key file {path} does not exist: create it once with "
+                f"`{INIT_KEY_COMMAND}` and copy it (0600) to every station of the database"
+            ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise KeyProblem(f"the store key file {path} cannot be read ({exc})") from None
+        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise KeyProblem(
+                f"the store key file {path} is readable by others "
+                f"(mode {stat.S_IMODE(st.st_mode):o}): chmod 600 it"
+            )
+        if not text.startswith(_HEADER):
+            raise KeyProblem(f"{path} is not a tokenstation store key (made by {INIT_KEY_COMMAND})")
+        try:
+            key = base64.b64decode(text[len(_HEADER) :].strip(), validate=True)
+        except ValueError:
+            raise KeyProblem(f"{path}: the key is not valid base64") from None
+        return cls(key)
+
+    def seal(self, plain: bytes, job_id: int, serial: str) -> bytes:
+        """Encrypt a seed for job ``job_id`` (bound to ``serial``, or "")."""
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce + aes_gcm_seal(self._seal_key, nonce, plain, _associated(job_id, serial))
+
+    def open(self, sealed: bytes, job_id: int, serial: str) -> bytes | None:
+        """The seed, or None when this key (or this row) did not seal it."""
+        nonce, body = sealed[:NONCE_BYTES], sealed[NONCE_BYTES:]
+        return aes_gcm_open(self._seal_key, nonce, body, _associated(job_id, serial))
+
+    def digest(self, plain: bytes) -> str:
+        """A keyed hash of a seed (for duplicates), meaningless without the key."""
+        return hmac.new(self._hash_key, plain, hashlib.sha256).hexdigest()
+
+
+def _associated(job_id: int, serial: str) -> bytes:
+    return f"tokenstation job {job_id} serial {serial}".encode()

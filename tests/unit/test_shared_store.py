@@ -1,0 +1,261 @@
+"""The shared backend against a real PostgreSQL server (tests/conftest.py starts it).
+
+Two "stations" here are two sets of connections with different station names, as two
+daemons would hold; the daemons themselves meet in tests/integration/test_stations.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tokenstation.daemon.intake.otpauth import OtpAccount
+from tokenstation.daemon.provisioning.queue import JobQueue, NewJob, SealBroken
+from tokenstation.daemon.registry.store import Operation, Store
+from tokenstation.daemon.simulator.pgserver import PgServer
+from tokenstation.daemon.storage import schema
+from tokenstation.daemon.storage.database import SchemaMismatch, StoreUnavailable
+from tokenstation.daemon.storage.postgres import PostgresDatabase
+from tokenstation.daemon.storage.secretbox import KeyProblem, SecretBox, init_key
+from tokenstation.daemon.token.secret import Secret
+from tokenstation.daemon.token.settings import HmacAlgorithm, TokenSettings
+
+KEY = bytes(range(32))
+
+
+def migrated(url: str) -> str:
+    db = PostgresDatabase(url)
+    schema.migrate(db, schema.PARTS)
+    db.close()
+    return url
+
+
+def account(i: int) -> OtpAccount:
+    seed = f"tokenstation-test-{i:05d}".encode()
+    return OtpAccount("totp", "ACME", f"user{i}", Secret(seed))
+
+
+def queue(url: str, station: str, *, lease_s: float = 30.0, key: bytes = KEY) -> JobQueue:
+    return JobQueue(PostgresDatabase(url), station=station, box=SecretBox(key), lease_s=lease_s)
+
+
+def test_an_empty_or_old_database_is_refused_with_the_command_to_run(pg_url: str) -> None:
+    with pytest.raises(SchemaMismatch, match="tokenstation store migrate"):
+        Store(PostgresDatabase(pg_url), station="A")
+    db = PostgresDatabase(pg_url)
+    assert schema.migrate(db, schema.PARTS) == {
+        "registry": (0, schema.REGISTRY.version),
+        "queue": (0, schema.QUEUE.version),
+    }
+    assert schema.migrate(db, schema.PARTS)["queue"] == (schema.QUEUE.version,) * 2
+    db.execute("UPDATE meta SET value = '1' WHERE key = 'queue_schema_version'")
+    with pytest.raises(SchemaMismatch, match="version 1, this tokenstation needs 2: run"):
+        queue(pg_url, "A")
+    db.execute("UPDATE meta SET value = '99' WHERE key = 'queue_schema_version'")
+    with pytest.raises(SchemaMismatch, match="newer than this tokenstation knows"):
+        queue(pg_url, "A")
+    db.close()
+
+
+def test_settings_written_at_one_station_are_known_at_another(pg_url: str) -> None:
+    migrated(pg_url)
+    a = Store(PostgresDatabase(pg_url), station="desk-a")
+    b = Store(PostgresDatabase(pg_url), station="desk-b")
+    settings = TokenSettings(HmacAlgorithm.SHA256, 60, 30)
+    a.seen("86596320000001", "C302", 100.0)
+    a.record_write("86596320000001", settings, 101.0, provisioned=True)
+    a.record_operation(Operation("86596320000001", 101.0, "burn", "ok", "station; ACME:bob"))
+    record = b.token("86596320000001")
+    assert record is not None
+    assert record.settings == settings and record.provisioned
+    assert record.last_station == "desk-a"
+    b.seen("86596320000001", "C302", 200.0)
+    assert a.token("86596320000001").last_station == "desk-b"  # type: ignore[union-attr]
+    assert [op.station for op in b.operations("86596320000001")] == ["desk-a"]
+    a.close()
+    b.close()
+
+
+def test_of_two_stations_claiming_one_job_exactly_one_gets_it(pg_url: str) -> None:
+    migrated(pg_url)
+    a, b = queue(pg_url, "A"), queue(pg_url, "B")
+    (job,) = a.take("f1", "f1.png", "ok", [NewJob(account(1))]).queued
+    assert [j.station for j in b.jobs(["queued"])] == ["A"]
+    wins: list[str] = []
+    losses: list[str] = []
+    start = threading.Barrier(2)
+
+    def claim(q: JobQueue, serial: str) -> None:
+        start.wait()
+        try:
+            q.start_burn(job.id, serial)
+            wins.append(q.station)
+        except ValueError as exc:
+            losses.append(str(exc))
+
+    threads = [threading.Thread(target=claim, args=(q, s)) for q, s in ((a, "1"), (b, "2"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(wins) == 1 and len(losses) == 1
+    assert a.get(job.id).claimed_by == wins[0]  # type: ignore[union-attr]
+    a.close()
+    b.close()
+
+
+def test_a_row_another_station_is_claiming_is_skipped_not_waited_for(pg_url: str) -> None:
+    migrated(pg_url)
+    a, b = queue(pg_url, "A"), queue(pg_url, "B")
+    (job,) = a.take("f1", "f1.png", "ok", [NewJob(account(1))]).queued
+    holder = PostgresDatabase(pg_url)
+    with holder.transaction():
+        holder.execute("SELECT id FROM jobs WHERE id = ? FOR UPDATE", (job.id,))
+        began = time.monotonic()
+        with pytest.raises(ValueError, match="being claimed by another station"):
+            b.start_burn(job.id, "86596320000001")
+        assert time.monotonic() - began < 5  # skipped at once, not blocked on the lock
+    assert b.start_burn(job.id, "86596320000001").claimed_by == "B"
+    for q in (a, b):
+        q.close()
+    holder.close()
+
+
+def test_a_claim_whose_station_stopped_answering_expires_as_failed(pg_url: str) -> None:
+    migrated(pg_url)
+    a = queue(pg_url, "A", lease_s=0.3)
+    b = queue(pg_url, "B", lease_s=0.3)
+    (job,) = a.take("f1", "f1.png", "ok", [NewJob(account(1))]).queued
+    a.start_burn(job.id, "86596320000001")
+    assert b.expire() == []  # the lease runs
+    assert a.renew([]) == 0  # A renews only the claims it knows of: none
+    assert b.recover() == []  # another station's claim is not B's to settle at start
+    time.sleep(0.5)
+    (expired,) = b.expire()
+    assert expired.state == "failed" and "station A stopped answering" in expired.reason
+    assert b.targeted("86596320000001")  # never burned onto again without a person
+    assert b.expire() == []  # settled once
+    b.retry(job.id)
+    assert a.get(job.id).state == "queued"  # type: ignore[union-attr]
+    a.close()
+    b.close()
+
+
+def test_a_station_renewing_its_lease_keeps_its_claim(pg_url: str) -> None:
+    migrated(pg_url)
+    a = queue(pg_url, "A", lease_s=0.4)
+    b = queue(pg_url, "B", lease_s=0.4)
+    (job,) = a.take("f1", "f1.png", "ok", [NewJob(account(1))]).queued
+    a.start_burn(job.id, "86596320000001")
+    for _ in range(4):
+        time.sleep(0.15)
+        assert a.renew([job.id]) == 1
+        assert b.expire() == []
+    a.close()
+    b.close()
+
+
+def forms(raw: bytes) -> set[bytes]:
+    b32 = base64.b32encode(raw)
+    return {
+        raw,
+        b32,
+        b32.rstrip(b"="),
+        raw.hex().encode(),
+        base64.b64encode(raw).rstrip(b"="),
+        hashlib.sha256(raw).hexdigest().encode(),
+    }
+
+
+def test_no_seed_is_readable_in_a_dump_and_burned_seeds_are_gone(
+    pg_server: PgServer, pg_url: str
+) -> None:
+    migrated(pg_url)
+    a, b = queue(pg_url, "A"), queue(pg_url, "B")
+    jobs = a.take("f1", "f1.png", "ok", [NewJob(account(i)) for i in range(5)]).queued
+    dump = pg_server.dump(pg_url)
+    assert b"COPY public.jobs" in dump and dump.count(b"\\\\x") >= 5  # the sealed seeds
+    for i in range(5):
+        for form in forms(account(i).secret.reveal()):
+            assert form not in dump
+    assert b.secret(jobs[0].id).reveal() == account(0).secret.reveal()  # B opens A's seals
+    b.start_burn(jobs[0].id, "86596320000001")
+    b.burned(jobs[0].id, "86596320000001")
+    assert a.get(jobs[0].id).has_secret is False  # type: ignore[union-attr]
+    with pytest.raises(KeyError):
+        a.secret(jobs[0].id)
+    a.close()
+    b.close()
+
+
+def test_a_station_with_another_key_cannot_open_or_claim(pg_url: str) -> None:
+    migrated(pg_url)
+    a, other = queue(pg_url, "A"), queue(pg_url, "B", key=bytes(32))
+    (job,) = a.take("f1", "f1.png", "ok", [NewJob(account(1))]).queued
+    with pytest.raises(SealBroken, match="same key file"):
+        other.secret(job.id)
+    a.close()
+    other.close()
+
+
+def test_a_sealed_seed_moved_to_another_row_does_not_open() -> None:
+    box = SecretBox(KEY)
+    sealed = box.seal(b"seed", 7, "86596320000001")
+    assert box.open(sealed, 7, "86596320000001") == b"seed"
+    assert box.open(sealed, 8, "86596320000001") is None
+    assert box.open(sealed, 7, "") is None
+
+
+def test_the_key_file_is_made_0600_once_and_refused_when_loose(tmp_path: Path) -> None:
+    path = tmp_path / "keys" / "store.key"
+    init_key(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "keys").stat().st_mode & 0o777 == 0o700
+    SecretBox.load(path)
+    with pytest.raises(KeyProblem, match="exists already"):
+        init_key(path)
+    os.chmod(path, 0o644)
+    with pytest.raises(KeyProblem, match="chmod 600"):
+        SecretBox.load(path)
+    with pytest.raises(KeyProblem, match="tokenstation store init-key"):
+        SecretBox.load(tmp_path / "missing.key")
+
+
+def test_another_stations_change_is_notified_at_once(pg_url: str) -> None:
+    migrated(pg_url)
+    a, b = queue(pg_url, "A"), queue(pg_url, "B")
+    heard: list[str] = []
+    changed = threading.Event()
+    states: list[bool] = []
+
+    def on_change(what: str) -> None:
+        heard.append(what.split(maxsplit=1)[0])
+        changed.set()
+
+    b.listen(on_change, states.append)
+    deadline = time.monotonic() + 10
+    while not states and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert states == [True]
+    (job,) = a.take("f1", "f1.png", "ok", [NewJob(account(1))]).queued
+    assert changed.wait(5)
+    changed.clear()
+    b.start_burn(job.id, "86596320000001")  # B's own change: not echoed to B
+    a.remove(a.take("f2", "f2.png", "ok", [NewJob(account(2))]).queued[0].id)
+    deadline = time.monotonic() + 5
+    while len(heard) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert heard == ["added", "added", "removed"]
+    a.close()
+    b.close()
+
+
+def test_an_unreachable_server_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreUnavailable, match="cannot be reached"):
+        PostgresDatabase(f"postgresql://nobody@/none?host={tmp_path}&connect_timeout=2")
