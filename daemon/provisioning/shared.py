@@ -20,7 +20,7 @@ import time
 from typing import TYPE_CHECKING
 
 from tokenstation.daemon.events import Fault, FaultKind
-from tokenstation.daemon.storage.database import StoreUnavailable
+from tokenstation.daemon.storage.database import NameTaken, StoreUnavailable
 
 if TYPE_CHECKING:
     from tokenstation.daemon.provisioning.provisioner import Provisioner
@@ -109,11 +109,14 @@ class SharedQueue:
         queue = self.prov.queue
         while True:
             try:
+                await self.loop.run_in_executor(None, queue.hold_name)  # again after a loss
                 held = tuple(self.prov.claims)
                 await self.loop.run_in_executor(None, queue.renew, held)
                 expired = await self.loop.run_in_executor(None, queue.expire)
             except StoreUnavailable as exc:
                 self.lost(exc)
+            except NameTaken as exc:  # the server restarted and a same-named station came
+                self.lost(StoreUnavailable(str(exc)))
             except Exception:
                 log.exception("keeping the queue's leases failed")
             else:

@@ -74,6 +74,10 @@ def sites(
     yield a, b, pg_url
 
 
+def cfg_text(site: Site) -> str:
+    return (site.home / "config" / "tokenstation" / "config.toml").read_text()
+
+
 class Sim:
     """A simulated token in a slot of any station's stack (waits on the station's signals)."""
 
@@ -200,6 +204,13 @@ def test_a_station_dying_with_a_claim_releases_it_after_the_lease_never_burning_
         assert da.proc.returncode == CRASH_STATUS
         (job,) = jobs(b)
         assert (job["state"], job["claimed_by"]) == ("burning", "desk-a")
+        # A's bus is free again; a station there that calls itself desk-b while B runs is
+        # refused before it reads anything (it would settle B's claims as its own).
+        twin = a.home / "twin.toml"
+        twin.write_text(cfg_text(a).replace('name = "desk-a"', 'name = "desk-b"'))
+        refused = run_cli(a.env, "daemon", "--config", str(twin), timeout=30)
+        assert refused.returncode == 1
+        assert "another station named 'desk-b' is running on" in refused.stderr
         # The lease (1.5 s) runs out; B settles the claim: failed, never back to a burn.
         wait_until(lambda: jobs(b)[0]["state"] == "failed", 10.0, "the claim to expire")
         (job,) = jobs(b)
