@@ -68,13 +68,13 @@ def open_stores(cfg: Config, registry: Path, queue: Path) -> tuple[Store, JobQue
         assert queue_db is not None
         store = Store(shared, station=station)
         try:
-            queue = JobQueue(queue_db, station=station, box=box, lease_s=cfg.store.lease_s)
-            queue.hold_name()  # before recovery: it settles claims made under this name
+            jobs = JobQueue(queue_db, station=station, box=box, lease_s=cfg.store.lease_s)
+            jobs.hold_name()  # before recovery: it settles claims made under this name
         except BaseException:
             queue_db.close()
             store.close()
             raise
-        return store, queue
+        return store, jobs
     except NameTaken as exc:
         raise StoreRefused(str(exc), "") from None
     except SchemaMismatch as exc:
