@@ -381,6 +381,16 @@ class BurnFailed(CardWriteEvent):
     next_step: str = ""
 
 
+@dataclass(frozen=True, kw_only=True)
+class StoreReachability(Event):
+    """The shared database went away (no burns; dropped files wait) or came back."""
+
+    reachable: bool
+    since: float  # when it went away or came back
+    location: str  # the server and database (never a password)
+    message: str
+
+
 #: Event type -> D-Bus signal name: the only mapping between the two.
 SIGNALS: dict[type[Event], str] = {
     TokenPresented: "TokenPresented",
@@ -399,6 +409,7 @@ SIGNALS: dict[type[Event], str] = {
     BurnOffered: "BurnOffered",
     BurnDone: "BurnDone",
     BurnFailed: "BurnFailed",
+    StoreReachability: "StoreReachability",
 }
 EVENTS: dict[str, type[Event]] = {name: kind for kind, name in SIGNALS.items()}
 

@@ -261,3 +261,8 @@ class StationInterface(ServiceInterface):
     def BurnFailed(self, info: "a{sv}") -> "a{sv}":
         """A burn failed: outcome (requeued or failed), message, next step."""
         return info
+
+    @signal()
+    def StoreReachability(self, info: "a{sv}") -> "a{sv}":
+        """The shared database went away or came back: reachable, since, message."""
+        return info
