@@ -385,7 +385,6 @@ def _wait(predicate: Any, timeout: float, what: str) -> float:
 def daemon_burns(rig: Rig, jobs: int, operators: int) -> dict[str, Any]:
     """Jobs dropped at random stations; fresh tokens placed at random free stations until
     every job is burned; then a sample of burned tokens moved to another station."""
-    from tokenstation.daemon.simulator.stations import remove_token
 
     rng = random.Random(15)
     base = rig.one("SELECT count(*) FROM jobs")[0]
@@ -437,7 +436,7 @@ def daemon_burns(rig: Rig, jobs: int, operators: int) -> dict[str, Any]:
                             per_burn.append(time.monotonic() - t0)
                             burned_at[serial] = s
                 finally:
-                    remove_token(proc)
+                    rig.sites[s].take_off(proc, serial)
             except RuntimeError as exc:
                 with lock:
                     misses.append(str(exc))
@@ -485,7 +484,6 @@ def daemon_burns(rig: Rig, jobs: int, operators: int) -> dict[str, Any]:
 def cross_station_syncs(rig: Rig, burned_at: dict[str, int], sample: int) -> dict[str, Any]:
     """Burned tokens placed, 30 s fast, at another station: settings from the registry,
     sync offered (no confirmed defaults anywhere), nothing burned onto them."""
-    from tokenstation.daemon.simulator.stations import remove_token
 
     rng = random.Random(16)
     picks = rng.sample(sorted(burned_at), min(sample, len(burned_at)))
@@ -514,7 +512,7 @@ def cross_station_syncs(rig: Rig, burned_at: dict[str, int], sample: int) -> dic
         try:
             _wait(measured, 30, f"{serial} measured at {site.name} ({site.log_tail(1500)})")
         finally:
-            remove_token(proc)
+            site.take_off(proc, serial)
         good = (
             found.get("settings_source") == "registry"
             and found.get("sync_offered") is True
@@ -608,7 +606,7 @@ def daemon_kills(rig: Rig, rounds: int, lease_s: float) -> dict[str, Any]:
         with rig.free[(v + 1) % len(rig.sites)]:
             again = other.token(serial)
             time.sleep(3.0)
-            remove_token(again)
+            other.take_off(again, serial)
         rig.settled()
         twice += rig.logged(serial)
     # The retried jobs burn onto fresh tokens.

@@ -117,6 +117,22 @@ class SiteParts:
             stderr=subprocess.DEVNULL,
         )
 
+    def take_off(self, proc: subprocess.Popen[bytes], serial: str, timeout: float = 15) -> None:
+        """Take a token off the reader; with the daemon running, until it has seen it go
+        (so that the next token placed there is a new card to it, not the same one)."""
+        remove_token(proc)
+        if self.daemon is None or self.daemon.poll() is not None:
+            return
+        gone = f"token {serial} removed".encode()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.log_path.open("rb") as f:
+                f.seek(max(0, self.log_path.stat().st_size - 65536))
+                if gone in f.read():
+                    return
+            time.sleep(0.02)
+        raise RuntimeError(f"{self.name}'s daemon did not see {serial} go: {self.log_tail()}")
+
     def close(self) -> None:
         """Stop the daemon, the bus and (when it made it) the stack."""
         self.stop_daemon()

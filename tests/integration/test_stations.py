@@ -21,6 +21,7 @@ from tokenstation.daemon.faults import CRASH_ENV, CRASH_STATUS
 from tokenstation.daemon.simulator.pgserver import PgServer
 from tokenstation.daemon.simulator.privatebus import PrivateBus, timedated_service
 from tokenstation.daemon.simulator.stack import PcscStack
+from tokenstation.daemon.simulator.stations import station_config, write_config
 from tokenstation.daemon.storage.postgres import PostgresDatabase
 
 from conftest import TRANSCRIPT, BusWatcher, DaemonProc, bus_env, run_cli, wait_until
@@ -65,17 +66,13 @@ def sites(
     key = tmp_path / "shared" / "store.key"
     assert run_cli(a.env, "store", "init-key", "--key-file", str(key)).returncode == 0
     for s in (a, b):
-        (s.home / "config" / "tokenstation").mkdir(parents=True, exist_ok=True)
-        (s.home / "config" / "tokenstation" / "config.toml").write_text(
-            f'mode = "station"\n[clock]\ntrust = "assume-synchronised"\n'
-            f'[store]\nurl = "{pg_url}"\nkey_file = "{key}"\nlease = 1.5\n'
-            f'[station]\nname = "{s.name}"\n'
-        )
+        write_config(s.home, station_config(pg_url, key, s.name, lease_s=1.5))
     yield a, b, pg_url
 
 
-def cfg_text(site: Site) -> str:
-    return (site.home / "config" / "tokenstation" / "config.toml").read_text()
+def key_of(site: Site) -> Path:
+    """The store key file the site's daemon uses (one for both sites)."""
+    return site.home.parent / "shared" / "store.key"
 
 
 class Sim:
@@ -189,7 +186,7 @@ def test_two_stations_share_one_queue_and_one_registry(
 def test_a_station_dying_with_a_claim_releases_it_after_the_lease_never_burning_twice(
     sites: tuple[Site, Site, str], tmp_path: Path
 ) -> None:
-    a, b, _url = sites
+    a, b, url = sites
     assert run_cli(a.env, "store", "migrate").returncode == 0
     # A dies right after its claim (the burn's intent) is committed, before the seed write
     # ends: as kill -9 or a power cut at that instant would.
@@ -207,7 +204,7 @@ def test_a_station_dying_with_a_claim_releases_it_after_the_lease_never_burning_
         # A's bus is free again; a station there that calls itself desk-b while B runs is
         # refused before it reads anything (it would settle B's claims as its own).
         twin = a.home / "twin.toml"
-        twin.write_text(cfg_text(a).replace('name = "desk-a"', 'name = "desk-b"'))
+        twin.write_text(station_config(url, key_of(a), "desk-b", lease_s=1.5))
         refused = run_cli(a.env, "daemon", "--config", str(twin), timeout=30)
         assert refused.returncode == 1
         assert "another station named 'desk-b' is running on" in refused.stderr
@@ -283,4 +280,3 @@ def test_the_database_unreachable_tokens_are_still_read_and_drops_wait(
         assert status()["queue_length"] == 1
     finally:
         server.stop()
-
