@@ -11,6 +11,23 @@ test_stations.py, two full daemons with simulated tokens).
 
     .venv/bin/python bench/bench_stations.py [--jobs 300] [--stations 3] [--kills 20]
         [--notifications 100] [--json FILE]
+
+With ``--daemons`` the same targets with real stations instead: each a
+``tokenstation daemon`` with its own private pcscd + vpcd, its own dbus-daemon and
+simulated tokens (``daemon/simulator/stations.py``, as the integration test), all on
+one database in station mode. Job files are dropped into random stations' drop folders;
+three "operators" place fresh simulated tokens (a new serial each) on random free
+stations until every job is burned; a sample of burned tokens is then placed, 30 s
+fast, at another station (settings from the shared registry, sync offered, no
+confirmed defaults); then ``--kills`` rounds SIGKILL a station's daemon with a claim
+held: mid-claim (the claim committed, the token holding up its GET CHALLENGE answer,
+nothing written) or mid-burn (the seed written, the token holding up its answer), and
+time until another station settles the claim; the token is then placed at another
+station with a job waiting (nothing may be burned onto it), the job retried and burned
+onto a fresh token. Checks come from the shared provisioning log and jobs table.
+
+    .venv/bin/python bench/bench_stations.py --daemons [--jobs 300] [--kills 20]
+        [--moves 20] [--lease 3] [--json FILE]
 """
 
 from __future__ import annotations
