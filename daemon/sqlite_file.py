@@ -27,3 +27,9 @@ def open_private(path: Path, pragmas: Iterable[str]) -> sqlite3.Connection:
     for pragma in pragmas:
         db.execute(f"PRAGMA {pragma}")
     return db
+
+
+def add_nullable_column(db: sqlite3.Connection, table: str, column: str, kind: str) -> None:
+    """Give ``table`` the nullable ``column`` if a database made before it lacks it."""
+    if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
+        db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")

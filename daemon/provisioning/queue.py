@@ -28,7 +28,7 @@ from pathlib import Path
 
 from tokenstation.daemon.intake.otpauth import OtpAccount
 from tokenstation.daemon.safetext import utf8_safe
-from tokenstation.daemon.sqlite_file import open_private
+from tokenstation.daemon.sqlite_file import add_nullable_column, open_private
 from tokenstation.daemon.token.secret import Secret
 from tokenstation.daemon.token.settings import HmacAlgorithm, TokenSettings
 
@@ -52,7 +52,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     attempts INTEGER NOT NULL DEFAULT 0,
     reason TEXT NOT NULL DEFAULT '',
     burned_serial TEXT,
-    burned_at REAL
+    burned_at REAL,
+    profile INTEGER
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, id);
 CREATE INDEX IF NOT EXISTS jobs_hash ON jobs (secret_hash);
@@ -88,6 +89,8 @@ class Job:
     burned_serial: str | None
     burned_at: float | None
     has_secret: bool = field(default=False)
+    #: The Molto2 profile it went (or was going) into; None for single-profile tokens.
+    profile: int | None = None
 
     def label(self) -> str:
         """issuer:account."""
@@ -119,6 +122,8 @@ class Job:
             out["burned_serial" if self.state == "burned" else "target_serial"] = self.burned_serial
         if self.burned_at is not None:
             out["burned_at"] = self.burned_at
+        if self.profile is not None:
+            out["profile"] = self.profile
         return out
 
 
@@ -156,6 +161,7 @@ class JobQueue:
         )
         with self._lock:
             self._db.executescript(_SCHEMA)
+            add_nullable_column(self._db, "jobs", "profile", "INTEGER")
             self._scrub()  # a stop between an erasure and its checkpoint left old pages
         for sidecar in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
             if sidecar.exists():
@@ -315,15 +321,31 @@ class JobQueue:
                 self._scrub()
             return self._get(job_id)
 
-    def start_burn(self, job_id: int, serial: str) -> Job:
-        """queued -> burning onto ``serial``: the burn's intent, durable (synchronous=FULL)
-        before the token is touched, resolved by :meth:`recover` after a crash."""
+    def start_burn(self, job_id: int, serial: str, profile: int | None = None) -> Job:
+        """queued -> burning onto ``serial`` (and a Molto2's ``profile``): the burn's intent,
+        durable (synchronous=FULL) before the token is touched, resolved by :meth:`recover`
+        after a crash."""
         return self._set(
             job_id,
-            "state = 'burning', attempts = attempts + 1, burned_serial = ?",
-            (serial,),
+            "state = 'burning', attempts = attempts + 1, burned_serial = ?, profile = ?",
+            (serial, profile),
             "queued",
         )
+
+    def interrupted(self, job_id: int, reason: str) -> Job:
+        """burning stays burning, with the reason: the token left after its seed write was
+        sent, so whether the seed landed is read from the profile when it comes back."""
+        return self._set(job_id, "reason = ?", (reason,), "burning")
+
+    def interrupted_burns(self, serial: str) -> list[Job]:
+        """Molto2 burns onto ``serial`` left burning by a token pulled mid-write."""
+        with self._lock:
+            rows = self._db.execute(
+                _JOB_SELECT + " WHERE state = 'burning' AND burned_serial = ? "
+                "AND profile IS NOT NULL ORDER BY id",
+                (serial,),
+            ).fetchall()
+        return [_job(r) for r in rows]
 
     def burned(self, job_id: int, serial: str) -> Job:
         """burning -> burned; the secret is erased (and scrubbed from the WAL)."""
@@ -338,7 +360,10 @@ class JobQueue:
     def back_to_queue(self, job_id: int, reason: str) -> Job:
         """burning -> queued: nothing was written (refused before writing, token gone)."""
         return self._set(
-            job_id, "state = 'queued', reason = ?, burned_serial = NULL", (reason,), "burning"
+            job_id,
+            "state = 'queued', reason = ?, burned_serial = NULL, profile = NULL",
+            (reason,),
+            "burning",
         )
 
     def failed(self, job_id: int, reason: str) -> Job:
@@ -376,8 +401,10 @@ class JobQueue:
 
 _JOB_SELECT = (
     "SELECT id, state, fingerprint, issuer, account, algorithm, period, serial, source, "
-    "created, updated, attempts, reason, burned_serial, burned_at, secret IS NOT NULL FROM jobs"
+    "created, updated, attempts, reason, burned_serial, burned_at, secret IS NOT NULL, "
+    "profile FROM jobs"
 )
+
 
 
 def _where(states: Iterable[str] | None) -> tuple[str, tuple[str, ...]]:
@@ -388,4 +415,9 @@ def _where(states: Iterable[str] | None) -> tuple[str, tuple[str, ...]]:
 
 
 def _job(row: tuple[object, ...]) -> Job:
-    return Job(*row[:15], has_secret=bool(row[15]))  # type: ignore[arg-type, misc]
+    profile = row[16]
+    return Job(
+        *row[:15],  # type: ignore[arg-type, misc]
+        has_secret=bool(row[15]),
+        profile=int(str(profile)) if profile is not None else None,
+    )

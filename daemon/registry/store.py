@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from tokenstation.daemon.sqlite_file import open_private
+from tokenstation.daemon.sqlite_file import add_nullable_column, open_private
 from tokenstation.daemon.token.settings import HmacAlgorithm, TokenSettings
 
 SCHEMA_VERSION = 1
@@ -49,7 +49,8 @@ CREATE TABLE IF NOT EXISTS operations (
     detail TEXT NOT NULL DEFAULT '',
     drift_before_s REAL,
     drift_after_s REAL,
-    secret_fingerprint TEXT
+    secret_fingerprint TEXT,
+    profile INTEGER
 );
 CREATE INDEX IF NOT EXISTS operations_serial ON operations (serial, at);
 CREATE TABLE IF NOT EXISTS clock_kinds (
@@ -97,6 +98,7 @@ class Operation:
     drift_before_s: float | None = None
     drift_after_s: float | None = None
     secret_fingerprint: str | None = None
+    profile: int | None = None  # the Molto2 profile a burn went into
 
     def as_dict(self) -> dict[str, object]:
         """JSON-friendly form."""
@@ -106,7 +108,7 @@ class Operation:
             "outcome": self.outcome,
             "detail": self.detail,
         }
-        for key in ("drift_before_s", "drift_after_s", "secret_fingerprint"):
+        for key in ("drift_before_s", "drift_after_s", "secret_fingerprint", "profile"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
@@ -124,6 +126,7 @@ class Store:
         )
         with self._lock:
             self._db.executescript(_SCHEMA)
+            add_nullable_column(self._db, "operations", "profile", "INTEGER")
             self._db.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
@@ -199,7 +202,7 @@ class Store:
         with self._lock:
             self._db.execute(
                 "INSERT INTO operations (serial, at, kind, outcome, detail, drift_before_s, "
-                "drift_after_s, secret_fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "drift_after_s, secret_fingerprint, profile) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     op.serial,
                     op.at,
@@ -209,6 +212,7 @@ class Store:
                     op.drift_before_s,
                     op.drift_after_s,
                     op.secret_fingerprint,
+                    op.profile,
                 ),
             )
 
@@ -258,7 +262,7 @@ class Store:
         with self._lock:
             rows = self._db.execute(
                 "SELECT serial, at, kind, outcome, detail, drift_before_s, drift_after_s, "
-                "secret_fingerprint FROM operations WHERE serial = ? ORDER BY at",
+                "secret_fingerprint, profile FROM operations WHERE serial = ? ORDER BY at",
                 (serial,),
             ).fetchall()
         return [Operation(*r) for r in rows]
