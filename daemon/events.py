@@ -118,6 +118,9 @@ class BurnOutcome(StrEnum):
 
     REQUEUED = "requeued"  # nothing known written, or the token left: the job waits again
     FAILED = "failed"  # needs a person
+    #: A Molto2 left after the seed write was sent: the job stays burning into its
+    #: profile, settled by the profile's seed flag when the Molto2 is back.
+    INTERRUPTED = "interrupted"
 
 
 class FileVerdict(StrEnum):

@@ -57,6 +57,7 @@ from .events import (
     to_wire,
 )
 from .pcsc import ReaderEvent
+from .token import molto2 as m
 from .token.errors import (
     CardLost,
     MalformedResponse,
@@ -65,7 +66,6 @@ from .token.errors import (
     TokenError,
     TransportError,
 )
-from .token import molto2 as m
 from .token.models import Model, ModelTable
 from .token.molto2_session import (
     Molto2Session,

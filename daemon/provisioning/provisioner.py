@@ -47,6 +47,7 @@ from tokenstation.daemon.faults import CrashPoint
 from tokenstation.daemon.intake.files import IntakeFiles, Refusal
 from tokenstation.daemon.intake.ingest import NotAFile, Opened, judge_bytes, open_and_read, read_fd
 from tokenstation.daemon.intake.payload import Verdict, advice
+from tokenstation.daemon.provisioning import molto2_burn
 from tokenstation.daemon.provisioning.csvsafe import SafeWriter
 from tokenstation.daemon.provisioning.otpcode import expected_code
 from tokenstation.daemon.provisioning.queue import Intake, Job, JobQueue, NewJob
@@ -83,6 +84,7 @@ LOG_FIELDS = (
     "period",
     "job_id",
     "source",
+    "profile",  # the Molto2 profile ("" for single-profile tokens)
 )
 
 
@@ -421,6 +423,9 @@ class Provisioner:
             for j in self.queue.jobs(["queued"])
             if (j.id, p.reader, p.generation) not in self._skipped
         ]
+        if p.profiles is not None:  # a Molto2: the next job into the next free profile
+            await molto2_burn.consider(self, p, waiting)
+            return
         choice = choose_job(p.model, p.serial, self.touched(p.serial), waiting, self.cfg.mode)
         if choice.job is None:
             if waiting and choice.reason:
@@ -462,16 +467,23 @@ class Provisioner:
                 f"job {job_id} is bound to token {job.serial}, not {p.serial}",
                 f"Place token {job.serial}, or remove the job and queue its file again unbound.",
             )
+        molto2 = p.profiles is not None
+        write = (
+            molto2_burn.burn_write(self, p, job, origin) if molto2 else BurnWrite(self, job, origin)
+        )
         try:
-            done = await self.station.write(p, BurnWrite(self, job, origin))
+            done = await self.station.write(p, write)
         finally:
             self._queue_changed(offer=False)
+        if molto2:
+            self._offer(p.reader)  # the next job into the next free profile
         assert isinstance(done, BurnDone)
         return done
 
     def log_provisioning(self, job: Job, p: Presence) -> None:
         """Append the provisioning-log row for a burned job (CSV, 0600)."""
         new = not self.log_path.exists()
+        with_profile = new or _has_profile_column(self.log_path)
         fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(fd, "a", newline="", encoding="utf-8", errors="backslashreplace") as f:
             w = SafeWriter(f)
@@ -491,6 +503,7 @@ class Provisioner:
                     job.id,
                     job.source,
                 ]
+                + ([job.profile if job.profile is not None else ""] if with_profile else [])
             )
             f.flush()
             os.fsync(f.fileno())
@@ -655,6 +668,13 @@ class _Ingest:
     name: str
     taken: FileTaken | None = None
     error: StationError | None = None
+
+
+def _has_profile_column(path: Path) -> bool:
+    """Whether an existing provisioning log's header has the profile column (a log begun
+    before Molto2 burns keeps its columns; the registry has the profile then)."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return "profile" in f.readline().strip().split(",")
 
 
 def job_view(job: Job) -> JobView:

@@ -406,7 +406,6 @@ _JOB_SELECT = (
 )
 
 
-
 def _where(states: Iterable[str] | None) -> tuple[str, tuple[str, ...]]:
     if states is None:
         return "", ()
