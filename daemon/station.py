@@ -538,7 +538,7 @@ class Station:
         by_index = {i.index: i for i in changed}
         p.profiles = [by_index.get(i.index, i) for i in p.profiles]
         if drift is not None and p.model is not None:
-            host = time.time()
+            host = self._host_clock().time()
             p.ident = Identification(p.serial, p.model, round(host + drift.drift_s), host, drift)
             self._record_drift(p, p.ident)
 
