@@ -59,6 +59,7 @@ from .events import (
 from .pcsc import ReaderEvent
 from .token import molto2 as m
 from .token.errors import (
+    AuthenticationRefused,
     CardLost,
     MalformedResponse,
     NotAToken,
@@ -134,6 +135,8 @@ class Presence:
     detail: str = ""
     #: A Molto2: every profile's public data as last read (None: a single-profile token).
     profiles: list[m.ProfileInfo] | None = None
+    #: The token refused the key: no write authenticates again while it stays placed.
+    key_refused: bool = False
 
     @property
     def measured(self) -> bool:
@@ -690,6 +693,13 @@ class Station:
                     ErrorKind.NOT_PRESENT, f"token {p.serial} left the reader", "Place it again."
                 )
             try:
+                if p.key_refused:
+                    raise StationError(
+                        ErrorKind.REFUSED,
+                        f"token {p.serial} refused the key on this placement; it is never "
+                        "tried again (a refused key may lock the token)",
+                        "Check the key in the configuration, then place the token again.",
+                    )
                 await w.prepare(p)
                 p.state = w.busy
                 try:
@@ -702,6 +712,7 @@ class Station:
                 self._finish(p, w.failed(p, exc), exc.message)
                 raise
             except TokenError as exc:
+                p.key_refused = p.key_refused or isinstance(exc, AuthenticationRefused)
                 self._finish(p, w.failed(p, exc), exc.message)
                 raise StationError(ErrorKind.FAILED, exc.message, exc.next_step) from None
             if isinstance(result, WriteResult) and result.residual is not None and p.model:

@@ -32,6 +32,7 @@ from tokenstation.daemon.provisioning.molto2_burn import (
 )
 from tokenstation.daemon.provisioning.queue import Job
 from tokenstation.daemon.simulator.molto2 import Molto2Faults, SimulatedMolto2
+from tokenstation.daemon.station import StationError
 from tokenstation.daemon.token import molto2 as m
 from tokenstation.daemon.token.secret import Secret
 from tray.model import TrayModel
@@ -331,6 +332,15 @@ def test_a_refused_key_is_tried_once_and_the_batch_stops(tmp_path: Path) -> None
         assert failed.outcome == BurnOutcome.FAILED and "6309" in failed.message
         assert "9 attempts left" in failed.next_step and "Do not retry" in failed.next_step
         assert [rig.state(j) for j in jobs] == ["failed", "queued", "queued"]
+        # More jobs arriving, a click on Burn or Sync: the key is not tried again.
+        rig.prov.offer_all()  # as when more jobs arrive
+        await rig.settle()
+        for attempt in (rig.prov.burn(jobs[1], SERIAL), rig.sync.sync(SERIAL)):
+            try:
+                await attempt
+            except StationError as exc:
+                assert "never tried again" in exc.message
+        assert rig.device.attempts_left == rig.device.attempts - 1
         assert sum(rig.seed_writes()) == 0
         await rig.close()
 
