@@ -351,3 +351,19 @@ def test_job_view_carries_the_profile() -> None:
     j = job(3, state="burned", burned_serial=SERIAL, profile=7)
     assert j.as_dict()["profile"] == 7
     assert dataclasses.replace(j, profile=None).as_dict().get("profile") is None
+
+
+def test_auto_sync_sets_a_drifting_molto2_by_itself(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        cfg = dataclasses.replace(attended(), auto_sync=True)
+        rig = Molto2Rig(tmp_path, cfg, clock_offset_s=-20.0)
+        preload(rig, 4, "P4")
+        rig.place()
+        await rig.settle()
+        assert rig.of(TokenMeasured)[0].auto_sync
+        [done] = rig.of(ProfilesSynced)
+        assert done.origin == "auto" and done.synced == 1
+        assert rig.device.slots[4].sync_writes == 1 and rig.seed_writes()[4] == 0
+        await rig.close()
+
+    asyncio.run(scenario())
