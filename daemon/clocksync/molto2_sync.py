@@ -24,6 +24,7 @@ from tokenstation.daemon.events import (
 )
 from tokenstation.daemon.registry.store import Operation
 from tokenstation.daemon.station import CardOperation, Presence, Station, StationError, Written
+from tokenstation.daemon.token import molto2 as m
 from tokenstation.daemon.token.errors import RefusedByPolicy, TokenError
 from tokenstation.daemon.token.models import ModelTable
 from tokenstation.daemon.token.molto2_session import (
@@ -56,12 +57,12 @@ class Molto2SyncWrite(CardOperation[list[ProfileSync]]):
         self.wait = wait
         self.serial = ""
         self.untrusted = False
-        self.profiles: list[int] = []
+        self.seeded: list[m.ProfileInfo] = []
 
     async def prepare(self, p: Presence) -> None:
         assert p.profiles is not None
         self.serial = p.serial
-        self.profiles = [i.index for i in p.profiles if i.seed_present]
+        self.seeded = [i for i in p.profiles if i.seed_present]
         trust = await self.station.check_clock(fresh=True)
         if not trust.trusted and not self.confirm:
             raise StationError(
@@ -79,8 +80,7 @@ class Molto2SyncWrite(CardOperation[list[ProfileSync]]):
                 f"the Molto2 on the reader is {serial}, not {self.serial}; nothing was written",
                 "Plug in the intended device and try again.",
             )
-        seeded = session.read_profiles(self.profiles)
-        return session.sync(seeded)
+        return session.sync(self.seeded)  # each profile is read again before its write
 
     def succeeded(self, p: Presence, result: list[ProfileSync]) -> Written:
         worst_before = profile_clock_drift(
