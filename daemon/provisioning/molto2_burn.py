@@ -280,6 +280,8 @@ class Molto2BurnWrite(CardOperation[ProfileWrite]):
     def failed(self, p: Presence, exc: StationError | TokenError) -> Written | None:
         if not self.started:
             return None  # refused before the queue or the card was touched
+        if self.resume and isinstance(exc, StationError):
+            return None  # the card was not touched: settled at the next placement
         queue = self.prov.queue
         gone = isinstance(exc, CardLost | TransportError)
         seed_sent = self.resume or (
@@ -296,15 +298,17 @@ class Molto2BurnWrite(CardOperation[ProfileWrite]):
                 "seed landed (then only its title and settings are written)",
             )
             outcome = BurnOutcome.INTERRUPTED
-        elif gone or isinstance(exc, StationError | RefusedByPolicy):
-            job = (
-                queue.back_to_queue(self.job.id, exc.message)
-                if not self.resume
-                else queue.failed(self.job.id, exc.message)
-            )
-            outcome = BurnOutcome.REQUEUED if not self.resume else BurnOutcome.FAILED
+        elif not self.resume and (gone or isinstance(exc, StationError | RefusedByPolicy)):
+            job = queue.back_to_queue(self.job.id, exc.message)
+            outcome = BurnOutcome.REQUEUED
         else:
-            job = queue.failed(self.job.id, exc.message)
+            uncertain = (
+                f"; profile {self.profile} may hold this seed: check it (`tokenstation "
+                "profiles`) before a retry"
+                if seed_sent
+                else ""
+            )
+            job = queue.failed(self.job.id, exc.message + uncertain)
             outcome = BurnOutcome.FAILED
         op = Operation(
             p.serial,
