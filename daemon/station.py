@@ -431,12 +431,6 @@ class Station:
 
     # -- card I/O: one helper for every operation ----------------------------------------
 
-    async def _on_card(self, reader: str, operation: Callable[[TokenSession], T]) -> T:
-        """Run ``operation`` on a fresh connection and session in the card I/O pool."""
-        return await self._on_connection(
-            reader, lambda conn, clock: operation(TokenSession(conn, self.models, clock))
-        )
-
     async def _on_connection(
         self, reader: str, operation: Callable[[Connection, HostClock], T]
     ) -> T:
