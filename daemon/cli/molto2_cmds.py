@@ -1,6 +1,6 @@
 """Token2 Molto2 on the command line: `profiles`, `delete`, `burn --profile`, `sync`, `molto2`.
 
-The device is talked to directly (the daemon does not drive Molto2 yet). It is
+The device is talked to directly (the daemon drives it too: presence, burns, sync). It is
 recognised by its reader's name, or behind vpcd by one public-data read; commands
 for a Molto2 refuse any other device, and the single-profile commands hand over here
 only when asked for a profile or when the device is a Molto2.

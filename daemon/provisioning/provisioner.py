@@ -175,12 +175,13 @@ class Provisioner:
         A job left "burning" was recorded as intent before its seed write: the token
         may hold the seed. It becomes failed (a person decides), and the registry marks
         the token provisioned with its settings unknown, so station mode never burns over
-        it and a sync asks for the settings.
+        it and a sync asks for the settings. A Molto2 job stays burning into its profile,
+        whose seed flag settles it when the Molto2 is placed (:mod:`molto2_burn`).
         """
         stuck = self.queue.recover()
         for job in stuck:
             log.warning("job %d (%s) was burning when the daemon stopped", job.id, job.label())
-            if not job.burned_serial:
+            if not job.burned_serial or job.profile is not None:
                 continue
             self.station.store.mark_uncertain_burn(job.burned_serial, time.time())
             self.station.store.record_operation(

@@ -388,9 +388,19 @@ class JobQueue:
             return self._get(job_id)
 
     def recover(self) -> list[Job]:
-        """At start: jobs a crash left 'burning' become 'failed' with the reason."""
+        """At start: jobs a crash left 'burning' become 'failed' with the reason; a Molto2
+        burn (its profile known) stays 'burning', settled by that profile's seed flag
+        when the Molto2 is placed (a single-profile token cannot tell)."""
         stuck = self.jobs(["burning"])
         for job in stuck:
+            if job.profile is not None:
+                self.interrupted(
+                    job.id,
+                    f"the daemon stopped during this burn into profile {job.profile}; when "
+                    "that Molto2 is placed, the profile's seed flag decides (set: only its "
+                    "title and settings are written; clear: the seed is written)",
+                )
+                continue
             self.failed(
                 job.id,
                 "the daemon stopped during this burn; the token may or may not hold the "

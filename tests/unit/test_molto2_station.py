@@ -9,9 +9,11 @@ import base64
 import dataclasses
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
-from test_provisioner import ProvRig
+import pytest
+from test_provisioner import STEPS, InjectedCrash, ProvRig
 
 from tokenstation.daemon.config import Config, DefaultSettings
 from tokenstation.daemon.events import (
@@ -367,3 +369,46 @@ def test_auto_sync_sets_a_drifting_molto2_by_itself(tmp_path: Path) -> None:
         await rig.close()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_a_daemon_killed_at_any_step_of_a_molto2_burn_never_writes_a_profile_twice(
+    tmp_path: Path, step: str
+) -> None:
+    """Station mode, killed at ``step`` of the first burn, restarted with the Molto2 still
+    there: the interrupted job is settled by its profile's seed flag (the seed written
+    if it had not landed, else only title and settings), the rest of the batch goes into
+    the next free profiles, and no profile gets a second seed."""
+
+    async def scenario() -> None:
+        rig = Molto2Rig(tmp_path, station_mode())
+        rig.prov.crash_point = _crash_at(step)
+        jobs = await rig.batch(3)
+        rig.place()
+        await rig.settle()  # the burn task died at the crash point
+        assert rig.seed_writes()[:3] == [0 if step == "intent" else 1, 0, 0]
+        again = Molto2Rig(tmp_path, station_mode())
+        again.device, again.conn, again.clock = rig.device, rig.conn, rig.clock
+        again.prov.recover()
+        first = "burning" if step in ("intent", "written", "registry") else "burned"
+        assert again.state(jobs[0]) == first
+        again.place()
+        await again.settle()
+        assert [again.state(j) for j in jobs] == ["burned", "burned", "burned"]
+        assert [d.job.profile for d in again.of(BurnDone)] == (
+            [0, 1, 2] if first == "burning" else [1, 2]
+        )
+        assert rig.seed_writes()[:4] == [1, 1, 1, 0]  # never twice, never over a seed
+        assert rig.device.slots[0].title == "Svc0:user0"
+        await rig.close()
+        await again.close()
+
+    asyncio.run(scenario())
+
+
+def _crash_at(step: str) -> Callable[[str], None]:
+    def crash(at: str) -> None:
+        if at == step:
+            raise InjectedCrash(at)
+
+    return crash
