@@ -13,7 +13,9 @@ provisioning-log row.
 A Molto2 pulled after a seed write was sent leaves its job "burning" with the profile:
 when it is back, the profile's seed-present flag decides. Set: the seed landed, so only
 the title and settings are written (the seed never twice). Clear: nothing landed, and
-the seed is written then.
+the seed is written then. A daemon stopped mid-burn leaves the job the same way. If the
+ledger (which the CLI's burns write too) names another account in that profile, its
+seed is another's: nothing is written and the job fails for a person.
 """
 
 from __future__ import annotations
@@ -119,7 +121,8 @@ async def consider(prov: Provisioner, p: Presence, waiting: list[Job]) -> None:
             await prov.station.write(p, Molto2BurnWrite(prov, job, Origin.STATION, resume=True))
         except StationError as exc:
             log.warning("settling job %d on Molto2 %s: %s", job.id, p.serial, exc.message)
-            return
+            if prov.station.readers.get(p.reader) is not p:
+                return  # it left: the rest waits for the next placement
     choice = choose_profile_job(p.serial, p.free_profiles(), waiting, prov.cfg.mode)
     if choice.job is None or choice.profile is None:
         if waiting:
@@ -191,6 +194,7 @@ class Molto2BurnWrite(CardOperation[ProfileWrite]):
         self.started = resume
         self.session: Molto2Session | None = None
         self.settled = False  # resume: the seed had landed; title and settings written
+        self.foreign = ""  # resume: the ledger names another account in the profile
 
     async def prepare(self, p: Presence) -> None:
         if self.prov.paused and self.origin == Origin.STATION and not self.resume:
@@ -203,12 +207,24 @@ class Molto2BurnWrite(CardOperation[ProfileWrite]):
                 raise StationError(ErrorKind.REFUSED, str(exc), _SEE_QUEUE) from None
             self.started = True
         self.seed = self.prov.queue.secret(self.job.id)
+        if self.resume:
+            entry = self._ledger().accounts(p.serial).get(self.profile, {})
+            if entry and entry.get("secret_fingerprint") != self.job.fingerprint:
+                self.foreign = str(entry.get("account", "another account"))
         self.prov.crash_point("intent")
+
+    def _ledger(self) -> Ledger:
+        return Ledger(self.prov.station.store.path.parent / FILE_NAME)
 
     def perform(self, conn: Connection, clock: HostClock, models: ModelTable) -> ProfileWrite:
         assert self.seed is not None
         session = self.session = Molto2Session(conn, self.prov.cfg.molto2_customer_key, clock)
         if self.resume and session.read_profile(self.profile).seed_present:
+            if self.foreign:
+                raise RefusedByPolicy(
+                    f"profile {self.profile} of Molto2 {self.serial} holds the seed of "
+                    f"{self.foreign} (burned since); nothing was written"
+                )
             self.settled = True
             return session.finish(
                 self.profile,
@@ -224,8 +240,7 @@ class Molto2BurnWrite(CardOperation[ProfileWrite]):
     def succeeded(self, p: Presence, result: ProfileWrite) -> Written:
         crash = self.prov.crash_point
         crash("written")
-        ledger = Ledger(self.prov.station.store.path.parent / FILE_NAME)
-        ledger.record(p.serial, result.profile, self.job.label(), result.seed_fingerprint)
+        self._ledger().record(p.serial, result.profile, self.job.label(), result.seed_fingerprint)
         crash("registry")
         done = self.prov.queue.burned(self.job.id, p.serial)
         crash("burned")
@@ -305,7 +320,7 @@ class Molto2BurnWrite(CardOperation[ProfileWrite]):
             uncertain = (
                 f"; profile {self.profile} may hold this seed: check it (`tokenstation "
                 "profiles`) before a retry"
-                if seed_sent
+                if seed_sent and not self.foreign
                 else ""
             )
             job = queue.failed(self.job.id, exc.message + uncertain)

@@ -33,6 +33,7 @@ from tokenstation.daemon.provisioning.molto2_burn import (
     profile_title,
 )
 from tokenstation.daemon.provisioning.queue import Job
+from tokenstation.daemon.registry.molto2_ledger import Ledger
 from tokenstation.daemon.simulator.molto2 import Molto2Faults, SimulatedMolto2
 from tokenstation.daemon.station import StationError
 from tokenstation.daemon.token import molto2 as m
@@ -412,3 +413,31 @@ def _crash_at(step: str) -> Callable[[str], None]:
             raise InjectedCrash(at)
 
     return crash
+
+
+def test_a_profile_burned_elsewhere_since_the_stop_is_left_alone(tmp_path: Path) -> None:
+    """Killed before the seed write; meanwhile the CLI burned another account into that
+    profile (the ledger says so): the job fails for a person, nothing is written there."""
+
+    async def scenario() -> None:
+        rig = Molto2Rig(tmp_path, station_mode())
+        rig.prov.crash_point = _crash_at("intent")
+        jobs = await rig.batch(2)
+        rig.place()
+        await rig.settle()
+        preload(rig, 0, "Other")  # the CLI's burn, with its ledger row
+        Ledger(tmp_path / "molto2-profiles.json").record(SERIAL, 0, "Other:x", "feedface")
+        again = Molto2Rig(tmp_path, station_mode())
+        again.device, again.conn, again.clock = rig.device, rig.conn, rig.clock
+        again.prov.recover()
+        again.place()
+        await again.settle()
+        assert again.state(jobs[0]) == "failed"
+        job = again.queue.get(jobs[0])
+        assert job is not None and "holds the seed of Other:x" in job.reason
+        assert again.state(jobs[1]) == "burned"
+        assert rig.seed_writes()[:3] == [0, 1, 0] and rig.device.slots[0].title == "Other"
+        await rig.close()
+        await again.close()
+
+    asyncio.run(scenario())
