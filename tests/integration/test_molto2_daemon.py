@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import signal
 import sqlite3
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +22,7 @@ from test_molto2 import code_at
 from conftest import BusWatcher, DaemonProc, SimToken, card_present, wait_until
 
 Start = Callable[..., tuple[DaemonProc, BusWatcher]]
+Cli = Callable[..., subprocess.CompletedProcess[str]]
 Sim = Callable[..., SimToken]
 
 pytestmark = pytest.mark.pcsc
@@ -139,7 +142,7 @@ def test_a_csv_batch_fills_100_profiles_then_sync_and_never_a_seed_over_a_seed(
 
 
 def test_a_molto2_pulled_mid_batch_resumes_at_the_next_free_profile_without_doubling(
-    start_daemon: Start, simulator: Sim, tmp_path: Path
+    start_daemon: Start, simulator: Sim, tmp_path: Path, cli_bus: Cli
 ) -> None:
     folder = tmp_path / "drop"
     _daemon, bus = start_daemon(config=config(folder))
@@ -179,10 +182,16 @@ def test_a_molto2_pulled_mid_batch_resumes_at_the_next_free_profile_without_doub
     states = queue_states(tmp_path / "home")
     assert [(s, p) for _a, s, p in states] == [("burned", n) for n in (0, 1, 3, 4, 5, 6)]
 
-    # Sync: the kept profile's clock was 30 s fast; every seeded profile ends in time.
-    synced = bus.run(bus.client.sync(SERIAL))
-    assert synced["synced"] == 7 and round(synced["drift_before_s"]) == 30
+    # `tokenstation sync` goes through the daemon (never beside it to the same Molto2):
+    # the kept profile's clock was 30 s fast; every seeded profile ends in time.
+    text = cli_bus("sync", "--yes")
+    assert text.returncode == 0, text.stderr
+    assert f"Set the clock of 7 profiles of Molto2v2 {SERIAL}" in text.stdout
+    assert "the largest drift was 30 s fast; now in time" in text.stdout
+    synced = json.loads(cli_bus("sync", "--yes", "--json").stdout)
+    assert synced["via"] == "daemon" and synced["synced"] == 7
     assert abs(synced["drift_after_s"]) <= 1
     kept = next(p for p in synced["profiles"] if p["profile"] == 2)
-    assert round(kept["drift_before_s"]) == 30 and abs(kept["drift_after_s"]) <= 1
-    assert sim.fresh_state()["profiles"][2]["seed_writes"] == 0
+    assert abs(kept["drift_before_s"]) <= 1 and abs(kept["drift_after_s"]) <= 1  # set before
+    state = sim.fresh_state()["profiles"]
+    assert state[2]["seed_writes"] == 0 and state[2]["sync_writes"] == 2
