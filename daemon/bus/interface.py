@@ -261,3 +261,8 @@ class StationInterface(ServiceInterface):
     def BurnFailed(self, info: "a{sv}") -> "a{sv}":
         """A burn failed: outcome (requeued or failed), message, next step."""
         return info
+
+    @signal()
+    def ProfilesSynced(self, info: "a{sv}") -> "a{sv}":
+        """A Molto2's seeded profiles had their clocks set: drift before and after each."""
+        return info
