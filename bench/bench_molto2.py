@@ -7,14 +7,22 @@ sequence Token2's molto2.py sends (its method, replayed through the same transpo
 one process run, hence one GET INFO and one authentication, per profile burned;
 `--synctimeall` = one time write to each of the 100 profiles, seeded or not).
 
+Then, on the same stack, the daemon (station mode, on a private dbus-daemon): a
+100-row CSV dropped into its folder with the Molto2 placed, timed until every job is
+burned (each burn one card session: read, login, seed, title, config, read back), and
+a sync of all 100 seeded profiles asked over D-Bus (SyncToken), timed to its reply.
+
     .venv/bin/python bench/bench_molto2.py [--reps 5] [--json FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import base64
 import json
 import os
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -23,7 +31,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchlib import machine, report, start_sim, stop_sim
+from benchlib import (
+    count_jobs,
+    machine,
+    proc_cpu_s,
+    queue_db,
+    report,
+    running_daemon,
+    start_sim,
+    stop_sim,
+    wait_for_intake,
+    wait_until_measured,
+)
 
 from tokenstation.daemon.simulator.stack import PcscStack
 from tokenstation.daemon.simulator.totp import totp
@@ -146,6 +165,74 @@ def peer_sync(reader: str) -> tuple[float, float, int]:
         return wall, cpu, apdus
 
 
+def burned(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM jobs WHERE state = 'burned'").fetchone()[0])
+
+
+def daemon_rep(stack: PcscStack, work: Path, state: Path) -> dict[str, float]:
+    """One daemon run: a dropped 100-row CSV burned into a placed Molto2, then a sync of
+    all 100 seeded profiles over D-Bus. Wall times in ms; the daemon's CPU in ms."""
+    from tokenstation.daemon.bus.client import StationClient
+
+    folder, conf = work / "drop", work / "config.toml"
+    conf.write_text(
+        f'mode = "station"\n[drop]\nfolder = "{folder}"\nstability_delay = 0.2\n'
+        '[clock]\ntrust = "assume-synchronised"\n'
+    )
+    rows = ["serial,secret,issuer,account"] + [
+        f",{base64.b32encode(seed(i).reveal()).decode()},,acct{i:03d}" for i in range(PROFILES)
+    ]
+    out: dict[str, float] = {}
+    with running_daemon(work, 1, "--config", str(conf), stack=stack) as d:
+        db = queue_db(work)
+        wait_for_intake(folder, db, time.monotonic() + 20)
+
+        async def run() -> None:
+            client = await StationClient.connect("session", d.bus.address, require=False)
+            try:
+                proc = start_molto2(stack, state)
+                await wait_until_measured(client)
+                staged = work / "batch.csv"
+                staged.write_text("\n".join(rows) + "\n")
+                cpu0, t0 = proc_cpu_s(d.proc.pid), time.perf_counter()
+                staged.rename(folder / "batch.csv")
+                t_queued = None
+                while burned(db) < PROFILES:
+                    if t_queued is None and count_jobs(db) >= PROFILES:
+                        t_queued = time.perf_counter()
+                    if time.perf_counter() - t0 > 120:
+                        raise RuntimeError("the daemon did not burn 100 profiles in 120 s")
+                    await asyncio.sleep(0.01)
+                t1 = time.perf_counter()
+                out["drop_to_burned_ms"] = (t1 - t0) * 1000
+                out["queued_to_burned_ms"] = (t1 - (t_queued or t1)) * 1000
+                out["daemon_cpu_burn_ms"] = (proc_cpu_s(d.proc.pid) - cpu0) * 1000
+                out["verified"] = verify_codes(state)
+                stop_sim(stack, proc)
+                seeds = [f"{i}:{seed(i).reveal().hex()}:acct{i:03d}" for i in range(PROFILES)]
+                flags = [a for x in seeds for a in ("--profile-seed", x)]
+                proc = start_molto2(stack, state, "--clock-offset", "-42.3", *flags)
+                await wait_until_measured(client)
+                cpu0, t0 = proc_cpu_s(d.proc.pid), time.perf_counter()
+                reply = await client.sync("")
+                out["sync_ms"] = (time.perf_counter() - t0) * 1000
+                out["daemon_cpu_sync_ms"] = (proc_cpu_s(d.proc.pid) - cpu0) * 1000
+                out["synced"] = reply["synced"]
+                out["drift_before_s"] = reply["drift_before_s"]
+                out["max_abs_drift_after_s"] = abs(reply["drift_after_s"])
+                st = fresh_state(state)
+                out["profiles_in_time"] = sum(
+                    abs(p["clock_offset_s"]) < 1.0 and p["seed_present"] for p in st["profiles"]
+                )
+                stop_sim(stack, proc)
+            finally:
+                await client.close()
+
+        asyncio.run(run())
+    return out
+
+
 def med(values: list[float]) -> float:
     return round(statistics.median(values), 1)
 
@@ -197,6 +284,8 @@ def main() -> int:
                 add("sync all (molto2.py method)", wall_ms=wall, cpu_ms=cpu, apdus=apdus)
             finally:
                 stop_sim(stack, proc)
+            work = Path(tempfile.mkdtemp(prefix="daemon-", dir=tmp))
+            add("daemon: dropped CSV -> 100 profiles, then sync", **daemon_rep(stack, work, state))
     result = {
         **machine(),
         "reps": args.reps,

@@ -93,15 +93,19 @@ class Daemon:
 
 
 @contextmanager
-def running_daemon(work: Path, readers: int, *args: str) -> Iterator[Daemon]:
-    """Start a private dbus-daemon, pcscd + vpcd with ``readers`` readers and
-    `tokenstation daemon *args` (its XDG folders in ``work``, its output in
-    ``work/daemon.log``); on leaving, stop the daemon (SIGTERM) and the stack."""
+def running_daemon(
+    work: Path, readers: int, *args: str, stack: PcscStack | None = None
+) -> Iterator[Daemon]:
+    """Start a private dbus-daemon, pcscd + vpcd with ``readers`` readers (or use the
+    running ``stack``, left running) and `tokenstation daemon *args` (its XDG folders in
+    ``work``, its output in ``work/daemon.log``); on leaving, stop the daemon (SIGTERM)
+    and what was started here."""
     from tokenstation.daemon.simulator.privatebus import PrivateBus, isolated_env
     from tokenstation.daemon.simulator.stack import PcscStack
 
     bus = PrivateBus().start()
-    stack = PcscStack(readers=readers).start()
+    own_stack = stack is None
+    stack = PcscStack(readers=readers).start() if stack is None else stack
     env = isolated_env(stack.env(), bus.address, work)
     log = (work / "daemon.log").open("w")
     proc = subprocess.Popen(
@@ -116,7 +120,8 @@ def running_daemon(work: Path, readers: int, *args: str) -> Iterator[Daemon]:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             proc.wait(20)
-        stack.cleanup()
+        if own_stack:
+            stack.cleanup()
         bus.stop()
 
 

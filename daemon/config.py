@@ -20,7 +20,7 @@ from tokenstation.daemon.intake.payload import MAX_JOBS_PER_FILE, MAX_TEXT_BYTES
 
 from .token.errors import InvalidInput
 from .token.models import Model, VendorFamily
-from .token.molto2 import DEFAULT_CUSTOMER_KEY, is_molto2_reader, parse_customer_key
+from .token.molto2 import DEFAULT_CUSTOMER_KEY, parse_customer_key
 from .token.settings import DISPLAY_TIMEOUT_CODES, PERIODS, HmacAlgorithm, TokenSettings
 
 log = logging.getLogger(__name__)
@@ -45,11 +45,11 @@ class ReaderFilter:
     def accepts(self, reader: str) -> bool:
         """True when ``reader`` is watched (empty ``watch`` means every reader).
 
-        A Molto2's reader never is: the daemon does not drive Molto2 yet, and its
-        single-profile probe must not reach one (`tokenstation profiles` does).
+        A Molto2's reader is watched like any other: the station recognises it by its
+        name and never sends it the single-profile probe.
         """
         name = reader.lower()
-        if is_molto2_reader(name) or any(s.lower() in name for s in self.ignore):
+        if any(s.lower() in name for s in self.ignore):
             return False
         return not self.watch or any(s.lower() in name for s in self.watch)
 

@@ -118,6 +118,9 @@ class BurnOutcome(StrEnum):
 
     REQUEUED = "requeued"  # nothing known written, or the token left: the job waits again
     FAILED = "failed"  # needs a person
+    #: A Molto2 left after the seed write was sent: the job stays burning into its
+    #: profile, settled by the profile's seed flag when the Molto2 is back.
+    INTERRUPTED = "interrupted"
 
 
 class FileVerdict(StrEnum):
@@ -174,6 +177,19 @@ class JobView:
     burned_at: float | None = None
     station: str | None = None  # where it was queued (stations sharing a queue)
     claimed_by: str | None = None  # the station that burns, burned or tried it
+    profile: int | None = None  # the Molto2 profile it went (or was going) into
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProfileView:
+    """One Molto2 profile's public data (no secret): index, title, seed present, settings."""
+
+    profile: int
+    title: str
+    seed_present: bool
+    hmac: str
+    digits: int
+    period: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -203,6 +219,11 @@ class PresenceView:
     reason: str | None = None
     settings: SettingsView | None = None
     settings_source: str | None = None
+    # A Molto2 (multi-profile token): its profiles and how many hold a seed.
+    profiles: tuple[ProfileView, ...] | None = None
+    profiles_total: int | None = None
+    profiles_used: int | None = None
+    next_free_profile: int | None = None
 
 
 # -- events --------------------------------------------------------------------------------
@@ -357,6 +378,7 @@ class BurnOffered(Event):
     job: JobView
     question: str
     warning: str = ""
+    profile: int | None = None  # a Molto2: the free profile the job would go into
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -379,6 +401,27 @@ class BurnFailed(CardWriteEvent):
     outcome: BurnOutcome
     message: str
     next_step: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProfileSyncView:
+    """One Molto2 profile's clock before and after a sync (whole seconds; None: unknown)."""
+
+    profile: int
+    title: str
+    drift_before_s: float | None = None
+    drift_after_s: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProfilesSynced(CardWriteEvent):
+    """The clocks of a Molto2's seeded profiles were set (time only; settings kept)."""
+
+    synced: int
+    profiles: tuple[ProfileSyncView, ...] = ()
+    drift_before_s: float | None = None  # the largest before, whole seconds
+    drift_after_s: float | None = None  # the largest after
+    untrusted_clock_confirmed: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -409,6 +452,7 @@ SIGNALS: dict[type[Event], str] = {
     BurnOffered: "BurnOffered",
     BurnDone: "BurnDone",
     BurnFailed: "BurnFailed",
+    ProfilesSynced: "ProfilesSynced",
     StoreReachability: "StoreReachability",
 }
 EVENTS: dict[str, type[Event]] = {name: kind for kind, name in SIGNALS.items()}

@@ -18,9 +18,15 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
-from tokenstation.daemon.clocksync.policy import ClockTrust, SyncDecision, decide, known_settings
+from tokenstation.daemon.clocksync.policy import (
+    ClockTrust,
+    SyncDecision,
+    decide,
+    known_settings,
+    molto2_decision,
+)
 from tokenstation.daemon.registry.drift import estimate_rate
 from tokenstation.daemon.registry.store import DriftPoint, Operation, Store, TokenRecord
 from tokenstation.daemon.storage.database import StoreUnavailable
@@ -39,6 +45,7 @@ from .events import (
     Outcome,
     PresenceState,
     PresenceView,
+    ProfileView,
     ReaderAdded,
     ReaderChange,
     ReaderRemoved,
@@ -51,7 +58,9 @@ from .events import (
     to_wire,
 )
 from .pcsc import ReaderEvent
+from .token import molto2 as m
 from .token.errors import (
+    AuthenticationRefused,
     CardLost,
     MalformedResponse,
     NotAToken,
@@ -60,8 +69,16 @@ from .token.errors import (
     TransportError,
 )
 from .token.models import Model, ModelTable
+from .token.molto2_session import (
+    Molto2Session,
+    is_virtual_reader,
+    molto2_model,
+    profile_clock_drift,
+    recognise,
+)
 from .token.session import (
     Connection,
+    DriftEstimate,
     HostClock,
     Identification,
     SystemClock,
@@ -75,6 +92,7 @@ from .token.settings import TokenSettings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+R = TypeVar("R")
 
 #: A card that is not a token is announced once per reader and ATR in this window.
 IGNORED_CARD_QUIET_S = 60.0
@@ -116,6 +134,10 @@ class Presence:
     precise: bool = False
     decision: SyncDecision | None = None
     detail: str = ""
+    #: A Molto2: every profile's public data as last read (None: a single-profile token).
+    profiles: list[m.ProfileInfo] | None = None
+    #: The token refused the key: no write authenticates again while it stays placed.
+    key_refused: bool = False
 
     @property
     def measured(self) -> bool:
@@ -161,7 +183,19 @@ class Presence:
             if dec.settings is not None:
                 out["settings"] = settings_view(dec.settings.settings)
                 out["settings_source"] = dec.settings.source
+        if self.profiles is not None:
+            free = self.free_profiles()
+            out.update(
+                profiles=tuple(profile_view(i) for i in self.profiles),
+                profiles_total=len(self.profiles),
+                profiles_used=len(self.profiles) - len(free),
+                next_free_profile=free[0] if free else None,
+            )
         return out
+
+    def free_profiles(self) -> list[int]:
+        """A Molto2's profiles without a seed, lowest first (empty for other tokens)."""
+        return [i.index for i in self.profiles or () if not i.seed_present]
 
     def view(self) -> PresenceView:
         """The presence as clients see it."""
@@ -178,6 +212,32 @@ def settings_view(s: TokenSettings) -> SettingsView:
     return SettingsView(hmac=s.hmac.label, period=s.period, display_timeout=s.display_timeout)
 
 
+def profile_view(info: m.ProfileInfo) -> ProfileView:
+    """A Molto2 profile's public data as events carry it (nothing here is secret)."""
+    hmac = info.hmac
+    return ProfileView(
+        profile=info.index,
+        title=info.title,
+        seed_present=info.seed_present,
+        hmac=hmac.label if hmac is not None else f"code {info.algorithm}",
+        digits=info.digits,
+        period=info.period,
+    )
+
+
+@dataclass(frozen=True)
+class Molto2Reading:
+    """What examining a Molto2 read: its GET INFO (serial, device clock) and every profile."""
+
+    first: TimedInfo
+    profiles: list[m.ProfileInfo]
+    drifts: dict[int, float]  # seeded profile -> its clock's drift (whole seconds)
+
+    def drift(self) -> DriftEstimate:
+        """The seeded profiles' worst clock drift, else the device clock's (one read)."""
+        return profile_clock_drift(self.drifts) or single_read_estimate(self.first)
+
+
 @dataclass(frozen=True)
 class Written:
     """What a card write's feature reports back: the registry row and the event."""
@@ -186,13 +246,15 @@ class Written:
     event: Event
 
 
-class CardWrite(ABC):
-    """One write to a token, described by the feature that asks for it (sync, burn, ...).
+class CardOperation(ABC, Generic[R]):
+    """One write to a card, described by the feature that asks for it (sync, burn, ...).
 
     :meth:`Station.write` runs it: under the reader's lock, after the generation check,
-    ``prepare`` (may refuse: raise StationError); ``run`` on a fresh session in the card
-    I/O pool; then ``succeeded`` or ``failed`` do the feature's bookkeeping and say what
-    to record and publish. One instance per attempt, so it may keep what it learnt.
+    ``prepare`` (may refuse: raise StationError); ``perform`` on a fresh connection in
+    the card I/O pool; then ``succeeded`` or ``failed`` do the feature's bookkeeping and
+    say what to record and publish. One instance per attempt, so it may keep what it
+    learnt. Single-profile writes are :class:`CardWrite`; Molto2 writes open their own
+    session on the connection.
     """
 
     kind: OperationKind
@@ -205,16 +267,27 @@ class CardWrite(ABC):
         """Checks before touching the card (loop thread, reader locked)."""
 
     @abstractmethod
-    def run(self, session: TokenSession) -> WriteResult:
-        """The card I/O (a pool thread)."""
+    def perform(self, conn: Connection, clock: HostClock, models: ModelTable) -> R:
+        """The card I/O on a fresh connection (a pool thread)."""
 
     @abstractmethod
-    def succeeded(self, p: Presence, result: WriteResult) -> Written:
+    def succeeded(self, p: Presence, result: R) -> Written:
         """Bookkeeping after the write (loop thread, reader still locked)."""
 
     @abstractmethod
     def failed(self, p: Presence, exc: StationError | TokenError) -> Written | None:
         """Bookkeeping after a refusal or failure; None: nothing to record or publish."""
+
+
+class CardWrite(CardOperation[WriteResult]):
+    """A write to a single-profile token: ``run`` on a fresh :class:`TokenSession`."""
+
+    def perform(self, conn: Connection, clock: HostClock, models: ModelTable) -> WriteResult:
+        return self.run(TokenSession(conn, models, clock))
+
+    @abstractmethod
+    def run(self, session: TokenSession) -> WriteResult:
+        """The card I/O (a pool thread)."""
 
 
 class Station:
@@ -359,12 +432,14 @@ class Station:
 
     # -- card I/O: one helper for every operation ----------------------------------------
 
-    async def _on_card(self, reader: str, operation: Callable[[TokenSession], T]) -> T:
-        """Run ``operation`` on a fresh connection and session in the card I/O pool."""
+    async def _on_connection(
+        self, reader: str, operation: Callable[[Connection, HostClock], T]
+    ) -> T:
+        """Run ``operation`` on a fresh connection in the card I/O pool."""
 
         def run() -> T:
             with self._connect(reader) as conn:
-                return operation(TokenSession(conn, self.models, self._host_clock()))
+                return operation(conn, self._host_clock())
 
         return await asyncio.get_running_loop().run_in_executor(self._pool, run)
 
@@ -376,11 +451,14 @@ class Station:
         def presented(first: TimedInfo, model: Model) -> None:
             loop.call_soon_threadsafe(self._presented, reader, gen, first, model, event_at)
 
+        def identify(conn: Connection, clock: HostClock) -> Identification | Molto2Reading:
+            return self._identify(reader, conn, clock, presented)
+
         async with self._lock(reader):
             if self._current(reader, gen) is None:
                 return
             try:
-                ident = await self._on_card(reader, lambda s: s.identify(on_first=presented))
+                ident = await self._on_connection(reader, identify)
             except (StatusWordError, MalformedResponse) as exc:
                 self._not_a_token(reader, gen, exc)
                 return
@@ -390,7 +468,85 @@ class Station:
             p = self._current(reader, gen)
             if p is None:
                 return
-            await self._measured(p, ident)
+            if isinstance(ident, Molto2Reading):
+                await self._molto2_measured(p, ident, event_at)
+            else:
+                await self._measured(p, ident)
+
+    def _identify(
+        self,
+        reader: str,
+        conn: Connection,
+        clock: HostClock,
+        presented: Callable[[TimedInfo, Model], None],
+    ) -> Identification | Molto2Reading:
+        """A pool thread: what the card is, read once per placement (never in a loop).
+
+        A Molto2 is known by its reader's name (nothing is sent to find out); behind
+        vpcd, a token whose serial no model matches is asked one public-data read.
+        """
+        molto2 = Molto2Session(conn, self.cfg.molto2_customer_key, clock)
+        drifts: dict[int, float] = {}
+        if m.is_molto2_reader(reader):
+            first = molto2.read_info()
+            return Molto2Reading(first, molto2.read_profiles(drifts=drifts), drifts)
+        session = TokenSession(conn, self.models, clock)
+        first = session.read_first()
+        unknown = not self.models.lookup(first.info.serial).prefix
+        if unknown and is_virtual_reader(reader) and recognise(reader, conn):
+            return Molto2Reading(first, molto2.read_profiles(drifts=drifts), drifts)
+        return session.identify(on_first=presented, first=first)
+
+    async def _molto2_measured(self, p: Presence, reading: Molto2Reading, event_at: float) -> None:
+        """A Molto2 was read: its profiles and its device clock's whole-second drift."""
+        first = reading.first
+        model = molto2_model(len(reading.profiles), self.cfg.molto2_customer_key)
+        p.state = PresenceState.TOKEN
+        p.serial = first.info.serial
+        p.model = model
+        p.profiles = reading.profiles
+        drift = reading.drift()
+        ident = Identification(
+            p.serial, model, round(first.midpoint + drift.drift_s), first.midpoint, drift
+        )
+        p.ident = ident
+        p.precise = True
+        self.store.seen(p.serial, model.name, ident.host_time)
+        self._record_drift(p, ident)
+        p.decision = await self._decide_for(p)
+        log.info(
+            "Molto2 %s on %s: %d of %d profiles hold a seed, device clock %s",
+            p.serial,
+            p.reader,
+            len(reading.profiles) - len(p.free_profiles()),
+            len(reading.profiles),
+            describe_drift(ident.drift.drift_s),
+        )
+        self.publish(TokenPresented(**p.fields(), event_at=round(event_at, 6)))
+        self.publish(TokenMeasured(**p.fields()))
+        if p.decision.verdict == SyncVerdict.DRIFT:
+            self.publish(DriftDetected(**p.fields()))
+
+    def update_profiles(
+        self, p: Presence, changed: list[m.ProfileInfo], drift: DriftEstimate | None = None
+    ) -> None:
+        """A Molto2 write read profiles back (and maybe the device clock): keep them."""
+        if p.profiles is None:
+            return
+        by_index = {i.index: i for i in changed}
+        p.profiles = [by_index.get(i.index, i) for i in p.profiles]
+        if drift is not None and p.model is not None:
+            host = self._host_clock().time()
+            p.ident = Identification(p.serial, p.model, round(host + drift.drift_s), host, drift)
+            self._record_drift(p, p.ident)
+
+    async def _decide_for(self, p: Presence) -> SyncDecision:
+        """The sync decision for a presented token (a Molto2's needs no known settings)."""
+        assert p.model is not None and p.ident is not None
+        if p.profiles is not None:
+            trust = await self.check_clock()
+            return molto2_decision(p.model, p.ident.drift.drift_s, trust, self.cfg)
+        return await self._decide(p.model, p.ident.drift.drift_s, self.store.token(p.serial))
 
     def _presented(
         self, reader: str, gen: int, first: TimedInfo, model: Model, event_at: float
@@ -517,7 +673,7 @@ class Station:
 
     # -- the write path ------------------------------------------------------------------
 
-    async def write(self, p: Presence, w: CardWrite) -> Event:
+    async def write(self, p: Presence, w: CardOperation[Any]) -> Event:
         """Carry out one card write: lock, generation check, fresh session, record, publish.
 
         Returns the feature's done event; raises :class:`StationError` (after recording
@@ -536,19 +692,29 @@ class Station:
                     ErrorKind.NOT_PRESENT, f"token {p.serial} left the reader", "Place it again."
                 )
             try:
+                if p.key_refused:
+                    raise StationError(
+                        ErrorKind.REFUSED,
+                        f"token {p.serial} refused the key on this placement; it is never "
+                        "tried again (a refused key may lock the token)",
+                        "Check the key in the configuration, then place the token again.",
+                    )
                 await w.prepare(p)
                 p.state = w.busy
                 try:
-                    result = await self._on_card(p.reader, w.run)
+                    result = await self._on_connection(
+                        p.reader, lambda conn, clock: w.perform(conn, clock, self.models)
+                    )
                 finally:
                     p.state = PresenceState.TOKEN
             except StationError as exc:
                 self._finish(p, w.failed(p, exc), exc.message)
                 raise
             except TokenError as exc:
+                p.key_refused = p.key_refused or isinstance(exc, AuthenticationRefused)
                 self._finish(p, w.failed(p, exc), exc.message)
                 raise StationError(ErrorKind.FAILED, exc.message, exc.next_step) from None
-            if result.residual is not None and p.model is not None:
+            if isinstance(result, WriteResult) and result.residual is not None and p.model:
                 after = Identification(
                     p.serial,
                     p.model,
@@ -560,8 +726,7 @@ class Station:
                 self._record_drift(p, after)
             done = w.succeeded(p, result)
             if p.model is not None and p.ident is not None:
-                record = self.store.token(p.serial)
-                p.decision = await self._decide(p.model, p.ident.drift.drift_s, record)
+                p.decision = await self._decide_for(p)
             self._finish(p, done, "")
             return done.event
 

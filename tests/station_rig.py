@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from pathlib import Path
 from typing import TypeVar
 
@@ -41,6 +42,9 @@ class Rig:
 
     def __init__(self, tmp: Path, offset: float, cfg: Config, serial: str = C302) -> None:
         self.tmp = tmp
+        # The registry (and the Molto2 ledger beside it) live in the state folder, as in
+        # the daemon.
+        cfg = cfg if cfg.state_dir is not None else dataclasses.replace(cfg, state_dir=tmp)
         self.cfg = cfg
         self.clock = VirtualClock()
         self.events: list[Event] = []

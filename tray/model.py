@@ -30,6 +30,7 @@ from tokenstation.daemon.events import (
     JobState,
     JobView,
     PresenceView,
+    ProfilesSynced,
     QueueState,
     ServiceBack,
     StoreReachability,
@@ -171,6 +172,8 @@ class TrayModel:
             return self._burn_done(event)
         if isinstance(event, BurnFailed):
             return self._burn_failed(event)
+        if isinstance(event, ProfilesSynced):
+            return self._profiles_synced(event)
         if isinstance(event, QueueState):
             self.paused = event.paused
             self.waiting = event.length
@@ -207,9 +210,15 @@ class TrayModel:
         if verdict == SyncVerdict.DRIFT and not self.choices.drift:
             return []
         summary = f"Token {serial} ({model})"
+        if p.profiles_total is not None:
+            summary, words = f"{model} {serial}", molto2_words(p)
         if verdict == SyncVerdict.READ_ONLY:
             return [Bubble(f"token:{serial}", summary, f"Clock {words}. {p.reason or ''}.")]
-        body = f"Clock {words} (±{p.drift_uncertainty_s or 0.0:.2f} s)."
+        body = (
+            f"{_sentence(words)}"
+            if p.profiles_total is not None
+            else f"Clock {words} (±{p.drift_uncertainty_s or 0.0:.2f} s)."
+        )
         actions: tuple[tuple[str, str], ...] = ()
         commands: dict[str, Command] = {}
         urgency = 1
@@ -252,6 +261,21 @@ class TrayModel:
                 f"token:{p.serial}",
                 f"Clock set: token {p.serial}",
                 f"It was {p.drift_before_words}; now {after}.",
+                urgency=0,
+            )
+        ]
+
+    def _profiles_synced(self, p: ProfilesSynced) -> list[Bubble]:
+        before, after = _seconds(p.drift_before_s), _seconds(p.drift_after_s)
+        self._note(f"{p.serial}: {p.synced} profile clocks set ({before} -> {after})")
+        if not self.choices.sync_result:
+            return []
+        return [
+            Bubble(
+                f"token:{p.serial}",
+                f"Clocks set: {p.model} {p.serial}",
+                f"{p.synced} profiles holding a seed: drift was {before}; now {after} "
+                "(whole seconds; their settings unchanged).",
                 urgency=0,
             )
         ]
@@ -317,7 +341,7 @@ class TrayModel:
         serial, job = p.serial, p.job
         self.burning.discard(serial)
         self.jobs = [j for j in self.jobs if j.id != job.id]
-        self._note(f"burned {job.label} onto {serial}")
+        self._note(f"burned {job.label} {_where(job, serial)}")
         return [self._burn_bubble(p)]
 
     def burn_result(self, p: BurnDone) -> list[Bubble]:
@@ -338,6 +362,15 @@ class TrayModel:
             if code
             else ""
         )
+        if job.profile is not None:
+            expect = f" It should show {code[:3]} {code[3:]} (until {until})." if code else ""
+            return Bubble(
+                f"token:{serial}",
+                f"Burned {job.label} {_where(job, serial)}",
+                f"Profile {job.profile} of {p.model} {serial} now holds secret "
+                f"{job.secret_fingerprint}.{expect}",
+                urgency=0,
+            )
         return Bubble(
             f"token:{serial}",
             f"Burned {job.label} onto {serial}",
@@ -347,13 +380,16 @@ class TrayModel:
     def _burn_failed(self, p: BurnFailed) -> list[Bubble]:
         serial, job = p.serial, p.job
         self.burning.discard(serial)
-        self._note(f"burn of {job.label} onto {serial} {p.outcome}")
+        self._note(f"burn of {job.label} {_where(job, serial)} {p.outcome}")
+        then = {
+            BurnOutcome.REQUEUED: " The job is queued again.",
+            BurnOutcome.INTERRUPTED: " Plug it in again to finish this job.",
+        }.get(p.outcome, "")
         return [
             Bubble(
                 f"token:{serial}",
-                f"Burn failed: {job.label} onto {serial}",
-                f"{_sentence(p.message)} {p.next_step}".strip()
-                + (" The job is queued again." if p.outcome == BurnOutcome.REQUEUED else ""),
+                f"Burn failed: {job.label} {_where(job, serial)}",
+                f"{_sentence(p.message)} {p.next_step}".strip() + then,
                 urgency=2,
             )
         ]
@@ -433,7 +469,7 @@ class TrayModel:
             return "tokenstation: the daemon is not running"
         if state == TrayState.ERROR:
             return f"tokenstation: {self.error}"
-        parts = [f"{t.serial} {t.drift_words or 'measuring'}" for t in self.tokens()]
+        parts = [f"{t.serial} {_token_words(t)}" for t in self.tokens()]
         waiting = sum(1 for j in self.jobs if j.state == JobState.QUEUED)
         if self.waiting is not None:  # the daemon's count: at every station sharing the queue
             waiting = self.waiting
@@ -459,7 +495,7 @@ class TrayModel:
         default_set = False
         for t in self.tokens():
             serial = t.serial or ""
-            entries.append(MenuEntry(f"{serial} {t.model}: {t.drift_words or 'measuring'}", None))
+            entries.append(MenuEntry(f"{serial} {t.model}: {_token_words(t)}", None))
             if t.sync_safe and t.verdict != SyncVerdict.READ_ONLY:
                 entries.append(
                     MenuEntry(
@@ -503,6 +539,35 @@ class TrayModel:
 
 
 _OPEN = (JobState.QUEUED, JobState.BURNING, JobState.FAILED)
+
+
+def molto2_words(p: PresenceView) -> str:
+    """A Molto2 in words: "12 of 100 profiles used, drift +3 s"."""
+    return (
+        f"{p.profiles_used or 0} of {p.profiles_total or 0} profiles used, "
+        f"drift {_seconds(p.drift_s)}"
+    )
+
+
+def _token_words(p: PresenceView) -> str:
+    if p.profiles_total is not None:
+        return molto2_words(p)
+    return p.drift_words or "measuring"
+
+
+def _seconds(drift: float | None) -> str:
+    """A whole-second drift with its sign ("+3 s", "0 s"), "unknown" when None."""
+    if drift is None:
+        return "unknown"
+    shown = round(drift)
+    return f"{shown:+d} s" if shown else "0 s"
+
+
+def _where(job: JobView, serial: str) -> str:
+    """onto token S / into profile P of S."""
+    return (
+        f"into profile {job.profile} of {serial}" if job.profile is not None else f"onto {serial}"
+    )
 
 
 def _sentence(text: str) -> str:

@@ -1,6 +1,6 @@
 """Token2 Molto2 on the command line: `profiles`, `delete`, `burn --profile`, `sync`, `molto2`.
 
-The device is talked to directly (the daemon does not drive Molto2 yet). It is
+The device is talked to directly (the daemon drives it too: presence, burns, sync). It is
 recognised by its reader's name, or behind vpcd by one public-data read; commands
 for a Molto2 refuse any other device, and the single-profile commands hand over here
 only when asked for a profile or when the device is a Molto2.
@@ -339,6 +339,8 @@ def cmd_burn(args: argparse.Namespace) -> int:
 def sync_hook(args: argparse.Namespace) -> int | None:
     """`sync` on a Molto2: handled here (the exit code); None lets the usual sync run.
 
+    A Molto2 the running daemon holds is synced by the daemon (unless --direct).
+
     A Molto2 is known by its reader name; behind vpcd it is asked once, and only when
     no single-profile settings were given (they make no sense for a Molto2).
     """
@@ -351,6 +353,11 @@ def sync_hook(args: argparse.Namespace) -> int | None:
     settings_given = any((args.algorithm, args.period, args.display_timeout))
     if not (m.is_molto2_reader(reader) or (is_virtual_reader(reader) and not settings_given)):
         return None
+    if not getattr(args, "direct", False):
+        from .sync_via_daemon import daemon_holds_molto2, sync_via_daemon
+
+        if daemon_holds_molto2(args):
+            return sync_via_daemon(args)
     key = customer_key(getattr(args, "config", None))
     with pcsc.PcscConnection(reader) as conn:
         if not recognise(reader, conn):
@@ -394,13 +401,13 @@ def sync_hook(args: argparse.Namespace) -> int | None:
         return 0
     print(f"Set the clock of {len(results)} profiles of Molto2 {serial} on {reader}:")
     for r in results:
-        before, after = _whole(r.drift_before_s), _whole(r.drift_after_s)
+        before, after = whole_drift_words(r.drift_before_s), whole_drift_words(r.drift_after_s)
         print(f"  profile {r.profile:>2} {r.title:<12}  was {before}; now {after}")
     print("(Profile clocks are read in whole seconds: each figure is within about 1 s.)")
     return 0
 
 
-def _whole(drift: float | None) -> str:
+def whole_drift_words(drift: float | None) -> str:
     """A whole-second profile drift in words."""
     if drift is None:
         return "unknown"

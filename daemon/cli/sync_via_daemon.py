@@ -11,7 +11,7 @@ from .daemon_link import DaemonAbsent, DaemonRefused, daemon_call
 if TYPE_CHECKING:
     from tokenstation.daemon.bus.client import StationClient
 
-__all__ = ["DaemonAbsent", "sync_via_daemon"]
+__all__ = ["DaemonAbsent", "daemon_holds_molto2", "sync_via_daemon"]
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
@@ -56,6 +56,19 @@ def _pick(present: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, 
     )
 
 
+def daemon_holds_molto2(args: argparse.Namespace) -> bool:
+    """True when a daemon runs and the token this sync is about is a Molto2 it holds: the
+    daemon then syncs it, so the command and the daemon never drive one Molto2 at once."""
+    try:
+        present = daemon_call(args.bus, lambda c: c.present(), fallback=True)
+    except DaemonAbsent:
+        return False
+    try:
+        return "profiles_total" in _pick(present, args)
+    except CliError:
+        return False
+
+
 def sync_via_daemon(args: argparse.Namespace) -> int:
     """Ask the daemon to sync; raises DaemonAbsent when there is none."""
 
@@ -82,6 +95,16 @@ def sync_via_daemon(args: argparse.Namespace) -> int:
         raise DaemonRefused(exc.kind, f"token {serial}: {exc}. {exc.next_step}") from None
     if args.json:
         emit_json({"ok": True, "via": "daemon", **result})
+        return 0
+    if "synced" in result:  # a Molto2: its seeded profiles, time only
+        from .molto2_cmds import whole_drift_words as words
+
+        print(
+            f"Set the clock of {result['synced']} profiles of {result['model']} {serial} on "
+            f"{result['reader']} (through the daemon): the largest drift was "
+            f"{words(result.get('drift_before_s'))}; now {words(result.get('drift_after_s'))} "
+            "(whole seconds)."
+        )
         return 0
     after = result.get("drift_after_words")
     print(

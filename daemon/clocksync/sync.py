@@ -22,12 +22,14 @@ from tokenstation.daemon.events import (
     Origin,
     Outcome,
     PresenceState,
+    ProfilesSynced,
     SyncDone,
     SyncFailed,
     TokenMeasured,
 )
 from tokenstation.daemon.registry.store import Operation, TokenRecord
 from tokenstation.daemon.station import (
+    CardOperation,
     CardWrite,
     Presence,
     Station,
@@ -44,6 +46,8 @@ from tokenstation.daemon.token.session import (
     describe_drift,
 )
 from tokenstation.daemon.token.settings import TokenSettings
+
+from .molto2_sync import Molto2SyncWrite
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +66,20 @@ class ClockSync:
             if p is not None and p.decision is not None:
                 self._spawn(self._auto(p, p.decision.settings))
 
+    def _write_for(
+        self,
+        p: Presence,
+        known: KnownSettings | None,
+        origin: Origin,
+        *,
+        confirm: bool = False,
+        wait: bool,
+    ) -> CardOperation[Any]:
+        """A Molto2's time-only sync of its seeded profiles, else the single-profile one."""
+        if p.profiles is not None:
+            return Molto2SyncWrite(self.station, origin, confirm_untrusted_clock=confirm, wait=wait)
+        return SyncWrite(self.station, known, origin, confirm_untrusted_clock=confirm, wait=wait)
+
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
@@ -69,7 +87,7 @@ class ClockSync:
 
     async def _auto(self, p: Presence, known: KnownSettings | None) -> None:
         try:
-            await self.station.write(p, SyncWrite(self.station, known, Origin.AUTO, wait=True))
+            await self.station.write(p, self._write_for(p, known, Origin.AUTO, wait=True))
         except StationError as exc:
             log.warning("auto-sync of %s did not happen: %s", p.serial, exc.message)
 
@@ -81,15 +99,20 @@ class ClockSync:
         confirm_untrusted_clock: bool = False,
         settings: TokenSettings | None = None,
         origin: Origin = Origin.MANUAL,
-    ) -> SyncDone:
-        """Set a presented token's clock, where that is safe. Raises :class:`StationError`."""
+    ) -> SyncDone | ProfilesSynced:
+        """Set a presented token's clock, where that is safe (a Molto2: every profile
+        holding a seed, settings read from each). Raises :class:`StationError`."""
         p = self.station.find(serial, reader)
-        known = _settings_for(self.station, p.serial, settings)
-        write = SyncWrite(
-            self.station, known, origin, confirm_untrusted_clock=confirm_untrusted_clock, wait=False
-        )
+        if p.profiles is not None and settings is not None:
+            raise StationError(
+                ErrorKind.INVALID,
+                f"Molto2 {p.serial} keeps settings per profile and they are read from each",
+                "Leave the settings out; nothing was written.",
+            )
+        known = None if p.profiles is not None else _settings_for(self.station, p.serial, settings)
+        write = self._write_for(p, known, origin, confirm=confirm_untrusted_clock, wait=False)
         done = await self.station.write(p, write)
-        assert isinstance(done, SyncDone)
+        assert isinstance(done, SyncDone | ProfilesSynced)
         return done
 
 

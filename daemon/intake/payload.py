@@ -388,6 +388,9 @@ def _judge_text(
 def read_csv_file(path: Path, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Verdict:
     """serial,secret[,issuer,account] rows: batch jobs, each bound to its serial.
 
+    An empty serial leaves the row's job unbound (the next token placed takes it; on a
+    Molto2, rows fill consecutive free profiles).
+
     A reason names the row and the column, never a cell's text (a swapped column
     would put a secret there).
     """
@@ -426,21 +429,22 @@ def read_csv_file(path: Path, data: bytes, limits: Limits = DEFAULT_LIMITS) -> V
         serial, secret_text = cells[0], cells[1]
         issuer = cells[2] if len(cells) > 2 else ""
         name = cells[3] if len(cells) > 3 else ""
-        if not _SERIAL.match(serial):
+        if serial and not _SERIAL.match(serial):
             problems.append(
                 f"row {n}: the serial (column 1, {len(serial)} characters) is not 8 to 16 digits"
             )
             continue
-        if serial in seen_serials:
+        if serial in seen_serials:  # an empty serial (unbound: any token, a Molto2's profiles)
             problems.append(f"row {n}: serial {serial} appears twice")
             continue
-        seen_serials.add(serial)
+        if serial:
+            seen_serials.add(serial)
         try:
             secret, _kind = parse_secret(secret_text)
         except InvalidInput as exc:
             problems.append(f"row {n}: secret: {exc.message}")
             continue
-        account = OtpAccount("totp", issuer, name or serial, secret)
+        account = OtpAccount("totp", issuer, name or serial or f"row {n}", secret)
         why = burnable_refusals(account)
         if why:
             problems.append(f"row {n}: {'; '.join(why)}")

@@ -45,6 +45,7 @@ from tokenstation.daemon.faults import CrashPoint
 from tokenstation.daemon.intake.files import IntakeFiles, Refusal
 from tokenstation.daemon.intake.ingest import NotAFile, Opened, judge_bytes, open_and_read, read_fd
 from tokenstation.daemon.intake.payload import Verdict, advice
+from tokenstation.daemon.provisioning import molto2_burn
 from tokenstation.daemon.provisioning.csvsafe import SafeWriter
 from tokenstation.daemon.provisioning.otpcode import expected_code
 from tokenstation.daemon.provisioning.queue import Intake, Job, JobQueue, NewJob, SealBroken
@@ -83,6 +84,7 @@ LOG_FIELDS = (
     "period",
     "job_id",
     "source",
+    "profile",  # the Molto2 profile ("" for single-profile tokens)
 )
 
 
@@ -184,11 +186,12 @@ class Provisioner:
         A job left "burning" was recorded as intent before its seed write: the token
         may hold the seed. The job is failed (a person decides), and the registry marks
         the token provisioned with its settings unknown, so station mode never burns over
-        it and a sync asks for the settings.
+        it and a sync asks for the settings. A Molto2 job stays burning into its profile,
+        whose seed flag settles it when the Molto2 is placed (:mod:`molto2_burn`).
         """
         for job in stuck:
             log.warning("job %d (%s) was burning when %s", job.id, job.label(), why)
-            if not job.burned_serial:
+            if not job.burned_serial or job.profile is not None:
                 continue
             self.station.store.mark_uncertain_burn(job.burned_serial, time.time())
             self.station.store.record_operation(
@@ -493,6 +496,9 @@ class Provisioner:
             for j in self.queue.jobs(["queued"])
             if (j.id, p.reader, p.generation) not in self._skipped
         ]
+        if p.profiles is not None:  # a Molto2: the next job into the next free profile
+            await molto2_burn.consider(self, p, waiting)
+            return
         choice = choose_job(p.model, p.serial, self.touched(p.serial), waiting, self.cfg.mode)
         if choice.job is None:
             if waiting and choice.reason:
@@ -540,10 +546,16 @@ class Provisioner:
                 f"job {job_id} is bound to token {job.serial}, not {p.serial}",
                 f"Place token {job.serial}, or remove the job and queue its file again unbound.",
             )
+        molto2 = p.profiles is not None
+        write = (
+            molto2_burn.burn_write(self, p, job, origin) if molto2 else BurnWrite(self, job, origin)
+        )
         try:
-            done = await self.station.write(p, BurnWrite(self, job, origin))
+            done = await self.station.write(p, write)
         finally:
             self._queue_changed(offer=False)
+        if molto2:
+            self._offer(p.reader)  # the next job into the next free profile
         assert isinstance(done, BurnDone)
         return done
 
@@ -565,17 +577,20 @@ class Provisioner:
                     job.period,
                     job.id,
                     job.source,
+                    "" if job.profile is None else job.profile,
                 ),
                 strict=True,
             )
         )
         new = not self.log_path.exists()
+        # A log begun before Molto2 burns keeps its columns (the registry has the profile).
+        columns = LOG_FIELDS if new or _has_profile_column(self.log_path) else LOG_FIELDS[:-1]
         fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         with os.fdopen(fd, "a", newline="", encoding="utf-8", errors="backslashreplace") as f:
             w = SafeWriter(f)
             if new:
                 w.writerow(LOG_FIELDS)
-            w.writerow(row.values())
+            w.writerow([row[c] for c in columns])
             f.flush()
             os.fsync(f.fileno())
         if self.queue.shared:  # the shared log: every station's burns in one place
@@ -756,6 +771,13 @@ class _Ingest:
     name: str
     taken: FileTaken | None = None
     error: StationError | None = None
+
+
+def _has_profile_column(path: Path) -> bool:
+    """Whether an existing provisioning log's header has the profile column (a log begun
+    before Molto2 burns keeps its columns; the registry has the profile then)."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return "profile" in f.readline().strip().split(",")
 
 
 def job_view(job: Job) -> JobView:

@@ -72,6 +72,8 @@ class Job:
     has_secret: bool = field(default=False)
     station: str = ""  # where it was queued
     claimed_by: str = ""  # the station that burns (or burned, or tried) it
+    #: The Molto2 profile it went (or was going) into; None for single-profile tokens.
+    profile: int | None = None
 
     def label(self) -> str:
         """issuer:account."""
@@ -107,6 +109,8 @@ class Job:
             out["station"] = self.station
         if self.claimed_by:
             out["claimed_by"] = self.claimed_by
+        if self.profile is not None:
+            out["profile"] = self.profile
         return out
 
 
@@ -374,10 +378,11 @@ class JobQueue:
         self._changed(job.state, job_id)
         return job
 
-    def start_burn(self, job_id: int, serial: str) -> Job:
-        """queued -> burning onto ``serial``: the claim and the burn's intent, durable
-        before the token is touched, resolved by :meth:`recover` (or, on a shared queue,
-        by :meth:`expire` at another station once the lease runs out) after a crash.
+    def start_burn(self, job_id: int, serial: str, profile: int | None = None) -> Job:
+        """queued -> burning onto ``serial`` (and a Molto2's ``profile``): the claim and the
+        burn's intent, durable before the token is touched, resolved by :meth:`recover`
+        (or, on a shared queue, by :meth:`expire` at another station once the lease runs
+        out) after a crash.
 
         The row is locked with ``FOR UPDATE SKIP LOCKED`` on a shared queue: of two
         stations claiming one job, one gets it and the other is told at once."""
@@ -398,8 +403,9 @@ class JobQueue:
                 raise ValueError(f"job {job_id} is {row[0]}{by}, not queued")
             self._db.execute(
                 "UPDATE jobs SET state = 'burning', attempts = attempts + 1, burned_serial = ?, "
-                f"claimed_by = ?, lease_until = {self._db.now} + ?, updated = ? WHERE id = ?",
-                (serial, self.station, self.lease_s, time.time(), job_id),
+                f"profile = ?, claimed_by = ?, lease_until = {self._db.now} + ?, updated = ? "
+                "WHERE id = ?",
+                (serial, profile, self.station, self.lease_s, time.time(), job_id),
             )
             job = self._get(job_id)
         self._changed("claimed", job_id)
@@ -422,6 +428,21 @@ class JobQueue:
             )
         return int(cur.rowcount)
 
+    def interrupted(self, job_id: int, reason: str) -> Job:
+        """burning stays burning, with the reason: the token left after its seed write was
+        sent, so whether the seed landed is read from the profile when it comes back."""
+        return self._set(job_id, "reason = ?", (reason,), "burning")
+
+    def interrupted_burns(self, serial: str) -> list[Job]:
+        """Molto2 burns onto ``serial`` left burning by a token pulled mid-write."""
+        with self._lock:
+            rows = self._db.execute(
+                _JOB_SELECT + " WHERE state = 'burning' AND burned_serial = ? "
+                "AND profile IS NOT NULL ORDER BY id",
+                (serial,),
+            ).fetchall()
+        return [_job(r) for r in rows]
+
     def burned(self, job_id: int, serial: str) -> Job:
         """burning -> burned; the secret is erased (and scrubbed from the WAL)."""
         return self._set(
@@ -438,7 +459,7 @@ class JobQueue:
         return self._set(
             job_id,
             "state = 'queued', reason = ?, burned_serial = NULL, claimed_by = '', "
-            "lease_until = NULL",
+            "lease_until = NULL, profile = NULL",
             (reason,),
             "burning",
         )
@@ -469,7 +490,9 @@ class JobQueue:
         return job
 
     def recover(self) -> list[Job]:
-        """At start: jobs a crash left 'burning' become 'failed' with the reason.
+        """At start: jobs a crash left 'burning' become 'failed' with the reason; a Molto2
+        burn (its profile known) stays 'burning', settled by that profile's seed flag
+        when the Molto2 is placed (a single-profile token cannot tell).
 
         On a shared queue only this station's own claims: another station's are its
         own to settle, or :meth:`expire`'s once their lease has run out."""
@@ -477,6 +500,14 @@ class JobQueue:
             j for j in self.jobs(["burning"]) if not self.shared or j.claimed_by == self.station
         ]
         for job in stuck:
+            if job.profile is not None:
+                self.interrupted(
+                    job.id,
+                    f"the daemon stopped during this burn into profile {job.profile}; when "
+                    "that Molto2 is placed, the profile's seed flag decides (set: only its "
+                    "title and settings are written; clear: the seed is written)",
+                )
+                continue
             self.failed(
                 job.id,
                 "the daemon stopped during this burn; the token may or may not hold the "
@@ -532,7 +563,7 @@ _JOB_COLUMNS = (
     "id, state, fingerprint, issuer, account, algorithm, period, serial, source, "
     "created, updated, attempts, reason, burned_serial, burned_at"
 )
-_JOB_SELECT = f"SELECT {_JOB_COLUMNS}, secret IS NOT NULL, station, claimed_by FROM jobs"
+_JOB_SELECT = f"SELECT {_JOB_COLUMNS}, secret IS NOT NULL, station, claimed_by, profile FROM jobs"
 
 
 def _where(states: Iterable[str] | None) -> tuple[str, tuple[str, ...]]:
@@ -543,6 +574,11 @@ def _where(states: Iterable[str] | None) -> tuple[str, tuple[str, ...]]:
 
 
 def _job(row: tuple[Any, ...]) -> Job:
+    profile = row[18]
     return Job(  # type: ignore[misc]
-        *row[:15], has_secret=bool(row[15]), station=str(row[16]), claimed_by=str(row[17])
+        *row[:15],
+        has_secret=bool(row[15]),
+        station=str(row[16]),
+        claimed_by=str(row[17]),
+        profile=int(profile) if profile is not None else None,
     )

@@ -60,6 +60,7 @@ class Operation:
     drift_after_s: float | None = None
     secret_fingerprint: str | None = None
     station: str = ""  # filled in by the store: the station that recorded it
+    profile: int | None = None  # the Molto2 profile a burn went into
 
     def as_dict(self) -> dict[str, object]:
         """JSON-friendly form."""
@@ -69,7 +70,7 @@ class Operation:
             "outcome": self.outcome,
             "detail": self.detail,
         }
-        for key in ("drift_before_s", "drift_after_s", "secret_fingerprint", "station"):
+        for key in ("drift_before_s", "drift_after_s", "secret_fingerprint", "station", "profile"):
             value = getattr(self, key)
             if value is not None and value != "":
                 out[key] = value
@@ -185,7 +186,8 @@ class Store:
         with self._lock:
             self._db.execute(
                 "INSERT INTO operations (serial, at, kind, outcome, detail, drift_before_s, "
-                "drift_after_s, secret_fingerprint, station) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "drift_after_s, secret_fingerprint, station, profile) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     op.serial,
                     op.at,
@@ -196,6 +198,7 @@ class Store:
                     op.drift_after_s,
                     op.secret_fingerprint,
                     op.station or self.station,
+                    op.profile,
                 ),
             )
 
@@ -245,7 +248,8 @@ class Store:
         with self._lock:
             rows = self._db.execute(
                 "SELECT serial, at, kind, outcome, detail, drift_before_s, drift_after_s, "
-                "secret_fingerprint, station FROM operations WHERE serial = ? ORDER BY at, id",
+                "secret_fingerprint, station, profile FROM operations WHERE serial = ? "
+                "ORDER BY at, id",
                 (serial,),
             ).fetchall()
         return [Operation(*r) for r in rows]

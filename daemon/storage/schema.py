@@ -86,6 +86,10 @@ REGISTRY = Part(
         ALTER TABLE drift ADD COLUMN station TEXT NOT NULL DEFAULT '';
         ALTER TABLE operations ADD COLUMN station TEXT NOT NULL DEFAULT ''
         """,
+        # 3: the Molto2 profile a burn went into.
+        """
+        ALTER TABLE operations ADD COLUMN profile INTEGER
+        """,
     ),
 )
 
@@ -141,6 +145,11 @@ QUEUE = Part(
             job_id TEXT NOT NULL,
             source TEXT NOT NULL
         )
+        """,
+        # 3: the Molto2 profile a job goes (went) into; the log's too ('' if none).
+        """
+        ALTER TABLE jobs ADD COLUMN profile INTEGER;
+        ALTER TABLE provisioning_log ADD COLUMN profile TEXT NOT NULL DEFAULT ''
         """,
     ),
 )

@@ -29,9 +29,11 @@ from .errors import (
     TransportError,
     VerificationFailed,
 )
+from .models import Model, VendorFamily
 from .secret import Secret
 from .session import (
     Connection,
+    DriftEstimate,
     HostClock,
     SessionStats,
     SystemClock,
@@ -49,6 +51,17 @@ VIRTUAL_READER_WORD = "virtual pcd"
 PLAUSIBLE_CLOCK_S = 10 * 365 * 86400
 #: Profiles of the first Molto2 (0..49); the Molto2v2 has 100.
 FIRST_MOLTO2_PROFILES = 50
+
+
+def molto2_model(profiles: int, customer_key: bytes = m.DEFAULT_CUSTOMER_KEY) -> Model:
+    """The daemon's model entry for a recognised Molto2 (Molto2v2 with 100 profiles).
+
+    Its key is the SM4 key derived from the configured customer key; a Molto2 is never
+    written through the single-profile session, and its clock writes keep every seed.
+    """
+    family = VendorFamily("token2-molto2", m.derive_key(customer_key))
+    name = "Molto2v2" if profiles == m.PROFILES else "Molto2"
+    return Model(prefix="", name=name, family=family, restricted_sync=False)
 
 
 class ProfileOccupied(RefusedByPolicy):
@@ -140,6 +153,15 @@ class ProfileSync:
         }
 
 
+def profile_clock_drift(drifts: dict[int, float]) -> DriftEstimate | None:
+    """The drift furthest from zero among seeded profiles' clocks (whole seconds, so
+    within half a second plus the round trip), or None when no profile has one."""
+    if not drifts:
+        return None
+    worst = max(drifts.values(), key=abs)
+    return DriftEstimate(worst, 0.5, len(drifts), "profile-clock")
+
+
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
@@ -158,6 +180,8 @@ class Molto2Session:
         self._clock = clock if clock is not None else SystemClock()
         self._auth_state = "none"  # none | ok | refused
         self.stats = SessionStats()
+        #: The profile a WRITE SEED was sent to in this session (None: none was sent).
+        self.seed_sent_to: int | None = None
 
     # -- the exchange --------------------------------------------------------------------
 
@@ -189,12 +213,24 @@ class Molto2Session:
         resp = self._exchange(f"READ PROFILE {profile}", m.read_profile(profile))
         return m.parse_profile(profile, resp.data)
 
-    def read_profiles(self, indices: Iterable[int] = range(m.PROFILES)) -> list[m.ProfileInfo]:
-        """Public data of each profile in ``indices`` (stops at the first missing profile)."""
+    def read_profiles(
+        self, indices: Iterable[int] = range(m.PROFILES), drifts: dict[int, float] | None = None
+    ) -> list[m.ProfileInfo]:
+        """Public data of each profile in ``indices`` (stops at the first missing profile).
+
+        With ``drifts``, each profile holding a seed gets its clock's whole-second drift
+        there (profiles whose clock field is no plausible clock are left out).
+        """
         out = []
         for i in indices:
             try:
-                out.append(self.read_profile(i))
+                if drifts is None:
+                    out.append(self.read_profile(i))
+                    continue
+                info, drift = self._timed_profile(i)
+                out.append(info)
+                if info.seed_present and drift is not None:
+                    drifts[i] = drift
             except StatusWordError:
                 if i == FIRST_MOLTO2_PROFILES:  # a first-generation Molto2 has 0..49
                     break
@@ -275,6 +311,7 @@ class Molto2Session:
                 + "; it was not touched"
             )
         self.authenticate()
+        self.seed_sent_to = profile
         try:
             self._exchange(
                 f"WRITE SEED {profile}", m.write_seed(self._key, profile, seed), redact=True
@@ -287,12 +324,7 @@ class Molto2Session:
                 "is never overwritten, so burn into the next free one.",
             ) from exc
         try:
-            self._exchange(f"WRITE TITLE {profile}", m.write_title(self._key, profile, title))
-            host = self._clock.time()
-            utc = round(host + self.stats.one_way_latency_s)
-            self._exchange(
-                f"WRITE CONFIG {profile}", m.write_config(self._key, profile, settings, utc)
-            )
+            utc, host = self._title_and_config(profile, settings, title)
         except CardLost as exc:
             raise CardLost(
                 f"the Molto2 was pulled after the seed {seed.fingerprint} was written to "
@@ -301,6 +333,53 @@ class Molto2Session:
                 "seed, which is never overwritten. Delete it and burn again, or burn into the "
                 "next free profile.",
             ) from exc
+        self._verify(info.serial, profile, settings, title)
+        return ProfileWrite(info.serial, profile, title, settings, utc, host, seed.fingerprint)
+
+    def _title_and_config(
+        self, profile: int, settings: m.ProfileSettings, title: str
+    ) -> tuple[int, float]:
+        """WRITE TITLE then WRITE CONFIG with the host's time: (time written, host time)."""
+        self._exchange(f"WRITE TITLE {profile}", m.write_title(self._key, profile, title))
+        host = self._clock.time()
+        utc = round(host + self.stats.one_way_latency_s)
+        self._exchange(f"WRITE CONFIG {profile}", m.write_config(self._key, profile, settings, utc))
+        return utc, host
+
+    def finish(
+        self,
+        profile: int,
+        settings: m.ProfileSettings,
+        title: str,
+        fingerprint: str,
+        *,
+        expect_serial: str,
+    ) -> ProfileWrite:
+        """Title and config onto a profile whose seed write was cut short but landed.
+
+        For a burn interrupted after its WRITE SEED was sent: the caller has read the
+        profile's seed-present flag (set: the seed is there, so it is never sent again).
+        Refused before authenticating if the profile holds no seed after all.
+        """
+        m.title_bytes(title)
+        info = self.read_info().info
+        if info.serial != expect_serial:
+            raise RefusedByPolicy(
+                f"the Molto2 on the reader is {info.serial}, not {expect_serial}; nothing "
+                "was written",
+                "Plug in the intended device and try again.",
+            )
+        if not self.read_profile(profile).seed_present:
+            raise RefusedByPolicy(
+                f"profile {profile} of Molto2 {info.serial} holds no seed; nothing was written"
+            )
+        self.authenticate()
+        utc, host = self._title_and_config(profile, settings, title)
+        self._verify(info.serial, profile, settings, title)
+        return ProfileWrite(info.serial, profile, title, settings, utc, host, fingerprint)
+
+    def _verify(self, serial: str, profile: int, settings: m.ProfileSettings, title: str) -> None:
+        """Read the profile back: seed present, title and settings as written."""
         after = self.read_profile(profile)
         problems = []
         if not after.seed_present:
@@ -315,11 +394,10 @@ class Molto2Session:
             problems.append(f"settings {after.as_dict()}")
         if problems:
             raise VerificationFailed(
-                f"profile {profile} of Molto2 {info.serial} reads back "
+                f"profile {profile} of Molto2 {serial} reads back "
                 + ", ".join(problems)
                 + " after the burn"
             )
-        return ProfileWrite(info.serial, profile, title, settings, utc, host, seed.fingerprint)
 
     def delete(self, profile: int) -> bool:
         """Delete one profile's seed (80 E6; keeps the title). False when it was empty."""

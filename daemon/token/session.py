@@ -414,13 +414,15 @@ class TokenSession:
         *,
         precise: bool = True,
         on_first: Callable[[TimedInfo, Model], None] | None = None,
+        first: TimedInfo | None = None,
     ) -> Identification:
         """Serial, model, token and host time, and the drift between them.
 
         ``on_first`` is called with the first reading and the model before the precise
-        measurement starts (the daemon announces the token from it at once).
+        measurement starts (the daemon announces the token from it at once). ``first``:
+        a :meth:`read_first` already made on this session.
         """
-        first = self.read_first()
+        first = first if first is not None else self.read_first()
         model = self._models.lookup(first.info.serial)
         if on_first is not None:
             on_first(first, model)

@@ -37,6 +37,9 @@ from tokenstation.daemon.events import (
     Origin,
     Outcome,
     PresenceState,
+    ProfilesSynced,
+    ProfileSyncView,
+    ProfileView,
     QueueState,
     ReaderAdded,
     ReaderRemoved,
@@ -162,6 +165,43 @@ SAMPLES: list[Event] = [
     Fault(kind=FaultKind.ERROR, reader=R, message="could not read the card", next_step="Again."),
     Fault(kind=FaultKind.SERVICE_LOST, message="the PC/SC service is gone", next_step="Check."),
     ServiceBack(message="the PC/SC service is back"),
+    TokenMeasured(
+        **{**PRESENCE, "serial": "58000001", "model": "Molto2v2", "drift_method": "profile-clock"},
+        profiles=tuple(
+            ProfileView(
+                profile=i, title=f"P{i}", seed_present=i < 3, hmac="SHA1", digits=6, period=30
+            )
+            for i in range(5)
+        ),
+        profiles_total=100,
+        profiles_used=3,
+        next_free_profile=3,
+    ),
+    BurnOffered(
+        **TOKEN,
+        job=JOB,
+        question="Burn Bitbucket:alice into profile 3 of Molto2 58000001?",
+        profile=3,
+    ),
+    BurnFailed(
+        **TOKEN,
+        origin=Origin.STATION,
+        job=JobView(**{**JOB.__dict__, "state": JobState.BURNING, "profile": 3}),
+        outcome=BurnOutcome.INTERRUPTED,
+        message="the Molto2 was pulled after the seed write",
+    ),
+    ProfilesSynced(
+        **TOKEN,
+        origin=Origin.MANUAL,
+        synced=2,
+        profiles=(
+            ProfileSyncView(profile=0, title="P0", drift_before_s=3.0, drift_after_s=0.0),
+            ProfileSyncView(profile=2, title="P2", drift_before_s=None, drift_after_s=None),
+        ),
+        drift_before_s=3.0,
+        drift_after_s=0.0,
+    ),
+    TokenRemoved(reader=R, serial="58000001", model="Molto2v2"),
     ReaderRemoved(reader=R),
     StoreReachability(
         reachable=False,
@@ -239,6 +279,10 @@ def test_every_event_kind_round_trips_through_dbus_into_the_tray(
     assert "The job is queued again." in texts
     assert "PC/SC service lost" in texts
     assert "A security key, not a token: a FIDO2 security key" in texts
+    assert "Molto2v2 58000001: 3 of 100 profiles used, drift +37 s." in texts
+    assert "Burn Bitbucket:alice into profile 3 of Molto2 58000001?" in texts
+    assert "Plug it in again to finish this job." in texts
+    assert "2 profiles holding a seed: drift was +3 s; now 0 s" in texts
     assert tray.state() == TrayState.IDLE  # the service came back; the reader went away
     assert "Shared database unreachable: The shared database is unreachable" in texts
     assert "Shared database back: The shared database is reachable again." in texts

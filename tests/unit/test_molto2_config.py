@@ -28,11 +28,14 @@ def test_bad_customer_keys_are_refused_with_the_key_name(value: object) -> None:
         config.parse({"molto2": {"customer_key": value}})
 
 
-def test_the_daemon_does_not_watch_a_molto2_reader() -> None:
+def test_the_daemon_watches_a_molto2_reader_and_the_ignore_list_still_applies() -> None:
     readers = config.parse({}).readers
-    assert not readers.accepts(MOLTO2_READER)
+    assert readers.accepts(MOLTO2_READER)
     assert readers.accepts("HID OMNIKEY 5427 CK 00 00")
     assert readers.accepts("Token2 PIN+R3 00 00")
+    ignoring = config.parse({"readers": {"ignore": ["molto2"]}}).readers
+    assert not ignoring.accepts(MOLTO2_READER)
+    assert ignoring.accepts("HID OMNIKEY 5427 CK 00 00")
 
 
 def test_single_profile_commands_refuse_a_molto2_reader() -> None:

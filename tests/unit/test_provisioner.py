@@ -51,7 +51,7 @@ class ProvRig(Rig):
         self.prov = Provisioner(
             self.station,
             self.queue,
-            cfg,
+            self.cfg,
             drop_folder=tmp / "drop",
             log_path=tmp / "provisioning-log.csv",
             loop=asyncio.get_running_loop(),

@@ -55,7 +55,8 @@ def test_an_empty_or_old_database_is_refused_with_the_command_to_run(pg_url: str
     }
     assert schema.migrate(db, schema.PARTS)["queue"] == (schema.QUEUE.version,) * 2
     db.execute("UPDATE meta SET value = '1' WHERE key = 'queue_schema_version'")
-    with pytest.raises(SchemaMismatch, match="version 1, this tokenstation needs 2: run"):
+    needs = f"version 1, this tokenstation needs {schema.QUEUE.version}: run"
+    with pytest.raises(SchemaMismatch, match=needs):
         queue(pg_url, "A")
     db.execute("UPDATE meta SET value = '99' WHERE key = 'queue_schema_version'")
     with pytest.raises(SchemaMismatch, match="newer than this tokenstation knows"):

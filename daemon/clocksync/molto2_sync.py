@@ -1,0 +1,151 @@
+"""Clock sync of a Molto2: every profile holding a seed, time only, through Station.write.
+
+A Molto2 keeps a clock per profile. The time-only write (token-protocol.md 6.1) sets
+a profile's clock and nothing else, and each profile's settings are read from it
+before and checked unchanged after, so no settings need to be known or confirmed.
+Drift before and after is per profile, in whole seconds (the profile's public data
+reports whole seconds).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from tokenstation.daemon.events import (
+    ErrorKind,
+    OperationKind,
+    Origin,
+    Outcome,
+    PresenceState,
+    ProfilesSynced,
+    ProfileSyncView,
+    SyncFailed,
+)
+from tokenstation.daemon.registry.store import Operation
+from tokenstation.daemon.station import CardOperation, Presence, Station, StationError, Written
+from tokenstation.daemon.token import molto2 as m
+from tokenstation.daemon.token.errors import RefusedByPolicy, TokenError
+from tokenstation.daemon.token.models import ModelTable
+from tokenstation.daemon.token.molto2_session import (
+    Molto2Session,
+    ProfileSync,
+    profile_clock_drift,
+)
+from tokenstation.daemon.token.session import Connection, HostClock
+
+log = logging.getLogger(__name__)
+
+
+class Molto2SyncWrite(CardOperation[list[ProfileSync]]):
+    """The clocks of a Molto2's seeded profiles, set in one card session (one login)."""
+
+    kind = OperationKind.SYNC
+    busy = PresenceState.SYNCING
+
+    def __init__(
+        self,
+        station: Station,
+        origin: Origin,
+        *,
+        confirm_untrusted_clock: bool = False,
+        wait: bool,
+    ) -> None:
+        self.station = station
+        self.origin = origin
+        self.confirm = confirm_untrusted_clock
+        self.wait = wait
+        self.serial = ""
+        self.untrusted = False
+        self.seeded: list[m.ProfileInfo] = []
+
+    async def prepare(self, p: Presence) -> None:
+        assert p.profiles is not None
+        self.serial = p.serial
+        self.seeded = [i for i in p.profiles if i.seed_present]
+        trust = await self.station.check_clock(fresh=True)
+        if not trust.trusted and not self.confirm:
+            raise StationError(
+                ErrorKind.NEEDS_CONFIRMATION,
+                f"the host clock is not trusted: {trust.reason}",
+                "Fix the host clock, or confirm that it is right and sync again.",
+            )
+        self.untrusted = not trust.trusted
+
+    def perform(self, conn: Connection, clock: HostClock, models: ModelTable) -> list[ProfileSync]:
+        session = Molto2Session(conn, self.station.cfg.molto2_customer_key, clock)
+        serial = session.read_info().info.serial
+        if serial != self.serial:
+            raise RefusedByPolicy(
+                f"the Molto2 on the reader is {serial}, not {self.serial}; nothing was written",
+                "Plug in the intended device and try again.",
+            )
+        return session.sync(self.seeded)  # each profile is read again before its write
+
+    def succeeded(self, p: Presence, result: list[ProfileSync]) -> Written:
+        worst_before = profile_clock_drift(
+            {r.profile: r.drift_before_s for r in result if r.drift_before_s is not None}
+        )
+        residual = profile_clock_drift(
+            {r.profile: r.drift_after_s for r in result if r.drift_after_s is not None}
+        )
+        before = _rounded(worst_before.drift_s if worst_before else None)
+        after = _rounded(residual.drift_s if residual else None)
+        self.station.update_profiles(p, [], residual)
+        log.info(
+            "synced %d profiles of Molto2 %s (%s): worst drift was %s s, now %s s",
+            len(result),
+            p.serial,
+            self.origin,
+            before,
+            after,
+        )
+        event = ProfilesSynced(
+            reader=p.reader,
+            serial=p.serial,
+            model=p.model_name,
+            origin=self.origin,
+            synced=len(result),
+            profiles=tuple(
+                ProfileSyncView(
+                    profile=r.profile,
+                    title=r.title,
+                    drift_before_s=_rounded(r.drift_before_s),
+                    drift_after_s=_rounded(r.drift_after_s),
+                )
+                for r in result
+            ),
+            drift_before_s=before,
+            drift_after_s=after,
+            untrusted_clock_confirmed=self.untrusted,
+        )
+        op = Operation(
+            p.serial,
+            time.time(),
+            OperationKind.SYNC,
+            Outcome.OK,
+            f"{self.origin}; time only, {len(result)} profiles (settings read from each)",
+            before,
+            after,
+        )
+        return Written(op, event)
+
+    def failed(self, p: Presence, exc: StationError | TokenError) -> Written | None:
+        if isinstance(exc, StationError) and exc.kind != ErrorKind.REFUSED:
+            return None  # a question for the caller (confirm the clock): nothing to record
+        outcome = Outcome.REFUSED if isinstance(exc, StationError) else Outcome.FAILED
+        op = Operation(p.serial, time.time(), OperationKind.SYNC, outcome, exc.message)
+        event = SyncFailed(
+            reader=p.reader,
+            serial=p.serial,
+            model=p.model_name,
+            origin=self.origin,
+            outcome=outcome,
+            message=exc.message,
+            next_step=exc.next_step,
+        )
+        return Written(op, event)
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)

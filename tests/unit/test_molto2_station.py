@@ -1,0 +1,443 @@
+"""The daemon's Molto2 side in-process: offer/selection policy (pure), and the station,
+provisioner and clock sync on the in-process Molto2 simulator behind the injectable
+connect (no PC/SC here; tests/integration/test_molto2_daemon.py runs the real stack)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from test_provisioner import STEPS, InjectedCrash, ProvRig
+
+from tokenstation.daemon.config import Config, DefaultSettings
+from tokenstation.daemon.events import (
+    BurnDone,
+    BurnFailed,
+    BurnOffered,
+    BurnOutcome,
+    JobView,
+    ProfilesSynced,
+    ReaderChange,
+    TokenMeasured,
+)
+from tokenstation.daemon.pcsc import ReaderEvent
+from tokenstation.daemon.provisioning.molto2_burn import (
+    choose_profile_job,
+    offer_question,
+    profile_title,
+)
+from tokenstation.daemon.provisioning.queue import Job
+from tokenstation.daemon.registry.molto2_ledger import Ledger
+from tokenstation.daemon.simulator.molto2 import Molto2Faults, SimulatedMolto2
+from tokenstation.daemon.station import StationError
+from tokenstation.daemon.token import molto2 as m
+from tokenstation.daemon.token.secret import Secret
+from tray.model import TrayModel
+
+from helpers import DirectConnection
+
+MOLTO2_READER = "TOKEN2 Molto2 [CCID Interface] 00 00"
+SERIAL = "58000001"
+#: APDUs of one examination by name: GET INFO and 100 profile reads.
+EXAMINE = 101
+
+
+def job(
+    job_id: int, serial: str = "", issuer: str = "Bitbucket", account: str = "alice", **kw: object
+) -> Job:
+    fields: dict[str, object] = dict(
+        id=job_id,
+        state="queued",
+        fingerprint="0123abcd",
+        issuer=issuer,
+        account=account,
+        algorithm="SHA1",
+        period=30,
+        serial=serial,
+        source="batch.csv (row 1)",
+        created=0.0,
+        updated=0.0,
+        attempts=0,
+        reason="",
+        burned_serial=None,
+        burned_at=None,
+    )
+    fields.update(kw)
+    return Job(**fields)  # type: ignore[arg-type]
+
+
+# -- the choice (pure) ------------------------------------------------------------------------
+
+
+def test_bound_jobs_go_first_into_the_lowest_free_profile() -> None:
+    waiting = [job(1), job(2, serial=SERIAL), job(3, serial="86596320000001")]
+    choice = choose_profile_job(SERIAL, [7, 8, 40], waiting, "attended")
+    assert (choice.job and choice.job.id, choice.profile, choice.automatic) == (2, 7, False)
+    choice = choose_profile_job(SERIAL, [7], [job(1), job(3, serial="86596320000001")], "station")
+    assert (choice.job and choice.job.id, choice.profile, choice.automatic) == (1, 7, True)
+
+
+def test_no_free_profile_no_usable_job_means_nothing_with_the_reason() -> None:
+    full = choose_profile_job(SERIAL, [], [job(1)], "station")
+    assert (
+        full.job is None and "every profile" in full.reason and "never written over" in full.reason
+    )
+    other = choose_profile_job(SERIAL, [3], [job(1, serial="86596320000001")], "station")
+    assert other.job is None and other.reason == "no job for this Molto2"
+    odd = choose_profile_job(SERIAL, [3], [job(1, algorithm="SHA512")], "station")
+    assert odd.job is None
+
+
+def test_titles_are_cut_to_twelve_bytes_and_the_offer_names_the_profile() -> None:
+    assert profile_title(job(1), 7) == "Bitbucket:al"
+    # 11 bytes: the next "é" (2 bytes) would make 13, so the cut is on the character before
+    assert profile_title(job(1, issuer="Zoë", account="ééééé"), 7) == "Zoë:ééé"
+    assert len(profile_title(job(1, issuer="日本語", account="x"), 0).encode()) <= 12
+    assert profile_title(job(1, issuer="", account=""), 4) == "(unnamed)"
+    assert offer_question(job(1), 7, SERIAL) == (
+        "Burn Bitbucket:alice into profile 7 of Molto2 58000001?"
+    )
+
+
+def test_the_tray_shows_the_offer_and_the_molto2_in_words() -> None:
+    tray = TrayModel()
+    tray.connected = True
+    view = JobView(id=4, state="queued", label="Bitbucket:alice", secret_fingerprint="0123abcd")  # type: ignore[arg-type]
+    offer = BurnOffered(
+        reader=MOLTO2_READER,
+        serial=SERIAL,
+        model="Molto2v2",
+        job=view,
+        question=offer_question(job(4), 7, SERIAL),
+        profile=7,
+    )
+    [bubble] = tray.apply(offer)
+    assert bubble.summary == "Burn Bitbucket:alice into profile 7 of Molto2 58000001?"
+    assert [a for a, _ in bubble.actions] == ["burn", "skip"]
+    measured = TokenMeasured(
+        reader=MOLTO2_READER,
+        state="token",  # type: ignore[arg-type]
+        placed_at=0.0,
+        serial=SERIAL,
+        model="Molto2v2",
+        drift_s=3.2,
+        verdict="drift",  # type: ignore[arg-type]
+        sync_safe=True,
+        sync_offered=True,
+        profiles_total=100,
+        profiles_used=12,
+        next_free_profile=12,
+    )
+    [bubble] = tray.apply(measured)
+    assert bubble.summary == "Molto2v2 58000001"
+    assert bubble.body.startswith("12 of 100 profiles used, drift +3 s.")
+    assert "sync" in dict(bubble.actions)
+    assert tray.menu()[0].text == "58000001 Molto2v2: 12 of 100 profiles used, drift +3 s"
+    assert "12 of 100 profiles used" in tray.tooltip()
+
+
+# -- the station, provisioner and sync on the in-process simulator ----------------------------
+
+
+class Molto2Rig(ProvRig):
+    """ProvRig with a simulated Molto2 on a reader named as the real one."""
+
+    def __init__(self, tmp: Path, cfg: Config, **device: object) -> None:
+        super().__init__(tmp, cfg)
+        self.device = SimulatedMolto2(host_time=self.clock.time, **device)  # type: ignore[arg-type]
+        self.conn = DirectConnection(self.device, self.clock)  # type: ignore[arg-type]
+
+    def place(self) -> None:
+        self.station.on_reader_event(ReaderEvent(ReaderChange.READER_ADDED, MOLTO2_READER))
+        self.station.on_reader_event(
+            ReaderEvent(ReaderChange.CARD_INSERTED, MOLTO2_READER, b"\x3b\x80")
+        )
+
+    def pull(self) -> None:
+        self.station.on_reader_event(ReaderEvent(ReaderChange.CARD_REMOVED, MOLTO2_READER))
+        self.device.unplugged()
+
+    def seed_writes(self) -> list[int]:
+        return [p.seed_writes for p in self.device.slots]
+
+    async def batch(self, n: int) -> list[int]:
+        """A CSV batch of ``n`` unbound rows, through the real intake."""
+        rows = "\n".join(
+            f",{base64.b32encode(f'molto2-seed-{i:04d}'.encode()).decode()},Svc{i},user{i}"
+            for i in range(n)
+        )
+        path = self.tmp / "batch.csv"
+        path.write_text("serial,secret,issuer,account\n" + rows + "\n")
+        taken = await self.prov.ingest(os.open(path, os.O_RDONLY), "batch.csv")
+        return [j.id for j in taken.queued]
+
+
+def station_mode() -> Config:
+    return Config(token_defaults=DefaultSettings(confirmed=False), mode="station")
+
+
+def attended() -> Config:
+    return Config(token_defaults=DefaultSettings(confirmed=False))
+
+
+def preload(rig: Molto2Rig, index: int, title: str) -> None:
+    rig.device.preload(index, Secret(f"kept-{index}".encode() * 2), m.ProfileSettings(), title)
+
+
+def test_station_mode_fills_free_profiles_around_a_seeded_one_and_never_over_it(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        rig = Molto2Rig(tmp_path, station_mode())
+        preload(rig, 1, "Keep")
+        jobs = await rig.batch(4)
+        rig.place()
+        await rig.settle()
+        measured = rig.of(TokenMeasured)[0]
+        assert (measured.model, measured.profiles_total, measured.profiles_used) == (
+            "Molto2v2",
+            100,
+            1,
+        )
+        assert measured.next_free_profile == 0 and measured.profiles is not None
+        assert measured.profiles[1].title == "Keep" and measured.profiles[1].seed_present
+        done = rig.of(BurnDone)
+        assert [d.job.profile for d in done] == [0, 2, 3, 4]
+        assert [d.job.id for d in done] == jobs
+        assert all(rig.state(j) == "burned" for j in jobs)
+        assert rig.seed_writes()[:6] == [1, 0, 1, 1, 1, 0]
+        assert rig.device.slots[1].title == "Keep"
+        assert [rig.device.slots[i].title for i in (0, 2, 3, 4)] == [
+            "Svc0:user0",
+            "Svc1:user1",
+            "Svc2:user2",
+            "Svc3:user3",
+        ]
+        # Registry, provisioning log and ledger record serial + profile.
+        ops = [op for op in rig.store.operations(SERIAL) if op.kind == "burn"]
+        assert [op.profile for op in ops] == [0, 2, 3, 4]
+        assert [(r[2], r[-1]) for r in rig.log_rows()] == [(SERIAL, str(i)) for i in (0, 2, 3, 4)]
+        ledger = json.loads((tmp_path / "molto2-profiles.json").read_text())
+        assert ledger[SERIAL]["2"]["account"] == "Svc1:user1"
+        await rig.close()
+
+    asyncio.run(scenario())
+
+
+def test_attended_mode_offers_each_job_for_the_next_free_profile(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        rig = Molto2Rig(tmp_path, attended())
+        preload(rig, 0, "Old")
+        jobs = await rig.batch(2)
+        rig.place()
+        await rig.settle()
+        [offer] = rig.of(BurnOffered)
+        assert offer.question == f"Burn Svc0:user0 into profile 1 of Molto2 {SERIAL}?"
+        assert offer.profile == 1 and rig.seed_writes()[:3] == [0, 0, 0]
+        done = await rig.prov.burn(jobs[0], SERIAL)
+        assert done.job.profile == 1
+        await rig.settle()
+        second = rig.of(BurnOffered)[-1]
+        assert second.job.id == jobs[1] and second.profile == 2
+        assert rig.seed_writes()[:3] == [0, 1, 0]
+        await rig.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_molto2_pulled_after_the_seed_write_finishes_that_profile_without_a_second_seed(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        # Burn APDUs: GET INFO, READ PROFILE, GET CHALLENGE, AUTHENTICATE, WRITE SEED,
+        # WRITE TITLE ... : the device leaves instead of answering the second burn's title.
+        rig = Molto2Rig(tmp_path, station_mode(), faults=Molto2Faults(drop_after=EXAMINE + 8 + 5))
+        jobs = await rig.batch(4)
+        rig.place()
+        await rig.settle()
+        [failed] = rig.of(BurnFailed)
+        assert failed.outcome == BurnOutcome.INTERRUPTED and failed.job.profile == 1
+        assert rig.state(jobs[1]) == "burning" and rig.state(jobs[2]) == "queued"
+        assert rig.seed_writes()[:3] == [1, 1, 0] and rig.device.slots[1].title == ""
+        rig.pull()
+        rig.place()
+        await rig.settle()
+        assert all(rig.state(j) == "burned" for j in jobs)
+        assert rig.seed_writes()[:5] == [1, 1, 1, 1, 0]  # no profile written twice
+        assert rig.device.slots[1].title == "Svc1:user1"
+        assert [d.job.profile for d in rig.of(BurnDone)] == [0, 1, 2, 3]
+        await rig.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_molto2_pulled_before_the_seed_landed_resumes_at_the_next_free_profile(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        # The second burn's WRITE SEED gets no answer (and the device never saw it).
+        rig = Molto2Rig(tmp_path, station_mode(), faults=Molto2Faults(drop_after=EXAMINE + 8 + 4))
+        jobs = await rig.batch(3)
+        rig.place()
+        await rig.settle()
+        assert rig.of(BurnFailed)[0].outcome == BurnOutcome.INTERRUPTED
+        rig.pull()
+        rig.place()
+        await rig.settle()
+        assert all(rig.state(j) == "burned" for j in jobs)
+        assert rig.seed_writes()[:4] == [1, 1, 1, 0]
+        assert [d.job.profile for d in rig.of(BurnDone)] == [0, 1, 2]
+        await rig.close()
+
+    asyncio.run(scenario())
+
+
+def test_sync_sets_every_seeded_profile_and_reports_drift_before_and_after(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        rig = Molto2Rig(tmp_path, attended(), clock_offset_s=30.0)
+        for i in (0, 3, 7):
+            preload(rig, i, f"P{i}")
+        rig.place()
+        await rig.settle()
+        measured = rig.of(TokenMeasured)[0]
+        assert measured.drift_s is not None and round(measured.drift_s) == 30
+        assert measured.sync_offered and measured.settings is None
+        done = await rig.sync.sync(SERIAL)
+        assert isinstance(done, ProfilesSynced)
+        assert done.synced == 3 and [p.profile for p in done.profiles] == [0, 3, 7]
+        assert done.drift_before_s is not None and round(done.drift_before_s) == 30
+        assert done.drift_after_s is not None and abs(done.drift_after_s) <= 1
+        assert [rig.device.slots[i].sync_writes for i in (0, 1, 3, 7)] == [1, 0, 1, 1]
+        assert rig.seed_writes()[:8] == [0] * 8  # time only
+        view = rig.station.readers[MOLTO2_READER]
+        assert view is not None and view.ident is not None and abs(view.ident.drift.drift_s) <= 1
+        await rig.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_refused_key_is_tried_once_and_the_batch_stops(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        rig = Molto2Rig(tmp_path, station_mode(), customer_key=b"not the factory key")
+        jobs = await rig.batch(3)
+        rig.place()
+        await rig.settle()
+        assert rig.device.attempts_left == rig.device.attempts - 1  # one authentication
+        [failed] = rig.of(BurnFailed)
+        assert failed.outcome == BurnOutcome.FAILED and "6309" in failed.message
+        assert "9 attempts left" in failed.next_step and "Do not retry" in failed.next_step
+        assert [rig.state(j) for j in jobs] == ["failed", "queued", "queued"]
+        # More jobs arriving, a click on Burn or Sync: the key is not tried again.
+        rig.prov.offer_all()  # as when more jobs arrive
+        await rig.settle()
+        for attempt in (rig.prov.burn(jobs[1], SERIAL), rig.sync.sync(SERIAL)):
+            try:
+                await attempt
+            except StationError as exc:
+                assert "never tried again" in exc.message
+        assert rig.device.attempts_left == rig.device.attempts - 1
+        assert sum(rig.seed_writes()) == 0
+        await rig.close()
+
+    asyncio.run(scenario())
+
+
+def test_job_view_carries_the_profile() -> None:
+    j = job(3, state="burned", burned_serial=SERIAL, profile=7)
+    assert j.as_dict()["profile"] == 7
+    assert dataclasses.replace(j, profile=None).as_dict().get("profile") is None
+
+
+def test_auto_sync_sets_a_drifting_molto2_by_itself(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        cfg = dataclasses.replace(attended(), auto_sync=True)
+        rig = Molto2Rig(tmp_path, cfg, clock_offset_s=-20.0)
+        preload(rig, 4, "P4")
+        rig.place()
+        await rig.settle()
+        assert rig.of(TokenMeasured)[0].auto_sync
+        [done] = rig.of(ProfilesSynced)
+        assert done.origin == "auto" and done.synced == 1
+        assert rig.device.slots[4].sync_writes == 1 and rig.seed_writes()[4] == 0
+        await rig.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("step", STEPS)
+def test_a_daemon_killed_at_any_step_of_a_molto2_burn_never_writes_a_profile_twice(
+    tmp_path: Path, step: str
+) -> None:
+    """Station mode, killed at ``step`` of the first burn, restarted with the Molto2 still
+    there: the interrupted job is settled by its profile's seed flag (the seed written
+    if it had not landed, else only title and settings), the rest of the batch goes into
+    the next free profiles, and no profile gets a second seed."""
+
+    async def scenario() -> None:
+        rig = Molto2Rig(tmp_path, station_mode())
+        rig.prov.crash_point = _crash_at(step)
+        jobs = await rig.batch(3)
+        rig.place()
+        await rig.settle()  # the burn task died at the crash point
+        assert rig.seed_writes()[:3] == [0 if step == "intent" else 1, 0, 0]
+        again = Molto2Rig(tmp_path, station_mode())
+        again.device, again.conn, again.clock = rig.device, rig.conn, rig.clock
+        again.prov.recover()
+        first = "burning" if step in ("intent", "written", "registry") else "burned"
+        assert again.state(jobs[0]) == first
+        again.place()
+        await again.settle()
+        assert [again.state(j) for j in jobs] == ["burned", "burned", "burned"]
+        assert [d.job.profile for d in again.of(BurnDone)] == (
+            [0, 1, 2] if first == "burning" else [1, 2]
+        )
+        assert rig.seed_writes()[:4] == [1, 1, 1, 0]  # never twice, never over a seed
+        assert rig.device.slots[0].title == "Svc0:user0"
+        await rig.close()
+        await again.close()
+
+    asyncio.run(scenario())
+
+
+def _crash_at(step: str) -> Callable[[str], None]:
+    def crash(at: str) -> None:
+        if at == step:
+            raise InjectedCrash(at)
+
+    return crash
+
+
+def test_a_profile_burned_elsewhere_since_the_stop_is_left_alone(tmp_path: Path) -> None:
+    """Killed before the seed write; meanwhile the CLI burned another account into that
+    profile (the ledger says so): the job fails for a person, nothing is written there."""
+
+    async def scenario() -> None:
+        rig = Molto2Rig(tmp_path, station_mode())
+        rig.prov.crash_point = _crash_at("intent")
+        jobs = await rig.batch(2)
+        rig.place()
+        await rig.settle()
+        preload(rig, 0, "Other")  # the CLI's burn, with its ledger row
+        Ledger(tmp_path / "molto2-profiles.json").record(SERIAL, 0, "Other:x", "feedface")
+        again = Molto2Rig(tmp_path, station_mode())
+        again.device, again.conn, again.clock = rig.device, rig.conn, rig.clock
+        again.prov.recover()
+        again.place()
+        await again.settle()
+        assert again.state(jobs[0]) == "failed"
+        job = again.queue.get(jobs[0])
+        assert job is not None and "holds the seed of Other:x" in job.reason
+        assert again.state(jobs[1]) == "burned"
+        assert rig.seed_writes()[:3] == [0, 1, 0] and rig.device.slots[0].title == "Other"
+        await rig.close()
+        await again.close()
+
+    asyncio.run(scenario())
