@@ -424,6 +424,16 @@ class ProfilesSynced(CardWriteEvent):
     untrusted_clock_confirmed: bool = False
 
 
+@dataclass(frozen=True, kw_only=True)
+class StoreReachability(Event):
+    """The shared database went away (no burns; dropped files wait) or came back."""
+
+    reachable: bool
+    since: float  # when it went away or came back
+    location: str  # the server and database (never a password)
+    message: str
+
+
 #: Event type -> D-Bus signal name: the only mapping between the two.
 SIGNALS: dict[type[Event], str] = {
     TokenPresented: "TokenPresented",
@@ -443,6 +453,7 @@ SIGNALS: dict[type[Event], str] = {
     BurnDone: "BurnDone",
     BurnFailed: "BurnFailed",
     ProfilesSynced: "ProfilesSynced",
+    StoreReachability: "StoreReachability",
 }
 EVENTS: dict[str, type[Event]] = {name: kind for kind, name in SIGNALS.items()}
 

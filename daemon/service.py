@@ -30,7 +30,7 @@ from tokenstation.daemon.intake.dropfolder import DropFolder
 from tokenstation.daemon.provisioning.provisioner import Provisioner, default_paths
 from tokenstation.daemon.provisioning.queue import JobQueue
 from tokenstation.daemon.registry.store import Store
-from tokenstation.daemon.storage.database import SchemaMismatch, StoreUnavailable
+from tokenstation.daemon.storage.database import NameTaken, SchemaMismatch, StoreUnavailable
 from tokenstation.daemon.storage.opening import secret_box, shared_database
 from tokenstation.daemon.storage.secretbox import KeyProblem
 
@@ -66,9 +66,17 @@ def open_stores(cfg: Config, registry: Path, queue: Path) -> tuple[Store, JobQue
             return Store(registry, station=station), JobQueue(queue, station=station)
         queue_db = shared_database(cfg)
         assert queue_db is not None
-        return Store(shared, station=station), JobQueue(
-            queue_db, station=station, box=box, lease_s=cfg.store.lease_s
-        )
+        store = Store(shared, station=station)
+        try:
+            jobs = JobQueue(queue_db, station=station, box=box, lease_s=cfg.store.lease_s)
+            jobs.hold_name()  # before recovery: it settles claims made under this name
+        except BaseException:
+            queue_db.close()
+            store.close()
+            raise
+        return store, jobs
+    except NameTaken as exc:
+        raise StoreRefused(str(exc), "") from None
     except SchemaMismatch as exc:
         raise StoreRefused(str(exc), "") from None
     except KeyProblem as exc:

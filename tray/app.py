@@ -157,6 +157,8 @@ class TrayApp:
         if not self.model.connected:
             self._spawn(self._load())
         self._show(self.model.apply(event))
+        if self.model.connected and self.model.jobs_stale():
+            self._spawn(self._load())  # jobs queued or burned at another station
         self._refresh()
 
     def _show(self, bubbles: list[Bubble]) -> None:

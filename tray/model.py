@@ -33,6 +33,7 @@ from tokenstation.daemon.events import (
     ProfilesSynced,
     QueueState,
     ServiceBack,
+    StoreReachability,
     SyncDone,
     SyncFailed,
     SyncVerdict,
@@ -106,6 +107,8 @@ class TrayModel:
         self.burning: set[str] = set()
         self.recent: deque[tuple[float, str]] = deque(maxlen=10)
         self._coded: set[int] = set()  # jobs whose code to expect was shown
+        self.store_down_since: float | None = None  # the shared database unreachable
+        self.waiting: int | None = None  # jobs waiting at any station (QueueState, status)
 
     # -- input ---------------------------------------------------------------------------
 
@@ -120,6 +123,12 @@ class TrayModel:
         self.paused = bool(status.get("paused"))
         self.drop_folder = str(status.get("drop_folder", ""))
         self.error = "" if status.get("pcsc") == "running" else str(status.get("pcsc", ""))
+        store = status.get("store")
+        self.store_down_since = None
+        if isinstance(store, dict) and store.get("reachable") is False:
+            self.store_down_since = float(store.get("since") or time.time())
+        length = status.get("queue_length")
+        self.waiting = length if isinstance(length, int) else None
 
     def disconnected(self) -> list[Bubble]:
         """The daemon went away."""
@@ -167,7 +176,10 @@ class TrayModel:
             return self._profiles_synced(event)
         if isinstance(event, QueueState):
             self.paused = event.paused
+            self.waiting = event.length
             return []
+        if isinstance(event, StoreReachability):
+            return self._store(event)
         if isinstance(event, Fault):
             return self._fault(event)
         if isinstance(event, ServiceBack):
@@ -399,6 +411,30 @@ class TrayModel:
             )
         ]
 
+    def _store(self, p: StoreReachability) -> list[Bubble]:
+        if p.reachable == (self.store_down_since is None):
+            return []  # no change (a repeat, or already known from the status)
+        self.store_down_since = None if p.reachable else p.since
+        self._note("shared database back" if p.reachable else "shared database unreachable")
+        if not self.choices.errors:
+            return []
+        if p.reachable:
+            return [Bubble("store", "Shared database back", _sentence(p.message), urgency=0)]
+        return [Bubble("store", "Shared database unreachable", _sentence(p.message), urgency=2)]
+
+    def store_line(self) -> str:
+        """The persistent line while the shared database is unreachable ("" otherwise)."""
+        if self.store_down_since is None:
+            return ""
+        at = time.strftime("%H:%M", time.localtime(self.store_down_since))
+        return f"Shared database unreachable since {at}: drops wait, no burns"
+
+    def jobs_stale(self) -> bool:
+        """True when the jobs known here are fewer or more than those waiting anywhere
+        (another station queued or burned some): time to list them again."""
+        known = sum(1 for j in self.jobs if j.state == JobState.QUEUED)
+        return self.waiting is not None and self.waiting != known
+
     def set_burning(self, serial: str, on: bool) -> None:
         """A burn this tray started is running (or ended)."""
         (self.burning.add if on else self.burning.discard)(serial)
@@ -435,9 +471,13 @@ class TrayModel:
             return f"tokenstation: {self.error}"
         parts = [f"{t.serial} {_token_words(t)}" for t in self.tokens()]
         waiting = sum(1 for j in self.jobs if j.state == JobState.QUEUED)
+        if self.waiting is not None:  # the daemon's count: at every station sharing the queue
+            waiting = self.waiting
         text = "tokenstation: " + ("; ".join(parts) if parts else "no token on the readers")
         if waiting:
             text += f"; {waiting} job(s) queued" + (" (paused)" if self.paused else "")
+        if self.store_line():
+            text += f"; {self.store_line()}"
         return text
 
     def menu(self) -> list[MenuEntry]:
@@ -450,6 +490,8 @@ class TrayModel:
                 MenuEntry("Quit", Command("quit")),
             ]
         entries: list[MenuEntry] = []
+        if self.store_line():
+            entries += [MenuEntry(self.store_line(), None), SEPARATOR]
         default_set = False
         for t in self.tokens():
             serial = t.serial or ""

@@ -266,3 +266,8 @@ class StationInterface(ServiceInterface):
     def ProfilesSynced(self, info: "a{sv}") -> "a{sv}":
         """A Molto2's seeded profiles had their clocks set: drift before and after each."""
         return info
+
+    @signal()
+    def StoreReachability(self, info: "a{sv}") -> "a{sv}":
+        """The shared database went away or came back: reachable, since, message."""
+        return info

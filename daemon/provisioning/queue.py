@@ -197,6 +197,11 @@ class JobQueue:
 
     # -- other stations ----------------------------------------------------------------------
 
+    def hold_name(self) -> None:
+        """On a shared queue: hold this station's name while it runs, or check it still
+        does (NameTaken when another live station has the name; no-op on own files)."""
+        self._db.hold_name(self.station)
+
     def _changed(self, what: str, job_id: int = 0) -> None:
         """Tell the other stations (no-op on this station's own file)."""
         if self._db.shared:

@@ -19,8 +19,8 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from tokenstation.daemon.events import Fault, FaultKind
-from tokenstation.daemon.storage.database import StoreUnavailable
+from tokenstation.daemon.events import StoreReachability
+from tokenstation.daemon.storage.database import NameTaken, StoreUnavailable
 
 if TYPE_CHECKING:
     from tokenstation.daemon.provisioning.provisioner import Provisioner
@@ -84,18 +84,30 @@ class SharedQueue:
         self.since = time.time()
         self.detail = detail or ("connection lost" if not reachable else "")
         station = self.prov.station
+        location = self.prov.queue.location
         if not reachable:
             log.warning("the shared database is unreachable: %s", self.detail)
             station.publish(
-                Fault(
-                    kind=FaultKind.ERROR,
-                    message="the shared database is unreachable: no burns until it is back; "
-                    "dropped files wait",
-                    next_step="Check the network and the PostgreSQL server.",
+                StoreReachability(
+                    reachable=False,
+                    since=self.since,
+                    location=location,
+                    message=f"the shared database is unreachable ({self.detail}): no burns "
+                    "until it is back; dropped files wait. Check the network and the "
+                    "PostgreSQL server.",
                 )
             )
             return
         log.info("the shared database is reachable again: catching up")
+        station.publish(
+            StoreReachability(
+                reachable=True,
+                since=self.since,
+                location=location,
+                message="the shared database is reachable again: waiting files are taken, "
+                "burns go on",
+            )
+        )
         self.prov.catch_up()
 
     def lost(self, exc: StoreUnavailable) -> None:
@@ -109,11 +121,14 @@ class SharedQueue:
         queue = self.prov.queue
         while True:
             try:
+                await self.loop.run_in_executor(None, queue.hold_name)  # again after a loss
                 held = tuple(self.prov.claims)
                 await self.loop.run_in_executor(None, queue.renew, held)
                 expired = await self.loop.run_in_executor(None, queue.expire)
             except StoreUnavailable as exc:
                 self.lost(exc)
+            except NameTaken as exc:  # the server restarted and a same-named station came
+                self.lost(StoreUnavailable(str(exc)))
             except Exception:
                 log.exception("keeping the queue's leases failed")
             else:

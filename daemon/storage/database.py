@@ -36,6 +36,10 @@ class StoreUnavailable(Exception):
     """The shared database cannot be reached now (the message says why; no secret in it)."""
 
 
+class NameTaken(Exception):
+    """Another live station on the shared database has this station's name."""
+
+
 class SchemaMismatch(Exception):
     """The database's schema is not the one this tokenstation knows (older or newer)."""
 
@@ -83,6 +87,11 @@ class Database(ABC):
         self, handler: NotifyHandler, on_state: Callable[[bool], None]
     ) -> None:
         """Call ``handler`` with every notification; ``on_state(reachable)`` on changes."""
+
+    def hold_name(self, name: str) -> None:  # noqa: B027 (this station's own files)
+        """Hold ``name`` for this station while it runs (NameTaken when another live
+        station holds it); called again, it checks the hold and takes it anew if the
+        connection holding it was lost (StoreUnavailable while unreachable)."""
 
     def scrub(self) -> None:  # noqa: B027 (a backend without a log file of old pages)
         """After a secret was erased (lock held): make sure no old copy stays in a log file."""

@@ -11,13 +11,16 @@ changes and says when the server goes away and comes back.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
+import os
 import select
+import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
-from .database import Database, NotifyHandler, Rows, StoreUnavailable
+from .database import Database, NameTaken, NotifyHandler, Rows, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +76,7 @@ class PostgresDatabase(Database):
         self._sql: dict[str, str] = {}
         self._conn: Any = None
         self._listener: _Listener | None = None
+        self._name: _NameHold | None = None
         with self.lock:
             self._connection()
 
@@ -134,15 +138,91 @@ class PostgresDatabase(Database):
             self._listener = _Listener(self.conninfo, handler, on_state)
             self._listener.start()
 
+    def hold_name(self, name: str) -> None:
+        if self._name is None:
+            self._name = _NameHold(self.conninfo, name, self._where)
+        self._name.check()
+
     def close(self) -> None:
         if self._listener is not None:
             self._listener.stop()
             self._listener = None
+        if self._name is not None:
+            self._name.close()
+            self._name = None
         with self.lock:
             if self._conn is not None:
                 with contextlib.suppress(Exception):
                     self._conn.close()
                 self._conn = None
+
+
+class _NameHold:
+    """A station's name, held as a session-level advisory lock on a connection of its own
+    for the station's life: the server lets it go when that connection ends, however the
+    station ends (a crashed station's name is free again at once)."""
+
+    def __init__(self, conninfo: str, name: str, where: str) -> None:
+        self.conninfo = conninfo
+        self.name = name
+        self.where = where
+        digest = hashlib.sha256(b"tokenstation station\0" + name.encode()).digest()
+        self.key = int.from_bytes(digest[:8], "big", signed=True)
+        self._conn: Any = None
+        self._lock = threading.Lock()
+
+    def check(self) -> None:
+        """Still held, or taken now (NameTaken, StoreUnavailable)."""
+        psycopg = _psycopg()
+        with self._lock:
+            if self._conn is not None:
+                try:
+                    self._conn.execute("SELECT 1")
+                    return
+                except psycopg.Error:
+                    self.close()  # the server went away: the hold went with it
+            try:
+                conn = psycopg.connect(
+                    self.conninfo,
+                    autocommit=True,
+                    connect_timeout=CONNECT_TIMEOUT_S,
+                    application_name=f"tokenstation {socket.gethostname()} pid {os.getpid()}"[:63],
+                )
+                (held,) = conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
+                holder = "" if held else self._holder(conn)
+            except psycopg.OperationalError as exc:
+                raise StoreUnavailable(
+                    f"the shared database ({self.where}) cannot be reached: {_first_line(exc)}"
+                ) from None
+            if not held:
+                conn.close()
+                raise NameTaken(
+                    f"another station named {self.name!r} is running on {self.where}"
+                    f"{holder}: give each station its own [station] name"
+                )
+            self._conn = conn
+
+    def _holder(self, conn: Any) -> str:
+        row = conn.execute(
+            "SELECT a.application_name, a.client_addr::text, "
+            "to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') "
+            "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+            "AND l.classid::bigint = %s AND l.objid::bigint = %s",
+            ((self.key >> 32) & 0xFFFFFFFF, self.key & 0xFFFFFFFF),
+        ).fetchone()
+        if row is None:
+            return ""
+        app, addr, since = row
+        where = f" from {addr}" if addr else ""
+        return f" ({app or 'a client'}{where}, since {since} UTC)"
+
+    def close(self) -> None:
+        """Let the name go."""
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
 
 
 class _Listener(threading.Thread):

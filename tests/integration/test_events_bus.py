@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from pathlib import Path
 
 from tokenstation.daemon.bus import dbusio
@@ -44,6 +45,7 @@ from tokenstation.daemon.events import (
     ReaderRemoved,
     ServiceBack,
     SettingsView,
+    StoreReachability,
     SyncDone,
     SyncFailed,
     SyncVerdict,
@@ -201,6 +203,19 @@ SAMPLES: list[Event] = [
     ),
     TokenRemoved(reader=R, serial="58000001", model="Molto2v2"),
     ReaderRemoved(reader=R),
+    StoreReachability(
+        reachable=False,
+        since=1_800_000_100.0,
+        location="postgresql tokenstation@db.example:5432/stations",
+        message="the shared database is unreachable (connection lost): no burns until it "
+        "is back; dropped files wait",
+    ),
+    StoreReachability(
+        reachable=True,
+        since=1_800_000_160.0,
+        location="postgresql tokenstation@db.example:5432/stations",
+        message="the shared database is reachable again",
+    ),
 ]
 
 
@@ -269,3 +284,28 @@ def test_every_event_kind_round_trips_through_dbus_into_the_tray(
     assert "Plug it in again to finish this job." in texts
     assert "2 profiles holding a seed: drift was +3 s; now 0 s" in texts
     assert tray.state() == TrayState.IDLE  # the service came back; the reader went away
+    assert "Shared database unreachable: The shared database is unreachable" in texts
+    assert "Shared database back: The shared database is reachable again." in texts
+
+
+def test_the_tray_keeps_a_line_while_the_shared_database_is_away_and_counts_every_station() -> None:
+    down, back = SAMPLES[-2:]
+    tray = TrayModel()
+    tray.load({"paused": False, "pcsc": "running", "queue_length": 0}, [], [])
+    [bubble] = tray.apply(down)
+    assert bubble.urgency == 2
+    line = tray.menu()[0].text
+    at = time.strftime("%H:%M", time.localtime(1_800_000_100.0))
+    assert line == f"Shared database unreachable since {at}: drops wait, no burns"
+    assert line in tray.tooltip()
+    assert tray.apply(down) == []  # said once
+    # Jobs queued at other stations: the daemon's count, and the jobs to list again.
+    tray.apply(QueueState(paused=False, length=3))
+    assert "3 job(s) queued" in tray.tooltip() and tray.jobs_stale()
+    tray.apply(back)
+    assert not any(e.text.startswith("Shared database unreachable") for e in tray.menu())
+    assert "unreachable" not in tray.tooltip()
+    # A tray started while the database is away shows it from the status.
+    late = TrayModel()
+    late.load({"pcsc": "running", "store": {"reachable": False, "since": 1_800_000_100.0}}, [], [])
+    assert late.menu()[0].text == line

@@ -21,6 +21,7 @@ from tokenstation.daemon.faults import CRASH_ENV, CRASH_STATUS
 from tokenstation.daemon.simulator.pgserver import PgServer
 from tokenstation.daemon.simulator.privatebus import PrivateBus, timedated_service
 from tokenstation.daemon.simulator.stack import PcscStack
+from tokenstation.daemon.simulator.stations import station_config, write_config
 from tokenstation.daemon.storage.postgres import PostgresDatabase
 
 from conftest import TRANSCRIPT, BusWatcher, DaemonProc, bus_env, run_cli, wait_until
@@ -65,13 +66,13 @@ def sites(
     key = tmp_path / "shared" / "store.key"
     assert run_cli(a.env, "store", "init-key", "--key-file", str(key)).returncode == 0
     for s in (a, b):
-        (s.home / "config" / "tokenstation").mkdir(parents=True, exist_ok=True)
-        (s.home / "config" / "tokenstation" / "config.toml").write_text(
-            f'mode = "station"\n[clock]\ntrust = "assume-synchronised"\n'
-            f'[store]\nurl = "{pg_url}"\nkey_file = "{key}"\nlease = 1.5\n'
-            f'[station]\nname = "{s.name}"\n'
-        )
+        write_config(s.home, station_config(pg_url, key, s.name, lease_s=1.5))
     yield a, b, pg_url
+
+
+def key_of(site: Site) -> Path:
+    """The store key file the site's daemon uses (one for both sites)."""
+    return site.home.parent / "shared" / "store.key"
 
 
 class Sim:
@@ -185,7 +186,7 @@ def test_two_stations_share_one_queue_and_one_registry(
 def test_a_station_dying_with_a_claim_releases_it_after_the_lease_never_burning_twice(
     sites: tuple[Site, Site, str], tmp_path: Path
 ) -> None:
-    a, b, _url = sites
+    a, b, url = sites
     assert run_cli(a.env, "store", "migrate").returncode == 0
     # A dies right after its claim (the burn's intent) is committed, before the seed write
     # ends: as kill -9 or a power cut at that instant would.
@@ -200,6 +201,13 @@ def test_a_station_dying_with_a_claim_releases_it_after_the_lease_never_burning_
         assert da.proc.returncode == CRASH_STATUS
         (job,) = jobs(b)
         assert (job["state"], job["claimed_by"]) == ("burning", "desk-a")
+        # A's bus is free again; a station there that calls itself desk-b while B runs is
+        # refused before it reads anything (it would settle B's claims as its own).
+        twin = a.home / "twin.toml"
+        twin.write_text(station_config(url, key_of(a), "desk-b", lease_s=1.5))
+        refused = run_cli(a.env, "daemon", "--config", str(twin), timeout=30)
+        assert refused.returncode == 1
+        assert "another station named 'desk-b' is running on" in refused.stderr
         # The lease (1.5 s) runs out; B settles the claim: failed, never back to a burn.
         wait_until(lambda: jobs(b)[0]["state"] == "failed", 10.0, "the claim to expire")
         (job,) = jobs(b)
@@ -248,7 +256,8 @@ def test_the_database_unreachable_tokens_are_still_read_and_drops_wait(
         server.halt()
         wait_until(lambda: status()["store"]["reachable"] is False, 10.0, "unreachable")
         assert "UNREACHABLE" in cli_bus("status").stdout
-        bus.expect("Error", message=StringContaining("shared database is unreachable"))
+        gone = bus.expect("StoreReachability", reachable=False)
+        assert "no burns until it is back" in gone["message"]
         # Tokens are still read and measured.
         simulator("--serial", S1)
         bus.expect("TokenMeasured", timeout=15, serial=S1)
@@ -265,17 +274,9 @@ def test_the_database_unreachable_tokens_are_still_read_and_drops_wait(
         # Back: the waiting file is taken, once.
         server.start()
         wait_until(lambda: status()["store"]["reachable"] is True, 15.0, "reachable again")
+        bus.expect("StoreReachability", reachable=True)
         wait_until(lambda: status()["queue_length"] == 1, 10.0, "the waiting file's job")
         assert cli_bus("queue", "add", str(uri)).returncode != 0  # the same secret: not twice
         assert status()["queue_length"] == 1
     finally:
         server.stop()
-
-
-class StringContaining(str):
-    """Equal to any string that contains it (for BusWatcher.expect)."""
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, str) and str.__contains__(other, str(self))
-
-    __hash__ = str.__hash__

@@ -20,7 +20,7 @@ from tokenstation.daemon.provisioning.queue import JobQueue, NewJob, SealBroken
 from tokenstation.daemon.registry.store import Operation, Store
 from tokenstation.daemon.simulator.pgserver import PgServer
 from tokenstation.daemon.storage import schema
-from tokenstation.daemon.storage.database import SchemaMismatch, StoreUnavailable
+from tokenstation.daemon.storage.database import NameTaken, SchemaMismatch, StoreUnavailable
 from tokenstation.daemon.storage.postgres import PostgresDatabase
 from tokenstation.daemon.storage.secretbox import KeyProblem, SecretBox, init_key
 from tokenstation.daemon.token.secret import Secret
@@ -62,6 +62,25 @@ def test_an_empty_or_old_database_is_refused_with_the_command_to_run(pg_url: str
     with pytest.raises(SchemaMismatch, match="newer than this tokenstation knows"):
         queue(pg_url, "A")
     db.close()
+
+
+def test_a_second_live_station_with_the_same_name_is_refused_until_the_first_ends(
+    pg_url: str,
+) -> None:
+    url = migrated(pg_url)
+    first, other = queue(url, "desk-a"), queue(url, "desk-b")
+    first.hold_name()
+    other.hold_name()  # another name: no conflict
+    first.hold_name()  # checked again while held: still ours
+    twin = queue(url, "desk-a")
+    with pytest.raises(
+        NameTaken, match=r"another station named 'desk-a' is running on .*tokenstation .* pid \d+"
+    ):
+        twin.hold_name()
+    first.close()  # its connection ends (as a crashed station's does): the name is free
+    twin.hold_name()
+    twin.close()
+    other.close()
 
 
 def test_settings_written_at_one_station_are_known_at_another(pg_url: str) -> None:
