@@ -196,6 +196,11 @@ class StationClient:
         result: dict[str, Any] = await self._call("BurnJob", "us", [job_id, serial])
         return result
 
+    async def delete_profile(self, serial: str, profile: int) -> dict[str, Any]:
+        """DeleteProfile (ask a person first: the seed is gone for good)."""
+        result: dict[str, Any] = await self._call("DeleteProfile", "su", [serial, profile])
+        return result
+
     async def ingest(self, path: str) -> dict[str, Any]:
         """IngestFile: the file is opened here, by the caller, and its descriptor passed."""
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)

@@ -34,6 +34,7 @@ from tokenstation.daemon.bus.ops import (
 )
 from tokenstation.daemon.clocksync.sync import ClockSync
 from tokenstation.daemon.events import ErrorKind, Event
+from tokenstation.daemon.provisioning.molto2_delete import delete_profile
 from tokenstation.daemon.provisioning.provisioner import Provisioner
 from tokenstation.daemon.station import Station, StationError
 
@@ -174,6 +175,12 @@ class StationInterface(ServiceInterface):
         serial = arg_text("serial", serial)
         return await answer("BurnJob", lambda: self.provisioner.burn(job_id, serial))
 
+    @method()
+    async def DeleteProfile(self, serial: "s", profile: "u") -> "a{sv}":
+        """Delete one Molto2 profile's seed (title kept); the caller asked a person first."""
+        serial = arg_text("serial", serial)
+        return await answer("DeleteProfile", lambda: delete_profile(self.station, serial, profile))
+
     def _guard(self, fn: Any) -> Any:
         try:
             return fn()
@@ -265,4 +272,9 @@ class StationInterface(ServiceInterface):
     @signal()
     def ProfilesSynced(self, info: "a{sv}") -> "a{sv}":
         """A Molto2's seeded profiles had their clocks set: drift before and after each."""
+        return info
+
+    @signal()
+    def ProfileDeleted(self, info: "a{sv}") -> "a{sv}":
+        """A Molto2 profile's seed was deleted: the profile, and the presence as it is now."""
         return info
