@@ -23,6 +23,7 @@ from tokenstation.daemon.bus.names import API_VERSION, INTERFACE
 from tokenstation.daemon.bus.ops import (
     answer,
     arg_text,
+    burn_account_from_fd,
     dbus_error,
     ingest_from_fd,
     job_states,
@@ -180,6 +181,15 @@ class StationInterface(ServiceInterface):
         """Delete one Molto2 profile's seed (title kept); the caller asked a person first."""
         serial = arg_text("serial", serial)
         return await answer("DeleteProfile", lambda: delete_profile(self.station, serial, profile))
+
+    @method()
+    async def BurnAccount(self, file: "h", name: "s", serial: "s", options: "a{sv}") -> "a{sv}":
+        """Burn the one account of a file the caller opened into a Molto2 profile."""
+
+        async def burn() -> dict[str, object]:
+            return await burn_account_from_fd(self.provisioner, file, name, serial, options)
+
+        return await answer("BurnAccount", burn)
 
     def _guard(self, fn: Any) -> Any:
         try:

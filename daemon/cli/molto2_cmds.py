@@ -322,20 +322,13 @@ def cmd_burn(args: argparse.Namespace) -> int:
     """Burn a seed into one profile (never over a seed), verify, and say what it shows."""
     from tokenstation.daemon.provisioning.otpcode import expected_code
 
-    from .molto2_daemon import STOP_DAEMON, refuse_beside
+    from .molto2_daemon import burn_via_daemon
 
     wanted = _profile_arg(args.profile)
-    reader, held = _held(args)  # before the secret is asked for
-    if held is not None:
-        raise refuse_beside(
-            held,
-            "a burn",
-            "Queue the account instead: put its otpauth:// URI or QR image in a file and run "
-            "`tokenstation queue add FILE` (or drop the file in the drop folder); the daemon "
-            "burns it into the next free profile (attended mode asks first). For profile "
-            f"{'N' if wanted is None else wanted} exactly, " + STOP_DAEMON + ".",
-        )
+    reader, held = _held(args)
     seed, label, settings = _account(args)
+    if held is not None:
+        return burn_via_daemon(args, held, (seed, label, settings), wanted)
     with molto2_session(reader, args.config) as (reader, session):
         serial = session.read_info().info.serial
         profile = wanted if wanted is not None else session.next_free()

@@ -5,8 +5,9 @@ first).
 Before a Molto2 command opens the reader it asks the daemon (if one runs) what it holds
 on that reader. A Molto2 the daemon holds is answered from the daemon (`profiles`: its
 presence and this station's ledger, no card access), changed through it (`delete`:
-DeleteProfile, on the daemon's one write path), or refused with the way out (`burn
---profile`, `sync --direct`, `molto2 change-key|factory-reset`). While the daemon is
+DeleteProfile, on the daemon's one write path; `burn --profile`: BurnAccount, the account
+in a memory-only file), or refused with the way out (`sync --direct`, `molto2
+change-key|factory-reset`). While the daemon is
 still reading a device placed a moment ago, the command waits for it.
 """
 
@@ -20,6 +21,8 @@ from .daemon_link import DaemonAbsent, DaemonRefused, daemon_call
 
 if TYPE_CHECKING:
     from tokenstation.daemon.bus.client import StationClient
+    from tokenstation.daemon.token.molto2 import ProfileSettings
+    from tokenstation.daemon.token.secret import Secret
 
 #: How long a command waits for the daemon to finish reading a device just placed.
 IDENTIFY_WAIT_S = 20.0
@@ -203,4 +206,121 @@ def delete_via_daemon(args: argparse.Namespace, found: dict[str, Any]) -> int:
         )
     else:
         print(f"Profile {n} of Molto2 {serial} holds no seed; nothing to delete.")
+    return 0
+
+
+def account_text(seed: Secret, label: str, settings: ProfileSettings) -> bytes:
+    """The account as the one-line otpauth URI the daemon's intake reads (in memory only)."""
+    import base64
+    import secrets
+    from urllib.parse import quote, urlencode
+
+    query = urlencode(
+        {
+            "secret": base64.b32encode(seed.reveal()).decode().rstrip("="),
+            "algorithm": settings.hmac.name,
+            "digits": settings.digits,
+            "period": settings.period,
+        }
+    )
+    # A comment line with a nonce: the intake takes the same bytes once, and a burn
+    # that was refused (its job removed) may be asked for again.
+    nonce = f"# tokenstation burn --profile {secrets.token_hex(8)}\n"
+    return (nonce + f"otpauth://totp/{quote(label, safe=':@')}?{query}\n").encode()
+
+
+def burn_via_daemon(
+    args: argparse.Namespace,
+    found: dict[str, Any],
+    account: tuple[Secret, str, ProfileSettings],
+    wanted: int | None,
+) -> int:
+    """`burn --profile N|next` through the daemon (BurnAccount): the account goes over in
+    a memory-only file (never in a D-Bus message), is queued bound to this Molto2 and
+    burned by the daemon into that profile; never over a seed."""
+    import os
+
+    from tokenstation.daemon.token import molto2 as m
+
+    seed, label, settings = account
+    serial, reader = found["serial"], found["reader"]
+    if settings.digits != 6 or args.display_timeout:
+        raise refuse_beside(
+            found,
+            "a burn with its own digits or display timeout",
+            "Through the daemon a profile shows 6 digits and keeps the daemon's display "
+            f"timeout; for other settings, {STOP_DAEMON}.",
+        )
+    profiles = {p["profile"]: p for p in found.get("profiles", [])}
+    if wanted is not None and profiles.get(wanted, {}).get("seed_present"):
+        held_title = profiles[wanted]["title"]
+        raise CliError(
+            f"profile {wanted} of Molto2 {serial} already holds a seed"
+            + (f" ({held_title})" if held_title else "")
+            + "; it was not touched",
+            EXIT_REFUSED,
+            "Choose a free profile (--profile next), or delete this profile's seed first with "
+            "`tokenstation delete --profile N` if it is really no longer needed.",
+        )
+    where = (
+        f"profile {wanted}"
+        if wanted is not None
+        else f"the next free profile ({found.get('next_free_profile')} now)"
+    )
+    shown = args.title if args.title is not None else m.fit_title(label)
+    confirm(
+        f"Burn {label + ' ' if label else ''}(secret {seed.fingerprint}) into {where} of "
+        f"Molto2 {serial}{' as ' + repr(shown) if shown else ''}, through the daemon?",
+        args.yes,
+    )
+    options: dict[str, Any] = {}
+    if wanted is not None:
+        options["profile"] = wanted
+    if args.title is not None:
+        options["title"] = args.title
+    fd = os.memfd_create("tokenstation-account", os.MFD_CLOEXEC)
+    try:
+        os.write(fd, account_text(seed, label or (args.title or ""), settings))
+        os.lseek(fd, 0, os.SEEK_SET)
+        try:
+            done = daemon_call(
+                args.bus, lambda c: c.burn_account(fd, "account.txt", serial, **options)
+            )
+        except DaemonRefused as exc:
+            raise DaemonRefused(exc.kind, f"Molto2 {serial}: {exc}. {exc.next_step}") from None
+    finally:
+        os.close(fd)
+    job = done["job"]
+    profile = int(job["profile"])
+    title = args.title if args.title is not None else (m.fit_title(label) or f"Profile {profile}")
+    code, until = done.get("expected_code"), done.get("expected_code_valid_until")
+    if args.json:
+        emit_json(
+            {
+                "ok": True,
+                "via": "daemon",
+                "reader": reader,
+                "serial": serial,
+                "profile": profile,
+                "title": title,
+                "settings": {**done["settings"], "digits": settings.digits},
+                "written_time": done["token_time"],
+                "secret_fingerprint": job["secret_fingerprint"],
+                "account": label,
+                "expected_code": code,
+                "expected_code_valid_until": until,
+            }
+        )
+        return 0
+    print(
+        f"Burned secret {seed.fingerprint}{' (' + label + ')' if label else ''} into profile "
+        f"{profile} of Molto2 {serial} on {reader}, titled {title!r} (through the daemon)."
+    )
+    s = done["settings"]
+    print(
+        f"Settings: {s['hmac']}, {s['period']} s step, {settings.digits} digits; "
+        f"clock set to {utc(done['token_time'])}."
+    )
+    if code:
+        print(f"Profile {profile} should show {code} until {utc(until)}.")
     return 0

@@ -200,8 +200,9 @@ def test_a_molto2_pulled_mid_batch_resumes_at_the_next_free_profile_without_doub
 def test_commands_beside_the_daemon_go_through_it_or_are_refused_never_beside_it(
     start_daemon: Start, simulator: Sim, tmp_path: Path, cli_bus: Cli
 ) -> None:
-    """`profiles` is answered from the daemon, `delete` goes through it, a direct burn or
-    sync is refused: no APDU reaches the Molto2 from the command's own session."""
+    """`profiles` is answered from the daemon, `delete` and `burn --profile` go through
+    it, a direct sync is refused: no APDU reaches the Molto2 from the command's own
+    session (the simulator counts every APDU; the daemon's are known)."""
     folder = tmp_path / "drop"
     _daemon, bus = start_daemon(config=config(folder).replace('"station"', '"attended"'))
     sim = simulator(
@@ -228,10 +229,8 @@ def test_commands_beside_the_daemon_go_through_it_or_are_refused_never_beside_it
     assert text.returncode == 0 and "(via the daemon): 100 profiles, 98 free" in text.stdout
     assert "Keep" in text.stdout
 
-    burn = cli_bus("burn", "--secret-file", "-", "--profile", "7", "--yes", stdin=b32(seed(7)))
-    assert burn.returncode == 4
-    assert f"the running daemon holds Molto2 {SERIAL}" in burn.stderr
-    assert "tokenstation queue add FILE" in burn.stderr
+    over = cli_bus("burn", "--secret-file", "-", "--profile", "5", "--yes", stdin=b32(seed(7)))
+    assert over.returncode == 4 and "already holds a seed (Other)" in over.stderr
     direct = cli_bus("sync", "--direct", "--yes")
     assert direct.returncode == 4 and "without --direct" in direct.stderr
     assert cli_bus("delete", "--profile", "2").returncode == 4  # asks first; no terminal
@@ -258,3 +257,37 @@ def test_commands_beside_the_daemon_go_through_it_or_are_refused_never_beside_it
     assert present["profiles_used"] == 1 and present["profiles"][2]["seed_present"] is False
     ops = bus.run(bus.client.token(SERIAL))["operations"]
     assert [(o["kind"], o["outcome"], o.get("profile")) for o in ops] == [("delete", "ok", 2)]
+
+    # burn --profile N|next through the daemon: into that profile, never over a seed.
+    uri = f"otpauth://totp/Bitbucket:alice?secret={b32(seed(7))}&issuer=Bitbucket"
+    before = sim.fresh_state()["apdus"]
+    out = json.loads(
+        cli_bus("burn", "--uri-file", "-", "--profile", "7", "--yes", "--json", stdin=uri).stdout
+    )
+    assert (out["via"], out["profile"], out["title"]) == ("daemon", 7, "Bitbucket:al")
+    assert out["secret_fingerprint"] == hashlib.sha256(seed(7)).hexdigest()[:8]
+    assert sim.fresh_state()["apdus"] == before + 8  # the daemon's burn session only
+    raw = cli_bus(
+        "burn",
+        "--secret-file",
+        "-",
+        "--profile",
+        "next",
+        "--title",
+        "VPN",
+        "--yes",
+        stdin=b32(seed(8)),
+    )
+    assert raw.returncode == 0, raw.stderr
+    assert "into profile 0 of Molto2" in raw.stdout and "(through the daemon)" in raw.stdout
+    st = sim.fresh_state()["profiles"]
+    assert (st[7]["title"], st[0]["title"]) == ("Bitbucket:al", "VPN")
+    assert st[7]["seed_fingerprint"] == hashlib.sha256(seed(7)).hexdigest()[:8]
+    assert [st[n]["seed_writes"] for n in (0, 5, 7)] == [1, 0, 1]
+    codes_right(sim, {7: seed(7), 0: seed(8)})
+    again = cli_bus("burn", "--uri-file", "-", "--profile", "next", "--yes", stdin=uri)
+    assert again.returncode == 4 and "already held by" in again.stderr  # a secret burns once
+    assert bus.count("BurnOffered") == 0  # held for the caller, never offered meanwhile
+    assert [s for _a, s, _p in queue_states(tmp_path / "home")] == ["burned", "burned"]
+    ledger = json.loads(cli_bus("profiles", "--json").stdout)
+    assert ledger["profiles"][7]["account"] == "Bitbucket:alice" and ledger["free"] == 97
