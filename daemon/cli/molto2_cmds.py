@@ -24,10 +24,11 @@ from ..token.secret import Secret
 from ..token.session import describe_drift, single_read_estimate
 from ..token.settings import HmacAlgorithm, TokenSettings
 from .commands import summary
-from .common import EXIT_NO_READER, EXIT_USAGE, CliError, confirm, emit_json, utc
+from .common import EXIT_NO_READER, EXIT_REFUSED, EXIT_USAGE, CliError, confirm, emit_json, utc
 
 if TYPE_CHECKING:
     from tokenstation.daemon.config import Config
+    from tokenstation.daemon.pcsc import PcscConnection
     from tokenstation.daemon.registry.molto2_ledger import Ledger
 
 
@@ -129,6 +130,25 @@ def _held(args: argparse.Namespace) -> tuple[str, dict[str, Any] | None]:
 
 
 @contextmanager
+def exclusive_connection(reader: str) -> Iterator[PcscConnection]:
+    """The Molto2's reader opened exclusively: while the command drives it no other
+    session can start (the daemon's included), and none is running when it starts."""
+    from .. import pcsc
+
+    try:
+        conn = pcsc.PcscConnection(reader, exclusive=True)
+    except pcsc.DeviceInUse as exc:
+        raise CliError(
+            f"{exc.message}: the running daemon (or another program) is using it; nothing was sent",
+            EXIT_REFUSED,
+            "Run it again when that is done; with the daemon running, commands on a Molto2 "
+            "it holds go through it.",
+        ) from None
+    with conn:
+        yield conn
+
+
+@contextmanager
 def molto2_session(
     reader: str | None, config_path: Path | None = None
 ) -> Iterator[tuple[str, Molto2Session]]:
@@ -137,7 +157,7 @@ def molto2_session(
 
     name = pcsc.choose_reader(reader)
     key = customer_key(config_path)
-    with pcsc.PcscConnection(name) as conn:
+    with exclusive_connection(name) as conn:
         if not recognise(name, conn):
             raise CliError(
                 f"the device on {name} is not a Token2 Molto2",
@@ -408,7 +428,7 @@ def sync_hook(args: argparse.Namespace) -> int | None:
         args.reader = args.reader or reader
         return sync_via_daemon(args)
     key = customer_key(getattr(args, "config", None))
-    with pcsc.PcscConnection(reader) as conn:
+    with exclusive_connection(reader) as conn:
         if not recognise(reader, conn):
             return None
         session = Molto2Session(conn, key)
