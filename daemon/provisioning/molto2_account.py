@@ -9,7 +9,8 @@ for and nowhere else. The burn is the queue's Molto2 burn on :meth:`Station.writ
 (the crash-safe order, never over a seed: the profile's flag is read again before the
 seed write). Refused or requeued, the job is removed (its secret erased): nothing waits
 in the queue that the caller did not queue. A burn cut short after its seed write stays
-"burning" into that profile and is settled at the next placement, as a queued one is.
+"burning" into that profile and is settled at the next placement, as a queued one is
+(its title then by issuer:account: a title given to this call is not kept that long).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ _SEE_PROFILES = "See the profiles with `tokenstation profiles`."
 
 class AccountBurnWrite(Molto2BurnWrite):
     """A Molto2 burn into the profile asked for (None: the lowest free one when the
-    reader is ours), with the caller's title when given."""
+    burn starts, under the reader's lock), with the caller's title when given."""
 
     def __init__(self, prov: Provisioner, job: Job, profile: int | None, title: str | None) -> None:
         super().__init__(prov, job, Origin.MANUAL, profile=profile if profile is not None else 0)
