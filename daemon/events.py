@@ -103,6 +103,7 @@ class OperationKind(StrEnum):
 
     SYNC = "sync"
     BURN = "burn"
+    DELETE = "delete"  # a Molto2 profile's seed deleted on request
 
 
 class Outcome(StrEnum):
@@ -434,6 +435,17 @@ class StoreReachability(Event):
     message: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class ProfileDeleted(PresenceView, Event):
+    """A Molto2 profile's seed was deleted on request (its title kept); with the
+    presence as it is now (its profiles refreshed), so views update from the event."""
+
+    profile: int
+    title: str = ""
+    deleted: bool = True  # False: the profile held no seed after all (nothing deleted)
+    origin: Origin = Origin.MANUAL
+
+
 #: Event type -> D-Bus signal name: the only mapping between the two.
 SIGNALS: dict[type[Event], str] = {
     TokenPresented: "TokenPresented",
@@ -454,6 +466,7 @@ SIGNALS: dict[type[Event], str] = {
     BurnFailed: "BurnFailed",
     ProfilesSynced: "ProfilesSynced",
     StoreReachability: "StoreReachability",
+    ProfileDeleted: "ProfileDeleted",
 }
 EVENTS: dict[str, type[Event]] = {name: kind for kind, name in SIGNALS.items()}
 

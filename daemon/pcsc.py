@@ -151,19 +151,26 @@ def choose_reader(name: str | None) -> str:
     )
 
 
-class PcscConnection:
-    """A shared connection to the card on one reader."""
+class DeviceInUse(TransportError):
+    """An exclusive connection was refused: another program has the card open now."""
 
-    def __init__(self, reader: str) -> None:
+
+class PcscConnection:
+    """A shared connection to the card on one reader (``exclusive``: no other program
+    may connect while it is open, and it is refused while another one is)."""
+
+    def __init__(self, reader: str, *, exclusive: bool = False) -> None:
         self.reader = reader
         self._ctx = _Context()
         try:
             code, self._card, self._protocol = scard.SCardConnect(
                 self._ctx.handle,
                 reader,
-                scard.SCARD_SHARE_SHARED,
+                scard.SCARD_SHARE_EXCLUSIVE if exclusive else scard.SCARD_SHARE_SHARED,
                 scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1,
             )
+            if exclusive and code & _U32 == scard.SCARD_E_SHARING_VIOLATION & _U32:
+                raise DeviceInUse(f"another program has the device on {reader} open")
             _check(code, f"cannot connect to the card on {reader}")
         except BaseException:
             self._ctx.release()

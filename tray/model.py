@@ -30,6 +30,7 @@ from tokenstation.daemon.events import (
     JobState,
     JobView,
     PresenceView,
+    ProfileDeleted,
     ProfilesSynced,
     QueueState,
     ServiceBack,
@@ -174,6 +175,10 @@ class TrayModel:
             return self._burn_failed(event)
         if isinstance(event, ProfilesSynced):
             return self._profiles_synced(event)
+        if isinstance(event, ProfileDeleted):  # its presence, profiles refreshed
+            self.present[event.reader] = event
+            self._note(f"{event.serial}: profile {event.profile} deleted")
+            return []
         if isinstance(event, QueueState):
             self.paused = event.paused
             self.waiting = event.length

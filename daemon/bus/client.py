@@ -196,6 +196,19 @@ class StationClient:
         result: dict[str, Any] = await self._call("BurnJob", "us", [job_id, serial])
         return result
 
+    async def delete_profile(self, serial: str, profile: int) -> dict[str, Any]:
+        """DeleteProfile (ask a person first: the seed is gone for good)."""
+        result: dict[str, Any] = await self._call("DeleteProfile", "su", [serial, profile])
+        return result
+
+    async def burn_account(self, fd: int, name: str, serial: str, **options: Any) -> dict[str, Any]:
+        """BurnAccount: the caller's open file ``fd`` (kept open here; the caller closes
+        it) with one account, burned into options' profile (absent: next free) of a Molto2."""
+        result: dict[str, Any] = await self._call(
+            "BurnAccount", "hssa{sv}", [0, name, serial, dbusio.pack(options)], unix_fds=[fd]
+        )
+        return result
+
     async def ingest(self, path: str) -> dict[str, Any]:
         """IngestFile: the file is opened here, by the caller, and its descriptor passed."""
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)

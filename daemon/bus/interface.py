@@ -23,6 +23,7 @@ from tokenstation.daemon.bus.names import API_VERSION, INTERFACE
 from tokenstation.daemon.bus.ops import (
     answer,
     arg_text,
+    burn_account_from_fd,
     dbus_error,
     ingest_from_fd,
     job_states,
@@ -34,6 +35,7 @@ from tokenstation.daemon.bus.ops import (
 )
 from tokenstation.daemon.clocksync.sync import ClockSync
 from tokenstation.daemon.events import ErrorKind, Event
+from tokenstation.daemon.provisioning.molto2_delete import delete_profile
 from tokenstation.daemon.provisioning.provisioner import Provisioner
 from tokenstation.daemon.station import Station, StationError
 
@@ -174,6 +176,21 @@ class StationInterface(ServiceInterface):
         serial = arg_text("serial", serial)
         return await answer("BurnJob", lambda: self.provisioner.burn(job_id, serial))
 
+    @method()
+    async def DeleteProfile(self, serial: "s", profile: "u") -> "a{sv}":
+        """Delete one Molto2 profile's seed (title kept); the caller asked a person first."""
+        serial = arg_text("serial", serial)
+        return await answer("DeleteProfile", lambda: delete_profile(self.station, serial, profile))
+
+    @method()
+    async def BurnAccount(self, file: "h", name: "s", serial: "s", options: "a{sv}") -> "a{sv}":
+        """Burn the one account of a file the caller opened into a Molto2 profile."""
+
+        async def burn() -> dict[str, object]:
+            return await burn_account_from_fd(self.provisioner, file, name, serial, options)
+
+        return await answer("BurnAccount", burn)
+
     def _guard(self, fn: Any) -> Any:
         try:
             return fn()
@@ -270,4 +287,9 @@ class StationInterface(ServiceInterface):
     @signal()
     def StoreReachability(self, info: "a{sv}") -> "a{sv}":
         """The shared database went away or came back: reachable, since, message."""
+        return info
+
+    @signal()
+    def ProfileDeleted(self, info: "a{sv}") -> "a{sv}":
+        """A Molto2 profile's seed was deleted: the profile, and the presence as it is now."""
         return info

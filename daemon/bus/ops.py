@@ -226,8 +226,9 @@ def job_states(states: object) -> list[str] | None:
     return list(states) or None
 
 
-#: The methods that take a file descriptor: IngestFile(h file, s name) takes one.
-DAEMON_TAKES_FDS = {(INTERFACE, "IngestFile", "hs"): 1}
+#: The methods that take a file descriptor: IngestFile(h file, s name) takes one, and
+#: BurnAccount(h file, s name, s serial, a{sv} options) one.
+DAEMON_TAKES_FDS = {(INTERFACE, "IngestFile", "hs"): 1, (INTERFACE, "BurnAccount", "hssa{sv}"): 1}
 
 
 async def ingest_from_fd(prov: Provisioner, fd: object, name: object) -> dict[str, object]:
@@ -252,3 +253,42 @@ async def ingest_from_fd(prov: Provisioner, fd: object, name: object) -> dict[st
     taken = await prov.ingest(fd, shown_name(base))
     reply: dict[str, object] = bounded(to_wire(taken))
     return reply
+
+
+_BURN_OPTIONS = {"profile": int, "title": str}
+
+
+async def burn_account_from_fd(
+    prov: Provisioner, fd: object, name: object, serial: object, options: dict[str, Any]
+) -> dict[str, object]:
+    """BurnAccount: the file the caller opened (closed here or by the intake), its one
+    account burned into options' ``profile`` (absent: the next free one) of the Molto2
+    ``serial``, titled options' ``title`` (absent: issuer:account, cut)."""
+    from tokenstation.daemon.provisioning.molto2_account import burn_account
+
+    try:
+        if isinstance(fd, bool) or not isinstance(fd, int) or fd < 0:
+            raise DBusError(
+                error_name(ErrorKind.INVALID), "file: must be a file descriptor (type h)"
+            )
+        base = PurePosixPath(arg_text("name", name)).name
+        who = arg_text("serial", serial)
+        opts = dbusio.unpack(options)
+        unknown = sorted(set(opts) - set(_BURN_OPTIONS))
+        if unknown:
+            raise StationError(
+                ErrorKind.INVALID,
+                f"unknown option(s) {', '.join(clip(k, 40) for k in unknown[:5])}",
+                f"Known: {', '.join(sorted(_BURN_OPTIONS))}.",
+            )
+        profile = _option(opts, "profile", int, None)
+        title = _option(opts, "title", str, None)
+    except BaseException:
+        if isinstance(fd, int) and not isinstance(fd, bool) and fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        raise
+    done = await burn_account(
+        prov, fd, shown_name(base) or "account.txt", who, profile=profile, title=title
+    )
+    return to_wire(done)

@@ -1,9 +1,11 @@
 """Token2 Molto2 on the command line: `profiles`, `delete`, `burn --profile`, `sync`, `molto2`.
 
-The device is talked to directly (the daemon drives it too: presence, burns, sync). It is
-recognised by its reader's name, or behind vpcd by one public-data read; commands
-for a Molto2 refuse any other device, and the single-profile commands hand over here
-only when asked for a profile or when the device is a Molto2.
+The device is talked to directly, unless a running daemon holds it: then the command
+goes through the daemon or is refused with the way out (:mod:`.molto2_daemon`), so the
+command and the daemon never drive one Molto2 at once. It is recognised by its reader's
+name, or behind vpcd by one public-data read; commands for a Molto2 refuse any other
+device, and the single-profile commands hand over here only when asked for a profile or
+when the device is a Molto2.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..token import molto2 as m
 from ..token.errors import InvalidInput, ReaderUnavailable
@@ -21,7 +24,12 @@ from ..token.secret import Secret
 from ..token.session import describe_drift, single_read_estimate
 from ..token.settings import HmacAlgorithm, TokenSettings
 from .commands import summary
-from .common import EXIT_NO_READER, EXIT_USAGE, CliError, confirm, emit_json, utc
+from .common import EXIT_NO_READER, EXIT_REFUSED, EXIT_USAGE, CliError, confirm, emit_json, utc
+
+if TYPE_CHECKING:
+    from tokenstation.daemon.config import Config
+    from tokenstation.daemon.pcsc import PcscConnection
+    from tokenstation.daemon.registry.molto2_ledger import Ledger
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -77,22 +85,67 @@ def add_burn_args(p: argparse.ArgumentParser) -> None:
         "--digits", type=int, choices=list(m.DIGITS), help="Molto2: digits shown (default 6)"
     )
     p.add_argument("--config", type=Path, metavar="FILE", help=argparse.SUPPRESS)
+    p.add_argument("--bus", choices=["session", "system"], default="session", help="daemon's bus")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reader", metavar="NAME", help="reader name (default: the one with a device)")
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
     p.add_argument("--config", type=Path, metavar="FILE", help="configuration file")
+    p.add_argument("--bus", choices=["session", "system"], default="session", help="daemon's bus")
+
+
+def _config(config_path: Path | None) -> Config:
+    from .. import config
+
+    try:
+        return config.load(config_path, required=config_path is not None)
+    except config.ConfigError as exc:
+        raise CliError(str(exc), EXIT_USAGE, "Fix the configuration file.") from None
 
 
 def customer_key(config_path: Path | None) -> bytes:
     """The configured customer key ([molto2] customer_key; default Token2's factory key)."""
-    from .. import config
+    return _config(config_path).molto2_customer_key
+
+
+def state_dir(config_path: Path | None) -> Path | None:
+    """The configured state folder (None: the XDG one), where the ledger is."""
+    return _config(config_path).state_dir
+
+
+def _ledger(config_path: Path | None) -> Ledger:
+    from tokenstation.daemon.registry.molto2_ledger import station_ledger
+
+    return station_ledger(state_dir(config_path))
+
+
+def _held(args: argparse.Namespace) -> tuple[str, dict[str, Any] | None]:
+    """The reader chosen, and the daemon's presence there when it holds a Molto2."""
+    from .. import pcsc
+    from .molto2_daemon import held_molto2
+
+    reader = pcsc.choose_reader(args.reader)
+    return reader, held_molto2(args, reader)
+
+
+@contextmanager
+def exclusive_connection(reader: str) -> Iterator[PcscConnection]:
+    """The Molto2's reader opened exclusively: while the command drives it no other
+    session can start (the daemon's included), and none is running when it starts."""
+    from .. import pcsc
 
     try:
-        return config.load(config_path, required=config_path is not None).molto2_customer_key
-    except config.ConfigError as exc:
-        raise CliError(str(exc), EXIT_USAGE, "Fix the configuration file.") from None
+        conn = pcsc.PcscConnection(reader, exclusive=True)
+    except pcsc.DeviceInUse as exc:
+        raise CliError(
+            f"{exc.message}: the running daemon (or another program) is using it; nothing was sent",
+            EXIT_REFUSED,
+            "Run it again when that is done; with the daemon running, commands on a Molto2 "
+            "it holds go through it.",
+        ) from None
+    with conn:
+        yield conn
 
 
 @contextmanager
@@ -104,7 +157,7 @@ def molto2_session(
 
     name = pcsc.choose_reader(reader)
     key = customer_key(config_path)
-    with pcsc.PcscConnection(name) as conn:
+    with exclusive_connection(name) as conn:
         if not recognise(name, conn):
             raise CliError(
                 f"the device on {name} is not a Token2 Molto2",
@@ -129,13 +182,16 @@ def refuse_single_profile(reader: str) -> None:
 
 def cmd_profiles(args: argparse.Namespace) -> int:
     """List every profile: index, title, seed, algorithm, digits, period, account burned."""
-    from tokenstation.daemon.registry.molto2_ledger import Ledger
+    from .molto2_daemon import print_rows, profiles_via_daemon
 
-    with molto2_session(args.reader, args.config) as (reader, session):
+    reader, held = _held(args)
+    if held is not None:
+        return profiles_via_daemon(args, held)
+    with molto2_session(reader, args.config) as (reader, session):
         timed = session.read_info()
         profiles = session.read_profiles()
     serial = timed.info.serial
-    burned = Ledger().accounts(serial)
+    burned = _ledger(args.config).accounts(serial)
     drift = single_read_estimate(timed).drift_s
     rows = []
     for p in profiles:
@@ -160,14 +216,7 @@ def cmd_profiles(args: argparse.Namespace) -> int:
         return 0
     print(f"Molto2 {serial} on {reader}: {len(profiles)} profiles, {len(free)} free")
     print(f"Device clock: {utc(timed.info.token_time)} ({describe_drift(drift)}, whole seconds)")
-    print(f"{'#':>3}  {'title':<12}  seed  algo    digits  period  burned here")
-    for p, row in zip(profiles, rows, strict=True):
-        if not args.all and not p.seed_present and not p.title:
-            continue
-        print(
-            f"{p.index:>3}  {p.title:<12}  {'yes' if p.seed_present else 'no ':<4}  "
-            f"{row['hmac']!s:<6}  {p.digits:>6}  {p.period:>4} s  {row['account'] or ''}"
-        )
+    print_rows(rows, args.all)
     print(f"Next free profile: {free[0]}" if free else "No free profile.")
     return 0
 
@@ -176,11 +225,14 @@ def cmd_profiles(args: argparse.Namespace) -> int:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    """Delete one profile's seed after confirmation."""
-    from tokenstation.daemon.registry.molto2_ledger import Ledger
+    """Delete one profile's seed after confirmation (through the daemon when it holds it)."""
+    from .molto2_daemon import delete_via_daemon
 
     m.check_profile(args.profile)
-    with molto2_session(args.reader, args.config) as (reader, session):
+    reader, held = _held(args)
+    if held is not None:
+        return delete_via_daemon(args, held)
+    with molto2_session(reader, args.config) as (reader, session):
         serial = session.read_info().info.serial
         before = session.read_profile(args.profile)
         if before.seed_present:
@@ -192,7 +244,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
             )
         deleted = session.delete(args.profile) if before.seed_present else False
     if deleted:
-        Ledger().forget(serial, args.profile)
+        _ledger(args.config).forget(serial, args.profile)
     if args.json:
         emit_json(
             {
@@ -289,11 +341,15 @@ def burn_hook(args: argparse.Namespace) -> int | None:
 def cmd_burn(args: argparse.Namespace) -> int:
     """Burn a seed into one profile (never over a seed), verify, and say what it shows."""
     from tokenstation.daemon.provisioning.otpcode import expected_code
-    from tokenstation.daemon.registry.molto2_ledger import Ledger
 
-    seed, label, settings = _account(args)
+    from .molto2_daemon import burn_via_daemon
+
     wanted = _profile_arg(args.profile)
-    with molto2_session(args.reader, args.config) as (reader, session):
+    reader, held = _held(args)
+    seed, label, settings = _account(args)
+    if held is not None:
+        return burn_via_daemon(args, held, (seed, label, settings), wanted)
+    with molto2_session(reader, args.config) as (reader, session):
         serial = session.read_info().info.serial
         profile = wanted if wanted is not None else session.next_free()
         title = args.title if args.title is not None else m.fit_title(label)
@@ -305,7 +361,7 @@ def cmd_burn(args: argparse.Namespace) -> int:
             args.yes,
         )
         result = session.burn(profile, seed, settings, title, expect_serial=serial)
-    Ledger().record(serial, profile, label or title, seed.fingerprint)
+    _ledger(args.config).record(serial, profile, label or title, seed.fingerprint)
     code, until = expected_code(
         seed, TokenSettings(settings.hmac, settings.period), result.host_time, settings.digits
     )
@@ -339,7 +395,8 @@ def cmd_burn(args: argparse.Namespace) -> int:
 def sync_hook(args: argparse.Namespace) -> int | None:
     """`sync` on a Molto2: handled here (the exit code); None lets the usual sync run.
 
-    A Molto2 the running daemon holds is synced by the daemon (unless --direct).
+    A Molto2 the running daemon holds is synced by the daemon; --direct is refused then
+    (two sessions on one Molto2 break each other).
 
     A Molto2 is known by its reader name; behind vpcd it is asked once, and only when
     no single-profile settings were given (they make no sense for a Molto2).
@@ -353,13 +410,25 @@ def sync_hook(args: argparse.Namespace) -> int | None:
     settings_given = any((args.algorithm, args.period, args.display_timeout))
     if not (m.is_molto2_reader(reader) or (is_virtual_reader(reader) and not settings_given)):
         return None
-    if not getattr(args, "direct", False):
-        from .sync_via_daemon import daemon_holds_molto2, sync_via_daemon
+    from .molto2_daemon import daemon_presence, refuse_beside
 
-        if daemon_holds_molto2(args):
-            return sync_via_daemon(args)
+    held = daemon_presence(args, reader)
+    if held is not None and "profiles_total" not in held:
+        return None  # a single-profile token: the usual sync
+    if held is not None:
+        if args.direct:
+            raise refuse_beside(
+                held,
+                "a direct sync",
+                "Run `tokenstation sync` without --direct: the daemon syncs it. To drive it "
+                "directly, stop the daemon first.",
+            )
+        from .sync_via_daemon import sync_via_daemon
+
+        args.reader = args.reader or reader
+        return sync_via_daemon(args)
     key = customer_key(getattr(args, "config", None))
-    with pcsc.PcscConnection(reader) as conn:
+    with exclusive_connection(reader) as conn:
         if not recognise(reader, conn):
             return None
         session = Molto2Session(conn, key)
@@ -449,7 +518,12 @@ def cmd_admin(args: argparse.Namespace) -> int:
     else:
         new_key = b""
         question = "Factory-reset the Molto2? Every profile, seed and title is erased"
-    with molto2_session(args.reader, args.config) as (reader, session):
+    from .molto2_daemon import STOP_DAEMON, refuse_beside
+
+    reader, held = _held(args)
+    if held is not None:
+        raise refuse_beside(held, f"a {args.action}", f"The daemon never does this: {STOP_DAEMON}.")
+    with molto2_session(reader, args.config) as (reader, session):
         serial = session.read_info().info.serial
         confirm(f"{question} (device {serial})", args.yes)
         waiting = session.change_key(new_key) if new_key else session.factory_reset()

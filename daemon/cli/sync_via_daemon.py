@@ -11,7 +11,7 @@ from .daemon_link import DaemonAbsent, DaemonRefused, daemon_call
 if TYPE_CHECKING:
     from tokenstation.daemon.bus.client import StationClient
 
-__all__ = ["DaemonAbsent", "daemon_holds_molto2", "sync_via_daemon"]
+__all__ = ["DaemonAbsent", "sync_via_daemon"]
 
 
 def _options(args: argparse.Namespace) -> dict[str, Any]:
@@ -54,19 +54,6 @@ def _pick(present: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, 
         EXIT_USAGE,
         "Choose one with --serial; nothing was written.",
     )
-
-
-def daemon_holds_molto2(args: argparse.Namespace) -> bool:
-    """True when a daemon runs and the token this sync is about is a Molto2 it holds: the
-    daemon then syncs it, so the command and the daemon never drive one Molto2 at once."""
-    try:
-        present = daemon_call(args.bus, lambda c: c.present(), fallback=True)
-    except DaemonAbsent:
-        return False
-    try:
-        return "profiles_total" in _pick(present, args)
-    except CliError:
-        return False
 
 
 def sync_via_daemon(args: argparse.Namespace) -> int:

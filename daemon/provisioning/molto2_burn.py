@@ -25,7 +25,6 @@ import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from tokenstation.daemon import xdg
 from tokenstation.daemon.events import (
     BurnDone,
     BurnFailed,
@@ -41,7 +40,7 @@ from tokenstation.daemon.events import (
 from tokenstation.daemon.provisioning import provisioner
 from tokenstation.daemon.provisioning.otpcode import expected_code
 from tokenstation.daemon.provisioning.queue import Job
-from tokenstation.daemon.registry.molto2_ledger import FILE_NAME, Ledger
+from tokenstation.daemon.registry.molto2_ledger import Ledger, station_ledger
 from tokenstation.daemon.registry.store import Operation
 from tokenstation.daemon.station import (
     CardOperation,
@@ -215,8 +214,7 @@ class Molto2BurnWrite(CardOperation[ProfileWrite]):
         self.prov.crash_point("intent")
 
     def _ledger(self) -> Ledger:
-        state = self.prov.cfg.state_dir  # the registry's folder (shared registry or not)
-        return Ledger((state if state is not None else xdg.state_dir()) / FILE_NAME)
+        return station_ledger(self.prov.cfg.state_dir)  # the registry's folder
 
     def perform(self, conn: Connection, clock: HostClock, models: ModelTable) -> ProfileWrite:
         assert self.seed is not None

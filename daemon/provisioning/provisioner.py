@@ -163,6 +163,8 @@ class Provisioner:
         self.crash_point = crash_point
         self._skipped: set[tuple[int, str, int]] = set()  # (job, reader, generation)
         self._to_consider: set[str] = set()  # readers whose consideration has not started
+        #: Files whose one job a caller burns itself (BurnAccount): never offered meanwhile.
+        self.held: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         # Files (dropped or added) are judged on its threads, images in its processes.
         self.decoder = DecodePool()
@@ -495,6 +497,7 @@ class Provisioner:
             j
             for j in self.queue.jobs(["queued"])
             if (j.id, p.reader, p.generation) not in self._skipped
+            and j.source.split(" (", 1)[0] not in self.held
         ]
         if p.profiles is not None:  # a Molto2: the next job into the next free profile
             await molto2_burn.consider(self, p, waiting)

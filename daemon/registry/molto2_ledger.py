@@ -58,3 +58,9 @@ class Ledger:
         data = self._load()
         if data.get(serial, {}).pop(str(profile), None) is not None:
             self._save(data)
+
+
+def station_ledger(state_dir: Path | None) -> Ledger:
+    """The ledger of a station whose configured state folder is ``state_dir`` (None: the
+    XDG state folder): the daemon and the commands beside it share this one file."""
+    return Ledger((state_dir if state_dir is not None else xdg.state_dir()) / FILE_NAME)

@@ -74,6 +74,8 @@ def test_only_the_group_may_write_and_anyone_may_read(
         assert "denied" in denied.stderr.lower()
         paused = busctl(system_bus, "Pause", groups=None)
         assert "denied" in paused.stderr.lower()
+        deleting = busctl(system_bus, "DeleteProfile", "su", "", "0", groups=None)
+        assert "denied" in deleting.stderr.lower()
 
         # The command says who may, and how to become one (exit 4: refused, nothing done).
         cli = subprocess.run(

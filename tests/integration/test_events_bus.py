@@ -37,6 +37,7 @@ from tokenstation.daemon.events import (
     Origin,
     Outcome,
     PresenceState,
+    ProfileDeleted,
     ProfilesSynced,
     ProfileSyncView,
     ProfileView,
@@ -200,6 +201,21 @@ SAMPLES: list[Event] = [
         ),
         drift_before_s=3.0,
         drift_after_s=0.0,
+    ),
+    ProfileDeleted(
+        **{**PRESENCE, "serial": "58000001", "model": "Molto2v2", "drift_method": "profile-clock"},
+        profiles=tuple(
+            ProfileView(
+                profile=i, title=f"P{i}", seed_present=i < 2, hmac="SHA1", digits=6, period=30
+            )
+            for i in range(5)
+        ),
+        profiles_total=100,
+        profiles_used=2,
+        next_free_profile=2,
+        profile=2,
+        title="P2",
+        origin=Origin.MANUAL,
     ),
     TokenRemoved(reader=R, serial="58000001", model="Molto2v2"),
     ReaderRemoved(reader=R),

@@ -9,6 +9,7 @@ import hmac
 import json
 import signal
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -242,3 +243,34 @@ def test_pulled_mid_burn_then_resumes_at_the_next_free_profile(mcli: Cli, simula
     assert profile(st, 0)["seed_fingerprint"] == fingerprint(SEEDS[50])
     assert profile(st, 1)["seed_fingerprint"] == fingerprint(SEEDS[51])
     assert st["seed_writes"] == 2  # nothing burned twice
+
+
+def test_a_direct_command_never_shares_the_molto2_with_another_session(
+    mcli: Cli, simulator: Sim, pcsc_stack: PcscStack
+) -> None:
+    """A Molto2's authentication holds for one session: while another program (as the
+    daemon during an operation) has it open, a direct command sends nothing."""
+    sim = molto2(simulator)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from tokenstation.daemon.pcsc import PcscConnection as C; "
+            "c = C(sys.argv[1]); print('open', flush=True); sys.stdin.read()",
+            sim.reader,
+        ],
+        env=pcsc_stack.env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "open\n"
+        apdus = sim.fresh_state()["apdus"]
+        proc = burn_secret(mcli, SEEDS[60], "0", "--title", "x")
+        assert proc.returncode == 4 and "is using it; nothing was sent" in proc.stderr
+        assert mcli("profiles").returncode == 4
+        assert sim.fresh_state()["apdus"] == apdus
+    finally:
+        holder.communicate("", timeout=10)
+    assert js(mcli("profiles", "--json"))["free"] == 100  # once it is closed

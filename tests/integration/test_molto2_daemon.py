@@ -195,3 +195,99 @@ def test_a_molto2_pulled_mid_batch_resumes_at_the_next_free_profile_without_doub
     assert abs(kept["drift_before_s"]) <= 1 and abs(kept["drift_after_s"]) <= 1  # set before
     state = sim.fresh_state()["profiles"]
     assert state[2]["seed_writes"] == 0 and state[2]["sync_writes"] == 2
+
+
+def test_commands_beside_the_daemon_go_through_it_or_are_refused_never_beside_it(
+    start_daemon: Start, simulator: Sim, tmp_path: Path, cli_bus: Cli
+) -> None:
+    """`profiles` is answered from the daemon, `delete` and `burn --profile` go through
+    it, a direct sync is refused: no APDU reaches the Molto2 from the command's own
+    session (the simulator counts every APDU; the daemon's are known)."""
+    folder = tmp_path / "drop"
+    _daemon, bus = start_daemon(config=config(folder).replace('"station"', '"attended"'))
+    sim = simulator(
+        "--model",
+        "molto2",
+        "--serial",
+        SERIAL,
+        "--profile-seed",
+        f"2:{b32(seed(2))}:Keep",
+        "--profile-seed",
+        f"5:{b32(seed(5))}:Other",
+    )
+    bus.expect("TokenMeasured", serial=SERIAL)
+    apdus = sim.fresh_state()["apdus"]
+
+    listing = json.loads(cli_bus("profiles", "--json").stdout)
+    st = sim.fresh_state()
+    assert listing["via"] == "daemon" and listing["serial"] == SERIAL
+    assert [(r["profile"], r["title"], r["seed_present"]) for r in listing["profiles"]] == [
+        (n, p["title"], p["seed_present"]) for n, p in enumerate(st["profiles"])
+    ]
+    assert (listing["free"], listing["next_free"]) == (98, 0)
+    text = cli_bus("profiles")
+    assert text.returncode == 0 and "(via the daemon): 100 profiles, 98 free" in text.stdout
+    assert "Keep" in text.stdout
+
+    over = cli_bus("burn", "--secret-file", "-", "--profile", "5", "--yes", stdin=b32(seed(7)))
+    assert over.returncode == 4 and "already holds a seed (Other)" in over.stderr
+    direct = cli_bus("sync", "--direct", "--yes")
+    assert direct.returncode == 4 and "without --direct" in direct.stderr
+    assert cli_bus("delete", "--profile", "2").returncode == 4  # asks first; no terminal
+    assert sim.fresh_state()["apdus"] == apdus  # nothing above touched the Molto2
+
+    deleted = json.loads(cli_bus("delete", "--profile", "2", "--yes", "--json").stdout)
+    assert deleted == {
+        "ok": True,
+        "via": "daemon",
+        "reader": sim.reader,
+        "serial": SERIAL,
+        "profile": 2,
+        "deleted": True,
+        "title": "Keep",
+    }
+    # The daemon's one session: GET INFO, the profile, DELETE, the read-backs; no other.
+    assert sim.fresh_state()["apdus"] == apdus + 5
+    kept = sim.fresh_state()["profiles"]
+    assert kept[2]["seed_present"] is False and kept[2]["title"] == "Keep"
+    assert kept[5]["seed_present"] is True
+    event = bus.expect("ProfileDeleted", serial=SERIAL, profile=2)
+    assert event["deleted"] is True and event["profiles_used"] == 1
+    [present] = bus.run(bus.client.present())
+    assert present["profiles_used"] == 1 and present["profiles"][2]["seed_present"] is False
+    ops = bus.run(bus.client.token(SERIAL))["operations"]
+    assert [(o["kind"], o["outcome"], o.get("profile")) for o in ops] == [("delete", "ok", 2)]
+
+    # burn --profile N|next through the daemon: into that profile, never over a seed.
+    uri = f"otpauth://totp/Bitbucket:alice?secret={b32(seed(7))}&issuer=Bitbucket"
+    before = sim.fresh_state()["apdus"]
+    out = json.loads(
+        cli_bus("burn", "--uri-file", "-", "--profile", "7", "--yes", "--json", stdin=uri).stdout
+    )
+    assert (out["via"], out["profile"], out["title"]) == ("daemon", 7, "Bitbucket:al")
+    assert out["secret_fingerprint"] == hashlib.sha256(seed(7)).hexdigest()[:8]
+    assert sim.fresh_state()["apdus"] == before + 8  # the daemon's burn session only
+    raw = cli_bus(
+        "burn",
+        "--secret-file",
+        "-",
+        "--profile",
+        "next",
+        "--title",
+        "VPN",
+        "--yes",
+        stdin=b32(seed(8)),
+    )
+    assert raw.returncode == 0, raw.stderr
+    assert "into profile 0 of Molto2" in raw.stdout and "(through the daemon)" in raw.stdout
+    st = sim.fresh_state()["profiles"]
+    assert (st[7]["title"], st[0]["title"]) == ("Bitbucket:al", "VPN")
+    assert st[7]["seed_fingerprint"] == hashlib.sha256(seed(7)).hexdigest()[:8]
+    assert [st[n]["seed_writes"] for n in (0, 5, 7)] == [1, 0, 1]
+    codes_right(sim, {7: seed(7), 0: seed(8)})
+    again = cli_bus("burn", "--uri-file", "-", "--profile", "next", "--yes", stdin=uri)
+    assert again.returncode == 4 and "already held by" in again.stderr  # a secret burns once
+    assert bus.count("BurnOffered") == 0  # held for the caller, never offered meanwhile
+    assert [s for _a, s, _p in queue_states(tmp_path / "home")] == ["burned", "burned"]
+    ledger = json.loads(cli_bus("profiles", "--json").stdout)
+    assert ledger["profiles"][7]["account"] == "Bitbucket:alice" and ledger["free"] == 97

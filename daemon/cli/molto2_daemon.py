@@ -1,0 +1,326 @@
+"""The Molto2 commands beside a running daemon: the command and the daemon never drive
+one Molto2 at once (its challenge/auth is per session, so a second session breaks the
+first).
+
+Before a Molto2 command opens the reader it asks the daemon (if one runs) what it holds
+on that reader. A Molto2 the daemon holds is answered from the daemon (`profiles`: its
+presence and this station's ledger, no card access), changed through it (`delete`:
+DeleteProfile, on the daemon's one write path; `burn --profile`: BurnAccount, the account
+in a memory-only file), or refused with the way out (`sync --direct`, `molto2
+change-key|factory-reset`). While the daemon is
+still reading a device placed a moment ago, the command waits for it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+from .common import EXIT_NO_READER, EXIT_REFUSED, CliError, confirm, emit_json, utc
+from .daemon_link import DaemonAbsent, DaemonRefused, daemon_call
+
+if TYPE_CHECKING:
+    from tokenstation.daemon.bus.client import StationClient
+    from tokenstation.daemon.token.molto2 import ProfileSettings
+    from tokenstation.daemon.token.secret import Secret
+
+#: How long a command waits for the daemon to finish reading a device just placed.
+IDENTIFY_WAIT_S = 20.0
+_POLL_S = 0.2
+
+#: The way back to driving the Molto2 directly.
+STOP_DAEMON = (
+    "stop the daemon first (`systemctl --user stop tokenstation`; a station: "
+    "`sudo systemctl stop tokenstation-station`), run it, then start the daemon again"
+)
+
+
+def daemon_presence(args: argparse.Namespace, reader: str) -> dict[str, Any] | None:
+    """What a running daemon holds on ``reader`` (None: no daemon, or nothing it holds).
+
+    A device the daemon is still identifying is waited for (never driven beside it); a
+    card it found not to be a token, or could not read, is not held.
+    """
+
+    async def look(client: StationClient) -> dict[str, Any] | None:
+        import asyncio
+        import time
+
+        deadline = time.monotonic() + IDENTIFY_WAIT_S
+        while True:
+            present = await client.present()
+            found = next((p for p in present if p.get("reader") == reader), None)
+            if found is None or found.get("state") in ("not-a-token", "error"):
+                return None
+            if "serial" in found and (found.get("precise") or "profiles_total" in found):
+                return found
+            if time.monotonic() > deadline:
+                raise CliError(
+                    f"the running daemon is still reading the device on {reader}",
+                    EXIT_REFUSED,
+                    "Run it again in a moment; nothing was sent.",
+                )
+            await asyncio.sleep(_POLL_S)
+
+    try:
+        found: dict[str, Any] | None = daemon_call(
+            getattr(args, "bus", "session"), look, fallback=True
+        )
+    except DaemonAbsent:
+        return None
+    return found
+
+
+def held_molto2(args: argparse.Namespace, reader: str) -> dict[str, Any] | None:
+    """The daemon's presence of the Molto2 on ``reader`` it holds (None: not held).
+
+    A single-profile token the daemon holds there is refused as the direct path would.
+    """
+    found = daemon_presence(args, reader)
+    if found is None:
+        return None
+    if "profiles_total" not in found:
+        raise CliError(
+            f"the device on {reader} is token {found.get('serial')} ({found.get('model')}), "
+            "not a Token2 Molto2",
+            EXIT_NO_READER,
+            "Profiles exist only on multi-profile tokens; nothing was written.",
+        )
+    return found
+
+
+def refuse_beside(found: dict[str, Any], what: str, way_out: str) -> CliError:
+    """A command that would drive the Molto2 the daemon holds: exit 4 and the way out."""
+    return CliError(
+        f"the running daemon holds Molto2 {found['serial']} on {found['reader']}: {what} "
+        "beside it could break its session (nothing was sent)",
+        EXIT_REFUSED,
+        way_out,
+    )
+
+
+def _rows(found: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The presence's profiles with this station's ledger (unreadable here: unknown)."""
+    from tokenstation.daemon.registry.molto2_ledger import station_ledger
+
+    from .molto2_cmds import state_dir
+
+    try:
+        burned = station_ledger(state_dir(args.config)).accounts(found["serial"])
+    except OSError:  # the daemon's own state folder (a station's): accounts unknown here
+        burned = {}
+    rows = []
+    for p in found.get("profiles", []):
+        row = {k: p[k] for k in ("profile", "title", "seed_present", "hmac", "period", "digits")}
+        row["account"] = burned.get(p["profile"], {}).get("account") if p["seed_present"] else None
+        rows.append(row)
+    return rows
+
+
+def profiles_via_daemon(args: argparse.Namespace, found: dict[str, Any]) -> int:
+    """`profiles` answered from the daemon's presence (no card access)."""
+    from tokenstation.daemon.token.session import describe_drift
+
+    rows = _rows(found, args)
+    free = [r["profile"] for r in rows if not r["seed_present"]]
+    serial, reader = found["serial"], found["reader"]
+    drift = float(found.get("drift_s", 0.0))
+    if args.json:
+        emit_json(
+            {
+                "ok": True,
+                "via": "daemon",
+                "reader": reader,
+                "serial": serial,
+                "model": found.get("model"),
+                "token_time": found.get("token_time"),
+                "drift_s": round(drift, 1),
+                "free": len(free),
+                "next_free": free[0] if free else None,
+                "profiles": rows,
+            }
+        )
+        return 0
+    print(f"Molto2 {serial} on {reader} (via the daemon): {len(rows)} profiles, {len(free)} free")
+    if found.get("token_time") is not None:
+        print(
+            f"Device clock: {utc(found['token_time'])} ({describe_drift(drift)}, whole seconds, "
+            "as the daemon last read it)"
+        )
+    print_rows(rows, args.all)
+    print(f"Next free profile: {free[0]}" if free else "No free profile.")
+    return 0
+
+
+def print_rows(rows: list[dict[str, Any]], every: bool) -> None:
+    """The profile table (empty, untitled profiles only with ``every``)."""
+    print(f"{'#':>3}  {'title':<12}  seed  algo    digits  period  burned here")
+    for r in rows:
+        if not every and not r["seed_present"] and not r["title"]:
+            continue
+        print(
+            f"{r['profile']:>3}  {r['title']:<12}  {'yes' if r['seed_present'] else 'no ':<4}  "
+            f"{r['hmac']!s:<6}  {r['digits']:>6}  {r['period']:>4} s  {r['account'] or ''}"
+        )
+
+
+def delete_via_daemon(args: argparse.Namespace, found: dict[str, Any]) -> int:
+    """`delete --profile N` through the daemon (DeleteProfile), after the confirmation."""
+    serial, reader, n = found["serial"], found["reader"], args.profile
+    profile = next((p for p in found.get("profiles", []) if p["profile"] == n), None)
+    if profile is None:
+        raise CliError(
+            f"Molto2 {serial} has no profile {n}",
+            EXIT_NO_READER,
+            "Give a profile shown by `tokenstation profiles`; nothing was deleted.",
+        )
+    title = str(profile["title"])
+    deleted = False
+    if profile["seed_present"]:
+        confirm(
+            f"Delete the seed of profile {n}{' (' + title + ')' if title else ''} of Molto2 "
+            f"{serial}? Its codes will be gone for good",
+            args.yes,
+        )
+        try:
+            done = daemon_call(args.bus, lambda c: c.delete_profile(serial, n))
+        except DaemonRefused as exc:
+            raise DaemonRefused(exc.kind, f"Molto2 {serial}: {exc}. {exc.next_step}") from None
+        deleted = bool(done.get("deleted"))
+    if args.json:
+        emit_json(
+            {
+                "ok": True,
+                "via": "daemon",
+                "reader": reader,
+                "serial": serial,
+                "profile": n,
+                "deleted": deleted,
+                "title": title,
+            }
+        )
+        return 0
+    if deleted:
+        print(
+            f"Deleted the seed of profile {n} of Molto2 {serial} (title kept), through the daemon."
+        )
+    else:
+        print(f"Profile {n} of Molto2 {serial} holds no seed; nothing to delete.")
+    return 0
+
+
+def account_text(seed: Secret, label: str, settings: ProfileSettings) -> bytes:
+    """The account as the one-line otpauth URI the daemon's intake reads (in memory only)."""
+    import base64
+    import secrets
+    from urllib.parse import quote, urlencode
+
+    query = urlencode(
+        {
+            "secret": base64.b32encode(seed.reveal()).decode().rstrip("="),
+            "algorithm": settings.hmac.name,
+            "digits": settings.digits,
+            "period": settings.period,
+        }
+    )
+    # A comment line with a nonce: the intake takes the same bytes once, and a burn
+    # that was refused (its job removed) may be asked for again.
+    nonce = f"# tokenstation burn --profile {secrets.token_hex(8)}\n"
+    return (nonce + f"otpauth://totp/{quote(label, safe=':@')}?{query}\n").encode()
+
+
+def burn_via_daemon(
+    args: argparse.Namespace,
+    found: dict[str, Any],
+    account: tuple[Secret, str, ProfileSettings],
+    wanted: int | None,
+) -> int:
+    """`burn --profile N|next` through the daemon (BurnAccount): the account goes over in
+    a memory-only file (never in a D-Bus message), is queued bound to this Molto2 and
+    burned by the daemon into that profile; never over a seed."""
+    import os
+
+    from tokenstation.daemon.token import molto2 as m
+
+    seed, label, settings = account
+    serial, reader = found["serial"], found["reader"]
+    if settings.digits != 6 or args.display_timeout:
+        raise refuse_beside(
+            found,
+            "a burn with its own digits or display timeout",
+            "Through the daemon a profile shows 6 digits and keeps the daemon's display "
+            f"timeout; for other settings, {STOP_DAEMON}.",
+        )
+    profiles = {p["profile"]: p for p in found.get("profiles", [])}
+    if wanted is not None and profiles.get(wanted, {}).get("seed_present"):
+        held_title = profiles[wanted]["title"]
+        raise CliError(
+            f"profile {wanted} of Molto2 {serial} already holds a seed"
+            + (f" ({held_title})" if held_title else "")
+            + "; it was not touched",
+            EXIT_REFUSED,
+            "Choose a free profile (--profile next), or delete this profile's seed first with "
+            "`tokenstation delete --profile N` if it is really no longer needed.",
+        )
+    where = (
+        f"profile {wanted}"
+        if wanted is not None
+        else f"the next free profile ({found.get('next_free_profile')} now)"
+    )
+    shown = args.title if args.title is not None else m.fit_title(label)
+    confirm(
+        f"Burn {label + ' ' if label else ''}(secret {seed.fingerprint}) into {where} of "
+        f"Molto2 {serial}{' as ' + repr(shown) if shown else ''}, through the daemon?",
+        args.yes,
+    )
+    options: dict[str, Any] = {}
+    if wanted is not None:
+        options["profile"] = wanted
+    if args.title is not None:
+        options["title"] = args.title
+    fd = os.memfd_create("tokenstation-account", os.MFD_CLOEXEC)
+    try:
+        os.write(fd, account_text(seed, label or (args.title or ""), settings))
+        os.lseek(fd, 0, os.SEEK_SET)
+        try:
+            done = daemon_call(
+                args.bus, lambda c: c.burn_account(fd, "account.txt", serial, **options)
+            )
+        except DaemonRefused as exc:
+            raise DaemonRefused(exc.kind, f"Molto2 {serial}: {exc}. {exc.next_step}") from None
+    finally:
+        os.close(fd)
+    job = done["job"]
+    profile = int(job["profile"])
+    title = args.title if args.title is not None else (m.fit_title(label) or f"Profile {profile}")
+    code, until = done.get("expected_code"), done.get("expected_code_valid_until")
+    if args.json:
+        emit_json(
+            {
+                "ok": True,
+                "via": "daemon",
+                "reader": reader,
+                "serial": serial,
+                "profile": profile,
+                "title": title,
+                "settings": {**done["settings"], "digits": settings.digits},
+                "written_time": done["token_time"],
+                "secret_fingerprint": job["secret_fingerprint"],
+                "account": label,
+                "expected_code": code,
+                "expected_code_valid_until": until,
+            }
+        )
+        return 0
+    print(
+        f"Burned secret {seed.fingerprint}{' (' + label + ')' if label else ''} into profile "
+        f"{profile} of Molto2 {serial} on {reader}, titled {title!r} (through the daemon)."
+    )
+    s = done["settings"]
+    print(
+        f"Settings: {s['hmac']}, {s['period']} s step, {settings.digits} digits; "
+        f"clock set to {utc(done['token_time'])}."
+    )
+    if code:
+        print(f"Profile {profile} should show {code} until {utc(until)}.")
+    return 0

@@ -1,0 +1,151 @@
+"""BurnAccount: one account handed over as a file, burned into a chosen (or the next
+free) profile of a presented Molto2: `tokenstation burn --profile N|next` while the
+daemon holds the Molto2 (the command never drives it beside the daemon).
+
+The file goes through the intake as any added file (IngestFile's checks, its one job
+bound to the Molto2 by the name the daemon gives it); the job is held back from offers
+and station-mode burns while this call burns it, so it goes into the profile asked
+for and nowhere else. The burn is the queue's Molto2 burn on :meth:`Station.write`
+(the crash-safe order, never over a seed: the profile's flag is read again before the
+seed write). Refused or requeued, the job is removed (its secret erased): nothing waits
+in the queue that the caller did not queue. A burn cut short after its seed write stays
+"burning" into that profile and is settled at the next placement, as a queued one is
+(its title then by issuer:account: a title given to this call is not kept that long).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import uuid
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING
+
+from tokenstation.daemon.events import BurnDone, ErrorKind, Origin
+from tokenstation.daemon.provisioning.molto2_burn import Molto2BurnWrite
+from tokenstation.daemon.provisioning.queue import Job
+from tokenstation.daemon.station import Presence, StationError
+from tokenstation.daemon.token import molto2 as m
+from tokenstation.daemon.token.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from tokenstation.daemon.provisioning.provisioner import Provisioner
+
+log = logging.getLogger(__name__)
+
+_SEE_PROFILES = "See the profiles with `tokenstation profiles`."
+
+
+class AccountBurnWrite(Molto2BurnWrite):
+    """A Molto2 burn into the profile asked for (None: the lowest free one when the
+    burn starts, under the reader's lock), with the caller's title when given."""
+
+    def __init__(self, prov: Provisioner, job: Job, profile: int | None, title: str | None) -> None:
+        super().__init__(prov, job, Origin.MANUAL, profile=profile if profile is not None else 0)
+        self.wanted = profile
+        self.given_title = title
+        if title is not None:
+            self.title = title
+
+    def _titled(self) -> None:
+        """The title by today's rules: given, else issuer:account cut, else "Profile N"."""
+        if self.given_title is not None:
+            return
+        named = self.job.issuer or self.job.account
+        self.title = (m.fit_title(self.job.label()) if named else "") or f"Profile {self.profile}"
+
+    async def prepare(self, p: Presence) -> None:
+        free = p.free_profiles()
+        if self.wanted is None:
+            if not free:
+                raise StationError(
+                    ErrorKind.REFUSED,
+                    f"every profile of Molto2 {p.serial} holds a seed; nothing was written",
+                    "Delete a profile no longer needed (`tokenstation delete --profile N`).",
+                )
+            self.profile = free[0]
+        elif self.wanted not in free:
+            raise StationError(
+                ErrorKind.REFUSED,
+                f"profile {self.wanted} of Molto2 {p.serial} already holds a seed; it was "
+                "not touched",
+                "Choose a free profile (--profile next), or delete this profile's seed "
+                "first with `tokenstation delete --profile N` if it is really no longer needed.",
+            )
+        self._titled()
+        await super().prepare(p)
+
+
+def _check(p: Presence, profile: int | None, title: str | None) -> None:
+    if p.profiles is None:
+        raise StationError(
+            ErrorKind.INVALID,
+            f"token {p.serial} ({p.model_name}) has no profiles",
+            "Profiles exist only on multi-profile tokens (Token2 Molto2).",
+        )
+    if profile is not None and not 0 <= profile < len(p.profiles):
+        raise StationError(
+            ErrorKind.INVALID,
+            f"Molto2 {p.serial} has profiles 0..{len(p.profiles) - 1}, not {profile}",
+            _SEE_PROFILES,
+        )
+    if title is not None:
+        try:
+            m.title_bytes(title)
+        except (InvalidInput, ValueError) as exc:
+            raise StationError(
+                ErrorKind.INVALID, f"title: {exc}", "Give a shorter title."
+            ) from None
+
+
+async def burn_account(
+    prov: Provisioner,
+    fd: int,
+    name: str,
+    serial: str,
+    *,
+    profile: int | None = None,
+    title: str | None = None,
+) -> BurnDone:
+    """Queue the account in the file ``fd`` (typed by ``name``'s suffix; the descriptor
+    is closed here) and burn it into ``profile`` (None: the next free one) of ``serial``."""
+    try:
+        p = prov.station.find(serial)
+        _check(p, profile, title)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        raise
+    key = f"{p.serial}.burn-{uuid.uuid4().hex[:12]}{PurePosixPath(name).suffix}"
+    prov.held.add(key)  # no offer, no station-mode burn takes it meanwhile
+    try:
+        taken = await prov.ingest(fd, key)
+        if len(taken.queued) != 1:
+            why = (
+                "the same secret is already held by " + ", ".join(taken.duplicates)
+                if taken.duplicates
+                else taken.reason or f"{len(taken.queued)} accounts in it, not one"
+            )
+            for view in taken.queued:
+                prov.queue.remove(view.id)
+            raise StationError(
+                ErrorKind.REFUSED,
+                f"nothing was burned: {why}",
+                "Check `tokenstation queue list --all`; a secret is burned once.",
+            )
+        job = prov.queue.get(taken.queued[0].id)
+        assert job is not None
+        try:
+            done = await prov.station.write(p, AccountBurnWrite(prov, job, profile, title))
+        except StationError:
+            left = prov.queue.get(job.id)
+            if left is not None and left.state == "queued":  # nothing written: not kept
+                prov.queue.remove(job.id)
+            raise
+    finally:
+        prov.held.discard(key)
+        prov._queue_changed()  # the queue's state published; other jobs offered again
+    assert isinstance(done, BurnDone)
+    log.info("burned %s into profile %s of Molto2 %s", done.job.label, done.job.profile, serial)
+    return done
