@@ -10,7 +10,7 @@ import importlib
 import sys
 
 from .. import __version__
-from .commands import COMMANDS
+from .commands import COMMANDS, QUICK
 
 TYPE_CHECKING = False  # True for type checkers; saves importing typing at start-up
 if TYPE_CHECKING:
@@ -116,10 +116,8 @@ def main(argv: list[str] | None = None, *, quick_exit: bool = False) -> int:
     command = command_in(argv)
     args = None
     parser = None
-    if command == "scan":
-        from .scan import quick_args
-
-        args = quick_args(argv)
+    if command in QUICK:  # its plainest form, read without argparse
+        args = importlib.import_module(f"{__name__}.{QUICK[command]}").quick_args(argv)
     if args is None:
         parser = build_parser(command if command in COMMANDS else None)
         args = parser.parse_args(argv)

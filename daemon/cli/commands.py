@@ -48,3 +48,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def summary(name: str) -> str:
     """The one-line help of command ``name``."""
     return COMMANDS[name][1]
+
+
+#: The commands whose plainest form is read without argparse (``cli/quick.py``), and the
+#: module whose ``quick_args`` reads it.
+QUICK = {"scan": "scan", "status": "readout_cmds"}

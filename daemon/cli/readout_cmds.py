@@ -6,7 +6,6 @@ Both are reads: they never create a file or folder. Without a daemon, `status` e
 
 from __future__ import annotations
 
-import argparse
 import time
 
 from ..token.errors import SECURITY_KEY_WORDS
@@ -27,6 +26,7 @@ from .daemon_link import DaemonAbsent, DaemonRefused, daemon_call
 
 TYPE_CHECKING = False  # True for type checkers; saves importing typing at start-up
 if TYPE_CHECKING:
+    import argparse
     from typing import Any
 
     from tokenstation.daemon.bus.client import StationClient
@@ -43,7 +43,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "as the running daemon sees them. Exit 3 when there is no daemon (or no D-Bus bus).",
     )
     _client_args(p)
-    p.set_defaults(func=cmd_status, lazy_logging=True)
+    p.set_defaults(**_STATUS_DEFAULTS)
 
     p = sub.add_parser(
         "tokens",
@@ -60,6 +60,16 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     _client_args(p)
     p.set_defaults(func=cmd_tokens, lazy_logging=True)
+
+
+def quick_args(argv: list[str]) -> argparse.Namespace | None:
+    """``status [--json]`` as the parser reads it, without building the parser (None for
+    any other words: the parser reads those, and words any error, as ever)."""
+    if argv not in (["status"], ["status", "--json"]):
+        return None
+    from .quick import namespace
+
+    return namespace("status", _STATUS_DEFAULTS, bus="session", json=len(argv) == 2)
 
 
 def _client_args(p: argparse.ArgumentParser) -> None:
@@ -265,3 +275,7 @@ def _print_token(t: dict[str, Any], *, detailed: bool) -> None:
     for op in t.get("operations", []):
         at = f" at {op['station']}" if op.get("station") else ""
         print(f"  {utc(op['at'])}  {op['kind']} {op['outcome']}{at}: {op['detail']}")
+
+
+#: What the parser sets for `status` besides the words.
+_STATUS_DEFAULTS: dict[str, object] = {"func": cmd_status, "lazy_logging": True}

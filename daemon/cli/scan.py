@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from .commands import summary
 from .common import EXIT_OK, EXIT_USAGE, emit_json
@@ -43,16 +43,14 @@ def quick_args(argv: list[str]) -> argparse.Namespace | None:
     files = [word for word in argv[1:] if word != "--json"]
     if not files or any(word.startswith("-") for word in files):
         return None
-    from types import SimpleNamespace
+    from .quick import namespace
 
-    args = SimpleNamespace(
-        log_level=None,
-        command="scan",
+    return namespace(
+        "scan",
+        _DEFAULTS,
         files=[Path(word) for word in files],
         json=len(files) < len(argv) - 1,
-        **_DEFAULTS,
     )
-    return cast("argparse.Namespace", args)  # what the commands read of it, alike
 
 
 def _scan(path: Path) -> tuple[Verdict, str]:

@@ -101,3 +101,28 @@ def test_every_command_in_the_table_has_a_parser() -> None:
     parser = build_parser("*")
     sub = next(a for a in parser._actions if a.dest == "command")
     assert set(sub.choices) == set(COMMANDS)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("plain", [["status"], ["status", "--json"]])
+def test_plain_status_is_read_without_argparse_and_answers_as_the_parser_would(
+    tmp_path: Path, plain: list[str]
+) -> None:
+    assert "argparse" not in loaded(tmp_path, *plain)
+    # The same words spelled so that argparse reads them ("--bus session" is the default).
+    env = {k: v for k, v in os.environ.items() if k != "DBUS_SESSION_BUS_ADDRESS"}
+    env["HOME"] = str(tmp_path)
+    runs = [
+        subprocess.run(
+            [sys.executable, "-m", "tokenstation.daemon", *words],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        for words in (plain, [*plain, "--bus", "session"])
+    ]
+    assert "argparse" in loaded(tmp_path, *plain, "--bus", "session")
+    assert runs[0].returncode == runs[1].returncode == 3  # no bus: not there
+    assert runs[0].stdout == runs[1].stdout and runs[0].stderr == runs[1].stderr
+    assert "D-Bus" in runs[0].stdout + runs[0].stderr
