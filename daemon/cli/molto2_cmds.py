@@ -21,7 +21,7 @@ from ..token import molto2 as m
 from ..token.errors import InvalidInput, ReaderUnavailable
 from ..token.molto2_session import Molto2Session, is_virtual_reader, recognise
 from ..token.secret import Secret
-from ..token.session import describe_drift, single_read_estimate
+from ..token.session import single_read_estimate
 from ..token.settings import HmacAlgorithm, TokenSettings
 from .commands import summary
 from .common import EXIT_NO_READER, EXIT_REFUSED, EXIT_USAGE, CliError, confirm, emit_json, utc
@@ -182,7 +182,7 @@ def refuse_single_profile(reader: str) -> None:
 
 def cmd_profiles(args: argparse.Namespace) -> int:
     """List every profile: index, title, seed, algorithm, digits, period, account burned."""
-    from .molto2_daemon import print_rows, profiles_via_daemon
+    from .molto2_daemon import profiles_via_daemon, show_profiles
 
     reader, held = _held(args)
     if held is not None:
@@ -198,27 +198,16 @@ def cmd_profiles(args: argparse.Namespace) -> int:
         row = p.as_dict()
         row["account"] = burned.get(p.index, {}).get("account") if p.seed_present else None
         rows.append(row)
-    free = [p.index for p in profiles if not p.seed_present]
-    if args.json:
-        emit_json(
-            {
-                "ok": True,
-                "reader": reader,
-                "serial": serial,
-                "model": "Molto2v2" if len(profiles) == m.PROFILES else "Molto2",
-                "token_time": timed.info.token_time,
-                "drift_s": round(drift, 1),
-                "free": len(free),
-                "next_free": free[0] if free else None,
-                "profiles": rows,
-            }
-        )
-        return 0
-    print(f"Molto2 {serial} on {reader}: {len(profiles)} profiles, {len(free)} free")
-    print(f"Device clock: {utc(timed.info.token_time)} ({describe_drift(drift)}, whole seconds)")
-    print_rows(rows, args.all)
-    print(f"Next free profile: {free[0]}" if free else "No free profile.")
-    return 0
+    return show_profiles(
+        args,
+        rows=rows,
+        reader=reader,
+        serial=serial,
+        model="Molto2v2" if len(profiles) == m.PROFILES else "Molto2",
+        token_time=timed.info.token_time,
+        drift=drift,
+        via_daemon=False,
+    )
 
 
 # -- delete ----------------------------------------------------------------------------------

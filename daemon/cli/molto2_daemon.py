@@ -119,21 +119,44 @@ def _rows(found: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any
 
 def profiles_via_daemon(args: argparse.Namespace, found: dict[str, Any]) -> int:
     """`profiles` answered from the daemon's presence (no card access)."""
+
+    drift = float(found.get("drift_s", 0.0))
+    return show_profiles(
+        args,
+        rows=_rows(found, args),
+        reader=found["reader"],
+        serial=found["serial"],
+        model=found.get("model"),
+        token_time=found.get("token_time"),
+        drift=drift,
+        via_daemon=True,
+    )
+
+
+def show_profiles(
+    args: argparse.Namespace,
+    *,
+    rows: list[dict[str, Any]],
+    reader: str,
+    serial: str,
+    model: str | None,
+    token_time: float | None,
+    drift: float,
+    via_daemon: bool,
+) -> int:
+    """`profiles`' report (text or --json), read from the card or from the daemon."""
     from tokenstation.daemon.token.session import describe_drift
 
-    rows = _rows(found, args)
     free = [r["profile"] for r in rows if not r["seed_present"]]
-    serial, reader = found["serial"], found["reader"]
-    drift = float(found.get("drift_s", 0.0))
     if args.json:
         emit_json(
             {
                 "ok": True,
-                "via": "daemon",
+                **({"via": "daemon"} if via_daemon else {}),
                 "reader": reader,
                 "serial": serial,
-                "model": found.get("model"),
-                "token_time": found.get("token_time"),
+                "model": model,
+                "token_time": token_time,
                 "drift_s": round(drift, 1),
                 "free": len(free),
                 "next_free": free[0] if free else None,
@@ -141,12 +164,11 @@ def profiles_via_daemon(args: argparse.Namespace, found: dict[str, Any]) -> int:
             }
         )
         return 0
-    print(f"Molto2 {serial} on {reader} (via the daemon): {len(rows)} profiles, {len(free)} free")
-    if found.get("token_time") is not None:
-        print(
-            f"Device clock: {utc(found['token_time'])} ({describe_drift(drift)}, whole seconds, "
-            "as the daemon last read it)"
-        )
+    via = " (via the daemon)" if via_daemon else ""
+    print(f"Molto2 {serial} on {reader}{via}: {len(rows)} profiles, {len(free)} free")
+    if token_time is not None:
+        seen = ", as the daemon last read it" if via_daemon else ""
+        print(f"Device clock: {utc(token_time)} ({describe_drift(drift)}, whole seconds{seen})")
     print_rows(rows, args.all)
     print(f"Next free profile: {free[0]}" if free else "No free profile.")
     return 0

@@ -20,7 +20,6 @@ from tokenstation.daemon.events import (
     PresenceState,
     ProfilesSynced,
     ProfileSyncView,
-    SyncFailed,
 )
 from tokenstation.daemon.registry.store import Operation
 from tokenstation.daemon.station import CardOperation, Presence, Station, StationError, Written
@@ -33,6 +32,8 @@ from tokenstation.daemon.token.molto2_session import (
     profile_clock_drift,
 )
 from tokenstation.daemon.token.session import Connection, HostClock
+
+from .failed import sync_failed
 
 log = logging.getLogger(__name__)
 
@@ -131,20 +132,7 @@ class Molto2SyncWrite(CardOperation[list[ProfileSync]]):
         return Written(op, event)
 
     def failed(self, p: Presence, exc: StationError | TokenError) -> Written | None:
-        if isinstance(exc, StationError) and exc.kind != ErrorKind.REFUSED:
-            return None  # a question for the caller (confirm the clock): nothing to record
-        outcome = Outcome.REFUSED if isinstance(exc, StationError) else Outcome.FAILED
-        op = Operation(p.serial, time.time(), OperationKind.SYNC, outcome, exc.message)
-        event = SyncFailed(
-            reader=p.reader,
-            serial=p.serial,
-            model=p.model_name,
-            origin=self.origin,
-            outcome=outcome,
-            message=exc.message,
-            next_step=exc.next_step,
-        )
-        return Written(op, event)
+        return sync_failed(p, exc, self.origin)
 
 
 def _rounded(value: float | None) -> float | None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Coroutine
 from typing import Any
 
@@ -24,7 +23,6 @@ from tokenstation.daemon.events import (
     PresenceState,
     ProfilesSynced,
     SyncDone,
-    SyncFailed,
     TokenMeasured,
 )
 from tokenstation.daemon.registry.store import Operation, TokenRecord
@@ -47,6 +45,7 @@ from tokenstation.daemon.token.session import (
 )
 from tokenstation.daemon.token.settings import TokenSettings
 
+from .failed import sync_failed
 from .molto2_sync import Molto2SyncWrite
 
 log = logging.getLogger(__name__)
@@ -221,27 +220,7 @@ class SyncWrite(CardWrite):
         return Written(op, event)
 
     def failed(self, p: Presence, exc: StationError | TokenError) -> Written | None:
-        if isinstance(exc, StationError) and exc.kind != ErrorKind.REFUSED:
-            return None  # a question for the caller (confirm the clock): nothing to record
-        outcome = Outcome.REFUSED if isinstance(exc, StationError) else Outcome.FAILED
-        op = Operation(
-            p.serial,
-            time.time(),
-            OperationKind.SYNC,
-            outcome,
-            exc.message,
-            self.drift_before if outcome == Outcome.FAILED else None,
-        )
-        event = SyncFailed(
-            reader=p.reader,
-            serial=p.serial,
-            model=p.model_name,
-            origin=self.origin,
-            outcome=outcome,
-            message=exc.message,
-            next_step=exc.next_step,
-        )
-        return Written(op, event)
+        return sync_failed(p, exc, self.origin, self.drift_before)
 
 
 def _settings_for(

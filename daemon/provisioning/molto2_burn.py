@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING
 from tokenstation.daemon.events import (
     BurnDone,
     BurnFailed,
-    BurnOffered,
     BurnOutcome,
     ErrorKind,
     JobView,
@@ -128,21 +127,12 @@ async def consider(prov: Provisioner, p: Presence, waiting: list[Job]) -> None:
         if waiting:
             log.info("no burn for Molto2 %s: %s", p.serial, choice.reason)
         return
-    if choice.automatic:
-        try:
-            await prov.burn(choice.job.id, p.serial, origin=Origin.STATION)
-        except StationError as exc:
-            log.warning("station-mode burn of job %d: %s", choice.job.id, exc.message)
-        return
-    prov.station.publish(
-        BurnOffered(
-            reader=p.reader,
-            serial=p.serial,
-            model=p.model_name,
-            job=_view(choice.job),
-            question=offer_question(choice.job, choice.profile, p.serial),
-            profile=choice.profile,
-        )
+    await prov.burn_or_offer(
+        p,
+        choice.job,
+        automatic=choice.automatic,
+        question=offer_question(choice.job, choice.profile, p.serial),
+        profile=choice.profile,
     )
 
 

@@ -507,20 +507,40 @@ class Provisioner:
             if waiting and choice.reason:
                 log.info("no burn for %s: %s", p.serial, choice.reason)
             return
-        if choice.automatic:
+        await self.burn_or_offer(
+            p,
+            choice.job,
+            automatic=choice.automatic,
+            question=f"Burn {choice.job.label()} onto token {p.serial}?",
+            warning=choice.reason,
+        )
+
+    async def burn_or_offer(
+        self,
+        p: Presence,
+        job: Job,
+        *,
+        automatic: bool,
+        question: str,
+        warning: str = "",
+        profile: int | None = None,
+    ) -> None:
+        """Burn ``job`` onto ``p`` now (station mode), or offer it with ``question``."""
+        if automatic:
             try:
-                await self.burn(choice.job.id, p.serial, origin=Origin.STATION)
+                await self.burn(job.id, p.serial, origin=Origin.STATION)
             except StationError as exc:
-                log.warning("station-mode burn of job %d: %s", choice.job.id, exc.message)
+                log.warning("station-mode burn of job %d: %s", job.id, exc.message)
             return
         self.station.publish(
             BurnOffered(
                 reader=p.reader,
                 serial=p.serial,
                 model=p.model_name,
-                job=job_view(choice.job),
-                warning=choice.reason,
-                question=f"Burn {choice.job.label()} onto token {p.serial}?",
+                job=job_view(job),
+                question=question,
+                warning=warning,
+                profile=profile,
             )
         )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import signal
 import sqlite3
 import subprocess
@@ -187,7 +188,11 @@ def test_a_molto2_pulled_mid_batch_resumes_at_the_next_free_profile_without_doub
     text = cli_bus("sync", "--yes")
     assert text.returncode == 0, text.stderr
     assert f"Set the clock of 7 profiles of Molto2v2 {SERIAL}" in text.stdout
-    assert "the largest drift was 30 s fast; now in time" in text.stdout
+    # Profile clocks count whole seconds and a write sets the second, not its phase:
+    # after a sync a profile is in time or off by one second (the JSON check below).
+    assert re.search(
+        r"the largest drift was 30 s fast; now (in time|1 s (fast|slow))", text.stdout
+    ), text.stdout
     synced = json.loads(cli_bus("sync", "--yes", "--json").stdout)
     assert synced["via"] == "daemon" and synced["synced"] == 7
     assert abs(synced["drift_after_s"]) <= 1

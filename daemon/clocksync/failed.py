@@ -1,0 +1,43 @@
+"""A clock sync that failed or was refused: what the registry records and the event.
+
+Both sync writes (a single-profile token's, a Molto2's profiles') end a failure alike.
+"""
+
+from __future__ import annotations
+
+import time
+
+from tokenstation.daemon.events import ErrorKind, OperationKind, Origin, Outcome, SyncFailed
+from tokenstation.daemon.registry.store import Operation
+from tokenstation.daemon.station import Presence, StationError, Written
+from tokenstation.daemon.token.errors import TokenError
+
+
+def sync_failed(
+    p: Presence, exc: StationError | TokenError, origin: Origin, drift_before: float | None = None
+) -> Written | None:
+    """A sync that failed (the token's error) or was refused: the operation and SyncFailed.
+
+    None for a question to the caller (confirm the clock): nothing is recorded then.
+    ``drift_before`` is recorded with a failure (the token was measured, then failed)."""
+    if isinstance(exc, StationError) and exc.kind != ErrorKind.REFUSED:
+        return None
+    outcome = Outcome.REFUSED if isinstance(exc, StationError) else Outcome.FAILED
+    op = Operation(
+        p.serial,
+        time.time(),
+        OperationKind.SYNC,
+        outcome,
+        exc.message,
+        drift_before if outcome == Outcome.FAILED else None,
+    )
+    event = SyncFailed(
+        reader=p.reader,
+        serial=p.serial,
+        model=p.model_name,
+        origin=origin,
+        outcome=outcome,
+        message=exc.message,
+        next_step=exc.next_step,
+    )
+    return Written(op, event)
