@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import gc
 import json
 import os
 from collections.abc import Callable
@@ -38,6 +39,7 @@ from tokenstation.daemon.simulator.molto2 import Molto2Faults, SimulatedMolto2
 from tokenstation.daemon.station import StationError
 from tokenstation.daemon.token import molto2 as m
 from tokenstation.daemon.token.secret import Secret
+from tokenstation.daemon.token.settings import HmacAlgorithm
 from tray.model import TrayModel
 
 from helpers import DirectConnection
@@ -439,5 +441,87 @@ def test_a_profile_burned_elsewhere_since_the_stop_is_left_alone(tmp_path: Path)
         assert rig.seed_writes()[:3] == [0, 1, 0] and rig.device.slots[0].title == "Other"
         await rig.close()
         await again.close()
+
+    asyncio.run(scenario())
+
+
+def _collect_task_errors() -> list[dict[str, object]]:
+    """Errors of tasks nobody awaited (the provisioner's consider tasks), as the loop
+    reports them."""
+    errors: list[dict[str, object]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: errors.append(ctx))
+    return errors
+
+
+def _on_first(step: str, then: Callable[[], None]) -> Callable[[str], None]:
+    """A crash point that does ``then`` (once) when the first burn reaches ``step``."""
+    done: list[str] = []
+
+    def hook(at: str) -> None:
+        if at == step and not done:
+            done.append(at)
+            then()
+
+    return hook
+
+
+def test_a_second_look_during_a_burn_does_not_resume_the_burn_in_progress(
+    tmp_path: Path,
+) -> None:
+    """A queue change (a dropped file, another station's notice) while a job is being
+    burned makes the provisioner look at the Molto2 again: that look leaves the burn in
+    progress alone (no resume of it, no crashed task), and every job goes in once."""
+
+    async def scenario() -> None:
+        errors = _collect_task_errors()
+        rig = Molto2Rig(tmp_path, station_mode())
+        rig.prov.crash_point = _on_first("intent", lambda: rig.prov._offer(MOLTO2_READER))
+        jobs = await rig.batch(2)
+        rig.place()
+        await rig.settle()
+        gc.collect()
+        assert errors == []
+        assert [rig.state(j) for j in jobs] == ["burned", "burned"]
+        assert [d.job.profile for d in rig.of(BurnDone)] == [0, 1]
+        assert rig.seed_writes()[:3] == [1, 1, 0]
+        assert [s.title for s in rig.device.slots[:2]] == ["Svc0:user0", "Svc1:user1"]
+        assert not rig.of(BurnFailed)
+        await rig.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_second_look_after_a_refused_burn_never_touches_the_other_profile(
+    tmp_path: Path,
+) -> None:
+    """The first burn finds profile 0 taken since the Molto2 was read (ProfileOccupied:
+    the job goes back to the queue); a look queued meanwhile saw that job "burning" into
+    profile 0. It must not take the other account's seed for this job's and rewrite that
+    profile's title and settings: the job goes into the next free profile instead."""
+
+    async def scenario() -> None:
+        errors = _collect_task_errors()
+        rig = Molto2Rig(tmp_path, station_mode())
+
+        theirs = m.ProfileSettings(HmacAlgorithm.SHA256, 60, 8)
+
+        def taken_meanwhile() -> None:
+            rig.device.preload(0, Secret(b"another account!"), theirs, "Other")
+            rig.prov._offer(MOLTO2_READER)
+
+        rig.prov.crash_point = _on_first("intent", taken_meanwhile)
+        [job_id] = await rig.batch(1)
+        rig.place()
+        await rig.settle()
+        gc.collect()
+        assert errors == []
+        slot = rig.device.slots[0]
+        assert (slot.title, slot.settings, slot.seed_writes) == ("Other", theirs, 0)
+        assert rig.state(job_id) == "burned"
+        [done] = rig.of(BurnDone)
+        assert done.job.profile == 1 and rig.device.slots[1].title == "Svc0:user0"
+        ledger = json.loads((tmp_path / "molto2-profiles.json").read_text())
+        assert "0" not in ledger[SERIAL] and ledger[SERIAL]["1"]["account"] == "Svc0:user0"
+        await rig.close()
 
     asyncio.run(scenario())
