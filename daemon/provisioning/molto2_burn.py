@@ -228,7 +228,7 @@ class Molto2BurnWrite(CardOperation[ProfileWrite]):
                 or job.burned_serial != p.serial
                 or job.profile != self.profile
                 or job.id in self.prov.claims
-                or (self.prov.queue.shared and job.claimed_by != self.prov.cfg.station)
+                or (self.prov.queue.shared and job.claimed_by != self.prov.queue.station)
             ):
                 raise StationError(
                     ErrorKind.REFUSED,

@@ -475,7 +475,13 @@ def test_a_second_look_during_a_burn_does_not_resume_the_burn_in_progress(
     async def scenario() -> None:
         errors = _collect_task_errors()
         rig = Molto2Rig(tmp_path, station_mode())
-        rig.prov.crash_point = _on_first("intent", lambda: rig.prov._offer(MOLTO2_READER))
+        claimed: list[set[int]] = []  # what a shared queue's lease renewals would renew
+
+        def look_again() -> None:
+            claimed.append(set(rig.prov.claims))
+            rig.prov._offer(MOLTO2_READER)
+
+        rig.prov.crash_point = _on_first("intent", look_again)
         jobs = await rig.batch(2)
         rig.place()
         await rig.settle()
@@ -486,6 +492,7 @@ def test_a_second_look_during_a_burn_does_not_resume_the_burn_in_progress(
         assert rig.seed_writes()[:3] == [1, 1, 0]
         assert [s.title for s in rig.device.slots[:2]] == ["Svc0:user0", "Svc1:user1"]
         assert not rig.of(BurnFailed)
+        assert claimed == [{jobs[0]}] and rig.prov.claims == set()
         await rig.close()
 
     asyncio.run(scenario())
