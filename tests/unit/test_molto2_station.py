@@ -35,8 +35,12 @@ from tokenstation.daemon.provisioning.molto2_burn import (
 )
 from tokenstation.daemon.provisioning.queue import Job
 from tokenstation.daemon.registry.molto2_ledger import Ledger
+from tokenstation.daemon.registry.store import Store
 from tokenstation.daemon.simulator.molto2 import Molto2Faults, SimulatedMolto2
+from tokenstation.daemon.simulator.pgserver import PgServer
 from tokenstation.daemon.station import StationError
+from tokenstation.daemon.storage import schema
+from tokenstation.daemon.storage.postgres import PostgresDatabase
 from tokenstation.daemon.token import molto2 as m
 from tokenstation.daemon.token.secret import Secret
 from tokenstation.daemon.token.settings import HmacAlgorithm
@@ -530,5 +534,32 @@ def test_a_second_look_after_a_refused_burn_never_touches_the_other_profile(
         ledger = json.loads((tmp_path / "molto2-profiles.json").read_text())
         assert "0" not in ledger[SERIAL] and ledger[SERIAL]["1"]["account"] == "Svc0:user0"
         await rig.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_molto2_is_shown_while_the_shared_registry_is_unreachable(
+    tmp_path: Path, pg_server: PgServer, pg_url: str
+) -> None:
+    """The shared registry gone (the PostgreSQL server refuses this database's
+    connections): a placed Molto2 is read and shown all the same (not recorded)."""
+
+    async def scenario() -> None:
+        db = PostgresDatabase(pg_url)
+        schema.migrate(db, schema.PARTS)
+        rig = Molto2Rig(tmp_path, attended())
+        rig.station.store = Store(db, station="A")
+        name = pg_url.split("@/", 1)[1].split("?", 1)[0]
+        pg_server.psql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+        pg_server.psql(
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        )
+        preload(rig, 2, "Kept")
+        rig.place()
+        await rig.settle()
+        [measured] = rig.of(TokenMeasured)
+        assert (measured.serial, measured.profiles_used) == (SERIAL, 1)
+        await rig.close()
+        db.close()
 
     asyncio.run(scenario())
