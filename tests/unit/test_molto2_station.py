@@ -27,13 +27,14 @@ from tokenstation.daemon.events import (
     ReaderChange,
     TokenMeasured,
 )
+from tokenstation.daemon.intake.otpauth import OtpAccount
 from tokenstation.daemon.pcsc import ReaderEvent
 from tokenstation.daemon.provisioning.molto2_burn import (
     choose_profile_job,
     offer_question,
     profile_title,
 )
-from tokenstation.daemon.provisioning.queue import Job
+from tokenstation.daemon.provisioning.queue import Job, JobQueue, NewJob
 from tokenstation.daemon.registry.molto2_ledger import Ledger
 from tokenstation.daemon.registry.store import Store
 from tokenstation.daemon.simulator.molto2 import Molto2Faults, SimulatedMolto2
@@ -41,6 +42,7 @@ from tokenstation.daemon.simulator.pgserver import PgServer
 from tokenstation.daemon.station import StationError
 from tokenstation.daemon.storage import schema
 from tokenstation.daemon.storage.postgres import PostgresDatabase
+from tokenstation.daemon.storage.secretbox import SecretBox
 from tokenstation.daemon.token import molto2 as m
 from tokenstation.daemon.token.secret import Secret
 from tokenstation.daemon.token.settings import HmacAlgorithm
@@ -560,6 +562,37 @@ def test_a_molto2_is_shown_while_the_shared_registry_is_unreachable(
         [measured] = rig.of(TokenMeasured)
         assert (measured.serial, measured.profiles_used) == (SERIAL, 1)
         await rig.close()
+        db.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_molto2_burn_with_another_store_key_claims_nothing(tmp_path: Path, pg_url: str) -> None:
+    """A shared queue whose seeds were sealed with another station's key file: the burn
+    is refused with the reason before the job is claimed (no orphan claim, nothing
+    written), as a single-profile burn is."""
+
+    async def scenario() -> None:
+        db = PostgresDatabase(pg_url)
+        schema.migrate(db, schema.PARTS)
+        other = JobQueue(PostgresDatabase(pg_url), station="B", box=SecretBox(bytes(32)))
+        seed = Secret(b"molto2-seed-0000")
+        account = OtpAccount("totp", "Svc0", "user0", seed)
+        [queued] = other.take("f", "f.csv", "ok", [NewJob(account)]).queued
+        rig = Molto2Rig(tmp_path, attended())
+        rig.queue = rig.prov.queue = JobQueue(db, station="A", box=SecretBox(bytes(range(32))))
+        rig.place()
+        await rig.settle()
+        with pytest.raises(StationError) as refused:
+            await rig.prov.burn(queued.id, SERIAL)
+        assert "does not open with this station's store key" in refused.value.message
+        assert "key file" in refused.value.next_step
+        job = other.get(queued.id)
+        assert job is not None
+        assert (job.state, job.claimed_by, job.profile, job.attempts) == ("queued", "", None, 0)
+        assert sum(rig.seed_writes()) == 0
+        await rig.close()
+        other.close()
         db.close()
 
     asyncio.run(scenario())
