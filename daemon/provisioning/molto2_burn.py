@@ -15,7 +15,12 @@ when it is back, the profile's seed-present flag decides. Set: the seed landed, 
 the title and settings are written (the seed never twice). Clear: nothing landed, and
 the seed is written then. A daemon stopped mid-burn leaves the job the same way. If the
 ledger (which the CLI's burns write too) names another account in that profile, its
-seed is another's: nothing is written and the job fails for a person.
+seed is another's: nothing is written and the job fails for a person. Only a burn that
+is really interrupted is settled so: a resume reads its job again under the reader's
+lock and goes ahead only while it is still "burning" into this profile of this Molto2,
+claimed by this station and not being burned here right now (a second look at the
+Molto2 during a burn leaves that burn alone). Claims are renewed while a burn runs, as
+for single-profile burns; an interrupted one keeps no lease (see :meth:`JobQueue.interrupted`).
 """
 
 from __future__ import annotations
@@ -201,10 +206,10 @@ class Molto2BurnWrite(CardOperation[ProfileWrite]):
             self.profile = free[0]
         self.title = self._title()
         if self.resume:
-            self.job, self.seed = self._reclaim(p)
             entry = self._ledger().accounts(p.serial).get(self.profile, {})
             if entry and entry.get("secret_fingerprint") != self.job.fingerprint:
                 self.foreign = str(entry.get("account", "another account"))
+            self.job, self.seed = self._reclaim(p)  # last: nothing after it can raise
         else:
             self.job, self.seed = provisioner.claim_burn(
                 self.prov, self.job.id, p.serial, self.profile
