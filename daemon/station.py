@@ -511,8 +511,7 @@ class Station:
         )
         p.ident = ident
         p.precise = True
-        self.store.seen(p.serial, model.name, ident.host_time)
-        self._record_drift(p, ident)
+        self._recorded(p, ident)
         p.decision = await self._decide_for(p)
         log.info(
             "Molto2 %s on %s: %d of %d profiles hold a seed, device clock %s",
@@ -570,13 +569,7 @@ class Station:
     async def _measured(self, p: Presence, ident: Identification) -> None:
         p.ident = ident
         p.precise = True
-        record: TokenRecord | None = None
-        try:
-            record = self.store.token(ident.serial)
-            self.store.seen(ident.serial, ident.model.name, ident.host_time)
-            self._record_drift(p, ident)
-        except StoreUnavailable as exc:  # measured all the same; settings unknown meanwhile
-            log.warning("token %s measured, not recorded: %s", ident.serial, exc)
+        record = self._recorded(p, ident, known=True)
         p.decision = await self._decide(ident.model, ident.drift.drift_s, record)
         log.info(
             "token %s: %s (±%.3f s), %s",
@@ -588,6 +581,21 @@ class Station:
         self.publish(TokenMeasured(**p.fields()))
         if p.decision.verdict == SyncVerdict.DRIFT:
             self.publish(DriftDetected(**p.fields()))
+
+    def _recorded(
+        self, p: Presence, ident: Identification, *, known: bool = False
+    ) -> TokenRecord | None:
+        """A measured token seen and its drift recorded in the registry; with ``known``
+        its record as it was (its settings). The shared registry unreachable: measured
+        and shown all the same, not recorded (settings unknown meanwhile)."""
+        try:
+            record = self.store.token(ident.serial) if known else None
+            self.store.seen(ident.serial, ident.model.name, ident.host_time)
+            self._record_drift(p, ident)
+        except StoreUnavailable as exc:
+            log.warning("token %s measured, not recorded: %s", ident.serial, exc)
+            return None
+        return record
 
     def _record_drift(self, p: Presence, ident: Identification) -> None:
         d = ident.drift

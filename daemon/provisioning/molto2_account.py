@@ -42,30 +42,18 @@ class AccountBurnWrite(Molto2BurnWrite):
     burn starts, under the reader's lock), with the caller's title when given."""
 
     def __init__(self, prov: Provisioner, job: Job, profile: int | None, title: str | None) -> None:
-        super().__init__(prov, job, Origin.MANUAL, profile=profile if profile is not None else 0)
-        self.wanted = profile
+        super().__init__(prov, job, Origin.MANUAL, profile=profile)
         self.given_title = title
-        if title is not None:
-            self.title = title
 
-    def _titled(self) -> None:
+    def _title(self) -> str:
         """The title by today's rules: given, else issuer:account cut, else "Profile N"."""
         if self.given_title is not None:
-            return
+            return self.given_title
         named = self.job.issuer or self.job.account
-        self.title = (m.fit_title(self.job.label()) if named else "") or f"Profile {self.profile}"
+        return (m.fit_title(self.job.label()) if named else "") or f"Profile {self.profile}"
 
     async def prepare(self, p: Presence) -> None:
-        free = p.free_profiles()
-        if self.wanted is None:
-            if not free:
-                raise StationError(
-                    ErrorKind.REFUSED,
-                    f"every profile of Molto2 {p.serial} holds a seed; nothing was written",
-                    "Delete a profile no longer needed (`tokenstation delete --profile N`).",
-                )
-            self.profile = free[0]
-        elif self.wanted not in free:
+        if self.wanted is not None and self.wanted not in p.free_profiles():
             raise StationError(
                 ErrorKind.REFUSED,
                 f"profile {self.wanted} of Molto2 {p.serial} already holds a seed; it was "
@@ -73,7 +61,6 @@ class AccountBurnWrite(Molto2BurnWrite):
                 "Choose a free profile (--profile next), or delete this profile's seed "
                 "first with `tokenstation delete --profile N` if it is really no longer needed.",
             )
-        self._titled()
         await super().prepare(p)
 
 

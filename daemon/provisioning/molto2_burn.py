@@ -15,19 +15,22 @@ when it is back, the profile's seed-present flag decides. Set: the seed landed, 
 the title and settings are written (the seed never twice). Clear: nothing landed, and
 the seed is written then. A daemon stopped mid-burn leaves the job the same way. If the
 ledger (which the CLI's burns write too) names another account in that profile, its
-seed is another's: nothing is written and the job fails for a person.
+seed is another's: nothing is written and the job fails for a person. Only a burn that
+is really interrupted is settled so: a resume reads its job again under the reader's
+lock and goes ahead only while it is still "burning" into this profile of this Molto2,
+claimed by this station and not being burned here right now (a second look at the
+Molto2 during a burn leaves that burn alone). Claims are renewed while a burn runs, as
+for single-profile burns; an interrupted one keeps no lease (see :meth:`JobQueue.interrupted`).
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from tokenstation.daemon.events import (
     BurnDone,
-    BurnFailed,
     BurnOutcome,
     ErrorKind,
     JobView,
@@ -37,7 +40,6 @@ from tokenstation.daemon.events import (
     PresenceState,
 )
 from tokenstation.daemon.provisioning import provisioner
-from tokenstation.daemon.provisioning.otpcode import expected_code
 from tokenstation.daemon.provisioning.queue import Job
 from tokenstation.daemon.registry.molto2_ledger import Ledger, station_ledger
 from tokenstation.daemon.registry.store import Operation
@@ -48,6 +50,7 @@ from tokenstation.daemon.station import (
     Written,
     settings_view,
 )
+from tokenstation.daemon.storage.database import StoreUnavailable
 from tokenstation.daemon.token import molto2 as m
 from tokenstation.daemon.token.errors import CardLost, RefusedByPolicy, TokenError, TransportError
 from tokenstation.daemon.token.models import ModelTable
@@ -87,13 +90,8 @@ def choose_profile_job(
     if not candidates:
         return ProfileChoice(None, None, False, "no job for this Molto2")
     if not free:
-        return ProfileChoice(
-            None,
-            None,
-            False,
-            f"every profile of Molto2 {serial} holds a seed; a seed is never written over "
-            "another (delete one with `tokenstation delete --profile N`, or use another token)",
-        )
+        full = no_free_profile(serial)
+        return ProfileChoice(None, None, False, f"{full.message}; {full.next_step}")
     return ProfileChoice(candidates[0], free[0], mode == "station", "")
 
 
@@ -116,37 +114,47 @@ async def consider(prov: Provisioner, p: Presence, waiting: list[Job]) -> None:
     """A measured Molto2 and the waiting jobs: settle an interrupted burn, then offer or
     (station mode) burn the next job into the next free profile."""
     for job in prov.queue.interrupted_burns(p.serial):
+        if job.id in prov.claims:
+            continue  # a burn in progress here (this look came meanwhile), not interrupted
         try:
             await prov.station.write(p, Molto2BurnWrite(prov, job, Origin.STATION, resume=True))
         except StationError as exc:
             log.warning("settling job %d on Molto2 %s: %s", job.id, p.serial, exc.message)
             if prov.station.readers.get(p.reader) is not p:
                 return  # it left: the rest waits for the next placement
+        except StoreUnavailable:
+            raise  # the provisioner waits for the shared database
+        except Exception:  # a bug: logged, and this look ends (the task never crashes)
+            log.exception("settling job %d on Molto2 %s failed", job.id, p.serial)
+            return
     choice = choose_profile_job(p.serial, p.free_profiles(), waiting, prov.cfg.mode)
     if choice.job is None or choice.profile is None:
         if waiting:
             log.info("no burn for Molto2 %s: %s", p.serial, choice.reason)
         return
-    await prov.burn_or_offer(
-        p,
-        choice.job,
-        automatic=choice.automatic,
-        question=offer_question(choice.job, choice.profile, p.serial),
-        profile=choice.profile,
-    )
-
-
-def burn_write(prov: Provisioner, p: Presence, job: Job, origin: Origin) -> Molto2BurnWrite:
-    """The write of ``job`` into the lowest free profile of the Molto2 ``p`` (or a refusal)."""
-    free = p.free_profiles()
-    if not free:
-        raise StationError(
-            ErrorKind.REFUSED,
-            f"every profile of Molto2 {p.serial} holds a seed; nothing was written",
-            "Delete a profile no longer needed (`tokenstation delete --profile N`) or use "
-            "another token.",
+    try:
+        await prov.burn_or_offer(
+            p,
+            choice.job,
+            automatic=choice.automatic,
+            question=offer_question(choice.job, choice.profile, p.serial),
+            profile=choice.profile,
         )
-    return Molto2BurnWrite(prov, job, origin, profile=free[0])
+    except StoreUnavailable:
+        raise
+    except Exception:  # a bug: logged, never a crashed task
+        log.exception("burning job %d into Molto2 %s failed", choice.job.id, p.serial)
+
+
+def no_free_profile(serial: str) -> StationError:
+    """The refusal when every profile of the Molto2 ``serial`` holds a seed."""
+    return StationError(
+        ErrorKind.REFUSED,
+        f"every profile of Molto2 {serial} holds a seed; a seed is never written over "
+        "another, so nothing was written",
+        "Delete a profile no longer needed (`tokenstation delete --profile N`) or use "
+        "another token.",
+    )
 
 
 class Molto2BurnWrite(CardOperation[ProfileWrite]):
@@ -174,10 +182,11 @@ class Molto2BurnWrite(CardOperation[ProfileWrite]):
         self.job = job
         self.origin = origin
         self.resume = resume
-        target = job.profile if resume else profile
-        assert target is not None
-        self.profile = target
-        self.title = profile_title(job, target)
+        #: The profile asked for; None: the lowest free one when the burn starts (chosen
+        #: under the reader's lock, so a look that came meanwhile never picks a stale one).
+        self.wanted = job.profile if resume else profile
+        self.profile = -1 if self.wanted is None else self.wanted
+        self.title = ""
         self.settings = profile_settings(job, prov.cfg.token_defaults.display_timeout)
         self.seed: Secret | None = None
         self.serial = ""
@@ -190,18 +199,51 @@ class Molto2BurnWrite(CardOperation[ProfileWrite]):
         if self.prov.paused and self.origin == Origin.STATION and not self.resume:
             raise StationError(ErrorKind.REFUSED, "the queue is paused", "Resume it first.")
         self.serial = p.serial
-        if not self.resume:
-            try:
-                self.job = self.prov.queue.start_burn(self.job.id, p.serial, self.profile)
-            except ValueError as exc:
-                raise StationError(ErrorKind.REFUSED, str(exc), _SEE_QUEUE) from None
-            self.started = True
-        self.seed = self.prov.queue.secret(self.job.id)
+        if self.wanted is None:
+            free = p.free_profiles()
+            if not free:
+                raise no_free_profile(p.serial)
+            self.profile = free[0]
+        self.title = self._title()
         if self.resume:
             entry = self._ledger().accounts(p.serial).get(self.profile, {})
             if entry and entry.get("secret_fingerprint") != self.job.fingerprint:
                 self.foreign = str(entry.get("account", "another account"))
+            self.job, self.seed = self._reclaim(p)  # last: nothing after it can raise
+        else:
+            self.job, self.seed = provisioner.claim_burn(
+                self.prov, self.job.id, p.serial, self.profile
+            )
+            self.started = True
         self.prov.crash_point("intent")
+
+    def _title(self) -> str:
+        """The profile's title (issuer:account cut to 12 bytes)."""
+        return profile_title(self.job, self.profile)
+
+    def _reclaim(self, p: Presence) -> tuple[Job, Secret]:
+        """A resume, under the reader's lock: the job read again, settled only while it is
+        still an interrupted burn into this profile of this Molto2 (not a burn in progress
+        here, not requeued, burned or claimed again meanwhile); its claim renewed again."""
+        with provisioner.burn_refusals():
+            job = self.prov.queue.get(self.job.id)
+            if (
+                job is None
+                or job.state != "burning"
+                or job.burned_serial != p.serial
+                or job.profile != self.profile
+                or job.id in self.prov.claims
+                or (self.prov.queue.shared and job.claimed_by != self.prov.queue.station)
+            ):
+                raise StationError(
+                    ErrorKind.REFUSED,
+                    f"job {self.job.id} is no longer an interrupted burn into profile "
+                    f"{self.profile} of Molto2 {p.serial}; nothing was written",
+                    _SEE_QUEUE,
+                )
+            seed = self.prov.queue.secret(job.id)
+        self.prov.claims.add(job.id)
+        return job, seed
 
     def _ledger(self) -> Ledger:
         return station_ledger(self.prov.cfg.state_dir)  # the registry's folder
@@ -228,24 +270,21 @@ class Molto2BurnWrite(CardOperation[ProfileWrite]):
         )
 
     def succeeded(self, p: Presence, result: ProfileWrite) -> Written:
-        crash = self.prov.crash_point
-        crash("written")
-        self._ledger().record(p.serial, result.profile, self.job.label(), result.seed_fingerprint)
-        crash("registry")
-        done = self.prov.queue.burned(self.job.id, p.serial)
-        crash("burned")
-        self.prov.log_provisioning(done, p)
-        crash("logged")
+        ledger = self._ledger()
+        done = provisioner.burned(
+            self.prov,
+            self.job.id,
+            p,
+            lambda: ledger.record(
+                p.serial, result.profile, self.job.label(), result.seed_fingerprint
+            ),
+        )
         self.prov.station.update_profiles(p, [_read_back(result)])
         assert self.seed is not None
-        expected: tuple[str, float] | None = None
-        try:
-            token_settings = TokenSettings(self.settings.hmac, self.settings.period)
-            expected = expected_code(
-                self.seed, token_settings, result.host_time, self.settings.digits
-            )
-        except Exception:  # the burn stands; only the hint is missing
-            log.exception("could not compute the expected code for job %d", done.id)
+        token_settings = TokenSettings(self.settings.hmac, self.settings.period)
+        expected = provisioner.expected_hint(
+            done, self.seed, token_settings, result.host_time, self.settings.digits
+        )
         how = "the seed had landed before the Molto2 was pulled; " if self.settled else ""
         log.info(
             "burned job %d (%s) into profile %d of Molto2 %s (%s)",
@@ -287,14 +326,17 @@ class Molto2BurnWrite(CardOperation[ProfileWrite]):
             return None  # refused before the queue or the card was touched
         if self.resume and isinstance(exc, StationError):
             return None  # the card was not touched: settled at the next placement
+        self.prov.claims.discard(self.job.id)
         queue = self.prov.queue
         gone = isinstance(exc, CardLost | TransportError)
         seed_sent = self.resume or (
             self.session is not None and self.session.seed_sent_to is not None
         )
-        if isinstance(exc, ProfileOccupied):
+        if isinstance(exc, ProfileOccupied):  # taken since it was read: known now
             occupied = [i for i in p.profiles or () if i.index == self.profile]
             self.prov.station.update_profiles(p, [replace(i, seed_present=True) for i in occupied])
+            if not self.resume and self.wanted is None:
+                self.prov._offer(p.reader)  # the job into the next free profile
         if gone and seed_sent:
             job = queue.interrupted(
                 self.job.id,
@@ -315,26 +357,7 @@ class Molto2BurnWrite(CardOperation[ProfileWrite]):
             )
             job = queue.failed(self.job.id, exc.message + uncertain)
             outcome = BurnOutcome.FAILED
-        op = Operation(
-            p.serial,
-            time.time(),
-            OperationKind.BURN,
-            Outcome.FAILED,
-            f"profile {self.profile}: {exc.message}",
-            secret_fingerprint=job.fingerprint,
-            profile=self.profile,
-        )
-        event = BurnFailed(
-            reader=p.reader,
-            serial=p.serial,
-            model=p.model_name,
-            origin=self.origin,
-            job=_view(job),
-            outcome=outcome,
-            message=exc.message,
-            next_step=exc.next_step,
-        )
-        return Written(op, event)
+        return provisioner.burn_failed(p, self.origin, job, outcome, exc, profile=self.profile)
 
 
 _SEE_QUEUE = "See the jobs and their states with `tokenstation queue list --all`."

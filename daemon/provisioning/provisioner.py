@@ -16,7 +16,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,7 @@ from tokenstation.daemon.qr.pool import DecodePool
 from tokenstation.daemon.registry.store import Operation
 from tokenstation.daemon.safetext import shown_name
 from tokenstation.daemon.station import (
+    CardOperation,
     CardWrite,
     Presence,
     Station,
@@ -66,6 +67,7 @@ from tokenstation.daemon.token.errors import CardLost, RefusedByPolicy, TokenErr
 from tokenstation.daemon.token.models import Model
 from tokenstation.daemon.token.secret import Secret
 from tokenstation.daemon.token.session import TokenSession, WriteResult
+from tokenstation.daemon.token.settings import TokenSettings
 from tokenstation.daemon.xdg import private_dir
 
 log = logging.getLogger(__name__)
@@ -570,8 +572,10 @@ class Provisioner:
                 f"Place token {job.serial}, or remove the job and queue its file again unbound.",
             )
         molto2 = p.profiles is not None
-        write = (
-            molto2_burn.burn_write(self, p, job, origin) if molto2 else BurnWrite(self, job, origin)
+        write: CardOperation[Any] = (
+            molto2_burn.Molto2BurnWrite(self, job, origin)
+            if molto2
+            else BurnWrite(self, job, origin)
         )
         try:
             done = await self.station.write(p, write)
@@ -685,24 +689,9 @@ class BurnWrite(CardWrite):
     async def prepare(self, p: Presence) -> None:
         if self.prov.paused and self.origin == Origin.STATION:
             raise StationError(ErrorKind.REFUSED, "the queue is paused", "Resume it first.")
-        queue = self.prov.queue
-        try:
-            seed = queue.secret(self.job.id)  # opened before the claim: a wrong key claims nothing
-            self.job = queue.start_burn(self.job.id, p.serial)
-        except (ValueError, KeyError) as exc:
-            raise StationError(ErrorKind.REFUSED, str(exc).strip("'\""), _SEE_QUEUE) from None
-        except SealBroken as exc:
-            raise StationError(
-                ErrorKind.REFUSED, str(exc), "Copy the key file of the other stations here."
-            ) from None
-        except StoreUnavailable as exc:
-            raise StationError(
-                ErrorKind.FAILED, str(exc), "Burns wait until the shared database is back."
-            ) from None
+        self.job, self.seed = claim_burn(self.prov, self.job.id, p.serial)
         self.started = True
-        self.prov.claims.add(self.job.id)
         self.serial = p.serial
-        self.seed = seed
         self.prov.crash_point("intent")
 
     def run(self, session: TokenSession) -> WriteResult:
@@ -710,25 +699,16 @@ class BurnWrite(CardWrite):
         return session.burn(self.seed, self.settings, expect_serial=self.serial)
 
     def succeeded(self, p: Presence, result: WriteResult) -> Written:
-        # No more renewals: should the bookkeeping below fail (the shared database gone),
-        # the claim expires and is settled as an interrupted burn.
-        self.prov.claims.discard(self.job.id)
-        crash = self.prov.crash_point
-        crash("written")
-        store, queue = self.prov.station.store, self.prov.queue
         at = result.host_time_after
-        store.record_write(p.serial, self.settings, at, provisioned=True)
-        crash("registry")
-        done = queue.burned(self.job.id, p.serial)
-        crash("burned")
-        self.prov.log_provisioning(done, p)
-        crash("logged")
-        expected: tuple[str, float] | None = None
+        store = self.prov.station.store
+        done = burned(
+            self.prov,
+            self.job.id,
+            p,
+            lambda: store.record_write(p.serial, self.settings, at, provisioned=True),
+        )
         assert self.seed is not None
-        try:
-            expected = expected_code(self.seed, self.settings, at)
-        except Exception:  # the burn stands; only the hint is missing
-            log.exception("could not compute the expected code for job %d", done.id)
+        expected = expected_hint(done, self.seed, self.settings, at)
         log.info("burned job %d (%s) onto %s", done.id, done.label(), p.serial)
         event = BurnDone(
             reader=p.reader,
@@ -765,25 +745,103 @@ class BurnWrite(CardWrite):
         else:
             job = queue.failed(self.job.id, exc.message)
             outcome = BurnOutcome.FAILED
-        op = Operation(
-            p.serial,
-            time.time(),
-            OperationKind.BURN,
-            Outcome.FAILED,
-            exc.message,
-            secret_fingerprint=job.fingerprint,
-        )
-        event = BurnFailed(
-            reader=p.reader,
-            serial=p.serial,
-            model=p.model_name,
-            origin=self.origin,
-            job=job_view(job),
-            outcome=outcome,
-            message=exc.message,
-            next_step=exc.next_step,
-        )
-        return Written(op, event)
+        return burn_failed(p, self.origin, job, outcome, exc)
+
+
+# -- what the single-profile and the Molto2 burn share ---------------------------------
+
+
+@contextlib.contextmanager
+def burn_refusals() -> Iterator[None]:
+    """The queue's refusals of a burn (a job in another state, no secret, a seed this
+    station's key does not open, the shared database away) as :class:`StationError`."""
+    try:
+        yield
+    except (ValueError, KeyError) as exc:
+        raise StationError(ErrorKind.REFUSED, str(exc).strip("'\""), _SEE_QUEUE) from None
+    except SealBroken as exc:
+        raise StationError(
+            ErrorKind.REFUSED, str(exc), "Copy the key file of the other stations here."
+        ) from None
+    except StoreUnavailable as exc:
+        raise StationError(
+            ErrorKind.FAILED, str(exc), "Burns wait until the shared database is back."
+        ) from None
+
+
+def claim_burn(
+    prov: Provisioner, job_id: int, serial: str, profile: int | None = None
+) -> tuple[Job, Secret]:
+    """Claim job ``job_id`` for a burn onto ``serial`` (a Molto2's ``profile``): its seed
+    is opened first (a wrong key claims nothing), then the queue commits the intent, then
+    the claim is renewed while the burn runs (``prov.claims``). Refusals: StationError."""
+    with burn_refusals():
+        seed = prov.queue.secret(job_id)
+        job = prov.queue.start_burn(job_id, serial, profile)
+    prov.claims.add(job.id)
+    return job, seed
+
+
+def burned(prov: Provisioner, job_id: int, p: Presence, record: Callable[[], None]) -> Job:
+    """After the seed write, in crash-safe order: ``record`` (the registry or the ledger),
+    then the job burned (its secret erased), then the provisioning-log row."""
+    # No more renewals: should the bookkeeping below fail (the shared database gone),
+    # the claim expires and is settled as an interrupted burn.
+    prov.claims.discard(job_id)
+    crash = prov.crash_point
+    crash("written")
+    record()
+    crash("registry")
+    done = prov.queue.burned(job_id, p.serial)
+    crash("burned")
+    prov.log_provisioning(done, p)
+    crash("logged")
+    return done
+
+
+def expected_hint(
+    job: Job, seed: Secret, settings: TokenSettings, at: float, digits: int = 6
+) -> tuple[str, float] | None:
+    """The code the token should show now, and until when (None: the burn stands, only
+    the hint is missing)."""
+    try:
+        return expected_code(seed, settings, at, digits)
+    except Exception:
+        log.exception("could not compute the expected code for job %d", job.id)
+        return None
+
+
+def burn_failed(
+    p: Presence,
+    origin: Origin,
+    job: Job,
+    outcome: BurnOutcome,
+    exc: StationError | TokenError,
+    *,
+    profile: int | None = None,
+) -> Written:
+    """The registry row and the BurnFailed event of a burn that did not complete."""
+    where = "" if profile is None else f"profile {profile}: "
+    op = Operation(
+        p.serial,
+        time.time(),
+        OperationKind.BURN,
+        Outcome.FAILED,
+        where + exc.message,
+        secret_fingerprint=job.fingerprint,
+        profile=profile,
+    )
+    event = BurnFailed(
+        reader=p.reader,
+        serial=p.serial,
+        model=p.model_name,
+        origin=origin,
+        job=job_view(job),
+        outcome=outcome,
+        message=exc.message,
+        next_step=exc.next_step,
+    )
+    return Written(op, event)
 
 
 @dataclass(eq=False)

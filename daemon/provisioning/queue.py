@@ -430,16 +430,24 @@ class JobQueue:
 
     def interrupted(self, job_id: int, reason: str) -> Job:
         """burning stays burning, with the reason: the token left after its seed write was
-        sent, so whether the seed landed is read from the profile when it comes back."""
-        return self._set(job_id, "reason = ?", (reason,), "burning")
+        sent, so whether the seed landed is read from the profile when it comes back.
+
+        Its lease ends (NULL: :meth:`expire` skips it): it waits for its Molto2 at the
+        station that claimed it, however long that takes."""
+        return self._set(job_id, "reason = ?, lease_until = NULL", (reason,), "burning")
 
     def interrupted_burns(self, serial: str) -> list[Job]:
-        """Molto2 burns onto ``serial`` left burning by a token pulled mid-write."""
+        """Molto2 burns onto ``serial`` left burning (a token pulled mid-write, a stop).
+
+        On a shared queue only this station's claims: its ledger (local to the station)
+        knows which account is in which profile, so the station that claimed a burn
+        settles it. The caller leaves out the burns it is running now."""
+        mine = " AND claimed_by = ?" if self.shared else ""
         with self._lock:
             rows = self._db.execute(
                 _JOB_SELECT + " WHERE state = 'burning' AND burned_serial = ? "
-                "AND profile IS NOT NULL ORDER BY id",
-                (serial,),
+                "AND profile IS NOT NULL" + mine + " ORDER BY id",
+                (serial, self.station) if self.shared else (serial,),
             ).fetchall()
         return [_job(r) for r in rows]
 
@@ -471,8 +479,14 @@ class JobQueue:
         )
 
     def retry(self, job_id: int) -> Job:
-        """failed -> queued (the secret is still held)."""
-        return self._set(job_id, "state = 'queued', reason = '', claimed_by = ''", (), "failed")
+        """failed -> queued (the secret is still held), its last target forgotten."""
+        return self._set(
+            job_id,
+            "state = 'queued', reason = '', burned_serial = NULL, claimed_by = '', "
+            "lease_until = NULL, profile = NULL",
+            (),
+            "failed",
+        )
 
     def remove(self, job_id: int) -> Job:
         """queued or failed -> removed; the secret is erased."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import gc
 import json
 import os
 from collections.abc import Callable
@@ -26,18 +27,25 @@ from tokenstation.daemon.events import (
     ReaderChange,
     TokenMeasured,
 )
+from tokenstation.daemon.intake.otpauth import OtpAccount
 from tokenstation.daemon.pcsc import ReaderEvent
 from tokenstation.daemon.provisioning.molto2_burn import (
     choose_profile_job,
     offer_question,
     profile_title,
 )
-from tokenstation.daemon.provisioning.queue import Job
+from tokenstation.daemon.provisioning.queue import Job, JobQueue, NewJob
 from tokenstation.daemon.registry.molto2_ledger import Ledger
+from tokenstation.daemon.registry.store import Store
 from tokenstation.daemon.simulator.molto2 import Molto2Faults, SimulatedMolto2
+from tokenstation.daemon.simulator.pgserver import PgServer
 from tokenstation.daemon.station import StationError
+from tokenstation.daemon.storage import schema
+from tokenstation.daemon.storage.postgres import PostgresDatabase
+from tokenstation.daemon.storage.secretbox import SecretBox
 from tokenstation.daemon.token import molto2 as m
 from tokenstation.daemon.token.secret import Secret
+from tokenstation.daemon.token.settings import HmacAlgorithm
 from tray.model import TrayModel
 
 from helpers import DirectConnection
@@ -439,5 +447,152 @@ def test_a_profile_burned_elsewhere_since_the_stop_is_left_alone(tmp_path: Path)
         assert rig.seed_writes()[:3] == [0, 1, 0] and rig.device.slots[0].title == "Other"
         await rig.close()
         await again.close()
+
+    asyncio.run(scenario())
+
+
+def _collect_task_errors() -> list[dict[str, object]]:
+    """Errors of tasks nobody awaited (the provisioner's consider tasks), as the loop
+    reports them."""
+    errors: list[dict[str, object]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _loop, ctx: errors.append(ctx))
+    return errors
+
+
+def _on_first(step: str, then: Callable[[], None]) -> Callable[[str], None]:
+    """A crash point that does ``then`` (once) when the first burn reaches ``step``."""
+    done: list[str] = []
+
+    def hook(at: str) -> None:
+        if at == step and not done:
+            done.append(at)
+            then()
+
+    return hook
+
+
+def test_a_second_look_during_a_burn_does_not_resume_the_burn_in_progress(
+    tmp_path: Path,
+) -> None:
+    """A queue change (a dropped file, another station's notice) while a job is being
+    burned makes the provisioner look at the Molto2 again: that look leaves the burn in
+    progress alone (no resume of it, no crashed task), and every job goes in once."""
+
+    async def scenario() -> None:
+        errors = _collect_task_errors()
+        rig = Molto2Rig(tmp_path, station_mode())
+        claimed: list[set[int]] = []  # what a shared queue's lease renewals would renew
+
+        def look_again() -> None:
+            claimed.append(set(rig.prov.claims))
+            rig.prov._offer(MOLTO2_READER)
+
+        rig.prov.crash_point = _on_first("intent", look_again)
+        jobs = await rig.batch(2)
+        rig.place()
+        await rig.settle()
+        gc.collect()
+        assert errors == []
+        assert [rig.state(j) for j in jobs] == ["burned", "burned"]
+        assert [d.job.profile for d in rig.of(BurnDone)] == [0, 1]
+        assert rig.seed_writes()[:3] == [1, 1, 0]
+        assert [s.title for s in rig.device.slots[:2]] == ["Svc0:user0", "Svc1:user1"]
+        assert not rig.of(BurnFailed)
+        assert claimed == [{jobs[0]}] and rig.prov.claims == set()
+        await rig.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_second_look_after_a_refused_burn_never_touches_the_other_profile(
+    tmp_path: Path,
+) -> None:
+    """The first burn finds profile 0 taken since the Molto2 was read (ProfileOccupied:
+    the job goes back to the queue); a look queued meanwhile saw that job "burning" into
+    profile 0. It must not take the other account's seed for this job's and rewrite that
+    profile's title and settings: the job goes into the next free profile instead."""
+
+    async def scenario() -> None:
+        errors = _collect_task_errors()
+        rig = Molto2Rig(tmp_path, station_mode())
+
+        theirs = m.ProfileSettings(HmacAlgorithm.SHA256, 60, 8)
+
+        def taken_meanwhile() -> None:
+            rig.device.preload(0, Secret(b"another account!"), theirs, "Other")
+            rig.prov._offer(MOLTO2_READER)
+
+        rig.prov.crash_point = _on_first("intent", taken_meanwhile)
+        [job_id] = await rig.batch(1)
+        rig.place()
+        await rig.settle()
+        gc.collect()
+        assert errors == []
+        slot = rig.device.slots[0]
+        assert (slot.title, slot.settings, slot.seed_writes) == ("Other", theirs, 0)
+        assert rig.state(job_id) == "burned"
+        [done] = rig.of(BurnDone)
+        assert done.job.profile == 1 and rig.device.slots[1].title == "Svc0:user0"
+        ledger = json.loads((tmp_path / "molto2-profiles.json").read_text())
+        assert "0" not in ledger[SERIAL] and ledger[SERIAL]["1"]["account"] == "Svc0:user0"
+        await rig.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_molto2_is_shown_while_the_shared_registry_is_unreachable(
+    tmp_path: Path, pg_server: PgServer, pg_url: str
+) -> None:
+    """The shared registry gone (the PostgreSQL server refuses this database's
+    connections): a placed Molto2 is read and shown all the same (not recorded)."""
+
+    async def scenario() -> None:
+        db = PostgresDatabase(pg_url)
+        schema.migrate(db, schema.PARTS)
+        rig = Molto2Rig(tmp_path, attended())
+        rig.station.store = Store(db, station="A")
+        name = pg_url.split("@/", 1)[1].split("?", 1)[0]
+        pg_server.psql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+        pg_server.psql(
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        )
+        preload(rig, 2, "Kept")
+        rig.place()
+        await rig.settle()
+        [measured] = rig.of(TokenMeasured)
+        assert (measured.serial, measured.profiles_used) == (SERIAL, 1)
+        await rig.close()
+        db.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_molto2_burn_with_another_store_key_claims_nothing(tmp_path: Path, pg_url: str) -> None:
+    """A shared queue whose seeds were sealed with another station's key file: the burn
+    is refused with the reason before the job is claimed (no orphan claim, nothing
+    written), as a single-profile burn is."""
+
+    async def scenario() -> None:
+        db = PostgresDatabase(pg_url)
+        schema.migrate(db, schema.PARTS)
+        other = JobQueue(PostgresDatabase(pg_url), station="B", box=SecretBox(bytes(32)))
+        seed = Secret(b"molto2-seed-0000")
+        account = OtpAccount("totp", "Svc0", "user0", seed)
+        [queued] = other.take("f", "f.csv", "ok", [NewJob(account)]).queued
+        rig = Molto2Rig(tmp_path, attended())
+        rig.queue = rig.prov.queue = JobQueue(db, station="A", box=SecretBox(bytes(range(32))))
+        rig.place()
+        await rig.settle()
+        with pytest.raises(StationError) as refused:
+            await rig.prov.burn(queued.id, SERIAL)
+        assert "does not open with this station's store key" in refused.value.message
+        assert "key file" in refused.value.next_step
+        job = other.get(queued.id)
+        assert job is not None
+        assert (job.state, job.claimed_by, job.profile, job.attempts) == ("queued", "", None, 0)
+        assert sum(rig.seed_writes()) == 0
+        await rig.close()
+        other.close()
+        db.close()
 
     asyncio.run(scenario())

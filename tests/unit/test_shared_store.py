@@ -279,3 +279,47 @@ def test_another_stations_change_is_notified_at_once(pg_url: str) -> None:
 def test_an_unreachable_server_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(StoreUnavailable, match="cannot be reached"):
         PostgresDatabase(f"postgresql://nobody@/none?host={tmp_path}&connect_timeout=2")
+
+
+def test_an_interrupted_molto2_burn_waits_for_its_own_station_and_never_expires(
+    pg_url: str,
+) -> None:
+    """A Molto2 pulled after the seed write was sent, or a station stopped mid-burn:
+    the job stays "burning" into its profile until the Molto2 is placed again at the
+    station that claimed it (its ledger says which account is in which profile). No
+    other station fails it as "stopped answering", nor resumes it."""
+    migrated(pg_url)
+    a, b = queue(pg_url, "A", lease_s=0.2), queue(pg_url, "B", lease_s=0.2)
+    pulled, stopped = a.take("f1", "f1.csv", "ok", [NewJob(account(1)), NewJob(account(2))]).queued
+    a.start_burn(pulled.id, "58000001", 4)
+    a.interrupted(pulled.id, "the Molto2 left after the seed write was sent")
+    a.start_burn(stopped.id, "58000001", 5)
+    again = queue(pg_url, "A", lease_s=0.2)  # station A restarted
+    assert [j.id for j in again.recover()] == [pulled.id, stopped.id]
+    time.sleep(0.5)  # both leases would have run out
+    assert b.expire() == []
+    assert [j.state for j in b.jobs()] == ["burning", "burning"]
+    assert b.interrupted_burns("58000001") == []  # A's to settle, not B's
+    assert [(j.id, j.profile) for j in again.interrupted_burns("58000001")] == [
+        (pulled.id, 4),
+        (stopped.id, 5),
+    ]
+    for q in (a, b, again):
+        q.close()
+
+
+def test_a_retried_job_forgets_its_last_target(pg_url: str) -> None:
+    migrated(pg_url)
+    a = queue(pg_url, "A")
+    (job,) = a.take("f1", "f1.csv", "ok", [NewJob(account(1))]).queued
+    a.start_burn(job.id, "58000001", 7)
+    a.failed(job.id, "the Molto2 refused")
+    retried = a.retry(job.id)
+    assert (retried.state, retried.profile, retried.burned_serial, retried.claimed_by) == (
+        "queued",
+        None,
+        None,
+        "",
+    )
+    assert not {"profile", "target_serial", "claimed_by"} & set(retried.as_dict())
+    a.close()
