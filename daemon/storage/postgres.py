@@ -71,30 +71,31 @@ def connect(conninfo: str, where: str, **extra: object) -> Any:
     ``options`` come after ours); StoreUnavailable when it cannot be made. A malformed
     connection string is told without its text: it may hold a password."""
     psycopg = _psycopg()
-    try:
+    given: dict[str, Any] | None = None
+    with contextlib.suppress(psycopg.Error):  # its text may quote the password
         given = psycopg.conninfo.conninfo_to_dict(conninfo)
-    except psycopg.Error:
+    if given is None:
         raise StoreUnavailable(
-            f"the shared database's connection string ({where}) cannot be read: check "
-            "[store] url (or --store): a postgresql://user@host:port/dbname URL, with any "
-            "special character in it percent-encoded (%40 for @)"
-        ) from None
+            "the shared database's connection string cannot be read: check [store] url "
+            "(or --store): a postgresql://user@host:port/dbname URL, with any special "
+            "character in it percent-encoded (%40 for @)"
+        )
     params = {k: v for k, v in TCP_SETTINGS.items() if k not in given}
     bounds = (
         f"-c statement_timeout={STATEMENT_TIMEOUT_S * 1000} -c lock_timeout={LOCK_TIMEOUT_S * 1000}"
     )
     params["options"] = f"{bounds} {given.get('options') or ''}".strip()
+    failure = ""
     try:
         return psycopg.connect(conninfo, autocommit=True, **params, **extra)
     except psycopg.OperationalError as exc:
-        raise StoreUnavailable(
-            f"the shared database ({where}) cannot be reached: {_first_line(exc)}"
-        ) from None
-    except psycopg.Error as exc:  # not the server's answer: no text, it may quote the URL
-        raise StoreUnavailable(
-            f"the shared database ({where}) cannot be used with this connection string "
-            f"({type(exc).__name__}): check [store] url (or --store)"
-        ) from None
+        failure = f"cannot be reached: {_first_line(exc)}"
+    except psycopg.Error as exc:  # not the server's answer: its text may quote the URL
+        failure = (
+            f"cannot be used with this connection string ({type(exc).__name__}): "
+            "check [store] url (or --store)"
+        )
+    raise StoreUnavailable(f"the shared database ({where}) {failure}")
 
 
 def describe(conninfo: str) -> str:

@@ -279,3 +279,13 @@ def test_another_stations_change_is_notified_at_once(pg_url: str) -> None:
 def test_an_unreachable_server_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(StoreUnavailable, match="cannot be reached"):
         PostgresDatabase(f"postgresql://nobody@/none?host={tmp_path}&connect_timeout=2")
+
+
+def test_a_malformed_url_is_a_clear_error_without_its_password(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    with pytest.raises(StoreUnavailable, match="connection string cannot be read") as info:
+        PostgresDatabase(f"postgresql://ann:s3cr%zzet@/none?host={tmp_path}")
+    told = f"{info.value} {info.value.__cause__} {info.value.__context__} {caplog.text}"
+    assert "s3cr" not in told and "zzet" not in told
