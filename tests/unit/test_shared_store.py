@@ -249,7 +249,7 @@ def test_the_key_file_is_made_0600_once_and_refused_when_loose(tmp_path: Path) -
 
 def test_another_stations_change_is_notified_at_once(pg_url: str) -> None:
     migrated(pg_url)
-    a, b = queue(pg_url, "A"), queue(pg_url, "B")
+    a, b = queue(pg_url, "desk a"), queue(pg_url, "desk b")  # names with a space
     heard: list[str] = []
     changed = threading.Event()
     states: list[bool] = []
