@@ -229,8 +229,11 @@ class PostgresDatabase(Database):
                     why = (
                         f"the shared database ({self._where}) did not answer within {answer_s:g} s"
                     )
-                else:
+                elif conn.closed or conn.broken:
                     why = self._unreachable(exc)
+                else:  # it answers: it cancelled the statement (too slow, a lock wait)
+                    why = f"the shared database ({self._where}) failed a statement: "
+                    why += _first_line(exc)
                 if watch.fired or conn.closed or conn.broken:
                     self._lost(why)
                 raise StoreUnavailable(why) from None
