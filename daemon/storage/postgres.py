@@ -138,6 +138,10 @@ class PostgresDatabase(Database):
         self._reviver: threading.Thread | None = None
         self._revive_lock = threading.Lock()
         self._closed = threading.Event()
+        #: Why this station may not write although the server answers: its name is not held
+        #: (another live station took it, or it is to be taken again after a loss). Claims,
+        #: like every write of more than one statement, are transactions: those are refused.
+        self._unnamed: str | None = None
         with self.lock:
             self._conn = connect(conninfo, self._where)
 
@@ -175,6 +179,11 @@ class PostgresDatabase(Database):
         with self._revive_lock:
             if self._down is None:
                 self._down = why
+            if self._name is not None and self._unnamed is None:
+                self._unnamed = (
+                    f"the shared database ({self._where}) was lost: no claims until this "
+                    f"station holds its name {self._name.name!r} again"
+                )
             if (
                 self._reviver is None or not self._reviver.is_alive()
             ) and not self._closed.is_set():
@@ -245,6 +254,9 @@ class PostgresDatabase(Database):
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
+        unnamed = self._unnamed
+        if unnamed is not None and self._down is None:  # (a server gone is told as such)
+            raise StoreUnavailable(unnamed)
         # its statements are bounded one by one; this bounds BEGIN and COMMIT
         with self._guard(4 * ANSWER_TIMEOUT_S) as conn, conn.transaction():
             yield
@@ -265,7 +277,12 @@ class PostgresDatabase(Database):
     def hold_name(self, name: str) -> None:
         if self._name is None:
             self._name = _NameHold(self.conninfo, name, self._where)
-        self._name.check()
+        try:
+            self._name.check()
+        except (NameTaken, StoreUnavailable) as exc:
+            self._unnamed = f"{exc} (no claims while this station's name is not held)"
+            raise
+        self._unnamed = None
 
     def close(self) -> None:
         self._closed.set()

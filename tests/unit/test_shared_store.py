@@ -83,6 +83,33 @@ def test_a_second_live_station_with_the_same_name_is_refused_until_the_first_end
     other.close()
 
 
+def test_a_station_whose_name_was_taken_claims_nothing_but_keeps_its_leases(
+    pg_server: PgServer, pg_url: str
+) -> None:
+    url = migrated(pg_url)
+    a = queue(url, "desk")
+    a.hold_name()
+    first, second = a.take("f1", "f1.png", "ok", [NewJob(account(i)) for i in (1, 2)]).queued
+    a.start_burn(first.id, "86596320000001")
+    dbname = url.split("?", 1)[0].rsplit("/", 1)[1]
+    pg_server.psql(  # the name's connection ends (as in a server restart) ...
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        f"WHERE datname = '{dbname}' AND application_name LIKE 'tokenstation %'"
+    )
+    twin = queue(url, "desk")
+    twin.hold_name()  # ... and a same-named station came meanwhile
+    with pytest.raises(NameTaken):
+        a.hold_name()
+    assert a.renew([first.id]) == 1  # the burn under way keeps its lease
+    with pytest.raises(StoreUnavailable, match="another station named 'desk'"):
+        a.start_burn(second.id, "86596320000002")  # but no new claim under that name
+    assert a.get(second.id).state == "queued"  # type: ignore[union-attr]
+    twin.close()
+    a.hold_name()  # the name is this station's again: claims go on
+    assert a.start_burn(second.id, "86596320000002").claimed_by == "desk"
+    a.close()
+
+
 def test_settings_written_at_one_station_are_known_at_another(pg_url: str) -> None:
     migrated(pg_url)
     a = Store(PostgresDatabase(pg_url), station="desk-a")
