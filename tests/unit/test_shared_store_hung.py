@@ -9,11 +9,8 @@ for a loaded machine; they are not speed targets.
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 from tokenstation.daemon.provisioning.queue import JobQueue
 from tokenstation.daemon.simulator.pgserver import PgServer
@@ -26,30 +23,14 @@ from tokenstation.daemon.storage.secretbox import SecretBox
 HANG_S = 20
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError, ValueError):
-                stat = (entry / "stat").read_text()
-                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                    out.append(int(entry.name))
-    return out
-
-
 @contextlib.contextmanager
 def stopped(server: PgServer) -> Iterator[None]:
     """The server and every backend SIGSTOPped (they neither answer nor close)."""
-    assert server.process is not None
-    pids = [server.process.pid, *_children(server.process.pid)]
-    for pid in pids:
-        os.kill(pid, signal.SIGSTOP)
+    server.pause()
     try:
         yield
     finally:
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGCONT)
+        server.resume()
 
 
 def _call(fn: object) -> object:
