@@ -68,8 +68,9 @@ def _psycopg() -> Any:
 
 def connect(conninfo: str, where: str, **extra: object) -> Any:
     """A new autocommit connection with the bounds above (the URL's own values win, its
-    ``options`` come after ours); StoreUnavailable when it cannot be made. A malformed
-    connection string is told without its text: it may hold a password."""
+    ``options`` (or PGOPTIONS) come after ours); StoreUnavailable when it cannot be
+    made. A malformed connection string is told without its text: it may hold a
+    password."""
     psycopg = _psycopg()
     given: dict[str, Any] | None = None
     with contextlib.suppress(psycopg.Error):  # its text may quote the password
@@ -80,11 +81,14 @@ def connect(conninfo: str, where: str, **extra: object) -> Any:
             "(or --store): a postgresql://user@host:port/dbname URL, with any special "
             "character in it percent-encoded (%40 for @)"
         )
+    if os.environ.get("PGCONNECT_TIMEOUT"):  # libpq's environment, as the URL's own values
+        given.setdefault("connect_timeout", os.environ["PGCONNECT_TIMEOUT"])
     params = {k: v for k, v in TCP_SETTINGS.items() if k not in given}
     bounds = (
         f"-c statement_timeout={STATEMENT_TIMEOUT_S * 1000} -c lock_timeout={LOCK_TIMEOUT_S * 1000}"
     )
-    params["options"] = f"{bounds} {given.get('options') or ''}".strip()
+    theirs = given.get("options") or os.environ.get("PGOPTIONS", "")
+    params["options"] = f"{bounds} {theirs}".strip()
     failure = ""
     try:
         return psycopg.connect(conninfo, autocommit=True, **params, **extra)
