@@ -217,6 +217,10 @@ class PostgresDatabase(Database):
                     conn.close()
             return
 
+    def _down_why(self) -> str | None:
+        """Why the server is taken as gone now (another thread may have said so)."""
+        return self._down
+
     def _translate(self, sql: str) -> str:
         out = self._sql.get(sql)
         if out is None:
@@ -224,7 +228,7 @@ class PostgresDatabase(Database):
         return out
 
     @contextlib.contextmanager
-    def _guard(self, answer_s: float) -> Iterator[Any]:
+    def _guard(self, answer_s: float) -> Iterator[tuple[Any, _Bound]]:
         """The connection, bounded: a server that does not answer within ``answer_s``, or a
         lost connection, becomes StoreUnavailable (and statements fail at once until it is
         back); a statement the server cancelled (too slow, a lock wait) one too."""
@@ -236,12 +240,14 @@ class PostgresDatabase(Database):
             watch = WATCHDOG.bound(conn, answer_s)
             try:
                 with watch:
-                    yield conn
+                    yield conn, watch
             except psycopg.OperationalError as exc:
                 if watch.fired:
                     why = (
                         f"the shared database ({self._where}) did not answer within {answer_s:g} s"
                     )
+                elif (down := self._down_why()) is not None:  # found gone inside first
+                    why = down
                 elif conn.closed or conn.broken:
                     why = self._unreachable(exc)
                 else:  # it answers: it cancelled the statement (too slow, a lock wait)
@@ -252,7 +258,7 @@ class PostgresDatabase(Database):
                 raise StoreUnavailable(why) from None
 
     def execute(self, sql: str, args: Sequence[object] = ()) -> Rows:
-        with self._guard(ANSWER_TIMEOUT_S) as conn:
+        with self._guard(ANSWER_TIMEOUT_S) as (conn, _):
             cur: Rows = conn.execute(self._translate(sql), tuple(args))
             return cur
 
@@ -261,9 +267,12 @@ class PostgresDatabase(Database):
         unnamed = self._unnamed
         if unnamed is not None and self._down is None:  # (a server gone is told as such)
             raise StoreUnavailable(unnamed)
-        # its statements are bounded one by one; this bounds BEGIN and COMMIT
-        with self._guard(4 * ANSWER_TIMEOUT_S) as conn, conn.transaction():
-            yield
+        with self._guard(ANSWER_TIMEOUT_S) as (conn, watch), conn.transaction():  # BEGIN
+            watch.off()  # the block's statements are bounded one by one
+            try:
+                yield
+            finally:
+                watch.again(ANSWER_TIMEOUT_S)  # COMMIT or ROLLBACK
 
     def notify(self, payload: str) -> None:
         self.execute("SELECT pg_notify(?, ?)", (CHANNEL, payload))
@@ -469,6 +478,15 @@ class _Bound:
 
     def __exit__(self, *exc: object) -> None:
         self.watchdog.disarm(self)
+
+    def off(self) -> None:
+        """Not bounded for now (see :meth:`again`)."""
+        self.watchdog.disarm(self)
+
+    def again(self, seconds: float) -> None:
+        """Bounded again, ``seconds`` from now."""
+        self.deadline = time.monotonic() + seconds
+        self.watchdog.arm(self)
 
 
 class _Watchdog:
