@@ -499,6 +499,7 @@ class _Watchdog:
         self._cond = threading.Condition()
         self._armed: set[_Bound] = set()
         self._thread: threading.Thread | None = None
+        self._wake_at = float("inf")  # when the thread looks next (no wake-up before)
 
     def bound(self, conn: Any, seconds: float) -> _Bound:
         """A context: ``conn`` is cut if the block takes longer than ``seconds``."""
@@ -510,7 +511,8 @@ class _Watchdog:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="store-watch", daemon=True)
                 self._thread.start()
-            self._cond.notify()
+            if bound.deadline < self._wake_at:  # else it looks in time anyway
+                self._cond.notify()
 
     def disarm(self, bound: _Bound) -> None:
         with self._cond:  # not while it is being cut: the fd is still this connection's
@@ -524,8 +526,8 @@ class _Watchdog:
                     self._armed.discard(bound)
                     bound.fired = True
                     _cut(bound.fd)
-                deadline = min((b.deadline for b in self._armed), default=None)
-                self._cond.wait(None if deadline is None else deadline - now)
+                self._wake_at = min((b.deadline for b in self._armed), default=float("inf"))
+                self._cond.wait(None if self._wake_at == float("inf") else self._wake_at - now)
 
 
 def _cut(fd: int) -> None:

@@ -78,6 +78,16 @@ def test_a_second_live_station_with_the_same_name_is_refused_until_the_first_end
     ):
         twin.hold_name()
     first.close()  # its connection ends (as a crashed station's does): the name is free
+    watch = PostgresDatabase(url)  # once its server process has ended (it does so on its own)
+    held = (
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
+    for _ in range(1000):
+        if watch.execute(held).fetchone()[0] == 1:  # desk-b's name only
+            break
+        time.sleep(0.01)
+    watch.close()
     twin.hold_name()
     twin.close()
     other.close()
