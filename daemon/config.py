@@ -256,7 +256,14 @@ def _store_url(key: str, v: Any) -> str:
 
 
 def _station_name(key: str, v: Any) -> str:
-    if not isinstance(v, str) or not v.strip() or len(v) > 64 or not v.isprintable():
+    """Any printable name (spaces inside are fine); never a control character (it would
+    garble the log lines, the tray and the other stations' messages naming it)."""
+    if isinstance(v, str) and not v.isprintable():
+        raise ConfigError(
+            f"{key}: must not hold control characters (a tab, a new line, ...), got {v!r}: "
+            "give the station a name of printable characters"
+        )
+    if not isinstance(v, str) or not v.strip() or len(v) > 64:
         raise ConfigError(f"{key}: must be a short printable name (1 to 64 characters), got {v!r}")
     return v.strip()
 

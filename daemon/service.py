@@ -75,11 +75,7 @@ def open_stores(cfg: Config, registry: Path, queue: Path) -> tuple[Store, JobQue
             store.close()
             raise
         return store, jobs
-    except NameTaken as exc:
-        raise StoreRefused(str(exc), "") from None
-    except SchemaMismatch as exc:
-        raise StoreRefused(str(exc), "") from None
-    except KeyProblem as exc:
+    except (NameTaken, SchemaMismatch, KeyProblem) as exc:
         raise StoreRefused(str(exc), "") from None
     except StoreUnavailable as exc:
         raise StoreRefused(

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from tokenstation.daemon.intake.otpauth import OtpAccount
 from tokenstation.daemon.safetext import utf8_safe
@@ -167,7 +168,8 @@ class JobQueue:
         self.lease_s = lease_s
         self._db = db
         self._lock = db.lock
-        self.tag = f"{station}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
+        # who sent a notice: never a space in it (a name may have one), so it ends the tag
+        self.tag = f"{quote(station, safe='')}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
         schema.prepare(db, (schema.QUEUE,))
         with self._lock:
             self._db.scrub()  # a stop between an erasure and its checkpoint left old pages
@@ -211,10 +213,11 @@ class JobQueue:
         """``on_change(what)`` when another station changes the queue (a listener thread);
         ``on_state(reachable)`` when the shared database goes away or comes back."""
 
+        own = self.tag + " "
+
         def handler(payload: str) -> None:
-            tag, _, what = payload.partition(" ")
-            if tag != self.tag:
-                on_change(what)
+            if not payload.startswith(own):
+                on_change(payload.partition(" ")[2])
 
         self._db.listen(handler, on_state)
 

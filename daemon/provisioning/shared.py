@@ -38,6 +38,7 @@ class SharedQueue:
         self.since = time.time()
         self.detail = ""
         self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()  # a look at the database now, not at the next period
 
     def start(self) -> None:
         """Listen for the other stations and keep the leases (loop thread)."""
@@ -73,7 +74,10 @@ class SharedQueue:
         self.loop.call_soon_threadsafe(self.prov.queue_changed_elsewhere, what)
 
     def _reachability(self, reachable: bool) -> None:
-        self.loop.call_soon_threadsafe(self._set_reachable, reachable)
+        if reachable:  # reachable again once the name is held again: the keeper says so
+            self.loop.call_soon_threadsafe(self._wake.set)
+        else:
+            self.loop.call_soon_threadsafe(self._set_reachable, False)
 
     # -- loop thread -------------------------------------------------------------------------
 
@@ -83,6 +87,8 @@ class SharedQueue:
         self.reachable = reachable
         self.since = time.time()
         self.detail = detail or ("connection lost" if not reachable else "")
+        if not reachable:
+            self._wake.set()
         station = self.prov.station
         location = self.prov.queue.location
         if not reachable:
@@ -115,15 +121,19 @@ class SharedQueue:
         self._set_reachable(False, str(exc))
 
     async def _keep_leases(self) -> None:
-        """Renew this station's claims, settle expired ones; also the health probe that
-        notices the database is back after a statement found it gone."""
+        """Renew this station's claims, hold its name, settle expired claims; also the
+        health probe that says the database is back (woken when the listener is connected
+        again): reachable only once the name is held again, as claims need it."""
         period = max(0.2, self.prov.queue.lease_s / 3)
         queue = self.prov.queue
         while True:
+            self._wake.clear()
             try:
-                await self.loop.run_in_executor(None, queue.hold_name)  # again after a loss
+                # this station's burns keep their leases first, whatever comes next
                 held = tuple(self.prov.claims)
                 await self.loop.run_in_executor(None, queue.renew, held)
+                # again after a loss: no claims (the store refuses them) until it is held
+                await self.loop.run_in_executor(None, queue.hold_name)
                 expired = await self.loop.run_in_executor(None, queue.expire)
             except StoreUnavailable as exc:
                 self.lost(exc)
@@ -137,4 +147,7 @@ class SharedQueue:
                 if expired:
                     self.prov.settle_interrupted(expired, "its station stopped answering")
                     self.prov.queue_changed_elsewhere("expired")
-            await asyncio.sleep(period if self.reachable else min(period, 1.0))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._wake.wait(), period if self.reachable else min(period, 1.0)
+                )

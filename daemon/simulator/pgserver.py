@@ -9,10 +9,12 @@ shutdown) and removed by :meth:`PgServer.stop`.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -52,6 +54,7 @@ class PgServer:
         self.socket_dir = self.root  # the socket file: .s.PGSQL.5432 in it
         self.process: subprocess.Popen[bytes] | None = None
         self._as: list[str] = []
+        self._paused: list[int] = []
         if os.geteuid() == 0:
             nobody = pwd.getpwnam("nobody")
             os.chown(self.root, nobody.pw_uid, nobody.pw_gid)
@@ -139,10 +142,27 @@ class PgServer:
         self.stop()
         raise PgUnavailable("postgres did not accept connections within 60 s")
 
+    def pause(self) -> None:
+        """SIGSTOP the server and its backends: as a hung server, or one the network cut
+        off, looks to its clients (connections neither answered nor closed)."""
+        assert self.process is not None and not self._paused
+        self._paused = [self.process.pid, *_children(self.process.pid)]
+        for pid in self._paused:
+            os.kill(pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT what :meth:`pause` stopped (the backends first)."""
+        paused, self._paused = self._paused, []
+        for pid in reversed(paused):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
     def halt(self) -> None:
-        """Stop the server (fast shutdown), keeping its data: :meth:`start` brings it back."""
+        """Stop the server (fast shutdown), keeping its data: :meth:`start` brings it back.
+        A paused server shuts down as it resumes, without answering anyone first."""
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(2)  # SIGINT: fast shutdown, clients disconnected
+            self.resume()
             self.process.wait(timeout=30)
         self.process = None
 
@@ -210,3 +230,15 @@ class PgServer:
                 self.process.wait()
         self.process = None
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (Linux /proc)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                stat = (entry / "stat").read_text()
+                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(entry.name))
+    return out

@@ -91,7 +91,9 @@ class Database(ABC):
     def hold_name(self, name: str) -> None:  # noqa: B027 (this station's own files)
         """Hold ``name`` for this station while it runs (NameTaken when another live
         station holds it); called again, it checks the hold and takes it anew if the
-        connection holding it was lost (StoreUnavailable while unreachable)."""
+        connection holding it was lost (StoreUnavailable while unreachable). While the
+        name is not held (lost, or not yet taken again after a loss), the backend refuses
+        transactions (a claim is one) with StoreUnavailable; single statements go on."""
 
     def scrub(self) -> None:  # noqa: B027 (a backend without a log file of old pages)
         """After a secret was erased (lock held): make sure no old copy stays in a log file."""

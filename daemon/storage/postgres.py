@@ -6,6 +6,14 @@ libpq's: a ``postgresql://`` URL, and the usual ``PG*`` environment variables an
 service files fill in what it leaves out. One connection serves the statements (behind
 the lock); a second one, on a thread of its own, LISTENs for the other stations' queue
 changes and says when the server goes away and comes back.
+
+A server that stops answering (hung, or the network between partitioned) never holds a
+caller for long: connections have TCP keepalives and a TCP user timeout, the server
+cancels a statement after :data:`STATEMENT_TIMEOUT_S` (a lock wait after
+:data:`LOCK_TIMEOUT_S`), and the client cuts a connection whose server has not answered
+within :data:`ANSWER_TIMEOUT_S` (:class:`_Watchdog`: this also bounds a Unix-socket
+connection, which keepalives do not cover). After a loss, statements fail at once
+(StoreUnavailable) until a thread of the database's own has connected again.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import os
 import select
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
@@ -26,9 +35,24 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "tokenstation_queue"
 CONNECT_TIMEOUT_S = 5
-#: How often the listener checks that its connection still answers.
+#: The server cancels a statement running longer (and a wait for a lock, LOCK_TIMEOUT_S).
+STATEMENT_TIMEOUT_S = 5
+LOCK_TIMEOUT_S = 3
+#: The client cuts a connection whose server has not answered a statement for this long.
+ANSWER_TIMEOUT_S = 8.0
+#: How often the listener checks that its connection still answers, and for how long.
 HEALTH_CHECK_S = 2.0
+HEALTH_ANSWER_S = 5.0
 RECONNECT_S = 1.0
+#: libpq's TCP settings: a silent peer is noticed in seconds (ignored on Unix sockets).
+TCP_SETTINGS: dict[str, object] = {
+    "connect_timeout": CONNECT_TIMEOUT_S,
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": int(ANSWER_TIMEOUT_S * 1000),
+}
 
 
 def _psycopg() -> Any:
@@ -40,6 +64,42 @@ def _psycopg() -> Any:
             "(or pip install 'tokenstation[store]')"
         ) from None
     return psycopg
+
+
+def connect(conninfo: str, where: str, **extra: object) -> Any:
+    """A new autocommit connection with the bounds above (the URL's own values win, its
+    ``options`` (or PGOPTIONS) come after ours); StoreUnavailable when it cannot be
+    made. A malformed connection string is told without its text: it may hold a
+    password."""
+    psycopg = _psycopg()
+    given: dict[str, Any] | None = None
+    with contextlib.suppress(psycopg.Error):  # its text may quote the password
+        given = psycopg.conninfo.conninfo_to_dict(conninfo)
+    if given is None:
+        raise StoreUnavailable(
+            "the shared database's connection string cannot be read: check [store] url "
+            "(or --store): a postgresql://user@host:port/dbname URL, with any special "
+            "character in it percent-encoded (%40 for @)"
+        )
+    if os.environ.get("PGCONNECT_TIMEOUT"):  # libpq's environment, as the URL's own values
+        given.setdefault("connect_timeout", os.environ["PGCONNECT_TIMEOUT"])
+    params = {k: v for k, v in TCP_SETTINGS.items() if k not in given}
+    bounds = (
+        f"-c statement_timeout={STATEMENT_TIMEOUT_S * 1000} -c lock_timeout={LOCK_TIMEOUT_S * 1000}"
+    )
+    theirs = given.get("options") or os.environ.get("PGOPTIONS", "")
+    params["options"] = f"{bounds} {theirs}".strip()
+    failure = ""
+    try:
+        return psycopg.connect(conninfo, autocommit=True, **params, **extra)
+    except psycopg.OperationalError as exc:
+        failure = f"cannot be reached: {_first_line(exc)}"
+    except psycopg.Error as exc:  # not the server's answer: its text may quote the URL
+        failure = (
+            f"cannot be used with this connection string ({type(exc).__name__}): "
+            "check [store] url (or --store)"
+        )
+    raise StoreUnavailable(f"the shared database ({where}) {failure}")
 
 
 def describe(conninfo: str) -> str:
@@ -77,29 +137,89 @@ class PostgresDatabase(Database):
         self._conn: Any = None
         self._listener: _Listener | None = None
         self._name: _NameHold | None = None
+        #: Why the server is taken as gone (statements fail at once), until it answers again.
+        self._down: str | None = None
+        self._reviver: threading.Thread | None = None
+        self._revive_lock = threading.Lock()
+        self._closed = threading.Event()
+        #: Why this station may not write although the server answers: its name is not held
+        #: (another live station took it, or it is to be taken again after a loss). Claims,
+        #: like every write of more than one statement, are transactions: those are refused.
+        self._unnamed: str | None = None
         with self.lock:
-            self._connection()
+            self._conn = connect(conninfo, self._where)
 
     @property
     def location(self) -> str:
         return self._where
 
     def _connection(self) -> Any:
-        if self._conn is not None and not self._conn.closed:
-            return self._conn
-        psycopg = _psycopg()
-        try:
-            self._conn = psycopg.connect(
-                self.conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
-            )
-        except psycopg.OperationalError as exc:
+        down = self._down
+        if down is not None:
+            raise StoreUnavailable(down)
+        if self._conn is None or self._conn.closed:
             self._conn = None
-            raise StoreUnavailable(self._unreachable(exc)) from None
+            try:
+                self._conn = connect(self.conninfo, self._where)
+            except StoreUnavailable as exc:
+                self._lost(str(exc))
+                raise
         return self._conn
 
     def _unreachable(self, exc: Exception) -> str:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return f"the shared database ({self._where}) cannot be reached: {first}"
+        return f"the shared database ({self._where}) cannot be reached: {_first_line(exc)}"
+
+    def _lost(self, why: str) -> None:
+        """Statements fail at once from now on; a thread connects again (lock held)."""
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
+        self._gone(why)
+
+    def _gone(self, why: str) -> None:
+        """Take the server as gone until :meth:`_revive` reaches it (any thread, no lock:
+        the listener says so while a statement may still wait on the server)."""
+        with self._revive_lock:
+            if self._down is None:
+                self._down = why
+            if self._name is not None and self._unnamed is None:
+                self._unnamed = (
+                    f"the shared database ({self._where}) was lost: no claims until this "
+                    f"station holds its name {self._name.name!r} again"
+                )
+            if (
+                self._reviver is None or not self._reviver.is_alive()
+            ) and not self._closed.is_set():
+                self._reviver = threading.Thread(
+                    target=self._revive, name="store-revive", daemon=True
+                )
+                self._reviver.start()
+
+    def _revive(self) -> None:
+        while not self._closed.is_set():
+            try:
+                conn = connect(self.conninfo, self._where)
+                with WATCHDOG.bound(conn, HEALTH_ANSWER_S):
+                    conn.execute("SELECT 1")
+            except Exception as exc:
+                log.debug("the shared database is still unreachable: %s", _first_line(exc))
+                self._closed.wait(RECONNECT_S)
+                continue
+            with self.lock:
+                old, self._conn = self._conn, conn
+                self._down = None
+                if old is not None:
+                    with contextlib.suppress(Exception):
+                        old.close()
+                if self._closed.is_set():
+                    self._conn = None
+                    conn.close()
+            return
+
+    def _down_why(self) -> str | None:
+        """Why the server is taken as gone now (another thread may have said so)."""
+        return self._down
 
     def _translate(self, sql: str) -> str:
         out = self._sql.get(sql)
@@ -108,42 +228,77 @@ class PostgresDatabase(Database):
         return out
 
     @contextlib.contextmanager
-    def _guard(self) -> Iterator[Any]:
-        """The connection; a lost one becomes StoreUnavailable (and is made anew next time)."""
+    def _guard(self, answer_s: float) -> Iterator[tuple[Any, _Bound]]:
+        """The connection, bounded: a server that does not answer within ``answer_s``, or a
+        lost connection, becomes StoreUnavailable (and statements fail at once until it is
+        back); a statement the server cancelled (too slow, a lock wait) one too."""
+        if self._down is not None:  # without waiting for the lock a stuck statement holds
+            raise StoreUnavailable(self._down)
         psycopg = _psycopg()
-        conn = self._connection()
-        try:
-            yield conn
-        except psycopg.OperationalError as exc:
-            with contextlib.suppress(Exception):
-                conn.close()
-            self._conn = None
-            raise StoreUnavailable(self._unreachable(exc)) from None
+        with self.lock:
+            conn = self._connection()
+            watch = WATCHDOG.bound(conn, answer_s)
+            try:
+                with watch:
+                    yield conn, watch
+            except psycopg.OperationalError as exc:
+                if watch.fired:
+                    why = (
+                        f"the shared database ({self._where}) did not answer within {answer_s:g} s"
+                    )
+                elif (down := self._down_why()) is not None:  # found gone inside first
+                    why = down
+                elif conn.closed or conn.broken:
+                    why = self._unreachable(exc)
+                else:  # it answers: it cancelled the statement (too slow, a lock wait)
+                    why = f"the shared database ({self._where}) failed a statement: "
+                    why += _first_line(exc)
+                if watch.fired or conn.closed or conn.broken:
+                    self._lost(why)
+                raise StoreUnavailable(why) from None
 
     def execute(self, sql: str, args: Sequence[object] = ()) -> Rows:
-        with self.lock, self._guard() as conn:
+        with self._guard(ANSWER_TIMEOUT_S) as (conn, _):
             cur: Rows = conn.execute(self._translate(sql), tuple(args))
             return cur
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
-        with self.lock, self._guard() as conn, conn.transaction():
-            yield
+        unnamed = self._unnamed
+        if unnamed is not None and self._down is None:  # (a server gone is told as such)
+            raise StoreUnavailable(unnamed)
+        with self._guard(ANSWER_TIMEOUT_S) as (conn, watch), conn.transaction():  # BEGIN
+            watch.off()  # the block's statements are bounded one by one
+            try:
+                yield
+            finally:
+                watch.again(ANSWER_TIMEOUT_S)  # COMMIT or ROLLBACK
 
     def notify(self, payload: str) -> None:
         self.execute("SELECT pg_notify(?, ?)", (CHANNEL, payload))
 
     def listen(self, handler: NotifyHandler, on_state: Callable[[bool], None]) -> None:
+        def state(reachable: bool) -> None:
+            if not reachable:  # statements fail at once, not after their own wait
+                self._gone(f"the shared database ({self._where}) cannot be reached")
+            on_state(reachable)
+
         if self._listener is None:
-            self._listener = _Listener(self.conninfo, handler, on_state)
+            self._listener = _Listener(self.conninfo, handler, state)
             self._listener.start()
 
     def hold_name(self, name: str) -> None:
         if self._name is None:
             self._name = _NameHold(self.conninfo, name, self._where)
-        self._name.check()
+        try:
+            self._name.check()
+        except (NameTaken, StoreUnavailable) as exc:
+            self._unnamed = f"{exc} (no claims while this station's name is not held)"
+            raise
+        self._unnamed = None
 
     def close(self) -> None:
+        self._closed.set()
         if self._listener is not None:
             self._listener.stop()
             self._listener = None
@@ -177,20 +332,24 @@ class _NameHold:
         with self._lock:
             if self._conn is not None:
                 try:
-                    self._conn.execute("SELECT 1")
+                    with WATCHDOG.bound(self._conn, HEALTH_ANSWER_S):
+                        self._conn.execute("SELECT 1")
                     return
                 except psycopg.Error:
                     self.close()  # the server went away: the hold went with it
+            conn = connect(
+                self.conninfo,
+                self.where,
+                application_name=f"tokenstation {socket.gethostname()} pid {os.getpid()}"[:63],
+            )
             try:
-                conn = psycopg.connect(
-                    self.conninfo,
-                    autocommit=True,
-                    connect_timeout=CONNECT_TIMEOUT_S,
-                    application_name=f"tokenstation {socket.gethostname()} pid {os.getpid()}"[:63],
-                )
-                (held,) = conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
-                holder = "" if held else self._holder(conn)
+                with WATCHDOG.bound(conn, ANSWER_TIMEOUT_S):
+                    (held,) = conn.execute(
+                        "SELECT pg_try_advisory_lock(%s)", (self.key,)
+                    ).fetchone()
+                    holder = "" if held else self._holder(conn)
             except psycopg.OperationalError as exc:
+                conn.close()
                 raise StoreUnavailable(
                     f"the shared database ({self.where}) cannot be reached: {_first_line(exc)}"
                 ) from None
@@ -247,18 +406,17 @@ class _Listener(threading.Thread):
         reachable: bool | None = None
         while not self._halt.is_set():
             try:
-                conn = psycopg.connect(
-                    self.conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
-                )
-            except psycopg.OperationalError as exc:
+                conn = connect(self.conninfo, describe(self.conninfo))
+            except StoreUnavailable as exc:
                 if reachable is not False:
                     reachable = False
-                    log.warning("the shared database cannot be reached: %s", _first_line(exc))
+                    log.warning("%s", exc)
                     self._state(False)
                 self._halt.wait(RECONNECT_S)
                 continue
             try:
-                conn.execute(f"LISTEN {CHANNEL}")
+                with WATCHDOG.bound(conn, HEALTH_ANSWER_S):
+                    conn.execute(f"LISTEN {CHANNEL}")
                 if reachable is not True:
                     reachable = True
                     self._state(True)
@@ -279,7 +437,15 @@ class _Listener(threading.Thread):
         while not self._halt.is_set():
             readable, _, _ = select.select([fd], [], [], HEALTH_CHECK_S)
             if not readable:
-                conn.execute("SELECT 1")
+                with WATCHDOG.bound(conn, HEALTH_ANSWER_S) as watch:
+                    try:
+                        conn.execute("SELECT 1")
+                    except _psycopg().OperationalError:
+                        if watch.fired:
+                            raise _psycopg().OperationalError(
+                                f"no answer within {HEALTH_ANSWER_S:g} s"
+                            ) from None
+                        raise
             else:
                 pg.consume_input()
                 if pg.status != 0:  # CONNECTION_OK
@@ -295,6 +461,86 @@ class _Listener(threading.Thread):
             self.on_state(reachable)
         except Exception:
             log.exception("reporting the shared database's state failed")
+
+
+class _Bound:
+    """One armed deadline (see :meth:`_Watchdog.bound`)."""
+
+    def __init__(self, watchdog: _Watchdog, fd: int, deadline: float) -> None:
+        self.watchdog = watchdog
+        self.fd = fd
+        self.deadline = deadline
+        self.fired = False
+
+    def __enter__(self) -> _Bound:
+        self.watchdog.arm(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.watchdog.disarm(self)
+
+    def off(self) -> None:
+        """Not bounded for now (see :meth:`again`)."""
+        self.watchdog.disarm(self)
+
+    def again(self, seconds: float) -> None:
+        """Bounded again, ``seconds`` from now."""
+        self.deadline = time.monotonic() + seconds
+        self.watchdog.arm(self)
+
+
+class _Watchdog:
+    """Cuts (shuts down the socket of) a connection whose server has not answered by a
+    deadline: the statement waiting on it then fails at once as a lost connection. One
+    thread for every connection, started when first needed, asleep when nothing is armed.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._armed: set[_Bound] = set()
+        self._thread: threading.Thread | None = None
+        self._wake_at = float("inf")  # when the thread looks next (no wake-up before)
+
+    def bound(self, conn: Any, seconds: float) -> _Bound:
+        """A context: ``conn`` is cut if the block takes longer than ``seconds``."""
+        return _Bound(self, conn.fileno(), time.monotonic() + seconds)
+
+    def arm(self, bound: _Bound) -> None:
+        with self._cond:
+            self._armed.add(bound)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="store-watch", daemon=True)
+                self._thread.start()
+            if bound.deadline < self._wake_at:  # else it looks in time anyway
+                self._cond.notify()
+
+    def disarm(self, bound: _Bound) -> None:
+        with self._cond:  # not while it is being cut: the fd is still this connection's
+            self._armed.discard(bound)
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                for bound in [b for b in self._armed if b.deadline <= now]:
+                    self._armed.discard(bound)
+                    bound.fired = True
+                    _cut(bound.fd)
+                self._wake_at = min((b.deadline for b in self._armed), default=float("inf"))
+                self._cond.wait(None if self._wake_at == float("inf") else self._wake_at - now)
+
+
+def _cut(fd: int) -> None:
+    try:
+        sock = socket.socket(fileno=os.dup(fd))
+    except OSError:
+        return
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
+
+
+WATCHDOG = _Watchdog()
 
 
 def _first_line(exc: Exception) -> str:

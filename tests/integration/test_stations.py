@@ -253,11 +253,12 @@ def test_the_database_unreachable_tokens_are_still_read_and_drops_wait(
             return json.loads(cli_bus("status", "--json").stdout)  # type: ignore[no-any-return]
 
         assert status()["store"]["reachable"] is True
-        server.halt()
-        wait_until(lambda: status()["store"]["reachable"] is False, 10.0, "unreachable")
+        server.pause()  # hung first (neither answering nor closing): the daemon still answers
+        wait_until(lambda: status()["store"]["reachable"] is False, 20.0, "unreachable")
         assert "UNREACHABLE" in cli_bus("status").stdout
         gone = bus.expect("StoreReachability", reachable=False)
         assert "no burns until it is back" in gone["message"]
+        server.halt()  # then down
         # Tokens are still read and measured.
         simulator("--serial", S1)
         bus.expect("TokenMeasured", timeout=15, serial=S1)

@@ -82,6 +82,7 @@ def test_a_full_file_is_read() -> None:
         ({"drop": {"after": "keep"}}, "[drop] after: must be one of delete, archive"),
         ({"drop": {"stability": 2}}, "[drop] stability: unknown key"),
         ({"drop": {"max_file_size": 0}}, "[drop] max_file_size: must be a positive number"),
+        ({"station": {"name": "desk\n2"}}, "[station] name: must not hold control characters"),
     ],
 )
 def test_bad_configuration_is_refused_with_key_and_reason(
@@ -90,6 +91,10 @@ def test_bad_configuration_is_refused_with_key_and_reason(
     with pytest.raises(ConfigError) as exc:
         parse(data)
     assert message in str(exc.value)
+
+
+def test_a_station_name_may_have_spaces() -> None:
+    assert parse({"station": {"name": " desk 2nd floor "}}).station == "desk 2nd floor"
 
 
 def test_flags_override_the_file_and_are_checked(tmp_path: Path) -> None:

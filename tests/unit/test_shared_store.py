@@ -78,9 +78,46 @@ def test_a_second_live_station_with_the_same_name_is_refused_until_the_first_end
     ):
         twin.hold_name()
     first.close()  # its connection ends (as a crashed station's does): the name is free
+    watch = PostgresDatabase(url)  # once its server process has ended (it does so on its own)
+    held = (
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
+    for _ in range(1000):
+        if watch.execute(held).fetchone()[0] == 1:  # desk-b's name only
+            break
+        time.sleep(0.01)
+    watch.close()
     twin.hold_name()
     twin.close()
     other.close()
+
+
+def test_a_station_whose_name_was_taken_claims_nothing_but_keeps_its_leases(
+    pg_server: PgServer, pg_url: str
+) -> None:
+    url = migrated(pg_url)
+    a = queue(url, "desk")
+    a.hold_name()
+    first, second = a.take("f1", "f1.png", "ok", [NewJob(account(i)) for i in (1, 2)]).queued
+    a.start_burn(first.id, "86596320000001")
+    dbname = url.split("?", 1)[0].rsplit("/", 1)[1]
+    pg_server.psql(  # the name's connection ends (as in a server restart) ...
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        f"WHERE datname = '{dbname}' AND application_name LIKE 'tokenstation %'"
+    )
+    twin = queue(url, "desk")
+    twin.hold_name()  # ... and a same-named station came meanwhile
+    with pytest.raises(NameTaken):
+        a.hold_name()
+    assert a.renew([first.id]) == 1  # the burn under way keeps its lease
+    with pytest.raises(StoreUnavailable, match="another station named 'desk'"):
+        a.start_burn(second.id, "86596320000002")  # but no new claim under that name
+    assert a.get(second.id).state == "queued"  # type: ignore[union-attr]
+    twin.close()
+    a.hold_name()  # the name is this station's again: claims go on
+    assert a.start_burn(second.id, "86596320000002").claimed_by == "desk"
+    a.close()
 
 
 def test_settings_written_at_one_station_are_known_at_another(pg_url: str) -> None:
@@ -132,15 +169,16 @@ def test_of_two_stations_claiming_one_job_exactly_one_gets_it(pg_url: str) -> No
 
 def test_a_row_another_station_is_claiming_is_skipped_not_waited_for(pg_url: str) -> None:
     migrated(pg_url)
-    a, b = queue(pg_url, "A"), queue(pg_url, "B")
+    a = queue(pg_url, "A")
     (job,) = a.take("f1", "f1.png", "ok", [NewJob(account(1))]).queued
+    impatient = PostgresDatabase(pg_url)
+    impatient.execute("SET lock_timeout = 1")  # a wait for the row's lock: an error at once
+    b = JobQueue(impatient, station="B", box=SecretBox(KEY))
     holder = PostgresDatabase(pg_url)
     with holder.transaction():
         holder.execute("SELECT id FROM jobs WHERE id = ? FOR UPDATE", (job.id,))
-        began = time.monotonic()
         with pytest.raises(ValueError, match="being claimed by another station"):
-            b.start_burn(job.id, "86596320000001")
-        assert time.monotonic() - began < 5  # skipped at once, not blocked on the lock
+            b.start_burn(job.id, "86596320000001")  # (StoreUnavailable if it had waited)
     assert b.start_burn(job.id, "86596320000001").claimed_by == "B"
     for q in (a, b):
         q.close()
@@ -169,16 +207,31 @@ def test_a_claim_whose_station_stopped_answering_expires_as_failed(pg_url: str) 
 
 def test_a_station_renewing_its_lease_keeps_its_claim(pg_url: str) -> None:
     migrated(pg_url)
-    a = queue(pg_url, "A", lease_s=0.4)
-    b = queue(pg_url, "B", lease_s=0.4)
+    a, b = queue(pg_url, "A"), queue(pg_url, "B")
     (job,) = a.take("f1", "f1.png", "ok", [NewJob(account(1))]).queued
     a.start_burn(job.id, "86596320000001")
-    for _ in range(4):
-        time.sleep(0.15)
+    clock = PostgresDatabase(pg_url)  # the lease's time passes on the database's clock
+
+    def age(left_s: float) -> None:
+        clock.execute(
+            f"UPDATE jobs SET lease_until = {clock.now} + ? WHERE id = ?", (left_s, job.id)
+        )
+
+    def left() -> float:
+        row = clock.execute(f"SELECT lease_until - {clock.now} FROM jobs WHERE id = ?", (job.id,))
+        return float(row.fetchone()[0])
+
+    for _ in range(3):
+        age(1.0)  # as if 29 of its 30 s had passed
         assert a.renew([job.id]) == 1
+        assert left() > 20  # a whole lease again
         assert b.expire() == []
+    age(-1.0)  # and once not renewed in time
+    (expired,) = b.expire()
+    assert expired.id == job.id and expired.state == "failed"
     a.close()
     b.close()
+    clock.close()
 
 
 def forms(raw: bytes) -> set[bytes]:
@@ -249,7 +302,7 @@ def test_the_key_file_is_made_0600_once_and_refused_when_loose(tmp_path: Path) -
 
 def test_another_stations_change_is_notified_at_once(pg_url: str) -> None:
     migrated(pg_url)
-    a, b = queue(pg_url, "A"), queue(pg_url, "B")
+    a, b = queue(pg_url, "desk a"), queue(pg_url, "desk b")  # names with a space
     heard: list[str] = []
     changed = threading.Event()
     states: list[bool] = []
@@ -323,3 +376,13 @@ def test_a_retried_job_forgets_its_last_target(pg_url: str) -> None:
     )
     assert not {"profile", "target_serial", "claimed_by"} & set(retried.as_dict())
     a.close()
+
+
+def test_a_malformed_url_is_a_clear_error_without_its_password(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    with pytest.raises(StoreUnavailable, match="connection string cannot be read") as info:
+        PostgresDatabase(f"postgresql://ann:s3cr%zzet@/none?host={tmp_path}")
+    told = f"{info.value} {info.value.__cause__} {info.value.__context__} {caplog.text}"
+    assert "s3cr" not in told and "zzet" not in told
