@@ -69,6 +69,7 @@ def open_stores(cfg: Config, registry: Path, queue: Path) -> tuple[Store, JobQue
         store = Store(shared, station=station)
         try:
             jobs = JobQueue(queue_db, station=station, box=box, lease_s=cfg.store.lease_s)
+            jobs.check_key()  # a station with another key could open no seed
             jobs.hold_name()  # before recovery: it settles claims made under this name
         except BaseException:
             queue_db.close()

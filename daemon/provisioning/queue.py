@@ -38,7 +38,7 @@ from tokenstation.daemon.intake.otpauth import OtpAccount
 from tokenstation.daemon.safetext import utf8_safe
 from tokenstation.daemon.storage import schema
 from tokenstation.daemon.storage.database import Database, NotifyHandler
-from tokenstation.daemon.storage.secretbox import SecretBox
+from tokenstation.daemon.storage.secretbox import KeyProblem, SecretBox
 from tokenstation.daemon.storage.sqlite_db import SqliteDatabase
 from tokenstation.daemon.token.secret import Secret
 from tokenstation.daemon.token.settings import HmacAlgorithm, TokenSettings
@@ -203,6 +203,31 @@ class JobQueue:
         """On a shared queue: hold this station's name while it runs, or check it still
         does (NameTaken when another live station has the name; no-op on own files)."""
         self._db.hold_name(self.station)
+
+    def check_key(self) -> None:
+        """On a shared queue: refuse (KeyProblem) a store key other than the database's.
+
+        The first station to open the database records its key's id (an HMAC of the key,
+        which reveals nothing of it) in ``meta``; a station with another key file could
+        open no seed another station sealed, and the seeds it sealed nobody else could:
+        it is refused at start, before it queues or claims anything."""
+        if self.box is None or not self._db.shared:
+            return
+        with self._db.transaction():
+            self._db.execute(
+                "INSERT INTO meta (key, value) VALUES ('store_key_id', ?) "
+                "ON CONFLICT (key) DO NOTHING",
+                (self.box.key_id,),
+            )
+            (held,) = self._db.execute(
+                "SELECT value FROM meta WHERE key = 'store_key_id'"
+            ).fetchone()
+        if held != self.box.key_id:
+            raise KeyProblem(
+                f"this station's store key (id {self.box.key_id}) is not the one the seeds "
+                f"in {self._db.location} are sealed with (id {held}): copy the key file of "
+                "the other stations (0600) to this one and name it in [store] key_file"
+            )
 
     def _changed(self, what: str, job_id: int = 0) -> None:
         """Tell the other stations (no-op on this station's own file)."""

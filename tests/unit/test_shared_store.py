@@ -386,3 +386,29 @@ def test_a_malformed_url_is_a_clear_error_without_its_password(
         PostgresDatabase(f"postgresql://ann:s3cr%zzet@/none?host={tmp_path}")
     told = f"{info.value} {info.value.__cause__} {info.value.__context__} {caplog.text}"
     assert "s3cr" not in told and "zzet" not in told
+
+
+def test_a_station_with_another_store_key_is_refused_at_start(pg_url: str, tmp_path: Path) -> None:
+    """The daemon's start (service.open_stores): the first station's key is the
+    database's; a station with another key file is refused before it queues or claims,
+    with what to do; the right key still opens."""
+    from tokenstation.daemon.config import Config, StoreConfig
+    from tokenstation.daemon.service import StoreRefused, open_stores
+
+    migrated(pg_url)
+
+    def start(name: str, key: Path) -> tuple[Store, JobQueue]:
+        cfg = Config(store=StoreConfig(url=pg_url, key_file=key), station_name=name)
+        return open_stores(cfg, tmp_path / "unused.sqlite3", tmp_path / "unused-q.sqlite3")
+
+    first_key, other_key = init_key(tmp_path / "a" / "store.key"), init_key(tmp_path / "b.key")
+    store, jobs = start("A", first_key)
+    with pytest.raises(StoreRefused, match=r"not the one the seeds .* are sealed with") as info:
+        start("B", other_key)
+    assert "copy the key file" in str(info.value)
+    assert base64.b64encode(other_key.read_bytes()).decode() not in str(info.value)
+    store.close()
+    jobs.close()
+    again = start("B", first_key)  # the same key as A's: accepted
+    for part in again:
+        part.close()
