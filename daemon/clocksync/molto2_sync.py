@@ -13,7 +13,6 @@ import logging
 import time
 
 from tokenstation.daemon.events import (
-    ErrorKind,
     OperationKind,
     Origin,
     Outcome,
@@ -33,7 +32,7 @@ from tokenstation.daemon.token.molto2_session import (
 )
 from tokenstation.daemon.token.session import Connection, HostClock
 
-from .failed import sync_failed
+from .steps import host_clock_or_confirmed, sync_failed
 
 log = logging.getLogger(__name__)
 
@@ -64,14 +63,7 @@ class Molto2SyncWrite(CardOperation[list[ProfileSync]]):
         assert p.profiles is not None
         self.serial = p.serial
         self.seeded = [i for i in p.profiles if i.seed_present]
-        trust = await self.station.check_clock(fresh=True)
-        if not trust.trusted and not self.confirm:
-            raise StationError(
-                ErrorKind.NEEDS_CONFIRMATION,
-                f"the host clock is not trusted: {trust.reason}",
-                "Fix the host clock, or confirm that it is right and sync again.",
-            )
-        self.untrusted = not trust.trusted
+        self.untrusted = await host_clock_or_confirmed(self.station, self.confirm)
 
     def perform(self, conn: Connection, clock: HostClock, models: ModelTable) -> list[ProfileSync]:
         session = Molto2Session(conn, self.station.cfg.molto2_customer_key, clock)

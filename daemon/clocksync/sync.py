@@ -45,8 +45,8 @@ from tokenstation.daemon.token.session import (
 )
 from tokenstation.daemon.token.settings import TokenSettings
 
-from .failed import sync_failed
 from .molto2_sync import Molto2SyncWrite
+from .steps import host_clock_or_confirmed, sync_failed
 
 log = logging.getLogger(__name__)
 
@@ -157,14 +157,7 @@ class SyncWrite(CardWrite):
                     "--algorithm sha1|sha256 --period 30|60 --display-timeout 15|30|60|120`."
                 )
             raise StationError(ErrorKind.REFUSED, unsafe, next_step)
-        trust = await self.station.check_clock(fresh=True)
-        if not trust.trusted and not self.confirm:
-            raise StationError(
-                ErrorKind.NEEDS_CONFIRMATION,
-                f"the host clock is not trusted: {trust.reason}",
-                "Fix the host clock, or confirm that it is right and sync again.",
-            )
-        self.untrusted = not trust.trusted
+        self.untrusted = await host_clock_or_confirmed(self.station, self.confirm)
 
     def run(self, session: TokenSession) -> WriteResult:
         assert self.known is not None

@@ -1,6 +1,7 @@
-"""A clock sync that failed or was refused: what the registry records and the event.
+"""The steps both clock-sync writes share (a single-profile token's, a Molto2's profiles').
 
-Both sync writes (a single-profile token's, a Molto2's profiles') end a failure alike.
+Before the write, the host clock is trusted or its use confirmed; after a failure or a
+refusal, what the registry records and the event.
 """
 
 from __future__ import annotations
@@ -9,8 +10,22 @@ import time
 
 from tokenstation.daemon.events import ErrorKind, OperationKind, Origin, Outcome, SyncFailed
 from tokenstation.daemon.registry.store import Operation
-from tokenstation.daemon.station import Presence, StationError, Written
+from tokenstation.daemon.station import Presence, Station, StationError, Written
 from tokenstation.daemon.token.errors import TokenError
+
+
+async def host_clock_or_confirmed(station: Station, confirmed: bool) -> bool:
+    """Check the host clock now; True when it is untrusted but its use was confirmed.
+
+    Raises StationError (NEEDS_CONFIRMATION) when it is untrusted and not confirmed."""
+    trust = await station.check_clock(fresh=True)
+    if not trust.trusted and not confirmed:
+        raise StationError(
+            ErrorKind.NEEDS_CONFIRMATION,
+            f"the host clock is not trusted: {trust.reason}",
+            "Fix the host clock, or confirm that it is right and sync again.",
+        )
+    return not trust.trusted
 
 
 def sync_failed(
