@@ -38,8 +38,8 @@ from tokenstation.daemon.intake.otpauth import OtpAccount
 from tokenstation.daemon.safetext import utf8_safe
 from tokenstation.daemon.storage import schema
 from tokenstation.daemon.storage.database import Database, NotifyHandler
+from tokenstation.daemon.storage.part import StoredPart
 from tokenstation.daemon.storage.secretbox import KeyProblem, SecretBox
-from tokenstation.daemon.storage.sqlite_db import SqliteDatabase
 from tokenstation.daemon.token.secret import Secret
 from tokenstation.daemon.token.settings import HmacAlgorithm, TokenSettings
 
@@ -142,7 +142,7 @@ class SealBroken(Exception):
     """A job's sealed seed does not open with this station's key."""
 
 
-class JobQueue:
+class JobQueue(StoredPart):
     """The queue database (thread-safe: one connection behind a lock).
 
     ``target`` is this station's SQLite file or an open shared :class:`Database`;
@@ -159,18 +159,13 @@ class JobQueue:
         box: SecretBox | None = None,
         lease_s: float = 30.0,
     ) -> None:
-        db = SqliteDatabase(target, SQLITE_PRAGMAS) if isinstance(target, Path) else target
-        if db.shared and box is None:
+        if not isinstance(target, Path) and target.shared and box is None:
             raise ValueError("a shared queue needs a SecretBox: seeds are sealed there")
-        self.path = target if isinstance(target, Path) else None
-        self.station = station
+        super().__init__(target, SQLITE_PRAGMAS, schema.QUEUE, station)
         self.box = box
         self.lease_s = lease_s
-        self._db = db
-        self._lock = db.lock
         # who sent a notice: never a space in it (a name may have one), so it ends the tag
         self.tag = f"{quote(station, safe='')}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
-        schema.prepare(db, (schema.QUEUE,))
         with self._lock:
             self._db.scrub()  # a stop between an erasure and its checkpoint left old pages
         if self.path is not None:
@@ -180,16 +175,6 @@ class JobQueue:
             ):
                 if sidecar.exists():
                     os.chmod(sidecar, 0o600)
-
-    @property
-    def location(self) -> str:
-        """Where the queue is (a path, or the shared database)."""
-        return str(self._db.location)
-
-    @property
-    def shared(self) -> bool:
-        """True when other stations use the same queue."""
-        return bool(self._db.shared)
 
     def close(self) -> None:
         """Checkpoint (so freed pages are overwritten in the main file) and close."""

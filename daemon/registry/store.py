@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tokenstation.daemon.storage import schema
 from tokenstation.daemon.storage.database import Database
-from tokenstation.daemon.storage.sqlite_db import SqliteDatabase
+from tokenstation.daemon.storage.part import StoredPart
 from tokenstation.daemon.token.settings import HmacAlgorithm, TokenSettings
 
 SCHEMA_VERSION = schema.REGISTRY.version
@@ -77,7 +77,7 @@ class Operation:
         return out
 
 
-class Store:
+class Store(StoredPart):
     """The registry database. Thread-safe (one connection behind a lock).
 
     ``target`` is this station's SQLite file or an open shared :class:`Database`;
@@ -85,13 +85,8 @@ class Store:
     """
 
     def __init__(self, target: Path | Database, *, station: str = "") -> None:
-        db = SqliteDatabase(target, SQLITE_PRAGMAS) if isinstance(target, Path) else target
-        self.path = target if isinstance(target, Path) else None
-        self.station = station
-        self._db = db
-        self._lock = db.lock
-        schema.prepare(db, (schema.REGISTRY,))
-        g = db.greatest
+        super().__init__(target, SQLITE_PRAGMAS, schema.REGISTRY, station)
+        g = self._db.greatest
         self._seen_sql = (
             "INSERT INTO tokens (serial, model, first_seen, last_seen, last_station) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT (serial) DO UPDATE SET model = excluded.model, "
@@ -102,16 +97,6 @@ class Store:
             "UPDATE tokens SET hmac = ?, period = ?, display_timeout = ?, settings_at = ?, "
             f"last_clock_write = ?, provisioned = {g}(provisioned, ?) WHERE serial = ?"
         )
-
-    @property
-    def location(self) -> str:
-        """Where the registry is (a path, or the shared database)."""
-        return str(self._db.location)
-
-    @property
-    def shared(self) -> bool:
-        """True when other stations use the same registry."""
-        return bool(self._db.shared)
 
     @classmethod
     def read_only(cls, path: Path) -> Store:

@@ -302,13 +302,22 @@ class SimulatedMolto2:
             return None
         return body
 
-    def _write_seed(self, cmd: Command) -> bytes:
+    def _profile_write(self, cmd: Command, p1: int) -> tuple[SimProfile, bytes] | bytes:
+        """A profile write's profile (P2) and secured body, or the status word refusing it
+        (a P1 other than ``p1`` or no such profile; no session or a wrong MAC)."""
         p = self._profile(cmd.p2)
-        if cmd.p1 != 0x01 or p is None:
+        if cmd.p1 != p1 or p is None:
             return _sw(SW.WRONG_P1P2)
         body = self._secured(cmd)
         if body is None:
             return _sw(SW.SECURITY_NOT_SATISFIED)
+        return p, body
+
+    def _write_seed(self, cmd: Command) -> bytes:
+        checked = self._profile_write(cmd, 0x01)
+        if isinstance(checked, bytes):
+            return checked
+        p, body = checked
         if len(body) not in (16, 32, 48, 64):
             return _sw(SW.WRONG_LENGTH)
         if not any(sm4_ecb_decrypt(self.key, body)):
@@ -323,12 +332,10 @@ class SimulatedMolto2:
         return _sw(SW.OK)
 
     def _write_title(self, cmd: Command) -> bytes:
-        p = self._profile(cmd.p2)
-        if cmd.p1 != 0x00 or p is None:
-            return _sw(SW.WRONG_P1P2)
-        body = self._secured(cmd)
-        if body is None:
-            return _sw(SW.SECURITY_NOT_SATISFIED)
+        checked = self._profile_write(cmd, 0x00)
+        if isinstance(checked, bytes):
+            return checked
+        p, body = checked
         if len(body) != 16:
             return _sw(SW.WRONG_LENGTH)
         raw = unpad_method2(sm4_ecb_decrypt(self.key, body))
@@ -338,12 +345,10 @@ class SimulatedMolto2:
         return _sw(SW.OK)
 
     def _write_config(self, cmd: Command) -> bytes:
-        p = self._profile(cmd.p2)
-        if cmd.p1 != 0x01 or p is None:
-            return _sw(SW.WRONG_P1P2)
-        body = self._secured(cmd)
-        if body is None:
-            return _sw(SW.SECURITY_NOT_SATISFIED)
+        checked = self._profile_write(cmd, 0x01)
+        if isinstance(checked, bytes):
+            return checked
+        p, body = checked
         try:
             settings, utc = m.decode_config(body)
         except MalformedResponse:
