@@ -168,9 +168,9 @@ class Provisioner:
         #: Files whose one job a caller burns itself (BurnAccount): never offered meanwhile.
         self.held: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        # Files (dropped or added) are judged on its threads, images in its processes.
+        # Files (dropped or added) are judged on its threads, images in its processes
+        # (started with the first image, stopped when idle).
         self.decoder = DecodePool()
-        self.decoder.start()
         self._held: list[Path] = []  # claimed files waiting for the shared database
         self.claims: set[int] = set()  # jobs this station claimed and is burning now
         self.shared: SharedQueue | None = None
