@@ -151,6 +151,13 @@ QUEUE = Part(
         ALTER TABLE jobs ADD COLUMN profile INTEGER;
         ALTER TABLE provisioning_log ADD COLUMN profile TEXT NOT NULL DEFAULT ''
         """,
+        # 4: what a placement asks of a long queue, by index (bench/bench_scale.py):
+        # has anything targeted this serial, and the waiting jobs bound to it.
+        """
+        CREATE INDEX IF NOT EXISTS jobs_burned_serial ON jobs (burned_serial);
+        CREATE INDEX IF NOT EXISTS jobs_queued_serial ON jobs (serial, id)
+            WHERE state = 'queued'
+        """,
     ),
 )
 
