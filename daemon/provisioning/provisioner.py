@@ -254,6 +254,10 @@ class Provisioner:
         if self.shared is not None:
             self.shared.lost(exc)
 
+    def jobs_added(self) -> None:
+        """Jobs were queued here but not from a file (seeds made here): publish, offer."""
+        self._queue_changed()
+
     def queue_changed_elsewhere(self, what: str) -> None:
         """Another station changed the shared queue (loop thread): publish, offer again."""
         log.debug("queue changed at another station: %s", what)
@@ -792,7 +796,7 @@ def burned(prov: Provisioner, job_id: int, p: Presence, record: Callable[[], Non
     crash("written")
     record()
     crash("registry")
-    done = prov.queue.burned(job_id, p.serial)
+    done = prov.queue.burned(job_id, p.serial, p.model.name if p.model else "")
     crash("burned")
     prov.log_provisioning(done, p)
     crash("logged")
