@@ -117,6 +117,13 @@ class StoreConfig:
 
 
 @dataclass(frozen=True)
+class HandoverConfig:
+    """Seeds made here, after their burn (docs/handover.md)."""
+
+    keep_days: int = 7  # an exported seed is erased this long after its export
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything the daemon reads at start."""
 
@@ -135,6 +142,7 @@ class Config:
     molto2_customer_key: bytes = field(default=DEFAULT_CUSTOMER_KEY, repr=False)
     store: StoreConfig = StoreConfig()
     station_name: str = ""  # default: the host name
+    handover: HandoverConfig = HandoverConfig()
     source: str = "built-in defaults"
 
     @property
@@ -298,6 +306,7 @@ _SECTIONS: dict[str, dict[str, Checker]] = {
     "molto2": {"customer_key": _customer_key},
     "store": {"url": _store_url, "key_file": _path, "lease": _seconds},
     "station": {"name": _station_name},
+    "handover": {"keep_days": _count},
 }
 _DROP_FIELDS = {
     "folder": "folder",
@@ -377,6 +386,7 @@ def parse(data: Mapping[str, Any], source: str = "config") -> Config:
     molto2 = _section(data, "molto2")
     store = _section(data, "store")
     station = _section(data, "station")
+    handover = _section(data, "handover")
     vendors_raw = data.get("vendor", [])
     if not isinstance(vendors_raw, list):
         raise ConfigError("vendor: write vendor families as [[vendor]] tables")
@@ -401,6 +411,7 @@ def parse(data: Mapping[str, Any], source: str = "config") -> Config:
             lease_s=store.get("lease", StoreConfig.lease_s),
         ),
         station_name=station.get("name", ""),
+        handover=HandoverConfig(keep_days=handover.get("keep_days", HandoverConfig.keep_days)),
         source=source,
     )
     _check_ranges(cfg, source)

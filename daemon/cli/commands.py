@@ -31,6 +31,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "store_cmds",
         "the databases: `store migrate` (schema), `store init-key` (seals shared seeds)",
     ),
+    "export": (
+        "export_cmds",
+        "hand the seeds made here over: PSKC, Entra CSV/JSON, OATH CSV; --erase",
+    ),
     "tray": ("tray_cmd", "show the station in the system tray and as desktop notifications"),
     "install-user-service": (
         "install_cmds",

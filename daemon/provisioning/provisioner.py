@@ -42,6 +42,7 @@ from tokenstation.daemon.events import (
     decode,
 )
 from tokenstation.daemon.faults import CrashPoint
+from tokenstation.daemon.handover.keeper import Keeper
 from tokenstation.daemon.intake.files import IntakeFiles, Refusal
 from tokenstation.daemon.intake.ingest import NotAFile, Opened, judge_bytes, open_and_read, read_fd
 from tokenstation.daemon.intake.payload import Verdict, advice
@@ -173,6 +174,7 @@ class Provisioner:
         self.decoder.start()
         self._held: list[Path] = []  # claimed files waiting for the shared database
         self.claims: set[int] = set()  # jobs this station claimed and is burning now
+        self.keeper = Keeper(queue, cfg.handover.keep_days, loop)
         self.shared: SharedQueue | None = None
         if queue.shared:
             self.shared = SharedQueue(self, loop)
@@ -213,12 +215,15 @@ class Provisioner:
             )
 
     def start(self) -> None:
-        """After recovery: on a shared queue, follow the other stations (loop thread)."""
+        """After recovery: on a shared queue, follow the other stations (loop thread);
+        erase exported seeds by time."""
+        self.keeper.start()
         if self.shared is not None:
             self.shared.start()
 
     async def stop(self) -> None:
         """Stop following the other stations."""
+        self.keeper.stop()
         if self.shared is not None:
             await self.shared.stop()
 
@@ -242,6 +247,7 @@ class Provisioner:
         try:
             out["queue_length"] = self.queue.waiting()
             out["jobs_failed"] = self.queue.count("failed")
+            out["handover"] = self.queue.handover_counts()
         except StoreUnavailable as exc:
             self._lost(exc)
             out["queue_length"] = -1  # unknown while the shared database is unreachable

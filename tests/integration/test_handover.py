@@ -1,0 +1,111 @@
+"""Seeds made here on the real stack: generate, burn at a station, export, erase, nothing left."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pyotp
+import pytest
+from pskc import PSKC
+
+from conftest import BusWatcher, DaemonProc, SimToken
+
+pytestmark = pytest.mark.pcsc
+
+SERIALS = ("86596320000011", "86596320000012", "86596320000013")
+PSK_HEX = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+Start = Callable[..., tuple[DaemonProc, BusWatcher]]
+Cli = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def station_config(folder: Path) -> str:
+    return (
+        f'mode = "station"\n[drop]\nfolder = "{folder}"\nstability_delay = 0.3\n'
+        '[clock]\ntrust = "assume-synchronised"\n'
+    )
+
+
+def burn_batch(
+    start_daemon: Start, simulator: Callable[..., SimToken], cli_bus: Cli, tmp_path: Path
+) -> tuple[str, list[int], list[SimToken]]:
+    """3 generated jobs burned at a station onto 3 fresh simulated tokens (codes shown)."""
+    _daemon, bus = start_daemon(config=station_config(tmp_path / "drop"))
+    made = cli_bus("queue", "generate", "--count", "3", "--issuer", "ACME", "--json")
+    assert made.returncode == 0, made.stderr
+    answer = json.loads(made.stdout)
+    batch, ids = answer["batch"], answer["job_ids"]
+    assert len(ids) == 3 and set(answer) == {"ok", "batch", "job_ids"}
+    sims = []
+    for serial in SERIALS:
+        sim = simulator("--serial", serial)
+        done = bus.expect("BurnDone", serial=serial, timeout=15.0)
+        assert done["job"]["id"] in ids
+        sim.power_cycle()  # the display shows the new seed's code
+        sims.append(sim)
+        sim.stop()
+    return batch, ids, sims
+
+
+def write_key(path: Path, text: str) -> Path:
+    path.write_text(text + "\n")
+    path.chmod(0o600)
+    return path
+
+
+def test_a_generated_batch_is_burned_exported_as_pskc_and_erased_leaving_nothing(
+    start_daemon: Start,
+    simulator: Callable[..., SimToken],
+    cli_bus: Cli,
+    tmp_path: Path,
+) -> None:
+    batch, _ids, sims = burn_batch(start_daemon, simulator, cli_bus, tmp_path)
+    status = cli_bus("status", "--json")
+    assert json.loads(status.stdout)["handover"] == {"pending": 3}
+    assert "3 burned token(s) wait" in cli_bus("status").stdout
+    listed = cli_bus("queue", "list", "--all").stdout
+    assert listed.count("handover: pending") == 3
+    assert listed.count(f"  batch {batch}  handover") == 3
+
+    out = tmp_path / "out" / "batch.pskcxml"
+    out.parent.mkdir()
+    psk = write_key(tmp_path / "psk.hex", PSK_HEX)
+    exported = cli_bus(
+        "export", "--format", "pskc", "--out", str(out), "--psk-file", str(psk), "--json"
+    )
+    assert exported.returncode == 0, exported.stderr
+    report = json.loads(exported.stdout)
+    assert report["serials"] == list(SERIALS) and report["left"] == []  # burn order
+    assert oct(out.stat().st_mode & 0o777) == "0o600"
+    assert list(out.parent.iterdir()) == [out]  # no temporary left
+
+    doc = PSKC(str(out))
+    doc.encryption.key = bytes.fromhex(PSK_HEX)
+    seeds = []
+    for key, sim in zip(doc.keys, sims, strict=True):
+        seed = key.secret
+        seeds.append(seed)
+        shown = sim.state()
+        code = pyotp.TOTP(base64.b32encode(seed).decode()).at(shown["host_time"])
+        assert shown["code"] == code, "the token shows the code of the exported seed"
+    assert "handover: exported" in cli_bus("queue", "list", "--all").stdout
+
+    erased = cli_bus("export", "--erase", "--batch", batch, "--json")
+    assert json.loads(erased.stdout) == {"ok": True, "erased": 3, "batch": batch, "pending": 0}
+    assert cli_bus("queue", "list", "--all").stdout.count("handover: erased") == 3
+    again = cli_bus("export", "--format", "entra-csv", "--out", str(tmp_path / "x.csv"))
+    assert again.returncode == 4 and "no burned token waits" in again.stderr
+
+    out.unlink()  # the administrator's file, loaded and deleted
+    kept = [p for p in (tmp_path / "home").rglob("*") if p.is_file()]
+    kept += list(tmp_path.glob("daemon*.log"))
+    assert any(p.name.endswith("queue.sqlite3") for p in kept)
+    for seed in seeds:
+        forms = [seed, seed.hex().encode(), seed.hex().upper().encode()]
+        forms.append(base64.b32encode(seed).rstrip(b"="))
+        for path in kept:
+            data = path.read_bytes()
+            assert not any(f in data for f in forms), f"a seed is in {path}"
