@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pyotp
 import pytest
+from privacyidea_server import PrivacyIdea, PrivacyIdeaUnavailable
 from pskc import PSKC
 
 from conftest import BusWatcher, DaemonProc, SimToken
@@ -109,3 +111,57 @@ def test_a_generated_batch_is_burned_exported_as_pskc_and_erased_leaving_nothing
         for path in kept:
             data = path.read_bytes()
             assert not any(f in data for f in forms), f"a seed is in {path}"
+
+
+@pytest.fixture
+def privacyidea(tmp_path: Path) -> Iterator[PrivacyIdea]:
+    """A real privacyIDEA on loopback (installed into build/pi-venv on first use)."""
+    server = PrivacyIdea(tmp_path / "pi")
+    try:
+        server.start()
+    except PrivacyIdeaUnavailable as exc:
+        server.stop()
+        if os.environ.get("CI"):
+            pytest.fail(f"privacyIDEA unavailable under CI: {exc}")
+        pytest.skip(str(exc))
+    yield server
+    server.stop()
+
+
+@pytest.mark.privacyidea
+def test_privacyidea_loads_the_exported_pskc_and_accepts_each_tokens_code(
+    start_daemon: Start,
+    simulator: Callable[..., SimToken],
+    cli_bus: Cli,
+    tmp_path: Path,
+    privacyidea: PrivacyIdea,
+) -> None:
+    batch, _ids, sims = burn_batch(start_daemon, simulator, cli_bus, tmp_path)
+    out = tmp_path / "batch.pskcxml"
+    psk = write_key(tmp_path / "psk.hex", PSK_HEX)
+    exported = cli_bus(
+        "export",
+        "--format",
+        "pskc",
+        "--out",
+        str(out),
+        "--psk-file",
+        str(psk),
+        "--batch",
+        batch,
+    )
+    assert exported.returncode == 0, exported.stderr
+
+    loaded = privacyidea.post(
+        "/token/load/batch.pskcxml",
+        {"type": "pskc", "psk": PSK_HEX},
+        file=("batch.pskcxml", out.read_bytes()),
+    )
+    assert loaded["result"]["status"], loaded
+    assert loaded["result"]["value"]["n_imported"] == 3, loaded
+
+    first = sims[0].state()["code"]
+    wrong = f"{(int(first) + 500_000) % 1_000_000:06d}"
+    assert privacyidea.validate(SERIALS[0], wrong) is False  # REJECT
+    for serial, sim in zip(SERIALS, sims, strict=True):
+        assert privacyidea.validate(serial, sim.state()["code"]) is True, serial  # ACCEPT
