@@ -43,6 +43,7 @@ from tokenstation.daemon.events import (
 )
 from tokenstation.daemon.faults import CrashPoint
 from tokenstation.daemon.handover.keeper import Keeper
+from tokenstation.daemon.handover.pusher import Pusher
 from tokenstation.daemon.intake.files import IntakeFiles, Refusal
 from tokenstation.daemon.intake.ingest import NotAFile, Opened, judge_bytes, open_and_read, read_fd
 from tokenstation.daemon.intake.payload import Verdict, advice
@@ -175,6 +176,7 @@ class Provisioner:
         self._held: list[Path] = []  # claimed files waiting for the shared database
         self.claims: set[int] = set()  # jobs this station claimed and is burning now
         self.keeper = Keeper(queue, cfg.handover.keep_days, loop)
+        self.pusher = Pusher(queue, cfg.handover.privacyidea, loop)
         self.shared: SharedQueue | None = None
         if queue.shared:
             self.shared = SharedQueue(self, loop)
@@ -218,12 +220,14 @@ class Provisioner:
         """After recovery: on a shared queue, follow the other stations (loop thread);
         erase exported seeds by time."""
         self.keeper.start()
+        self.pusher.start()
         if self.shared is not None:
             self.shared.start()
 
     async def stop(self) -> None:
         """Stop following the other stations."""
         self.keeper.stop()
+        self.pusher.stop()
         if self.shared is not None:
             await self.shared.stop()
 
@@ -248,6 +252,8 @@ class Provisioner:
             out["queue_length"] = self.queue.waiting()
             out["jobs_failed"] = self.queue.count("failed")
             out["handover"] = self.queue.handover_counts()
+            if self.pusher.active:
+                out["handover_push"] = self.pusher.status()
         except StoreUnavailable as exc:
             self._lost(exc)
             out["queue_length"] = -1  # unknown while the shared database is unreachable
@@ -806,6 +812,7 @@ def burned(prov: Provisioner, job_id: int, p: Presence, record: Callable[[], Non
     crash("burned")
     prov.log_provisioning(done, p)
     crash("logged")
+    prov.pusher.burned()  # the hand-over's peer: a seed made here goes to privacyIDEA
     return done
 
 

@@ -14,7 +14,7 @@ import pytest
 from privacyidea_server import PrivacyIdea, PrivacyIdeaUnavailable
 from pskc import PSKC
 
-from conftest import BusWatcher, DaemonProc, SimToken
+from conftest import BusWatcher, DaemonProc, SimToken, wait_until
 
 pytestmark = pytest.mark.pcsc
 
@@ -165,3 +165,42 @@ def test_privacyidea_loads_the_exported_pskc_and_accepts_each_tokens_code(
     assert privacyidea.validate(SERIALS[0], wrong) is False  # REJECT
     for serial, sim in zip(SERIALS, sims, strict=True):
         assert privacyidea.validate(serial, sim.state()["code"]) is True, serial  # ACCEPT
+
+
+@pytest.mark.privacyidea
+def test_direct_push_enrols_each_token_in_privacyidea_and_erases_its_seed_here(
+    start_daemon: Start,
+    simulator: Callable[..., SimToken],
+    cli_bus: Cli,
+    tmp_path: Path,
+    privacyidea: PrivacyIdea,
+) -> None:
+    token_file = write_key(tmp_path / "pi.token", privacyidea.admin_token())
+    push = f'[handover.privacyidea]\nurl = "{privacyidea.url}"\napi_token_file = "{token_file}"\n'
+    _daemon, bus = start_daemon(config=station_config(tmp_path / "drop") + push)
+    made = json.loads(cli_bus("queue", "generate", "--count", "3", "--json").stdout)
+    sims = []
+    for serial in SERIALS:
+        sim = simulator("--serial", serial)
+        bus.expect("BurnDone", serial=serial, timeout=15.0)
+        sim.power_cycle()
+        sims.append(sim)
+        sim.stop()
+    wait_until(
+        lambda: cli_bus("queue", "list", "--all").stdout.count("handover: pushed") == 3,
+        30.0,
+        "all three pushed",
+    )
+    assert json.loads(cli_bus("status", "--json").stdout)["handover"] == {"pushed": 3}
+    first = sims[0].state()["code"]
+    assert privacyidea.validate(SERIALS[0], f"{(int(first) + 500_000) % 1_000_000:06d}") is False
+    for serial, sim in zip(SERIALS, sims, strict=True):
+        assert privacyidea.validate(serial, sim.state()["code"]) is True, serial
+    assert len(made["job_ids"]) == 3
+
+    # Nothing of the seeds (privacyIDEA's own copy aside) nor the admin token stays here.
+    kept = [p for p in (tmp_path / "home").rglob("*") if p.is_file()]
+    kept += list(tmp_path.glob("daemon*.log"))
+    token = privacyidea.admin_token().encode()
+    for path in kept:
+        assert token not in path.read_bytes(), f"the admin token is in {path}"

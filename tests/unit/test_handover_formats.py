@@ -190,3 +190,32 @@ def test_key_files_are_checked(tmp_path: Path) -> None:
     pw.chmod(0o600)
     assert load_password(pw).password == "horse battery"
     assert "horse" not in repr(load_password(pw))
+
+
+def test_the_export_command_offers_exactly_the_formats_of_the_table() -> None:
+    from tokenstation.daemon.cli.export_cmds import FORMAT_NAMES
+
+    assert set(FORMAT_NAMES) == set(FORMATS)
+
+
+def test_the_privacyidea_push_is_https_or_loopback_only(tmp_path: Path) -> None:
+    from tokenstation.daemon.config import ConfigError, load
+
+    cfg = tmp_path / "c.toml"
+    for url, ok in (
+        ("https://pi.example.org/", True),
+        ("http://127.0.0.1:5000", True),
+        ("http://pi.example.org", False),
+        ("https://admin:pw@pi.example.org", False),
+    ):
+        cfg.write_text(f'[handover.privacyidea]\nurl = "{url}"\napi_token_file = "/t"\n')
+        if ok:
+            assert load(cfg, required=True).handover.privacyidea.url == url.rstrip("/")
+        else:
+            with pytest.raises(ConfigError, match="privacyidea"):
+                load(cfg, required=True)
+    cfg.write_text('[handover.privacyidea]\nurl = "https://pi.example.org"\n')
+    with pytest.raises(ConfigError, match="api_token_file"):
+        load(cfg, required=True)
+    cfg.write_text("[handover]\nkeep_days = 3\n")
+    assert load(cfg, required=True).handover.keep_days == 3
