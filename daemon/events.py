@@ -446,6 +446,17 @@ class ProfileDeleted(PresenceView, Event):
     origin: Origin = Origin.MANUAL
 
 
+@dataclass(frozen=True, kw_only=True)
+class TokenUpdated(PresenceView, Event):
+    """A token's presence as it is after a write to it (sync, burn, profile sync,
+    delete; done or failed): the drift read back after the write and the new decision
+    (no sync offered once in time). Views replace the token's line with it; it asks
+    for nothing (no bubble, no auto-sync, no burn offer)."""
+
+    after: OperationKind
+    outcome: Outcome = Outcome.OK
+
+
 #: Event type -> D-Bus signal name: the only mapping between the two.
 SIGNALS: dict[type[Event], str] = {
     TokenPresented: "TokenPresented",
@@ -467,6 +478,7 @@ SIGNALS: dict[type[Event], str] = {
     ProfilesSynced: "ProfilesSynced",
     StoreReachability: "StoreReachability",
     ProfileDeleted: "ProfileDeleted",
+    TokenUpdated: "TokenUpdated",
 }
 EVENTS: dict[str, type[Event]] = {name: kind for kind, name in SIGNALS.items()}
 

@@ -55,6 +55,7 @@ from .events import (
     TokenMeasured,
     TokenPresented,
     TokenRemoved,
+    TokenUpdated,
     to_wire,
 )
 from .pcsc import ReaderEvent
@@ -721,6 +722,7 @@ class Station:
             except TokenError as exc:
                 p.key_refused = p.key_refused or isinstance(exc, AuthenticationRefused)
                 self._finish(p, w.failed(p, exc), exc.message)
+                self._updated(p, w.kind, Outcome.FAILED)
                 raise StationError(ErrorKind.FAILED, exc.message, exc.next_step) from None
             if isinstance(result, WriteResult) and result.residual is not None and p.model:
                 after = Identification(
@@ -736,7 +738,15 @@ class Station:
             if p.model is not None and p.ident is not None:
                 p.decision = await self._decide_for(p)
             self._finish(p, done, "")
+            self._updated(p, w.kind, Outcome.OK)
             return done.event
+
+    def _updated(self, p: Presence, after: OperationKind, outcome: Outcome) -> None:
+        """After a write that reached the card: the token's presence as it is now (the
+        drift read back, the new decision), unless it left the reader meanwhile."""
+        if self._current(p.reader, p.generation) is None or p.model is None:
+            return
+        self.publish(TokenUpdated(**p.fields(), after=after, outcome=outcome))
 
     def _finish(self, p: Presence, written: Written | None, why: str) -> None:
         if written is None:

@@ -41,6 +41,7 @@ from tokenstation.daemon.events import (
     TokenMeasured,
     TokenPresented,
     TokenRemoved,
+    TokenUpdated,
     decode,
 )
 
@@ -175,6 +176,9 @@ class TrayModel:
             return self._burn_failed(event)
         if isinstance(event, ProfilesSynced):
             return self._profiles_synced(event)
+        if isinstance(event, TokenUpdated):  # after a write: the line as it is now
+            self.present[event.reader] = event
+            return []
         if isinstance(event, ProfileDeleted):  # its presence, profiles refreshed
             self.present[event.reader] = event
             self._note(f"{event.serial}: profile {event.profile} deleted")
@@ -501,15 +505,12 @@ class TrayModel:
         for t in self.tokens():
             serial = t.serial or ""
             entries.append(MenuEntry(f"{serial} {t.model}: {_token_words(t)}", None))
-            if t.sync_safe and t.verdict != SyncVerdict.READ_ONLY:
+            if t.sync_offered and t.sync_safe and t.verdict == SyncVerdict.DRIFT:
+                # Offered only while the daemon offers it: never for a token in time.
                 entries.append(
-                    MenuEntry(
-                        f"Sync clock of {serial}",
-                        Command("sync", serial),
-                        default=not default_set and bool(t.sync_offered),
-                    )
+                    MenuEntry(f"Sync clock of {serial}", Command("sync", serial), not default_set)
                 )
-                default_set = default_set or bool(t.sync_offered)
+                default_set = True
         if not entries:
             entries.append(MenuEntry("No token on the readers", None))
         entries.append(SEPARATOR)
