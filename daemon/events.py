@@ -423,6 +423,10 @@ class ProfilesSynced(CardWriteEvent):
     drift_before_s: float | None = None  # the largest before, whole seconds
     drift_after_s: float | None = None  # the largest after
     untrusted_clock_confirmed: bool = False
+    #: The two figures in the daemon's words ("300 s slow", "in time (whole-second
+    #: clock, ±1 s)"): as the log, `profiles`, `sync`, `status` and the tray say them.
+    drift_before_words: str | None = None
+    drift_after_words: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

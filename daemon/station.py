@@ -74,7 +74,8 @@ from .token.molto2_session import (
     Molto2Session,
     is_virtual_reader,
     molto2_model,
-    profile_clock_drift,
+    molto2_drift,
+    molto2_drift_words,
     recognise,
 )
 from .token.session import (
@@ -168,7 +169,11 @@ class Presence:
                 drift_s=round(d.drift_s, 3),
                 drift_uncertainty_s=round(d.uncertainty_s, 3),
                 drift_method=d.method,
-                drift_words=describe_drift(d.drift_s),
+                drift_words=(
+                    describe_drift(d.drift_s)
+                    if self.profiles is None
+                    else molto2_drift_words(d.drift_s)
+                ),
                 precise=self.precise,
             )
         dec = self.decision
@@ -235,8 +240,8 @@ class Molto2Reading:
     drifts: dict[int, float]  # seeded profile -> its clock's drift (whole seconds)
 
     def drift(self) -> DriftEstimate:
-        """The seeded profiles' worst clock drift, else the device clock's (one read)."""
-        return profile_clock_drift(self.drifts) or single_read_estimate(self.first)
+        """The Molto2's one drift figure (:func:`molto2_drift`)."""
+        return molto2_drift(self.drifts, self.first)
 
 
 @dataclass(frozen=True)
@@ -515,12 +520,12 @@ class Station:
         self._recorded(p, ident)
         p.decision = await self._decide_for(p)
         log.info(
-            "Molto2 %s on %s: %d of %d profiles hold a seed, device clock %s",
+            "Molto2 %s on %s: %d of %d profiles hold a seed, clock %s",
             p.serial,
             p.reader,
             len(reading.profiles) - len(p.free_profiles()),
             len(reading.profiles),
-            describe_drift(ident.drift.drift_s),
+            molto2_drift_words(ident.drift.drift_s),
         )
         self.publish(TokenPresented(**p.fields(), event_at=round(event_at, 6)))
         self.publish(TokenMeasured(**p.fields()))

@@ -275,7 +275,8 @@ class TrayModel:
         ]
 
     def _profiles_synced(self, p: ProfilesSynced) -> list[Bubble]:
-        before, after = _seconds(p.drift_before_s), _seconds(p.drift_after_s)
+        before = p.drift_before_words or _seconds(p.drift_before_s)
+        after = p.drift_after_words or f"{_seconds(p.drift_after_s)} (whole seconds)"
         self._note(f"{p.serial}: {p.synced} profile clocks set ({before} -> {after})")
         if not self.choices.sync_result:
             return []
@@ -283,8 +284,8 @@ class TrayModel:
             Bubble(
                 f"token:{p.serial}",
                 f"Clocks set: {p.model} {p.serial}",
-                f"{p.synced} profiles holding a seed: drift was {before}; now {after} "
-                "(whole seconds; their settings unchanged).",
+                f"{p.synced} profiles holding a seed: the largest drift was {before}; now "
+                f"{after}. Their settings are unchanged.",
                 urgency=0,
             )
         ]
@@ -548,10 +549,10 @@ _OPEN = (JobState.QUEUED, JobState.BURNING, JobState.FAILED)
 
 
 def molto2_words(p: PresenceView) -> str:
-    """A Molto2 in words: "12 of 100 profiles used, drift +3 s"."""
-    return (
-        f"{p.profiles_used or 0} of {p.profiles_total or 0} profiles used, "
-        f"drift {_seconds(p.drift_s)}"
+    """A Molto2 in words: "12 of 100 profiles used, 3 s fast (whole-second clock, ±1 s)"
+    (the daemon's one drift figure and its words, as `status` and `profiles` show it)."""
+    return f"{p.profiles_used or 0} of {p.profiles_total or 0} profiles used, " + (
+        p.drift_words or f"drift {_seconds(p.drift_s)}"
     )
 
 
