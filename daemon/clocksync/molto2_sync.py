@@ -61,11 +61,14 @@ class Molto2SyncWrite(CardOperation[list[ProfileSync]]):
         self.serial = ""
         self.untrusted = False
         self.seeded: list[m.ProfileInfo] = []
+        self.shown_before: float | None = None
 
     async def prepare(self, p: Presence) -> None:
         assert p.profiles is not None
         self.serial = p.serial
         self.seeded = [i for i in p.profiles if i.seed_present]
+        # The figure every view showed before the sync (each profile's own is re-read).
+        self.shown_before = p.ident.drift.drift_s if p.ident is not None else None
         self.untrusted = await host_clock_or_confirmed(self.station, self.confirm)
 
     def perform(self, conn: Connection, clock: HostClock, models: ModelTable) -> list[ProfileSync]:
@@ -85,7 +88,11 @@ class Molto2SyncWrite(CardOperation[list[ProfileSync]]):
         residual = profile_clock_drift(
             {r.profile: r.drift_after_s for r in result if r.drift_after_s is not None}
         )
-        before = _rounded(worst_before.drift_s if worst_before else None)
+        before = _rounded(
+            self.shown_before
+            if self.shown_before is not None and result
+            else (worst_before.drift_s if worst_before else None)
+        )
         after = _rounded(residual.drift_s if residual else None)
         self.station.update_profiles(p, [], residual)
         log.info(
