@@ -73,9 +73,9 @@ from .token.models import Model, ModelTable
 from .token.molto2_session import (
     Molto2Session,
     is_virtual_reader,
-    molto2_model,
     molto2_drift,
     molto2_drift_words,
+    molto2_model,
     recognise,
 )
 from .token.session import (

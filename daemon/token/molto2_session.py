@@ -501,7 +501,7 @@ class Molto2Session:
             if profiles is not None
             else range(m.PROFILES)
         )
-        out = []
+        out: list[ProfileSync] = []
         for index in indices:
             try:
                 fresh, drift_before = self._timed_profile(index)
@@ -522,7 +522,14 @@ class Molto2Session:
             ):
                 raise VerificationFailed(f"profile {index} changed more than its clock in the sync")
             if not clock_took(drift_after):
-                raise _not_synced(index, fresh.title, drift_before, drift_after, after, out)
+                raise _not_synced(
+                    index,
+                    fresh.title,
+                    before=drift_before,
+                    after=drift_after,
+                    read_back=after,
+                    synced=out,
+                )
             out.append(ProfileSync(index, fresh.title, fresh.settings(), drift_before, drift_after))
         return out
 
@@ -546,6 +553,7 @@ class Molto2Session:
 def _not_synced(
     index: int,
     title: str,
+    *,
     before: float | None,
     after: float | None,
     read_back: m.ProfileInfo,

@@ -322,8 +322,7 @@ def test_every_event_kind_round_trips_through_dbus_into_the_tray(
     assert "PC/SC service lost" in texts
     assert "A security key, not a token: a FIDO2 security key" in texts
     assert (
-        "Molto2v2 58000001: 3 of 100 profiles used, 37 s fast (whole-second clock, ±1 s)."
-        in texts
+        "Molto2v2 58000001: 3 of 100 profiles used, 37 s fast (whole-second clock, ±1 s)." in texts
     )
     assert "Burn Bitbucket:alice into profile 3 of Molto2 58000001?" in texts
     assert "Plug it in again to finish this job." in texts
