@@ -207,13 +207,17 @@ def molto2_drift(profiles: dict[int, float], device: TimedInfo | None = None) ->
 
 def molto2_drift_words(drift_s: float | None, *, precision: bool = True) -> str:
     """A Molto2 drift figure in words: '7 s fast (whole-second clock, ±1 s)', 'in time
-    (...)'; without ``precision`` just '7 s fast' (where the precision is said once
-    elsewhere)."""
+    (...)' within the clock's precision (a figure of 1 s may be 0); without
+    ``precision`` just '7 s fast' (where the precision is said once elsewhere)."""
     if drift_s is None:
         words = "unknown"
     else:
         shown = round(drift_s)
-        words = "in time" if shown == 0 else f"{abs(shown)} s {'fast' if shown > 0 else 'slow'}"
+        words = (
+            "in time"
+            if abs(shown) <= CLOCK_PRECISION_S
+            else f"{abs(shown)} s {'fast' if shown > 0 else 'slow'}"
+        )
     return f"{words} ({PRECISION_WORDS})" if precision else words
 
 
