@@ -534,16 +534,11 @@ class TokenSession:
         With ``measure_after`` the clock write is phase-aware, as in :meth:`set_clock`
         (``before``: the drift already measured, so it is not measured again).
         """
-        check_seed(seed)
-        first = self.read_first()
-        _check_serial(first.info, expect_serial)
-        model = self._writable_model(first.info)
-        return self._write(
-            model,
-            first,
+        return self.set_clock(
             settings,
-            seed,
+            seed=seed,
             measure_after=measure_after,
+            expect_serial=expect_serial,
             clock_kind=clock_kind,
             before=before,
         )

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -30,38 +29,25 @@ from tokenstation.daemon.events import (
     TokenUpdated,
 )
 from tokenstation.daemon.pcsc import ReaderEvent
-from tokenstation.daemon.provisioning.provisioner import Provisioner
-from tokenstation.daemon.provisioning.queue import JobQueue
 from tokenstation.daemon.simulator.molto2 import SimulatedMolto2
 from tokenstation.daemon.token import molto2 as m
 from tokenstation.daemon.token.secret import Secret
 from tokenstation.tray.model import TrayModel, TrayState
 
 from helpers import DirectConnection
-from station_rig import C302, READER, Rig
+from station_rig import C302, READER, ProvRig
 
 MOLTO2_READER = "TOKEN2 Molto2 [CCID Interface] 00 00"
 MOLTO2 = "58000001"
 URI = "otpauth://totp/Bitbucket:alice?secret=JBSWY3DPEHPK3PXP&issuer=Bitbucket"
 
 
-class BusRig(Rig):
+class BusRig(ProvRig):
     """A station with its features on the private bus, and a tray model fed by signals."""
 
-    def __init__(self, tmp: Path, offset: float, molto2: SimulatedMolto2 | None = None) -> None:
-        super().__init__(tmp, offset, Config(token_defaults=DefaultSettings(confirmed=True)))
-        if molto2 is not None:
-            self.device = molto2
-            self.conn = DirectConnection(molto2, self.clock)  # type: ignore[arg-type]
-        self.queue = JobQueue(tmp / "queue.sqlite3")
-        self.prov = Provisioner(
-            self.station,
-            self.queue,
-            self.cfg,
-            drop_folder=tmp / "drop",
-            log_path=tmp / "provisioning-log.csv",
-            loop=asyncio.get_running_loop(),
-        )
+    def __init__(self, tmp: Path, offset: float) -> None:
+        super().__init__(tmp, Config(token_defaults=DefaultSettings(confirmed=True)))
+        self.new_token(C302, offset)
         self.tray = TrayModel()
         self.seen: list[Event] = []
         self.server: Any = None
@@ -102,19 +88,14 @@ class BusRig(Rig):
         return [e.text for e in self.tray.menu()]
 
     async def add_job(self, text: str) -> int:
-        path = self.tmp / "alice.txt"
-        path.write_text(text + "\n")
-        taken = await self.prov.ingest(os.open(path, os.O_RDONLY), "alice.txt")
-        [job] = taken.queued
-        return job.id
+        return await self.add("alice.txt", text)
 
     async def close(self) -> None:
         if self.client is not None:
             await self.client.close()
         if self.server is not None:
             await dbusio.disconnect(self.server)
-        await self.station.close()
-        self.prov.close()
+        await super().close()
         self.queue.close()
         self.store.close()
 
