@@ -4,7 +4,8 @@ The daemon side is the real StationInterface over a Station, ClockSync and Provi
 whose cards are the in-process simulators (a C302-i, a Molto2v2); the client side is the
 real StationClient decoding the signals into the TrayModel. After each write (a sync, a
 burn, a Molto2 profile sync, a Molto2 burn, a delete) the tray's menu lines and the
-daemon's own ListPresent must show the token as it is after the write.
+daemon's own ListPresent and its PropertiesChanged (Present) must show the token as it is
+after the write.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ class BusRig(ProvRig):
         super().__init__(tmp, Config(token_defaults=DefaultSettings(confirmed=True)))
         self.new_token(C302, offset)
         self.tray = TrayModel()
+        #: Every Present property value sent in PropertiesChanged, in order.
+        self.present_changes: list[list[dict[str, Any]]] = []
         self.seen: list[Event] = []
         self.server: Any = None
         self.client: StationClient | None = None
@@ -65,6 +68,17 @@ class BusRig(ProvRig):
             self.tray.apply(event)
 
         await client.subscribe_events(on_event)
+        await dbusio.add_match(
+            client.bus,
+            "type='signal',interface='org.freedesktop.DBus.Properties',"
+            f"member='PropertiesChanged',path='{OBJECT_PATH}'",
+        )
+
+        def on_properties(msg: Any) -> None:
+            if msg.member == "PropertiesChanged" and "Present" in msg.body[1]:
+                self.present_changes.append(dbusio.unpack(msg.body[1]["Present"]))
+
+        client.bus.add_message_handler(on_properties)
         return client
 
     async def arrived(self, predicate: Callable[[Event], bool], what: str) -> Event:
@@ -136,6 +150,8 @@ def test_a_sync_and_a_burn_of_a_single_profile_token_show_in_the_tray_and_the_da
             [present] = await client.present()
             assert present["drift_words"] == "in time" and present["sync_offered"] is False
             assert present["reader"] == READER
+            [changed] = rig.present_changes[-1]  # PropertiesChanged followed the write
+            assert changed["drift_words"] == "in time" and changed["sync_offered"] is False
         finally:
             await rig.close()
 
@@ -182,6 +198,8 @@ def test_a_molto2_profile_sync_burn_and_delete_show_in_the_tray_and_the_daemon(
             assert "2 of 100 profiles used" in molto2_line()
             [present] = await client.present()
             assert present["profiles_used"] == 2 and present["next_free_profile"] == 0
+            [changed] = rig.present_changes[-1]
+            assert changed["profiles_used"] == 2 and changed["next_free_profile"] == 0
         finally:
             with contextlib.suppress(Exception):
                 await rig.close()
