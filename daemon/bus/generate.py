@@ -6,6 +6,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from tokenstation.daemon.bus import dbusio
+from tokenstation.daemon.bus.ops import refuse_unknown
 from tokenstation.daemon.events import ErrorKind
 from tokenstation.daemon.handover.generate import (
     DEFAULT_ISSUER,
@@ -15,7 +16,6 @@ from tokenstation.daemon.handover.generate import (
     new_batch_id,
     new_jobs,
 )
-from tokenstation.daemon.safetext import clip
 from tokenstation.daemon.station import StationError
 from tokenstation.daemon.storage.database import StoreUnavailable
 from tokenstation.daemon.storage.secretbox import KeyProblem
@@ -36,13 +36,7 @@ _KINDS: dict[str, type] = {
 def request_of(options: dict[str, Any]) -> GenerateRequest:
     """GenerateJobs' options -> a checked request (StationError INVALID otherwise)."""
     opts = dbusio.unpack(options)
-    unknown = sorted(set(opts) - set(_KINDS))
-    if unknown:
-        raise StationError(
-            ErrorKind.INVALID,
-            f"unknown option(s) {', '.join(clip(k, 40) for k in unknown[:5])}",
-            f"Known: {', '.join(sorted(_KINDS))}.",
-        )
+    refuse_unknown(opts, _KINDS)
     for key, kind in _KINDS.items():
         if key in opts and type(opts[key]) is not kind:
             raise StationError(ErrorKind.INVALID, f"option {key}: wrong type", "See dbus-api.md.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import sqlite3
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,10 +33,14 @@ def station_config(folder: Path) -> str:
 
 
 def burn_batch(
-    start_daemon: Start, simulator: Callable[..., SimToken], cli_bus: Cli, tmp_path: Path
+    start_daemon: Start,
+    simulator: Callable[..., SimToken],
+    cli_bus: Cli,
+    tmp_path: Path,
+    extra_config: str = "",
 ) -> tuple[str, list[int], list[SimToken]]:
     """3 generated jobs burned at a station onto 3 fresh simulated tokens (codes shown)."""
-    _daemon, bus = start_daemon(config=station_config(tmp_path / "drop"))
+    _daemon, bus = start_daemon(config=station_config(tmp_path / "drop") + extra_config)
     made = cli_bus("queue", "generate", "--count", "3", "--issuer", "ACME", "--json")
     assert made.returncode == 0, made.stderr
     answer = json.loads(made.stdout)
@@ -113,6 +118,15 @@ def test_a_generated_batch_is_burned_exported_as_pskc_and_erased_leaving_nothing
             assert not any(f in data for f in forms), f"a seed is in {path}"
 
 
+def assert_codes(privacyidea: PrivacyIdea, sims: list[SimToken]) -> None:
+    """privacyIDEA REJECTs a wrong code and ACCEPTs the one each token shows."""
+    first = sims[0].state()["code"]
+    wrong = f"{(int(first) + 500_000) % 1_000_000:06d}"
+    assert privacyidea.validate(SERIALS[0], wrong) is False
+    for serial, sim in zip(SERIALS, sims, strict=True):
+        assert privacyidea.validate(serial, sim.state()["code"]) is True, serial
+
+
 @pytest.fixture
 def privacyidea(tmp_path: Path) -> Iterator[PrivacyIdea]:
     """A real privacyIDEA on loopback (installed into build/pi-venv on first use)."""
@@ -160,11 +174,7 @@ def test_privacyidea_loads_the_exported_pskc_and_accepts_each_tokens_code(
     assert loaded["result"]["status"], loaded
     assert loaded["result"]["value"]["n_imported"] == 3, loaded
 
-    first = sims[0].state()["code"]
-    wrong = f"{(int(first) + 500_000) % 1_000_000:06d}"
-    assert privacyidea.validate(SERIALS[0], wrong) is False  # REJECT
-    for serial, sim in zip(SERIALS, sims, strict=True):
-        assert privacyidea.validate(serial, sim.state()["code"]) is True, serial  # ACCEPT
+    assert_codes(privacyidea, sims)
 
 
 @pytest.mark.privacyidea
@@ -177,28 +187,24 @@ def test_direct_push_enrols_each_token_in_privacyidea_and_erases_its_seed_here(
 ) -> None:
     token_file = write_key(tmp_path / "pi.token", privacyidea.admin_token())
     push = f'[handover.privacyidea]\nurl = "{privacyidea.url}"\napi_token_file = "{token_file}"\n'
-    _daemon, bus = start_daemon(config=station_config(tmp_path / "drop") + push)
-    made = json.loads(cli_bus("queue", "generate", "--count", "3", "--json").stdout)
-    sims = []
-    for serial in SERIALS:
-        sim = simulator("--serial", serial)
-        bus.expect("BurnDone", serial=serial, timeout=15.0)
-        sim.power_cycle()
-        sims.append(sim)
-        sim.stop()
+    _batch, _ids, sims = burn_batch(start_daemon, simulator, cli_bus, tmp_path, push)
     wait_until(
         lambda: cli_bus("queue", "list", "--all").stdout.count("handover: pushed") == 3,
         30.0,
         "all three pushed",
     )
     assert json.loads(cli_bus("status", "--json").stdout)["handover"] == {"pushed": 3}
-    first = sims[0].state()["code"]
-    assert privacyidea.validate(SERIALS[0], f"{(int(first) + 500_000) % 1_000_000:06d}") is False
-    for serial, sim in zip(SERIALS, sims, strict=True):
-        assert privacyidea.validate(serial, sim.state()["code"]) is True, serial
-    assert len(made["job_ids"]) == 3
+    assert_codes(privacyidea, sims)
 
-    # Nothing of the seeds (privacyIDEA's own copy aside) nor the admin token stays here.
+    # No seed is held here any more (not even sealed), and the admin token is in no file
+    # the station keeps (logs, databases) but its own 0600 token file.
+    db = sqlite3.connect(tmp_path / "home" / "data" / "tokenstation" / "queue.sqlite3")
+    with db:
+        held = db.execute(
+            "SELECT COUNT(*) FROM jobs WHERE secret IS NOT NULL OR handover_seed IS NOT NULL"
+        ).fetchone()
+    db.close()
+    assert held == (0,)
     kept = [p for p in (tmp_path / "home").rglob("*") if p.is_file()]
     kept += list(tmp_path.glob("daemon*.log"))
     token = privacyidea.admin_token().encode()
