@@ -19,6 +19,12 @@ from tokenstation.daemon.handover.generate import (
 )
 from tokenstation.daemon.handover.held import held_records
 from tokenstation.daemon.provisioning.queue import HANDOVER_KEY, JobQueue
+from tokenstation.daemon.simulator.pgserver import PgServer
+from tokenstation.daemon.storage import schema
+from tokenstation.daemon.storage.postgres import PostgresDatabase
+from tokenstation.daemon.storage.secretbox import SecretBox
+
+KEY = bytes(range(32))
 
 
 def all_bytes(folder: Path) -> bytes:
@@ -108,3 +114,26 @@ def test_a_bad_request_says_what_to_give() -> None:
         new_jobs(GenerateRequest(count=1, algorithm="md5"), "b")
     with pytest.raises(GenerateProblem, match="1 to 1000"):
         new_jobs(GenerateRequest(count=5000), "b")
+
+
+def test_on_a_shared_store_another_station_exports_what_one_burned_and_a_dump_holds_none(
+    pg_server: PgServer, pg_url: str
+) -> None:
+    db = PostgresDatabase(pg_url)
+    schema.migrate(db, schema.PARTS)
+    db.close()
+    a = JobQueue(PostgresDatabase(pg_url), station="A", box=SecretBox(KEY))
+    b = JobQueue(PostgresDatabase(pg_url), station="B", box=SecretBox(KEY))
+    jobs = a.add_generated("b1", new_jobs(GenerateRequest(count=2), "b1")).queued
+    seeds = [a.secret(j.id).reveal() for j in jobs]
+    for job in jobs:
+        b.start_burn(job.id, f"8659632000000{job.id}")
+        b.burned(job.id, f"8659632000000{job.id}", model="C302-i")
+    assert [r.seed.reveal() for _, r in held_records(a, "b1")] == seeds  # A opens B's burns
+    dump = pg_server.dump(pg_url)
+    for seed in seeds:
+        assert not any(f in dump for f in forms(seed))
+    a.mark_exported([j.id for j in jobs])
+    assert b.erase_exported("b1") == 2 and held_records(a) == []
+    a.close()
+    b.close()
