@@ -85,13 +85,7 @@ async def answer(name: str, call: Callable[[], Awaitable[Event | dict[str, objec
 def sync_options(options: dict[str, Any]) -> dict[str, Any]:
     """SyncToken's options dict -> keyword arguments of ClockSync.sync (or StationError)."""
     opts = dbusio.unpack(options)
-    unknown = sorted(set(opts) - _SYNC_OPTIONS)
-    if unknown:
-        raise StationError(
-            ErrorKind.INVALID,
-            f"unknown option(s) {', '.join(clip(k, 40) for k in unknown[:5])}",
-            f"Known: {', '.join(sorted(_SYNC_OPTIONS))}.",
-        )
+    refuse_unknown(opts, _SYNC_OPTIONS)
     for key, kind in _OPTION_TYPES.items():  # every given option's type, before anything else
         _option(opts, key, kind, None)
     kwargs: dict[str, Any] = {
