@@ -1,4 +1,4 @@
-"""`tokenstation queue list|add|remove|retry|pause|resume`: the burn queue, via the daemon."""
+"""`tokenstation queue list|add|generate|remove|retry|pause|resume`: the queue, via the daemon."""
 
 from __future__ import annotations
 

@@ -210,3 +210,28 @@ def test_direct_push_enrols_each_token_in_privacyidea_and_erases_its_seed_here(
     token = privacyidea.admin_token().encode()
     for path in kept:
         assert token not in path.read_bytes(), f"the admin token is in {path}"
+
+
+def test_an_assignment_file_queues_one_job_per_user_bound_to_its_serial(
+    start_daemon: Start, cli_bus: Cli, tmp_path: Path
+) -> None:
+    start_daemon(config=station_config(tmp_path / "drop").replace("station", "attended", 1))
+    users = tmp_path / "users.csv"
+    users.write_text("upn,serial\nalice@example.org,86596320000021\nbob@example.org,\n")
+    made = cli_bus("queue", "generate", "--assign", str(users), "--issuer", "Contoso")
+    assert made.returncode == 0, made.stderr
+    assert (
+        "Contoso:alice@example.org" in made.stdout
+        and "bound to token 86596320000021" in made.stdout
+    )
+    jobs = json.loads(cli_bus("queue", "list", "--json").stdout)["jobs"]
+    assert [(j["label"], j["serial"], j["upn"], j["algorithm"]) for j in jobs] == [
+        ("Contoso:alice@example.org", "86596320000021", "alice@example.org", "SHA1"),
+        ("Contoso:bob@example.org", "", "bob@example.org", "SHA1"),
+    ]
+    assert len({j["batch"] for j in jobs}) == 1
+
+    users.write_text("upn,serial\nalice@example.org,1\n,2\n")
+    bad = cli_bus("queue", "generate", "--assign", str(users))
+    assert bad.returncode == 2 and "line 3: the upn is empty" in bad.stderr
+    assert len(json.loads(cli_bus("queue", "list", "--json").stdout)["jobs"]) == 2
