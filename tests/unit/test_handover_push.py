@@ -24,6 +24,19 @@ def closed_port() -> int:
         return int(s.getsockname()[1])
 
 
+async def first_pass(q: JobQueue, cfg: PrivacyIdeaConfig) -> Pusher:
+    """A pusher started on a loop until its first pass found a problem (then stopped)."""
+    pusher = Pusher(q, cfg, asyncio.get_running_loop())
+    pusher.start()
+    for _ in range(200):
+        await asyncio.sleep(0.02)
+        if pusher.problem:
+            break
+    await asyncio.sleep(0.05)  # the retry is scheduled on the loop
+    pusher.stop()
+    return pusher
+
+
 def test_a_server_away_leaves_the_seed_sealed_with_the_reason_and_retries(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -37,18 +50,7 @@ def test_a_server_away_leaves_the_seed_sealed_with_the_reason_and_retries(
     cfg = PrivacyIdeaConfig(url=f"http://127.0.0.1:{closed_port()}", api_token_file=token_file)
     caplog.set_level(logging.DEBUG)
 
-    async def run() -> Pusher:
-        pusher = Pusher(q, cfg, asyncio.get_running_loop())
-        pusher.start()
-        for _ in range(200):
-            await asyncio.sleep(0.02)
-            if pusher.problem:
-                break
-        await asyncio.sleep(0.05)  # the retry is scheduled on the loop
-        pusher.stop()
-        return pusher
-
-    pusher = asyncio.run(run())
+    pusher = asyncio.run(first_pass(q, cfg))
     assert "cannot be reached" in pusher.problem
     after = q.get(job.id)
     assert after is not None and after.handover == "pending"
@@ -65,14 +67,4 @@ def test_a_loose_token_file_is_refused_and_nothing_is_sent(tmp_path: Path) -> No
     token_file.chmod(0o644)
     cfg = PrivacyIdeaConfig(url="http://127.0.0.1:9", api_token_file=token_file)
 
-    async def run() -> str:
-        pusher = Pusher(q, cfg, asyncio.get_running_loop())
-        pusher.start()
-        for _ in range(100):
-            await asyncio.sleep(0.02)
-            if pusher.problem:
-                break
-        pusher.stop()
-        return pusher.problem
-
-    assert "chmod 600" in asyncio.run(run())
+    assert "chmod 600" in asyncio.run(first_pass(q, cfg)).problem
