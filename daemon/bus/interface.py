@@ -19,6 +19,7 @@ from tokenstation.daemon.bus.dbusio import (
     pack,
     signal,
 )
+from tokenstation.daemon.bus.generate import generate_jobs
 from tokenstation.daemon.bus.names import API_VERSION, INTERFACE
 from tokenstation.daemon.bus.ops import (
     answer,
@@ -169,6 +170,11 @@ class StationInterface(ServiceInterface):
     async def IngestFile(self, file: "h", name: "s") -> "a{sv}":
         """Read a file the caller opened (its name gives the type), queue its jobs."""
         return await answer("IngestFile", lambda: ingest_from_fd(self.provisioner, file, name))
+
+    @method()
+    async def GenerateJobs(self, options: "a{sv}") -> "a{sv}":
+        """Queue a batch of jobs whose seeds the daemon makes; returns the batch and jobs."""
+        return await answer("GenerateJobs", lambda: generate_jobs(self.provisioner, options))
 
     @method()
     async def BurnJob(self, job_id: "u", serial: "s") -> "a{sv}":

@@ -42,6 +42,8 @@ from tokenstation.daemon.events import (
     decode,
 )
 from tokenstation.daemon.faults import CrashPoint
+from tokenstation.daemon.handover.keeper import Keeper
+from tokenstation.daemon.handover.pusher import Pusher
 from tokenstation.daemon.intake.files import IntakeFiles, Refusal
 from tokenstation.daemon.intake.ingest import NotAFile, Opened, judge_bytes, open_and_read, read_fd
 from tokenstation.daemon.intake.payload import Verdict, advice
@@ -173,6 +175,8 @@ class Provisioner:
         self.decoder.start()
         self._held: list[Path] = []  # claimed files waiting for the shared database
         self.claims: set[int] = set()  # jobs this station claimed and is burning now
+        self.keeper = Keeper(queue, cfg.handover.keep_days, loop)
+        self.pusher = Pusher(queue, cfg.handover.privacyidea, loop)
         self.shared: SharedQueue | None = None
         if queue.shared:
             self.shared = SharedQueue(self, loop)
@@ -213,12 +217,17 @@ class Provisioner:
             )
 
     def start(self) -> None:
-        """After recovery: on a shared queue, follow the other stations (loop thread)."""
+        """After recovery: on a shared queue, follow the other stations (loop thread);
+        erase exported seeds by time."""
+        self.keeper.start()
+        self.pusher.start()
         if self.shared is not None:
             self.shared.start()
 
     async def stop(self) -> None:
         """Stop following the other stations."""
+        self.keeper.stop()
+        self.pusher.stop()
         if self.shared is not None:
             await self.shared.stop()
 
@@ -242,6 +251,9 @@ class Provisioner:
         try:
             out["queue_length"] = self.queue.waiting()
             out["jobs_failed"] = self.queue.count("failed")
+            out["handover"] = self.queue.handover_counts()
+            if self.pusher.active:
+                out["handover_push"] = self.pusher.status()
         except StoreUnavailable as exc:
             self._lost(exc)
             out["queue_length"] = -1  # unknown while the shared database is unreachable
@@ -253,6 +265,10 @@ class Provisioner:
     def _lost(self, exc: StoreUnavailable) -> None:
         if self.shared is not None:
             self.shared.lost(exc)
+
+    def jobs_added(self) -> None:
+        """Jobs were queued here but not from a file (seeds made here): publish, offer."""
+        self._queue_changed()
 
     def queue_changed_elsewhere(self, what: str) -> None:
         """Another station changed the shared queue (loop thread): publish, offer again."""
@@ -804,10 +820,11 @@ def burned(prov: Provisioner, job_id: int, p: Presence, record: Callable[[], Non
     crash("written")
     record()
     crash("registry")
-    done = prov.queue.burned(job_id, p.serial)
+    done = prov.queue.burned(job_id, p.serial, p.model.name if p.model else "")
     crash("burned")
     prov.log_provisioning(done, p)
     crash("logged")
+    prov.pusher.burned()  # the hand-over's peer: a seed made here goes to privacyIDEA
     return done
 
 
