@@ -31,7 +31,7 @@ FAIL_KEYS = {"ok", "error", "next_step", "exit_code"}
 def exit_codes() -> dict[int, str]:
     """The README's "Exit codes" table: code -> meaning."""
     text = README.read_text()
-    section = text[text.index("### Exit codes") :]
+    section = text[text.index("## Exit codes") :]
     rows = re.findall(r"^\| (\d+) \| (.+) \|$", section, flags=re.MULTILINE)
     assert rows, "no exit-code table in README.md"
     return {int(code): meaning for code, meaning in rows}
