@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import time
@@ -35,7 +36,6 @@ from tokenstation.daemon.events import (
     JobView,
     OperationKind,
     Origin,
-    Outcome,
     PresenceState,
     QueueState,
     TokenMeasured,
@@ -45,12 +45,12 @@ from tokenstation.daemon.faults import CrashPoint
 from tokenstation.daemon.intake.files import IntakeFiles, Refusal
 from tokenstation.daemon.intake.ingest import NotAFile, Opened, judge_bytes, open_and_read, read_fd
 from tokenstation.daemon.intake.payload import Verdict, advice
-from tokenstation.daemon.provisioning import molto2_burn
-from tokenstation.daemon.provisioning.csvsafe import SafeWriter
+from tokenstation.daemon.provisioning import molto2_burn, provlog
 from tokenstation.daemon.provisioning.otpcode import expected_code
 from tokenstation.daemon.provisioning.queue import Intake, Job, JobQueue, NewJob, SealBroken
 from tokenstation.daemon.provisioning.shared import SharedQueue
 from tokenstation.daemon.qr.pool import DecodePool
+from tokenstation.daemon.registry import writes
 from tokenstation.daemon.registry.store import Operation
 from tokenstation.daemon.safetext import shown_name
 from tokenstation.daemon.station import (
@@ -73,21 +73,6 @@ from tokenstation.daemon.xdg import private_dir
 log = logging.getLogger(__name__)
 
 _SEE_QUEUE = "See the jobs and their states with `tokenstation queue list --all`."
-
-LOG_FIELDS = (
-    "time_utc",
-    "station",
-    "serial",
-    "model",
-    "issuer",
-    "account",
-    "secret_fingerprint",
-    "algorithm",
-    "period",
-    "job_id",
-    "source",
-    "profile",  # the Molto2 profile ("" for single-profile tokens)
-)
 
 
 @dataclass(frozen=True)
@@ -198,19 +183,15 @@ class Provisioner:
             if not job.burned_serial or job.profile is not None:
                 continue
             self.station.store.mark_uncertain_burn(job.burned_serial, time.time())
-            self.station.store.record_operation(
-                Operation(
-                    job.burned_serial,
-                    time.time(),
-                    OperationKind.BURN,
-                    Outcome.FAILED,
-                    f"interrupted: {why} during the burn of {job.label()}"
-                    + (f" at station {job.claimed_by}" if job.claimed_by else "")
-                    + "; the token may or may not hold the seed",
-                    secret_fingerprint=job.fingerprint,
-                    station=job.claimed_by,
-                )
+            op = writes.burn_failed(
+                job.burned_serial,
+                time.time(),
+                f"interrupted: {why} during the burn of {job.label()}"
+                + (f" at station {job.claimed_by}" if job.claimed_by else "")
+                + "; the token may or may not hold the seed",
+                fingerprint=job.fingerprint,
             )
+            self.station.store.record_operation(dataclasses.replace(op, station=job.claimed_by))
 
     def start(self) -> None:
         """After recovery: on a shared queue, follow the other stations (loop thread)."""
@@ -587,41 +568,22 @@ class Provisioner:
         return done
 
     def log_provisioning(self, job: Job, p: Presence) -> None:
-        """Append the provisioning-log row for a burned job (CSV, 0600; and the shared
-        database's log when there is one)."""
-        row: dict[str, object] = dict(
-            zip(
-                LOG_FIELDS,
-                (
-                    time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(job.burned_at or time.time())),
-                    self.cfg.station,
-                    p.serial,
-                    p.model.name if p.model else "",
-                    job.issuer,
-                    job.account,
-                    job.fingerprint,
-                    job.algorithm,
-                    job.period,
-                    job.id,
-                    job.source,
-                    "" if job.profile is None else job.profile,
-                ),
-                strict=True,
-            )
+        """Append the provisioning-log row for a burned job (:mod:`provlog`)."""
+        entry = provlog.row(
+            at=job.burned_at or time.time(),
+            station=self.cfg.station,
+            serial=p.serial,
+            model=p.model.name if p.model else "",
+            issuer=job.issuer,
+            account=job.account,
+            fingerprint=job.fingerprint,
+            algorithm=job.algorithm,
+            period=job.period,
+            job_id=job.id,
+            source=job.source,
+            profile=job.profile,
         )
-        new = not self.log_path.exists()
-        # A log begun before Molto2 burns keeps its columns (the registry has the profile).
-        columns = LOG_FIELDS if new or _has_profile_column(self.log_path) else LOG_FIELDS[:-1]
-        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        with os.fdopen(fd, "a", newline="", encoding="utf-8", errors="backslashreplace") as f:
-            w = SafeWriter(f)
-            if new:
-                w.writerow(LOG_FIELDS)
-            w.writerow([row[c] for c in columns])
-            f.flush()
-            os.fsync(f.fileno())
-        if self.queue.shared:  # the shared log: every station's burns in one place
-            self.queue.log_burn(row)
+        provlog.append(self.log_path, entry, self.queue)
 
     # -- queue management --------------------------------------------------------------
 
@@ -701,11 +663,21 @@ class BurnWrite(CardWrite):
     def succeeded(self, p: Presence, result: WriteResult) -> Written:
         at = result.host_time_after
         store = self.prov.station.store
+        ops: list[Operation] = []
         done = burned(
             self.prov,
             self.job.id,
             p,
-            lambda: store.record_write(p.serial, self.settings, at, provisioned=True),
+            lambda: ops.append(
+                writes.burned(
+                    store,
+                    p.serial,
+                    self.settings,
+                    at,
+                    detail=f"{self.origin}; {self.job.label()}",
+                    fingerprint=self.job.fingerprint,
+                )
+            ),
         )
         assert self.seed is not None
         expected = expected_hint(done, self.seed, self.settings, at)
@@ -722,15 +694,7 @@ class BurnWrite(CardWrite):
             expected_code=expected[0] if expected else None,
             expected_code_valid_until=expected[1] if expected else None,
         )
-        op = Operation(
-            p.serial,
-            at,
-            OperationKind.BURN,
-            Outcome.OK,
-            f"{self.origin}; {done.label()}",
-            secret_fingerprint=done.fingerprint,
-        )
-        return Written(op, event)
+        return Written(ops[0], event)
 
     def failed(self, p: Presence, exc: StationError | TokenError) -> Written | None:
         if not self.started:
@@ -822,14 +786,8 @@ def burn_failed(
 ) -> Written:
     """The registry row and the BurnFailed event of a burn that did not complete."""
     where = "" if profile is None else f"profile {profile}: "
-    op = Operation(
-        p.serial,
-        time.time(),
-        OperationKind.BURN,
-        Outcome.FAILED,
-        where + exc.message,
-        secret_fingerprint=job.fingerprint,
-        profile=profile,
+    op = writes.burn_failed(
+        p.serial, time.time(), where + exc.message, fingerprint=job.fingerprint, profile=profile
     )
     event = BurnFailed(
         reader=p.reader,
@@ -852,13 +810,6 @@ class _Ingest:
     name: str
     taken: FileTaken | None = None
     error: StationError | None = None
-
-
-def _has_profile_column(path: Path) -> bool:
-    """Whether an existing provisioning log's header has the profile column (a log begun
-    before Molto2 burns keeps its columns; the registry has the profile then)."""
-    with open(path, encoding="utf-8", errors="replace") as f:
-        return "profile" in f.readline().strip().split(",")
 
 
 def job_view(job: Job) -> JobView:
