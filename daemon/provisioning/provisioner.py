@@ -712,6 +712,32 @@ class BurnWrite(CardWrite):
         return burn_failed(p, self.origin, job, outcome, exc)
 
 
+class RequestedBurnWrite(BurnWrite):
+    """BurnAccount onto a single-profile token (`tokenstation burn` while the daemon runs):
+    a manual burn of the caller's own job, with the caller's display timeout (None: the
+    daemon's). Onto a token this station or the shared registry already burned only with
+    ``replace``: the caller's question named that burn (one made meanwhile is refused)."""
+
+    def __init__(
+        self, prov: Provisioner, job: Job, *, replace: bool, display_timeout: int | None
+    ) -> None:
+        super().__init__(prov, job, Origin.MANUAL)
+        self.replace = replace
+        if display_timeout is not None:
+            self.settings = job.settings(display_timeout)
+
+    async def prepare(self, p: Presence) -> None:
+        if not self.replace and self.prov.touched(p.serial):
+            raise StationError(
+                ErrorKind.REFUSED,
+                f"token {p.serial} was burned before (the station's registry records it); "
+                "it was not touched",
+                "Run the burn again: its question then names the earlier burn, and a yes "
+                "replaces that seed.",
+            )
+        await super().prepare(p)
+
+
 # -- what the single-profile and the Molto2 burn share ---------------------------------
 
 
