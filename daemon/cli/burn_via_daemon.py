@@ -133,6 +133,6 @@ def _report(args: argparse.Namespace, done: dict[str, Any], seed: Secret, label:
     print(f"Settings: {s['hmac']}, {s['period']} s step, {s['display_timeout']} s display.")
     if code:
         print(
-            f"Switch the token off and on: it should show {code[:3]} {code[3:]} until {utc(until)}."
+            f"Switch the token off and on: it should show {code[:3]} {code[3:]} until {utc(float(until))}."
         )
     return 0
