@@ -195,8 +195,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
     from .direct_record import direct_record
 
     with (
-        direct_record(args.config, beside_daemon=True) as record,
         token_session(args.reader) as (reader, session),
+        direct_record(args.config, beside_daemon=True) as record,  # before any write
     ):
         ident = session.identify()
         if args.serial and ident.serial != args.serial:
@@ -303,8 +303,8 @@ def cmd_burn(args: argparse.Namespace) -> int:
 
         return burn_via_daemon(args, pcsc.choose_reader(args.reader), seed, label, settings)
     with (
-        direct_record(args.config, beside_daemon=False) as record,
         token_session(args.reader) as (reader, session),
+        direct_record(args.config, beside_daemon=False) as record,  # before any write
     ):
         info = session.read_first().info
         confirm(
