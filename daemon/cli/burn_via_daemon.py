@@ -10,7 +10,6 @@ the question did not say so (the token was written meanwhile), the daemon refuse
 from __future__ import annotations
 
 import argparse
-import os
 from typing import TYPE_CHECKING, Any
 
 from .common import EXIT_NO_READER, EXIT_USAGE, CliError, confirm, emit_json, utc
@@ -54,7 +53,7 @@ def burn_via_daemon(
     """Burn through the running daemon (BurnAccount); the exit code."""
     from tokenstation.daemon.token import molto2 as m
 
-    from .molto2_daemon import account_text, daemon_presence
+    from .molto2_daemon import account_text, daemon_presence, send_account
 
     found = daemon_presence(args, reader)
     if found is None:
@@ -88,18 +87,7 @@ def burn_via_daemon(
     text = account_text(
         seed, label, m.ProfileSettings(settings.hmac, settings.period, 6, settings.display_timeout)
     )
-    fd = os.memfd_create("tokenstation-account", os.MFD_CLOEXEC)
-    try:
-        os.write(fd, text)
-        os.lseek(fd, 0, os.SEEK_SET)
-        try:
-            done = daemon_call(
-                args.bus, lambda c: c.burn_account(fd, "account.txt", serial, **options)
-            )
-        except DaemonRefused as exc:
-            raise DaemonRefused(exc.kind, f"token {serial}: {exc}. {exc.next_step}") from None
-    finally:
-        os.close(fd)
+    done = send_account(args.bus, text, serial, options, f"token {serial}")
     return _report(args, done, seed, label)
 
 
@@ -133,6 +121,7 @@ def _report(args: argparse.Namespace, done: dict[str, Any], seed: Secret, label:
     print(f"Settings: {s['hmac']}, {s['period']} s step, {s['display_timeout']} s display.")
     if code:
         print(
-            f"Switch the token off and on: it should show {code[:3]} {code[3:]} until {utc(float(until))}."
+            f"Switch the token off and on: it should show {code[:3]} {code[3:]} "
+            f"until {utc(until or 0.0)}."
         )
     return 0
