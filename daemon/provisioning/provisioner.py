@@ -85,9 +85,10 @@ class BurnChoice:
 
 
 def choose_job(
-    model: Model, serial: str, provisioned: bool, waiting: list[Job], mode: str
+    model: Model, serial: str, provisioned: bool, waiting: list[Job], mode: str, *, why: str = ""
 ) -> BurnChoice:
-    """Pure policy: bound jobs first; station mode never burns over a provisioned token."""
+    """Pure policy: bound jobs first; station mode never burns over a provisioned token
+    (``why``: what records it as burned, for the reason)."""
     if not model.programmable:
         return BurnChoice(None, False, "read-only model")
     usable = [
@@ -106,8 +107,9 @@ def choose_job(
             return BurnChoice(
                 None,
                 False,
-                f"token {serial} was provisioned by this station before; station mode "
-                "never burns over it (bind a job to it by naming the file <serial>.png)",
+                f"token {serial} was provisioned before ({why or 'by this station'}); "
+                "station mode never burns over it (bind a job to it by naming the file "
+                "<serial>.png)",
             )
         return BurnChoice(free[0], True, "")
     warning = (
@@ -458,12 +460,24 @@ class Provisioner:
 
     def touched(self, serial: str) -> bool:
         """This station burned the token, or tried to (registry or the queue's intents)."""
-        record = self.station.store.token(serial)
-        return (
-            bool(record and record.provisioned)
-            or any(op.kind == OperationKind.BURN for op in self.station.store.operations(serial))
-            or self.queue.targeted(serial)
-        )
+        return bool(self.burned_before(serial))
+
+    def burned_before(self, serial: str) -> str:
+        """What records ``serial`` as burned, or a burn onto it begun ("" if nothing): the
+        registry (this station's or the shared one: a daemon's burn, a command-line burn,
+        an interrupted one) or the queue's intents."""
+        store = self.station.store
+        burns = [op for op in store.operations(serial) if op.kind == OperationKind.BURN]
+        if burns:
+            op = burns[-1]
+            where = f" at station {op.station}" if op.station else ""
+            return f"the registry records a burn{where}: {op.outcome}, {op.detail}"
+        record = store.token(serial)
+        if record and record.provisioned:
+            return "the registry records it as provisioned"
+        if self.queue.targeted(serial):
+            return "a burn onto it was begun from the queue"
+        return ""
 
     async def _consider(self, reader: str) -> None:
         try:
@@ -485,7 +499,8 @@ class Provisioner:
         if p.profiles is not None:  # a Molto2: the next job into the next free profile
             await molto2_burn.consider(self, p, waiting)
             return
-        choice = choose_job(p.model, p.serial, self.touched(p.serial), waiting, self.cfg.mode)
+        why = self.burned_before(p.serial)
+        choice = choose_job(p.model, p.serial, bool(why), waiting, self.cfg.mode, why=why)
         if choice.job is None:
             if waiting and choice.reason:
                 log.info("no burn for %s: %s", p.serial, choice.reason)
@@ -727,11 +742,11 @@ class RequestedBurnWrite(BurnWrite):
             self.settings = job.settings(display_timeout)
 
     async def prepare(self, p: Presence) -> None:
-        if not self.replace and self.prov.touched(p.serial):
+        why = "" if self.replace else self.prov.burned_before(p.serial)
+        if why:
             raise StationError(
                 ErrorKind.REFUSED,
-                f"token {p.serial} was burned before (the station's registry records it); "
-                "it was not touched",
+                f"token {p.serial} was burned before ({why}); it was not touched",
                 "Run the burn again: its question then names the earlier burn, and a yes "
                 "replaces that seed.",
             )

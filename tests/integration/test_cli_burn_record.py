@@ -89,6 +89,8 @@ def test_a_direct_burn_is_recorded_and_station_mode_never_burns_over_it(
     folder = tmp_path / "drop"
     daemon, bus = start_daemon(config=station_config(folder))
     job_waits_and_is_not_burned_over(bus, sim, folder, daemon)
+    [line] = [s for s in daemon.output().splitlines() if f"no burn for {P2}" in s][-1:]
+    assert "station mode never burns over it" in line and "ok, command line on" in line
     assert_recorded(cli_bus, home)  # and through the daemon
 
 
@@ -123,3 +125,29 @@ def test_a_burn_while_the_daemon_runs_goes_through_it_and_is_never_burned_over(
     daemon.stop()  # and after the daemon stopped: still known, still never burned over
     daemon2, bus2 = start_daemon(config=station_config(folder))
     job_waits_and_is_not_burned_over(bus2, sim, folder, daemon2)
+
+
+def test_a_direct_sync_is_recorded_as_a_daemon_sync_is(
+    start_daemon: Start, cli_bus: Cli, simulator: Sim, tmp_path: Path
+) -> None:
+    c302 = "86596320000001"
+    simulator("--serial", c302, "--clock-offset", "20.0")
+    settings = ["--algorithm", "sha1", "--period", "30", "--display-timeout", "30"]
+    proc = cli_bus("sync", *settings, "--yes", "--json")  # no daemon: directly
+    assert proc.returncode == 0, proc.stderr
+    token = json.loads(cli_bus("tokens", c302, "--json").stdout)
+    token = token["tokens"][0] if "tokens" in token else token
+    [op] = token["operations"]
+    assert (op["kind"], op["outcome"]) == ("sync", "ok") and "command line" in op["detail"]
+    assert 19.0 < op["drift_before_s"] < 21.0 and abs(op["drift_after_s"]) < 1.0
+    assert token["settings"] == {"hmac": "sha1", "period": 30, "display_timeout": 30}
+    assert token["provisioned"] is False and token["measurements"] == 2  # before, after
+
+    start_daemon(config='[clock]\ntrust = "assume-synchronised"\n')  # then through it
+    wait_until(lambda: cli_bus("status").returncode == 0, 5.0)
+    proc = cli_bus("sync", "--yes", "--json")  # the settings the direct sync recorded
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["via"] == "daemon"
+    token = json.loads(cli_bus("tokens", c302, "--json").stdout)
+    token = token["tokens"][0] if "tokens" in token else token
+    assert [op["kind"] for op in token["operations"]] == ["sync", "sync"]
