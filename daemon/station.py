@@ -725,14 +725,8 @@ class Station:
                 self._finish(p, w.failed(p, exc), exc.message)
                 self._updated(p, w.kind, Outcome.FAILED)
                 raise StationError(ErrorKind.FAILED, exc.message, exc.next_step) from None
-            if isinstance(result, WriteResult) and result.residual is not None and p.model:
-                after = Identification(
-                    p.serial,
-                    p.model,
-                    result.token_time_after,
-                    result.host_time_after,
-                    result.residual,
-                )
+            after = writes.after_write(result) if isinstance(result, WriteResult) else None
+            if after is not None and p.model:
                 p.ident = after
                 self._record_drift(p, after)
             done = w.succeeded(p, result)

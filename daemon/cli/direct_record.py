@@ -75,6 +75,7 @@ class Record:
 
         at = result.host_time_after
         self.store.seen(result.serial, result.model.name, at)
+        self._drift_after(reader, result)
         op = writes.burned(
             self.store,
             result.serial,
@@ -99,6 +100,12 @@ class Record:
         )
         provlog.append(self.log_path, entry, self.queue)
 
+    def _drift_after(self, reader: str, result: WriteResult) -> None:
+        """The drift the write's read-back measured, recorded as the daemon's is."""
+        after = writes.after_write(result)
+        if after is not None:
+            writes.drift(self.store, after, reader)
+
     def burn_failed(
         self, serial: str, model: str, seed: Secret, why: str, *, maybe_written: bool
     ) -> None:
@@ -117,15 +124,7 @@ class Record:
     ) -> None:
         """A clock write: the drift before (and after), the settings, the operation."""
         writes.measured(self.store, before, reader)
-        if result.residual is not None:
-            after = Identification(
-                result.serial,
-                result.model,
-                result.token_time_after,
-                result.host_time_after,
-                result.residual,
-            )
-            writes.drift(self.store, after, reader)
+        self._drift_after(reader, result)
         op = writes.synced(
             self.store,
             result.serial,

@@ -9,6 +9,7 @@ a real stop.
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import pytest
