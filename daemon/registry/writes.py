@@ -31,10 +31,10 @@ def drift(store: Store, ident: Identification, reader: str) -> None:
 
 def after_write(result: WriteResult) -> Identification | None:
     """The token as the write's read-back measured it (None: not measured after)."""
-    if result.residual is None:
+    r, residual = result, result.residual
+    if residual is None:
         return None
-    r = result
-    return Identification(r.serial, r.model, r.token_time_after, r.host_time_after, r.residual)
+    return Identification(r.serial, r.model, r.token_time_after, r.host_time_after, residual)
 
 
 def burned(
