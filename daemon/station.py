@@ -27,8 +27,9 @@ from tokenstation.daemon.clocksync.policy import (
     known_settings,
     molto2_decision,
 )
+from tokenstation.daemon.registry import writes
 from tokenstation.daemon.registry.drift import estimate_rate
-from tokenstation.daemon.registry.store import DriftPoint, Operation, Store, TokenRecord
+from tokenstation.daemon.registry.store import Operation, Store, TokenRecord
 from tokenstation.daemon.storage.database import StoreUnavailable
 
 from . import __version__
@@ -596,19 +597,14 @@ class Station:
         and shown all the same, not recorded (settings unknown meanwhile)."""
         try:
             record = self.store.token(ident.serial) if known else None
-            self.store.seen(ident.serial, ident.model.name, ident.host_time)
-            self._record_drift(p, ident)
+            writes.measured(self.store, ident, p.reader)
         except StoreUnavailable as exc:
             log.warning("token %s measured, not recorded: %s", ident.serial, exc)
             return None
         return record
 
     def _record_drift(self, p: Presence, ident: Identification) -> None:
-        d = ident.drift
-        self.store.record_drift(
-            ident.serial,
-            DriftPoint(ident.host_time, d.drift_s, d.uncertainty_s, d.method, p.reader),
-        )
+        writes.drift(self.store, ident, p.reader)
 
     async def _decide(
         self, model: Model, drift_s: float, record: TokenRecord | None
@@ -729,14 +725,8 @@ class Station:
                 self._finish(p, w.failed(p, exc), exc.message)
                 self._updated(p, w.kind, Outcome.FAILED)
                 raise StationError(ErrorKind.FAILED, exc.message, exc.next_step) from None
-            if isinstance(result, WriteResult) and result.residual is not None and p.model:
-                after = Identification(
-                    p.serial,
-                    p.model,
-                    result.token_time_after,
-                    result.host_time_after,
-                    result.residual,
-                )
+            after = writes.after_write(result) if isinstance(result, WriteResult) else None
+            if after is not None and p.model:
                 p.ident = after
                 self._record_drift(p, after)
             done = w.succeeded(p, result)

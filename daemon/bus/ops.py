@@ -261,7 +261,7 @@ async def ingest_from_fd(prov: Provisioner, fd: object, name: object) -> dict[st
     return reply
 
 
-_BURN_OPTIONS = {"profile": int, "title": str}
+_BURN_OPTIONS = {"profile": int, "title": str, "replace": bool, "display_timeout": int}
 
 
 async def burn_account_from_fd(
@@ -269,8 +269,9 @@ async def burn_account_from_fd(
 ) -> dict[str, object]:
     """BurnAccount: the file the caller opened (closed here or by the intake), its one
     account burned into options' ``profile`` (absent: the next free one) of the Molto2
-    ``serial``, titled options' ``title`` (absent: issuer:account, cut)."""
-    from tokenstation.daemon.provisioning.molto2_account import burn_account
+    ``serial``, titled options' ``title`` (absent: issuer:account, cut); or onto the
+    single-profile token ``serial`` (options ``replace``, ``display_timeout``)."""
+    from tokenstation.daemon.provisioning.molto2_account import SingleOptions, burn_account
 
     try:
         if isinstance(fd, bool) or not isinstance(fd, int) or fd < 0:
@@ -283,12 +284,22 @@ async def burn_account_from_fd(
         refuse_unknown(opts, _BURN_OPTIONS)
         profile = _option(opts, "profile", int, None)
         title = _option(opts, "title", str, None)
+        single = SingleOptions(
+            replace=_option(opts, "replace", bool, False),
+            display_timeout=_option(opts, "display_timeout", int, None),
+        )
     except BaseException:
         if isinstance(fd, int) and not isinstance(fd, bool) and fd >= 0:
             with contextlib.suppress(OSError):
                 os.close(fd)
         raise
     done = await burn_account(
-        prov, fd, shown_name(base) or "account.txt", who, profile=profile, title=title
+        prov,
+        fd,
+        shown_name(base) or "account.txt",
+        who,
+        profile=profile,
+        title=title,
+        single=single,
     )
     return to_wire(done)

@@ -159,25 +159,22 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _duplicate_words(dup: str, result: dict[str, Any], jobs: list[dict[str, Any]]) -> str:
-    """'ACME:bob (queued)' -> which job already holds that secret, in words."""
-    label, _, state = dup.rpartition(" (")
-    state = state.rstrip(")")
-    fingerprints = {
-        (f"{a['issuer']}:{a['account']}" if a.get("issuer") else a.get("account")): a[
-            "secret_fingerprint"
-        ]
-        for a in result.get("accounts", [])
-    }
-    fp = fingerprints.get(label, "")
-    holders = [
-        j for j in jobs if fp and j["secret_fingerprint"] == fp and j["state"] == (state or "")
-    ]
-    where = (
-        f"job {holders[0]['id']} ({holders[0]['label']}, {state})" if holders else f"a {state} job"
+    """'job 4, Acme:carol (queued)' (the job holding the secret) -> which account of the
+    file was not queued, in words."""
+    holder = dup.removeprefix("job ").split(",", 1)[0]
+    fp = next((j["secret_fingerprint"] for j in jobs if str(j["id"]) == holder), "")
+    mine = next(
+        (
+            f"{a['issuer']}:{a['account']}" if a.get("issuer") else a.get("account")
+            for a in result.get("accounts", [])
+            if fp and a.get("secret_fingerprint") == fp
+        ),
+        None,
     )
-    if state == "burned":
-        return f"the secret of {label} was already burned ({where})"
-    return f"the secret of {label} is already in {where}"
+    what = f"the secret of {mine}" if mine else "a secret in it"
+    if dup.endswith("(burned)"):
+        return f"{what} was already burned: {dup}"
+    return f"{what} is already held by {dup}"
 
 
 def _change(args: argparse.Namespace) -> int:

@@ -151,8 +151,17 @@ class Intake:
     """What queuing a file did."""
 
     queued: list[Job] = field(default_factory=list)
-    duplicates: list[str] = field(default_factory=list)  # labels already queued or burned
+    #: The jobs already holding a secret in the file (queued, burning or burned), one
+    #: entry per account not queued: "job 4, Acme:carol (queued)".
+    duplicates: list[str] = field(default_factory=list)
     seen_before: bool = False  # the same bytes were processed already
+
+
+def holder_words(job_id: int, issuer: str, account: str, state: str) -> str:
+    """The job that already holds a secret, as a refusal names it: "job 4, Acme:carol
+    (queued)" (never the account being refused, which may be named otherwise)."""
+    label = f"{issuer}:{account}" if issuer else account or "(unnamed)"
+    return f"job {job_id}, {label} ({state})"
 
 
 def secret_hash(secret: Secret) -> str:
@@ -302,11 +311,12 @@ class JobQueue(StoredPart):
         """One job (inside a transaction), unless its secret is queued or burned already."""
         h = self._secret_hash(job.account.secret)
         dup = self._db.execute(
-            "SELECT state FROM jobs WHERE secret_hash = ? AND state IN (?, ?, ?)",
+            "SELECT id, issuer, account, state FROM jobs WHERE secret_hash = ? "
+            "AND state IN (?, ?, ?) ORDER BY id LIMIT 1",
             (h, *LIVE),
         ).fetchone()
         if dup:
-            intake.duplicates.append(f"{job.account.label()} ({dup[0]})")
+            intake.duplicates.append(holder_words(*dup))
             return
         a = job.account
         box = self._handover_box() if batch else self.box
