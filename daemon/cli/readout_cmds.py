@@ -114,6 +114,14 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"QR:         {status['qr_decoders']}")
         if status.get("jobs_failed"):
             print(f"Failed:     {status['jobs_failed']} job(s); see `tokenstation queue list`")
+        if status.get("handover", {}).get("pending"):
+            print(
+                f"Hand-over:  {status['handover']['pending']} burned token(s) wait for their "
+                "seed's hand-over: `tokenstation export` (docs/handover.md)"
+            )
+        push = status.get("handover_push")
+        if isinstance(push, dict) and push.get("problem"):
+            print(f"Push:       {push['url']}: {push['problem']}")
     readers = status.get("readers", [])
     print(f"Readers:    {len(readers)}")
     by_reader = {p["reader"]: p for p in present}

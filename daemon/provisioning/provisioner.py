@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import time
@@ -35,22 +36,23 @@ from tokenstation.daemon.events import (
     JobView,
     OperationKind,
     Origin,
-    Outcome,
     PresenceState,
     QueueState,
     TokenMeasured,
     decode,
 )
 from tokenstation.daemon.faults import CrashPoint
+from tokenstation.daemon.handover.keeper import Keeper
+from tokenstation.daemon.handover.pusher import Pusher
 from tokenstation.daemon.intake.files import IntakeFiles, Refusal
 from tokenstation.daemon.intake.ingest import NotAFile, Opened, judge_bytes, open_and_read, read_fd
 from tokenstation.daemon.intake.payload import Verdict, advice
-from tokenstation.daemon.provisioning import molto2_burn
-from tokenstation.daemon.provisioning.csvsafe import SafeWriter
+from tokenstation.daemon.provisioning import molto2_burn, provlog
 from tokenstation.daemon.provisioning.otpcode import expected_code
 from tokenstation.daemon.provisioning.queue import Intake, Job, JobQueue, NewJob, SealBroken
 from tokenstation.daemon.provisioning.shared import SharedQueue
 from tokenstation.daemon.qr.pool import DecodePool
+from tokenstation.daemon.registry import writes
 from tokenstation.daemon.registry.store import Operation
 from tokenstation.daemon.safetext import shown_name
 from tokenstation.daemon.station import (
@@ -66,28 +68,13 @@ from tokenstation.daemon.storage.database import StoreUnavailable
 from tokenstation.daemon.token.errors import CardLost, RefusedByPolicy, TokenError, TransportError
 from tokenstation.daemon.token.models import Model
 from tokenstation.daemon.token.secret import Secret
-from tokenstation.daemon.token.session import TokenSession, WriteResult
+from tokenstation.daemon.token.session import ClockKind, DriftEstimate, TokenSession, WriteResult
 from tokenstation.daemon.token.settings import TokenSettings
 from tokenstation.daemon.xdg import private_dir
 
 log = logging.getLogger(__name__)
 
 _SEE_QUEUE = "See the jobs and their states with `tokenstation queue list --all`."
-
-LOG_FIELDS = (
-    "time_utc",
-    "station",
-    "serial",
-    "model",
-    "issuer",
-    "account",
-    "secret_fingerprint",
-    "algorithm",
-    "period",
-    "job_id",
-    "source",
-    "profile",  # the Molto2 profile ("" for single-profile tokens)
-)
 
 
 @dataclass(frozen=True)
@@ -100,9 +87,10 @@ class BurnChoice:
 
 
 def choose_job(
-    model: Model, serial: str, provisioned: bool, waiting: list[Job], mode: str
+    model: Model, serial: str, provisioned: bool, waiting: list[Job], mode: str, *, why: str = ""
 ) -> BurnChoice:
-    """Pure policy: bound jobs first; station mode never burns over a provisioned token."""
+    """Pure policy: bound jobs first; station mode never burns over a provisioned token
+    (``why``: what records it as burned, for the reason)."""
     if not model.programmable:
         return BurnChoice(None, False, "read-only model")
     usable = [
@@ -121,8 +109,9 @@ def choose_job(
             return BurnChoice(
                 None,
                 False,
-                f"token {serial} was provisioned by this station before; station mode "
-                "never burns over it (bind a job to it by naming the file <serial>.png)",
+                f"token {serial} was provisioned before ({why or 'by this station'}); "
+                "station mode never burns over it (bind a job to it by naming the file "
+                "<serial>.png)",
             )
         return BurnChoice(free[0], True, "")
     warning = (
@@ -177,6 +166,8 @@ class Provisioner:
         self.decoder = DecodePool()
         self._held: list[Path] = []  # claimed files waiting for the shared database
         self.claims: set[int] = set()  # jobs this station claimed and is burning now
+        self.keeper = Keeper(queue, cfg.handover.keep_days, loop)
+        self.pusher = Pusher(queue, cfg.handover.privacyidea, loop)
         self.shared: SharedQueue | None = None
         if queue.shared:
             self.shared = SharedQueue(self, loop)
@@ -202,27 +193,28 @@ class Provisioner:
             if not job.burned_serial or job.profile is not None:
                 continue
             self.station.store.mark_uncertain_burn(job.burned_serial, time.time())
-            self.station.store.record_operation(
-                Operation(
-                    job.burned_serial,
-                    time.time(),
-                    OperationKind.BURN,
-                    Outcome.FAILED,
-                    f"interrupted: {why} during the burn of {job.label()}"
-                    + (f" at station {job.claimed_by}" if job.claimed_by else "")
-                    + "; the token may or may not hold the seed",
-                    secret_fingerprint=job.fingerprint,
-                    station=job.claimed_by,
-                )
+            op = writes.burn_failed(
+                job.burned_serial,
+                time.time(),
+                f"interrupted: {why} during the burn of {job.label()}"
+                + (f" at station {job.claimed_by}" if job.claimed_by else "")
+                + "; the token may or may not hold the seed",
+                fingerprint=job.fingerprint,
             )
+            self.station.store.record_operation(dataclasses.replace(op, station=job.claimed_by))
 
     def start(self) -> None:
-        """After recovery: on a shared queue, follow the other stations (loop thread)."""
+        """After recovery: on a shared queue, follow the other stations (loop thread);
+        erase exported seeds by time."""
+        self.keeper.start()
+        self.pusher.start()
         if self.shared is not None:
             self.shared.start()
 
     async def stop(self) -> None:
         """Stop following the other stations."""
+        self.keeper.stop()
+        self.pusher.stop()
         if self.shared is not None:
             await self.shared.stop()
 
@@ -246,6 +238,9 @@ class Provisioner:
         try:
             out["queue_length"] = self.queue.waiting()
             out["jobs_failed"] = self.queue.count("failed")
+            out["handover"] = self.queue.handover_counts()
+            if self.pusher.active:
+                out["handover_push"] = self.pusher.status()
         except StoreUnavailable as exc:
             self._lost(exc)
             out["queue_length"] = -1  # unknown while the shared database is unreachable
@@ -257,6 +252,10 @@ class Provisioner:
     def _lost(self, exc: StoreUnavailable) -> None:
         if self.shared is not None:
             self.shared.lost(exc)
+
+    def jobs_added(self) -> None:
+        """Jobs were queued here but not from a file (seeds made here): publish, offer."""
+        self._queue_changed()
 
     def queue_changed_elsewhere(self, what: str) -> None:
         """Another station changed the shared queue (loop thread): publish, offer again."""
@@ -481,12 +480,24 @@ class Provisioner:
 
     def touched(self, serial: str) -> bool:
         """This station burned the token, or tried to (registry or the queue's intents)."""
-        record = self.station.store.token(serial)
-        return (
-            bool(record and record.provisioned)
-            or any(op.kind == OperationKind.BURN for op in self.station.store.operations(serial))
-            or self.queue.targeted(serial)
-        )
+        return bool(self.burned_before(serial))
+
+    def burned_before(self, serial: str) -> str:
+        """What records ``serial`` as burned, or a burn onto it begun ("" if nothing): the
+        registry (this station's or the shared one: a daemon's burn, a command-line burn,
+        an interrupted one) or the queue's intents."""
+        store = self.station.store
+        burns = [op for op in store.operations(serial) if op.kind == OperationKind.BURN]
+        if burns:
+            op = burns[-1]
+            where = f" at station {op.station}" if op.station else ""
+            return f"the registry records a burn{where}: {op.outcome}, {op.detail}"
+        record = store.token(serial)
+        if record and record.provisioned:
+            return "the registry records it as provisioned"
+        if self.queue.targeted(serial):
+            return "a burn onto it was begun from the queue"
+        return ""
 
     async def _consider(self, reader: str) -> None:
         try:
@@ -505,12 +516,12 @@ class Provisioner:
         # A page of candidates, not the whole queue; the whole queue only when that page
         # holds nothing this token can take (all skipped, held or of other settings).
         page = self.queue.claimable(p.serial, CANDIDATES + len(self._skipped) + len(self.held))
-        touched = self.touched(p.serial)
+        why = self.burned_before(p.serial)
         waiting = self._waiting(page, p)
-        choice = choose_job(p.model, p.serial, touched, waiting, self.cfg.mode)
+        choice = choose_job(p.model, p.serial, bool(why), waiting, self.cfg.mode, why=why)
         if choice.job is None and len(page) >= CANDIDATES:
             waiting = self._waiting(self.queue.jobs(["queued"]), p)
-            choice = choose_job(p.model, p.serial, touched, waiting, self.cfg.mode)
+            choice = choose_job(p.model, p.serial, bool(why), waiting, self.cfg.mode, why=why)
         if choice.job is None:
             if waiting and choice.reason:
                 log.info("no burn for %s: %s", p.serial, choice.reason)
@@ -602,41 +613,22 @@ class Provisioner:
         return done
 
     def log_provisioning(self, job: Job, p: Presence) -> None:
-        """Append the provisioning-log row for a burned job (CSV, 0600; and the shared
-        database's log when there is one)."""
-        row: dict[str, object] = dict(
-            zip(
-                LOG_FIELDS,
-                (
-                    time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(job.burned_at or time.time())),
-                    self.cfg.station,
-                    p.serial,
-                    p.model.name if p.model else "",
-                    job.issuer,
-                    job.account,
-                    job.fingerprint,
-                    job.algorithm,
-                    job.period,
-                    job.id,
-                    job.source,
-                    "" if job.profile is None else job.profile,
-                ),
-                strict=True,
-            )
+        """Append the provisioning-log row for a burned job (:mod:`provlog`)."""
+        entry = provlog.row(
+            at=job.burned_at or time.time(),
+            station=self.cfg.station,
+            serial=p.serial,
+            model=p.model.name if p.model else "",
+            issuer=job.issuer,
+            account=job.account,
+            fingerprint=job.fingerprint,
+            algorithm=job.algorithm,
+            period=job.period,
+            job_id=job.id,
+            source=job.source,
+            profile=job.profile,
         )
-        new = not self.log_path.exists()
-        # A log begun before Molto2 burns keeps its columns (the registry has the profile).
-        columns = LOG_FIELDS if new or _has_profile_column(self.log_path) else LOG_FIELDS[:-1]
-        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        with os.fdopen(fd, "a", newline="", encoding="utf-8", errors="backslashreplace") as f:
-            w = SafeWriter(f)
-            if new:
-                w.writerow(LOG_FIELDS)
-            w.writerow([row[c] for c in columns])
-            f.flush()
-            os.fsync(f.fileno())
-        if self.queue.shared:  # the shared log: every station's burns in one place
-            self.queue.log_burn(row)
+        provlog.append(self.log_path, entry, self.queue)
 
     # -- queue management --------------------------------------------------------------
 
@@ -700,6 +692,8 @@ class BurnWrite(CardWrite):
         self.settings = job.settings(prov.cfg.token_defaults.display_timeout)
         self.seed: Secret | None = None
         self.serial = ""
+        self.before: DriftEstimate | None = None
+        self.clock_kind = ClockKind.UNKNOWN
 
     async def prepare(self, p: Presence) -> None:
         if self.prov.paused and self.origin == Origin.STATION:
@@ -707,20 +701,40 @@ class BurnWrite(CardWrite):
         self.job, self.seed = claim_burn(self.prov, self.job.id, p.serial)
         self.started = True
         self.serial = p.serial
+        # Measured after the write (as a sync is), so every view shows the drift after.
+        self.before = p.ident.drift if p.ident is not None else None
+        self.clock_kind = ClockKind.parse(self.prov.station.store.clock_kind(p.serial))
         self.prov.crash_point("intent")
 
     def run(self, session: TokenSession) -> WriteResult:
         assert self.seed is not None
-        return session.burn(self.seed, self.settings, expect_serial=self.serial)
+        return session.burn(
+            self.seed,
+            self.settings,
+            expect_serial=self.serial,
+            measure_after=True,
+            clock_kind=self.clock_kind,
+            before=self.before,
+        )
 
     def succeeded(self, p: Presence, result: WriteResult) -> Written:
         at = result.host_time_after
         store = self.prov.station.store
+        ops: list[Operation] = []
         done = burned(
             self.prov,
             self.job.id,
             p,
-            lambda: store.record_write(p.serial, self.settings, at, provisioned=True),
+            lambda: ops.append(
+                writes.burned(
+                    store,
+                    p.serial,
+                    self.settings,
+                    at,
+                    detail=f"{self.origin}; {self.job.label()}",
+                    fingerprint=self.job.fingerprint,
+                )
+            ),
         )
         assert self.seed is not None
         expected = expected_hint(done, self.seed, self.settings, at)
@@ -737,15 +751,7 @@ class BurnWrite(CardWrite):
             expected_code=expected[0] if expected else None,
             expected_code_valid_until=expected[1] if expected else None,
         )
-        op = Operation(
-            p.serial,
-            at,
-            OperationKind.BURN,
-            Outcome.OK,
-            f"{self.origin}; {done.label()}",
-            secret_fingerprint=done.fingerprint,
-        )
-        return Written(op, event)
+        return Written(ops[0], event)
 
     def failed(self, p: Presence, exc: StationError | TokenError) -> Written | None:
         if not self.started:
@@ -761,6 +767,32 @@ class BurnWrite(CardWrite):
             job = queue.failed(self.job.id, exc.message)
             outcome = BurnOutcome.FAILED
         return burn_failed(p, self.origin, job, outcome, exc)
+
+
+class RequestedBurnWrite(BurnWrite):
+    """BurnAccount onto a single-profile token (`tokenstation burn` while the daemon runs):
+    a manual burn of the caller's own job, with the caller's display timeout (None: the
+    daemon's). Onto a token this station or the shared registry already burned only with
+    ``replace``: the caller's question named that burn (one made meanwhile is refused)."""
+
+    def __init__(
+        self, prov: Provisioner, job: Job, *, replace: bool, display_timeout: int | None
+    ) -> None:
+        super().__init__(prov, job, Origin.MANUAL)
+        self.replace = replace
+        if display_timeout is not None:
+            self.settings = job.settings(display_timeout)
+
+    async def prepare(self, p: Presence) -> None:
+        why = "" if self.replace else self.prov.burned_before(p.serial)
+        if why:
+            raise StationError(
+                ErrorKind.REFUSED,
+                f"token {p.serial} was burned before ({why}); it was not touched",
+                "Run the burn again: its question then names the earlier burn, and a yes "
+                "replaces that seed.",
+            )
+        await super().prepare(p)
 
 
 # -- what the single-profile and the Molto2 burn share ---------------------------------
@@ -807,10 +839,11 @@ def burned(prov: Provisioner, job_id: int, p: Presence, record: Callable[[], Non
     crash("written")
     record()
     crash("registry")
-    done = prov.queue.burned(job_id, p.serial)
+    done = prov.queue.burned(job_id, p.serial, p.model.name if p.model else "")
     crash("burned")
     prov.log_provisioning(done, p)
     crash("logged")
+    prov.pusher.burned()  # the hand-over's peer: a seed made here goes to privacyIDEA
     return done
 
 
@@ -837,14 +870,8 @@ def burn_failed(
 ) -> Written:
     """The registry row and the BurnFailed event of a burn that did not complete."""
     where = "" if profile is None else f"profile {profile}: "
-    op = Operation(
-        p.serial,
-        time.time(),
-        OperationKind.BURN,
-        Outcome.FAILED,
-        where + exc.message,
-        secret_fingerprint=job.fingerprint,
-        profile=profile,
+    op = writes.burn_failed(
+        p.serial, time.time(), where + exc.message, fingerprint=job.fingerprint, profile=profile
     )
     event = BurnFailed(
         reader=p.reader,
@@ -867,13 +894,6 @@ class _Ingest:
     name: str
     taken: FileTaken | None = None
     error: StationError | None = None
-
-
-def _has_profile_column(path: Path) -> bool:
-    """Whether an existing provisioning log's header has the profile column (a log begun
-    before Molto2 burns keeps its columns; the registry has the profile then)."""
-    with open(path, encoding="utf-8", errors="replace") as f:
-        return "profile" in f.readline().strip().split(",")
 
 
 def job_view(job: Job) -> JobView:
