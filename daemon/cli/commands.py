@@ -42,6 +42,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "demo",
         "see the station at work on simulated tokens (private pcscd and D-Bus)",
     ),
+    "lab": (
+        "lab",
+        "a private station with simulated tokens to explore from another shell, until Ctrl-C",
+    ),
 }
 
 
