@@ -26,7 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "scan",
         "decode and check QR images, otpauth text files and CSV batches (queues nothing)",
     ),
-    "queue": ("queue_cmds", "the burn queue: list, add a file, remove, retry, pause, resume"),
+    "queue": ("queue_cmds", "the burn queue: list, add a file, remove, retry, burn, pause, resume"),
     "store": (
         "store_cmds",
         "the databases: `store migrate` (schema), `store init-key` (seals shared seeds)",

@@ -108,6 +108,9 @@ def test_lab_serves_a_second_shell_and_leaves_nothing_after_ctrl_c(tmp_path: Pat
         info = run_cli(env, "info", "--reader", "Virtual PCD 00 00")
         assert info.returncode == 0, info.stdout + info.stderr
         assert "86596320000417" in info.stdout and "37.4 s fast" in info.stdout, info.stdout
+        profiles = run_cli(env, "profiles", "--json")  # the one Molto2 of three cards
+        assert profiles.returncode == 0, profiles.stdout + profiles.stderr
+        assert json.loads(profiles.stdout)["reader"] == "Virtual PCD 00 01"
         tokens = run_cli(env, "tokens")
         assert "86596320000417" in tokens.stdout, tokens.stdout + tokens.stderr
     finally:
