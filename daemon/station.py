@@ -55,6 +55,7 @@ from .events import (
     TokenMeasured,
     TokenPresented,
     TokenRemoved,
+    TokenUpdated,
     to_wire,
 )
 from .pcsc import ReaderEvent
@@ -72,8 +73,9 @@ from .token.models import Model, ModelTable
 from .token.molto2_session import (
     Molto2Session,
     is_virtual_reader,
+    molto2_drift,
+    molto2_drift_words,
     molto2_model,
-    profile_clock_drift,
     recognise,
 )
 from .token.session import (
@@ -167,7 +169,11 @@ class Presence:
                 drift_s=round(d.drift_s, 3),
                 drift_uncertainty_s=round(d.uncertainty_s, 3),
                 drift_method=d.method,
-                drift_words=describe_drift(d.drift_s),
+                drift_words=(
+                    describe_drift(d.drift_s)
+                    if self.profiles is None
+                    else molto2_drift_words(d.drift_s)
+                ),
                 precise=self.precise,
             )
         dec = self.decision
@@ -234,8 +240,8 @@ class Molto2Reading:
     drifts: dict[int, float]  # seeded profile -> its clock's drift (whole seconds)
 
     def drift(self) -> DriftEstimate:
-        """The seeded profiles' worst clock drift, else the device clock's (one read)."""
-        return profile_clock_drift(self.drifts) or single_read_estimate(self.first)
+        """The Molto2's one drift figure (:func:`molto2_drift`)."""
+        return molto2_drift(self.drifts, self.first)
 
 
 @dataclass(frozen=True)
@@ -514,12 +520,12 @@ class Station:
         self._recorded(p, ident)
         p.decision = await self._decide_for(p)
         log.info(
-            "Molto2 %s on %s: %d of %d profiles hold a seed, device clock %s",
+            "Molto2 %s on %s: %d of %d profiles hold a seed, clock %s",
             p.serial,
             p.reader,
             len(reading.profiles) - len(p.free_profiles()),
             len(reading.profiles),
-            describe_drift(ident.drift.drift_s),
+            molto2_drift_words(ident.drift.drift_s),
         )
         self.publish(TokenPresented(**p.fields(), event_at=round(event_at, 6)))
         self.publish(TokenMeasured(**p.fields()))
@@ -721,6 +727,7 @@ class Station:
             except TokenError as exc:
                 p.key_refused = p.key_refused or isinstance(exc, AuthenticationRefused)
                 self._finish(p, w.failed(p, exc), exc.message)
+                self._updated(p, w.kind, Outcome.FAILED)
                 raise StationError(ErrorKind.FAILED, exc.message, exc.next_step) from None
             if isinstance(result, WriteResult) and result.residual is not None and p.model:
                 after = Identification(
@@ -736,7 +743,15 @@ class Station:
             if p.model is not None and p.ident is not None:
                 p.decision = await self._decide_for(p)
             self._finish(p, done, "")
+            self._updated(p, w.kind, Outcome.OK)
             return done.event
+
+    def _updated(self, p: Presence, after: OperationKind, outcome: Outcome) -> None:
+        """After a write that reached the card: the token's presence as it is now (the
+        drift read back, the new decision), unless it left the reader meanwhile."""
+        if self._current(p.reader, p.generation) is None or p.model is None:
+            return
+        self.publish(TokenUpdated(**p.fields(), after=after, outcome=outcome))
 
     def _finish(self, p: Presence, written: Written | None, why: str) -> None:
         if written is None:

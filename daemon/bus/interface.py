@@ -293,3 +293,8 @@ class StationInterface(ServiceInterface):
     def ProfileDeleted(self, info: "a{sv}") -> "a{sv}":
         """A Molto2 profile's seed was deleted: the profile, and the presence as it is now."""
         return info
+
+    @signal()
+    def TokenUpdated(self, info: "a{sv}") -> "a{sv}":
+        """After a write to a token (done or failed): its presence as it is now."""
+        return info

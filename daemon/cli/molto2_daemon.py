@@ -145,7 +145,7 @@ def show_profiles(
     via_daemon: bool,
 ) -> int:
     """`profiles`' report (text or --json), read from the card or from the daemon."""
-    from tokenstation.daemon.token.session import describe_drift
+    from tokenstation.daemon.token.molto2_session import molto2_drift_words
 
     free = [r["profile"] for r in rows if not r["seed_present"]]
     if args.json:
@@ -157,7 +157,8 @@ def show_profiles(
                 "serial": serial,
                 "model": model,
                 "token_time": token_time,
-                "drift_s": round(drift, 1),
+                "drift_s": round(drift),
+                "drift_words": molto2_drift_words(drift),
                 "free": len(free),
                 "next_free": free[0] if free else None,
                 # As the listing: the profiles holding a seed, every one with --all.
@@ -169,7 +170,7 @@ def show_profiles(
     print(f"Molto2 {serial} on {reader}{via}: {len(rows)} profiles, {len(free)} free")
     if token_time is not None:
         seen = ", as the daemon last read it" if via_daemon else ""
-        print(f"Device clock: {utc(token_time)} ({describe_drift(drift)}, whole seconds{seen})")
+        print(f"Clock: {molto2_drift_words(drift)}; device clock {utc(token_time)}{seen}")
     print_rows(rows, args.all)
     print(f"Next free profile: {free[0]}" if free else "No free profile.")
     return 0

@@ -66,7 +66,7 @@ from tokenstation.daemon.storage.database import StoreUnavailable
 from tokenstation.daemon.token.errors import CardLost, RefusedByPolicy, TokenError, TransportError
 from tokenstation.daemon.token.models import Model
 from tokenstation.daemon.token.secret import Secret
-from tokenstation.daemon.token.session import TokenSession, WriteResult
+from tokenstation.daemon.token.session import ClockKind, DriftEstimate, TokenSession, WriteResult
 from tokenstation.daemon.token.settings import TokenSettings
 from tokenstation.daemon.xdg import private_dir
 
@@ -685,6 +685,8 @@ class BurnWrite(CardWrite):
         self.settings = job.settings(prov.cfg.token_defaults.display_timeout)
         self.seed: Secret | None = None
         self.serial = ""
+        self.before: DriftEstimate | None = None
+        self.clock_kind = ClockKind.UNKNOWN
 
     async def prepare(self, p: Presence) -> None:
         if self.prov.paused and self.origin == Origin.STATION:
@@ -692,11 +694,21 @@ class BurnWrite(CardWrite):
         self.job, self.seed = claim_burn(self.prov, self.job.id, p.serial)
         self.started = True
         self.serial = p.serial
+        # Measured after the write (as a sync is), so every view shows the drift after.
+        self.before = p.ident.drift if p.ident is not None else None
+        self.clock_kind = ClockKind.parse(self.prov.station.store.clock_kind(p.serial))
         self.prov.crash_point("intent")
 
     def run(self, session: TokenSession) -> WriteResult:
         assert self.seed is not None
-        return session.burn(self.seed, self.settings, expect_serial=self.serial)
+        return session.burn(
+            self.seed,
+            self.settings,
+            expect_serial=self.serial,
+            measure_after=True,
+            clock_kind=self.clock_kind,
+            before=self.before,
+        )
 
     def succeeded(self, p: Presence, result: WriteResult) -> Written:
         at = result.host_time_after

@@ -65,6 +65,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--attempts", type=int, default=10, help="authentication attempts before it locks"
     )
+    g.add_argument(
+        "--clock-ignores-writes",
+        action="store_true",
+        help="fault: config and sync writes answer 90 00 but no profile clock moves",
+    )
 
 
 def build(args: argparse.Namespace) -> SimulatedMolto2:
@@ -77,6 +82,7 @@ def build(args: argparse.Namespace) -> SimulatedMolto2:
         drift_ppm=args.drift_ppm,
         attempts=args.attempts,
         auto_confirm=args.auto_confirm,
+        clock_ignores_writes=args.clock_ignores_writes,
         faults=Molto2Faults(drop_after=args.drop_after, delay_s=args.delay),
     )
     settings = m.ProfileSettings(

@@ -9,8 +9,6 @@ a real stop.
 from __future__ import annotations
 
 import asyncio
-import csv
-import os
 from pathlib import Path
 
 import pytest
@@ -23,61 +21,14 @@ from tokenstation.daemon.events import (
     JobState,
     QueueState,
 )
-from tokenstation.daemon.provisioning.provisioner import Provisioner
-from tokenstation.daemon.provisioning.queue import JobQueue
 from tokenstation.daemon.station import StationError
 
-from station_rig import C302, Rig
+from station_rig import C302, ProvRig
 
 OTHER = "86596320000002"
 URI = "otpauth://totp/Bitbucket:alice?secret=JBSWY3DPEHPK3PXP&issuer=Bitbucket"
 URI2 = "otpauth://totp/GitHub:bob?secret=KRUGKIDROVUWG2ZAMJZG653OEBTG66BANJ2W24DTEBXXMZLS&issuer=GitHub"
 STEPS = ("intent", "written", "registry", "burned", "logged")
-
-
-class InjectedCrash(BaseException):
-    """The process dies here (a BaseException, so no handler in the daemon catches it)."""
-
-
-class ProvRig(Rig):
-    def __init__(self, tmp: Path, cfg: Config, crash_at: str = "") -> None:
-        super().__init__(tmp, 0.0, cfg)
-        self.queue = JobQueue(tmp / "queue.sqlite3")
-
-        def crash(step: str) -> None:
-            if step == crash_at:
-                raise InjectedCrash(step)
-
-        self.prov = Provisioner(
-            self.station,
-            self.queue,
-            self.cfg,
-            drop_folder=tmp / "drop",
-            log_path=tmp / "provisioning-log.csv",
-            loop=asyncio.get_running_loop(),
-            crash_point=crash,
-        )
-
-    async def add(self, name: str, text: str) -> int:
-        path = self.tmp / name
-        path.write_text(text + "\n")
-        fd = os.open(path, os.O_RDONLY)  # as IngestFile hands it over (closed by ingest)
-        taken = await self.prov.ingest(fd, name)
-        [job] = taken.queued
-        return job.id
-
-    async def close(self) -> None:
-        await self.station.close()
-        self.prov.close()
-
-    def state(self, job_id: int) -> JobState:
-        job = self.queue.get(job_id)
-        assert job is not None
-        return JobState(job.state)
-
-    def log_rows(self) -> list[list[str]]:
-        path = self.tmp / "provisioning-log.csv"
-        return list(csv.reader(path.open()))[1:] if path.exists() else []
 
 
 def attended() -> Config:
