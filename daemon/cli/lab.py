@@ -177,7 +177,11 @@ def cmd_lab(args: argparse.Namespace) -> int:
     try:
         print("tokenstation lab: starting a private pcscd, D-Bus and daemon ...", flush=True)
         # One spare reader, for a token of your own (`tokenstation simulate --port P`).
-        parts = start_station(work, "lab", readers=len(specs) + 1)
+        try:
+            parts = start_station(work, "lab", readers=len(specs) + 1)
+        except RuntimeError as exc:  # the daemon did not start: its log says why
+            keep = True
+            raise CliError(str(exc), EXIT_FAILED, f"Its log stays in {work}.") from None
         try:
             keep = _serve(parts, specs, work)
         finally:
