@@ -28,7 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "queue": (
         "queue_cmds",
-        "the burn queue: list, add a file, generate seeds, remove, retry, pause, resume",
+        "the burn queue: list, add a file, generate seeds, burn, remove, retry, pause, resume",
     ),
     "store": (
         "store_cmds",
@@ -48,6 +48,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": (
         "demo",
         "see the station at work on simulated tokens (private pcscd and D-Bus)",
+    ),
+    "lab": (
+        "lab",
+        "a private station with simulated tokens to explore from another shell, until Ctrl-C",
     ),
 }
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..token import molto2 as m
-from ..token.errors import InvalidInput, ReaderUnavailable
+from ..token.errors import InvalidInput, ReaderUnavailable, TransportError
 from ..token.molto2_session import (
     Molto2Session,
     is_virtual_reader,
@@ -126,13 +126,53 @@ def _ledger(config_path: Path | None) -> Ledger:
     return station_ledger(state_dir(config_path))
 
 
-def _held(args: argparse.Namespace) -> tuple[str, dict[str, Any] | None]:
-    """The reader chosen, and the daemon's presence there when it holds a Molto2."""
+def _held(
+    args: argparse.Namespace, *, molto2_only: bool = False
+) -> tuple[str, dict[str, Any] | None]:
+    """The reader chosen, and the daemon's presence there when it holds a Molto2.
+
+    ``molto2_only`` (a command only a Molto2 takes): without --reader, tokens on several
+    readers of which one is a Molto2 mean that one.
+    """
     from .. import pcsc
     from .molto2_daemon import held_molto2
 
-    reader = pcsc.choose_reader(args.reader)
+    try:
+        reader = pcsc.choose_reader(args.reader)
+    except pcsc.NoReaderError:
+        only = _the_one_molto2(args) if molto2_only and args.reader is None else None
+        if only is None:
+            raise
+        reader = only
     return reader, held_molto2(args, reader)
+
+
+def _the_one_molto2(args: argparse.Namespace) -> str | None:
+    """The reader of the one Molto2 among several tokens (None: none or several).
+
+    The daemon's view when it runs; else by reader name, and behind vpcd by the same
+    one public-data read :func:`recognise` makes (real tokens are never probed).
+    """
+    from .. import pcsc
+    from .daemon_link import DaemonAbsent, daemon_call
+
+    try:
+        present: list[dict[str, Any]] = daemon_call(
+            getattr(args, "bus", "session"), lambda c: c.present(), fallback=True
+        )
+        found = [str(p["reader"]) for p in present if "profiles_total" in p]
+    except DaemonAbsent:
+        found = []
+        for reader in pcsc.readers_with_card()[1]:
+            if not (m.is_molto2_reader(reader) or is_virtual_reader(reader)):
+                continue
+            try:
+                with pcsc.PcscConnection(reader) as conn:
+                    if recognise(reader, conn):
+                        found.append(reader)
+            except TransportError:
+                continue
+    return found[0] if len(found) == 1 else None
 
 
 @contextmanager
@@ -190,7 +230,7 @@ def cmd_profiles(args: argparse.Namespace) -> int:
     """List every profile: index, title, seed, algorithm, digits, period, account burned."""
     from .molto2_daemon import profiles_via_daemon, show_profiles
 
-    reader, held = _held(args)
+    reader, held = _held(args, molto2_only=True)
     if held is not None:
         return profiles_via_daemon(args, held)
     drifts: dict[int, float] = {}
@@ -225,7 +265,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
     from .molto2_daemon import delete_via_daemon
 
     m.check_profile(args.profile)
-    reader, held = _held(args)
+    reader, held = _held(args, molto2_only=True)
     if held is not None:
         return delete_via_daemon(args, held)
     with molto2_session(reader, args.config) as (reader, session):

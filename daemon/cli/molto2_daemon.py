@@ -161,7 +161,8 @@ def show_profiles(
                 "drift_words": molto2_drift_words(drift),
                 "free": len(free),
                 "next_free": free[0] if free else None,
-                "profiles": rows,
+                # As the listing: the profiles holding a seed, every one with --all.
+                "profiles": [r for r in rows if listed(r, args.all)],
             }
         )
         return 0
@@ -175,11 +176,16 @@ def show_profiles(
     return 0
 
 
+def listed(row: dict[str, Any], every: bool) -> bool:
+    """Whether `profiles` shows this profile: one holding a seed or a title, any with --all."""
+    return every or bool(row["seed_present"] or row["title"])
+
+
 def print_rows(rows: list[dict[str, Any]], every: bool) -> None:
     """The profile table (empty, untitled profiles only with ``every``)."""
     print(f"{'#':>3}  {'title':<12}  seed  algo    digits  period  burned here")
     for r in rows:
-        if not every and not r["seed_present"] and not r["title"]:
+        if not listed(r, every):
             continue
         print(
             f"{r['profile']:>3}  {r['title']:<12}  {'yes' if r['seed_present'] else 'no ':<4}  "

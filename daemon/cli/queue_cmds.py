@@ -1,4 +1,4 @@
-"""`tokenstation queue list|add|generate|remove|retry|pause|resume`: the queue, via the daemon."""
+"""`tokenstation queue list|add|generate|burn|remove|retry|pause|resume`: the queue."""
 
 from __future__ import annotations
 
@@ -44,6 +44,18 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         a = actions.add_parser(name, help=text)
         a.add_argument("job_id", type=int, metavar="ID", help="as `queue list` shows it")
     _add_generate_parser(actions)
+    burn = actions.add_parser(
+        "burn",
+        help="burn a queued job onto a token on a reader (accept the offer, as the tray's "
+        "Burn does)",
+    )
+    burn.add_argument("job_id", type=int, metavar="ID", help="as `queue list` shows it")
+    burn.add_argument(
+        "--serial",
+        metavar="S",
+        help="the token to burn onto (default: the one the job is bound to, else the one "
+        "token on the readers)",
+    )
     actions.add_parser("pause", help="stop offering and burning jobs")
     actions.add_parser("resume", help="offer and burn jobs again")
     for a in actions.choices.values():  # accepted after the action too
@@ -69,6 +81,8 @@ def cmd_queue(args: argparse.Namespace) -> int:
         return _change(args)
     if args.action == "generate":
         return _generate(args)
+    if args.action == "burn":
+        return _burn(args)
     paused = args.action == "pause"
     daemon_call(args.bus, lambda c: c.pause(paused))
     if args.json:
@@ -259,10 +273,70 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _burn(args: argparse.Namespace) -> int:
+    job_id: int = args.job_id
+
+    async def burn(c: StationClient) -> dict[str, Any]:
+        serial = args.serial or await _target(c, job_id)
+        return await c.burn_job(job_id, serial)
+
+    done = daemon_call(args.bus, burn)
+    if args.json:
+        emit_json({"ok": True, **done})
+        return 0
+    job = done.get("job", {})
+    into = f" into profile {job['profile']}" if job.get("profile") is not None else ""
+    print(
+        f"Burned job {job_id} ({job.get('label', '')}) onto token {done['serial']} "
+        f"({done.get('model', '')}){into}."
+    )
+    code = done.get("expected_code")
+    if code:
+        then = "Switch it off and on: it" if done.get("power_cycle_required") else "It"
+        print(f"{then} should show {code[: len(code) // 2]} {code[len(code) // 2 :]} now.")
+    return 0
+
+
+async def _target(c: StationClient, job_id: int) -> str:
+    """The serial to burn job ``job_id`` onto: its bound token, else the one token placed."""
+    jobs = [j for j in await c.jobs(("queued", "failed")) if j["id"] == job_id]
+    if jobs and jobs[0].get("serial"):
+        return str(jobs[0]["serial"])
+    tokens = [
+        str(p["serial"])
+        for p in await c.present()
+        if p.get("serial") and p.get("state") not in ("not-a-token", "error")
+    ]
+    if len(tokens) == 1:
+        return tokens[0]
+    if not tokens:
+        raise CliError(
+            "no token is on a reader",
+            EXIT_USAGE,
+            "Place the token (display lit) and run it again; nothing was burned.",
+        )
+    raise CliError(
+        f"tokens {', '.join(tokens)} are on the readers",
+        EXIT_USAGE,
+        f"Say which with `tokenstation queue burn {job_id} --serial S`; nothing was burned.",
+    )
+
+
+def _onto(j: dict[str, Any]) -> str:
+    """' onto 86596320000417' (profile N on a Molto2): the token a job went or goes to."""
+    serial = j.get("burned_serial") or j.get("target_serial")
+    if not serial:
+        return ""
+    profile = f" profile {j['profile']}" if j.get("profile") is not None else ""
+    return f" {'onto' if j['state'] in ('burned', 'burning') else 'on'} {serial}{profile}"
+
+
 def _job_line(j: dict[str, Any]) -> str:
     bound = f" -> token {j['serial']}" if j["serial"] else ""
     where = f" at {j['station']}" if j.get("station") else ""
-    by = f", {j['state']} by {j['claimed_by']}" if j.get("claimed_by") else ""
+    onto = _onto(j)
+    by = f", {j['state']}{onto} by {j['claimed_by']}" if j.get("claimed_by") else ""
+    by = by or (f", {j['state']}{onto}" if onto else "")
     return (
         f"{j['id']:>5}  {j['state']:<8} {j['label']}{bound}  {j['algorithm']}/"
         f"{j['period']}s  secret {j['secret_fingerprint']}  from {j['source']}{where}"

@@ -23,7 +23,7 @@ from ..token.errors import InvalidInput
 from ..token.settings import HmacAlgorithm
 from .molto2 import Molto2Faults, SimulatedMolto2
 from .runner import REINSERT_DELAY_S, write_json_atomic
-from .vpcd import VpcdLink, contactless_atr
+from .vpcd import PLACE_TIMEOUT_S, VpcdLink, contactless_atr
 
 #: ATR historical bytes of the simulated device. Made up: the real Molto2's ATR is not known.
 MOLTO2_HISTORICAL_BYTES = b"TS-MOLTO2"
@@ -153,6 +153,15 @@ class Molto2Runner:
         signal.signal(signal.SIGUSR1, button)
         signal.signal(signal.SIGUSR2, toggle)
 
+    def stop(self) -> None:
+        """Ask the loop to end."""
+        self._stop.set()
+
+    def place(self, timeout: float = PLACE_TIMEOUT_S) -> None:
+        """Plug the device in, once vpcd has it (:class:`SlotProblem` if not)."""
+        self.link.place(timeout)
+        self._say("device plugged in")
+
     def run(self) -> int:
         """Serve until stopped."""
         d = self.device
@@ -161,6 +170,8 @@ class Molto2Runner:
             f"for vpcd at {self.link.host}:{self.link.port}"
         )
         try:
+            if not self.link.inserted:
+                self.place()
             while not self._stop.is_set():
                 if self._button.is_set():
                     self._button.clear()
