@@ -122,6 +122,10 @@ def choose_job(
     return BurnChoice(free[0], False, warning)
 
 
+#: Waiting jobs a placement reads first (plus as many as were skipped or held).
+CANDIDATES = 32
+
+
 class Provisioner:
     """The drop folder's consumer and the burn queue's driver.
 
@@ -157,9 +161,9 @@ class Provisioner:
         #: Files whose one job a caller burns itself (BurnAccount): never offered meanwhile.
         self.held: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        # Files (dropped or added) are judged on its threads, images in its processes.
+        # Files (dropped or added) are judged on its threads, images in its processes
+        # (started with the first image, stopped when idle).
         self.decoder = DecodePool()
-        self.decoder.start()
         self._held: list[Path] = []  # claimed files waiting for the shared database
         self.claims: set[int] = set()  # jobs this station claimed and is burning now
         self.keeper = Keeper(queue, cfg.handover.keep_days, loop)
@@ -506,17 +510,18 @@ class Provisioner:
         p = self.station.readers.get(reader)
         if p is None or p.model is None or self.paused:
             return
-        waiting = [
-            j
-            for j in self.queue.jobs(["queued"])
-            if (j.id, p.reader, p.generation) not in self._skipped
-            and j.source.split(" (", 1)[0] not in self.held
-        ]
-        if p.profiles is not None:  # a Molto2: the next job into the next free profile
-            await molto2_burn.consider(self, p, waiting)
+        if p.profiles is not None:  # a Molto2: the next jobs into its free profiles
+            await molto2_burn.consider(self, p, self._waiting(self.queue.jobs(["queued"]), p))
             return
+        # A page of candidates, not the whole queue; the whole queue only when that page
+        # holds nothing this token can take (all skipped, held or of other settings).
+        page = self.queue.claimable(p.serial, CANDIDATES + len(self._skipped) + len(self.held))
         why = self.burned_before(p.serial)
+        waiting = self._waiting(page, p)
         choice = choose_job(p.model, p.serial, bool(why), waiting, self.cfg.mode, why=why)
+        if choice.job is None and len(page) >= CANDIDATES:
+            waiting = self._waiting(self.queue.jobs(["queued"]), p)
+            choice = choose_job(p.model, p.serial, bool(why), waiting, self.cfg.mode, why=why)
         if choice.job is None:
             if waiting and choice.reason:
                 log.info("no burn for %s: %s", p.serial, choice.reason)
@@ -528,6 +533,15 @@ class Provisioner:
             question=f"Burn {choice.job.label()} onto token {p.serial}?",
             warning=choice.reason,
         )
+
+    def _waiting(self, jobs: list[Job], p: Presence) -> list[Job]:
+        """``jobs`` without those skipped for this placement or held by a caller."""
+        return [
+            j
+            for j in jobs
+            if (j.id, p.reader, p.generation) not in self._skipped
+            and j.source.split(" (", 1)[0] not in self.held
+        ]
 
     async def burn_or_offer(
         self,

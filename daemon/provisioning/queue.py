@@ -391,6 +391,27 @@ class JobQueue(StoredPart):
             ).fetchall()
         return [_job(r) for r in rows]
 
+    def claimable(self, serial: str, limit: int = 32) -> list[Job]:
+        """What a token placed now could take: the waiting jobs bound to ``serial`` and
+        the ``limit`` oldest waiting jobs bound to no token, oldest first in each.
+
+        Two index scans whatever the queue's length (a placement used to read every
+        waiting job: 0.4 s at 50,000, more with stations side by side)."""
+        with self._lock:
+            bound = (
+                self._db.execute(
+                    _JOB_SELECT + " WHERE state = 'queued' AND serial = ? ORDER BY id",
+                    (serial,),
+                ).fetchall()
+                if serial
+                else []
+            )
+            free = self._db.execute(
+                _JOB_SELECT + " WHERE state = 'queued' AND serial = '' ORDER BY id LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [_job(r) for r in (*bound, *free)]
+
     def total(self, states: Iterable[str] | None = None) -> int:
         """How many jobs are in ``states`` (all when None)."""
         where, args = _where(states)

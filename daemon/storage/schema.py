@@ -164,6 +164,13 @@ QUEUE = Part(
         ALTER TABLE jobs ADD COLUMN handover_reason TEXT NOT NULL DEFAULT '';
         CREATE INDEX IF NOT EXISTS jobs_handover ON jobs (handover, batch)
         """,
+        # 5: what a placement asks of a long queue, by index (bench/bench_scale.py):
+        # has anything targeted this serial, and the waiting jobs bound to it.
+        """
+        CREATE INDEX IF NOT EXISTS jobs_burned_serial ON jobs (burned_serial);
+        CREATE INDEX IF NOT EXISTS jobs_queued_serial ON jobs (serial, id)
+            WHERE state = 'queued'
+        """,
     ),
 )
 

@@ -198,3 +198,19 @@ def test_a_file_is_handed_over_once_and_only_when_stable(tmp_path: Path) -> None
         assert stat.S_IMODE((tmp_path / "failed").stat().st_mode) == 0o700
     finally:
         folder.stop()
+
+
+def test_a_placement_sees_its_bound_jobs_and_the_oldest_free_ones_of_a_long_queue(
+    tmp_path: Path,
+) -> None:
+    q = JobQueue(tmp_path / "queue.sqlite3")
+    free = q.take("sha-f", "batch.csv", "ok", [NewJob(account(n)) for n in range(50)]).queued
+    other = q.take("sha-o", "other.png", "ok", [NewJob(account(60), "86596320009999")]).queued
+    bound = q.take("sha-b", f"{C302}.png", "ok", [NewJob(account(61), C302)]).queued
+    q.start_burn(free[0].id, "86596320000077")  # no longer waiting
+    page = q.claimable(C302, limit=5)
+    assert [j.id for j in page] == [bound[0].id] + [j.id for j in free[1:6]]
+    assert other[0].id not in {j.id for j in q.claimable("", limit=100)}  # bound elsewhere
+    assert [j.id for j in q.claimable("", limit=100)] == [j.id for j in free[1:]]
+    assert q.targeted("86596320000077") and not q.targeted(C302)
+    q.close()
