@@ -173,6 +173,13 @@ class Provisioner:
         self.decoder.start()
         self._held: list[Path] = []  # claimed files waiting for the shared database
         self.claims: set[int] = set()  # jobs this station claimed and is burning now
+        #: The queue's counts as last read (-1: never read yet): counted at each queue
+        #: change (the queue's own, and the other stations' NOTIFY), never per event, so
+        #: the bus answers from them while the shared database is away.
+        self.waiting = -1
+        self.failed_count = -1
+        self.counted_at: float | None = None
+        queue.on_change = self._changed_here
         self.shared: SharedQueue | None = None
         if queue.shared:
             self.shared = SharedQueue(self, loop)
@@ -214,6 +221,7 @@ class Provisioner:
 
     def start(self) -> None:
         """After recovery: on a shared queue, follow the other stations (loop thread)."""
+        self.count()
         if self.shared is not None:
             self.shared.start()
 
@@ -239,13 +247,11 @@ class Provisioner:
             if self.shared is not None
             else {"backend": "sqlite", "location": self.queue.location, "reachable": True},
         }
-        try:
-            out["queue_length"] = self.queue.waiting()
-            out["jobs_failed"] = self.queue.count("failed")
-        except StoreUnavailable as exc:
-            self._lost(exc)
-            out["queue_length"] = -1  # unknown while the shared database is unreachable
-            out["jobs_failed"] = -1
+        # As last counted (-1: not yet); with the shared database away, as it was then.
+        out["queue_length"] = self.waiting
+        out["jobs_failed"] = self.failed_count
+        if self.counted_at is not None:
+            out["queue_counted_at"] = round(self.counted_at, 3)
         if self._held:
             out["files_waiting_for_store"] = len(self._held)
         return out
@@ -267,8 +273,29 @@ class Provisioner:
         self._queue_changed()
 
     def queue_length(self) -> int:
-        """Jobs waiting for a token."""
-        return self.queue.waiting()
+        """Jobs waiting for a token, as last counted (0 before the first count)."""
+        return max(self.waiting, 0)
+
+    def count(self) -> bool:
+        """Count the queue's waiting and failed jobs (False: the shared database is away,
+        the last counts stand)."""
+        try:
+            waiting, failed = self.queue.waiting(), self.queue.count("failed")
+        except StoreUnavailable as exc:
+            self.loop.call_soon_threadsafe(self._lost, exc)
+            return False
+        self.waiting, self.failed_count, self.counted_at = waiting, failed, time.time()
+        return True
+
+    def _changed_here(self, _what: str) -> None:
+        """The queue changed at this station (any thread): counted again on the loop,
+        after what the change is part of (a burn's steps, a file's jobs) is done."""
+        self.loop.call_soon_threadsafe(self._recount)
+
+    def _recount(self) -> None:
+        before = self.waiting
+        if self.count() and self.waiting != before:
+            self.station.publish(QueueState(paused=self.paused, length=self.waiting))
 
     def close(self) -> None:
         """Stop the file threads and the decoder processes."""
@@ -354,7 +381,7 @@ class Provisioner:
         except StoreUnavailable as exc:
             work.error = StationError(
                 ErrorKind.FAILED,
-                f"{work.name}: not queued: {exc}",
+                f"{work.name}: not queued: {exc.brief}",
                 "Add it again when the shared database is back (`tokenstation status` says), "
                 "or drop it in the drop folder: dropped files wait and are taken then.",
             )
@@ -433,12 +460,9 @@ class Provisioner:
 
     def _queue_changed(self, *, offer: bool = True) -> None:
         """Publish the queue's state (loop thread); with ``offer``, offer jobs to tokens."""
-        try:
-            waiting = self.queue.waiting()
-        except StoreUnavailable as exc:
-            self._lost(exc)
+        if not self.count():
             return
-        self.station.publish(QueueState(paused=self.paused, length=waiting))
+        self.station.publish(QueueState(paused=self.paused, length=self.waiting))
         if offer:
             self.offer_all()
 
@@ -561,7 +585,7 @@ class Provisioner:
         except StoreUnavailable as exc:
             self._lost(exc)
             raise StationError(
-                ErrorKind.FAILED, str(exc), "Burns wait until the shared database is back."
+                ErrorKind.FAILED, exc.brief, "Burns wait until the shared database is back."
             ) from None
         if job is None:
             raise StationError(ErrorKind.INVALID, f"no job {job_id}", _SEE_QUEUE)
@@ -765,7 +789,7 @@ def burn_refusals() -> Iterator[None]:
         ) from None
     except StoreUnavailable as exc:
         raise StationError(
-            ErrorKind.FAILED, str(exc), "Burns wait until the shared database is back."
+            ErrorKind.FAILED, exc.brief, "Burns wait until the shared database is back."
         ) from None
 
 

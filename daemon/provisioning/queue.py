@@ -164,6 +164,8 @@ class JobQueue(StoredPart):
         super().__init__(target, SQLITE_PRAGMAS, schema.QUEUE, station)
         self.box = box
         self.lease_s = lease_s
+        #: Called with what changed after every change this station makes (any thread).
+        self.on_change: NotifyHandler | None = None
         # who sent a notice: never a space in it (a name may have one), so it ends the tag
         self.tag = f"{quote(station, safe='')}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
         with self._lock:
@@ -215,7 +217,9 @@ class JobQueue(StoredPart):
             )
 
     def _changed(self, what: str, job_id: int = 0) -> None:
-        """Tell the other stations (no-op on this station's own file)."""
+        """Tell this station's watcher (:attr:`on_change`) and the other stations."""
+        if self.on_change is not None:
+            self.on_change(what)
         if self._db.shared:
             self._db.notify(f"{self.tag} {what} {job_id}")
 
