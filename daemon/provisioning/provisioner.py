@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import time
@@ -46,6 +47,7 @@ from tokenstation.daemon.intake.files import IntakeFiles, Refusal
 from tokenstation.daemon.intake.ingest import NotAFile, Opened, judge_bytes, open_and_read, read_fd
 from tokenstation.daemon.intake.payload import Verdict, advice
 from tokenstation.daemon.provisioning import molto2_burn
+from tokenstation.daemon.provisioning.away import NOTE, AwayBurn, AwayBurns
 from tokenstation.daemon.provisioning.csvsafe import SafeWriter
 from tokenstation.daemon.provisioning.otpcode import expected_code
 from tokenstation.daemon.provisioning.queue import Intake, Job, JobQueue, NewJob, SealBroken
@@ -67,7 +69,7 @@ from tokenstation.daemon.token.errors import CardLost, RefusedByPolicy, TokenErr
 from tokenstation.daemon.token.models import Model
 from tokenstation.daemon.token.secret import Secret
 from tokenstation.daemon.token.session import TokenSession, WriteResult
-from tokenstation.daemon.token.settings import TokenSettings
+from tokenstation.daemon.token.settings import HmacAlgorithm, TokenSettings
 from tokenstation.daemon.xdg import private_dir
 
 log = logging.getLogger(__name__)
@@ -180,6 +182,10 @@ class Provisioner:
         self.failed_count = -1
         self.counted_at: float | None = None
         queue.on_change = self._changed_here
+        #: Burns the shared database could not record, kept until it is back; their jobs
+        #: stay claimed (renewed) by this station meanwhile.
+        self.away = AwayBurns(log_path.with_name("away-burns.json"))
+        self.claims.update(b.job_id for b in self.away.pending())
         self.shared: SharedQueue | None = None
         if queue.shared:
             self.shared = SharedQueue(self, loop)
@@ -187,7 +193,8 @@ class Provisioner:
 
     def recover(self) -> list[Job]:
         """At start-up (single instance assured): settle burns a stop interrupted."""
-        stuck = self.queue.recover()
+        self.settle_away()  # burned while the database was away: never "interrupted"
+        stuck = [j for j in self.queue.recover(keep=set(self.claims)) if j.id not in self.away]
         self.settle_interrupted(stuck, "the daemon stopped")
         return stuck
 
@@ -256,6 +263,10 @@ class Provisioner:
             out["files_waiting_for_store"] = len(self._held)
         return out
 
+    def lost(self, exc: StoreUnavailable) -> None:
+        """A statement found the shared database away (loop thread): say so."""
+        self._lost(exc)
+
     def _lost(self, exc: StoreUnavailable) -> None:
         if self.shared is not None:
             self.shared.lost(exc)
@@ -267,10 +278,67 @@ class Provisioner:
 
     def catch_up(self) -> None:
         """The shared database is back (loop thread): take the files that waited, offer."""
+        self.settle_away()
         held, self._held = self._held, []
         for path in held:
             self.take(path)
         self._queue_changed()
+
+    def settle_away(self) -> None:
+        """Record the burns the shared database could not take, step by step (each step
+        durable here once done); what it still cannot take waits for the next time."""
+        for burn in self.away.pending():
+            try:
+                self._settle(burn)
+            except StoreUnavailable as exc:
+                log.info("burn of job %d still waits for the shared database: %s", burn.job_id, exc)
+                return
+            self.claims.discard(burn.job_id)
+            log.info(
+                "burn of job %d (%s) onto %s recorded in the shared database now",
+                burn.job_id,
+                burn.label,
+                burn.serial,
+            )
+
+    def _settle(self, burn: AwayBurn) -> None:
+        store = self.station.store
+        for step in list(burn.steps):
+            if step == "registry" and burn.settings is not None:
+                written = TokenSettings(
+                    HmacAlgorithm.parse(str(burn.settings["hmac"])),
+                    int(burn.settings["period"]),
+                    int(burn.settings["display_timeout"]),
+                )
+                store.record_write(burn.serial, written, burn.at, provisioned=True)
+            elif step == "operation":
+                store.record_operation(
+                    Operation(
+                        burn.serial,
+                        burn.at,
+                        OperationKind.BURN,
+                        Outcome.OK,
+                        burn.detail + " (recorded after the shared database was back)",
+                        secret_fingerprint=burn.fingerprint,
+                    )
+                )
+            elif step == "job":
+                reason = (
+                    f"burned onto {burn.serial} at station {burn.station} while the shared "
+                    "database was away; recorded when it was back"
+                )
+                if self.queue.settle_away(burn.job_id, burn.serial, burn.at, reason) is None:
+                    log.warning(
+                        "job %d (%s) was burned onto %s here while the shared database was "
+                        "away, but meanwhile it was retried or removed elsewhere: check it "
+                        "with `tokenstation queue list --all`",
+                        burn.job_id,
+                        burn.label,
+                        burn.serial,
+                    )
+            elif step == "shared_log" and self.queue.shared:
+                self.queue.log_burn(burn.log_row)
+            self.away.done(burn.job_id, step)
 
     def queue_length(self) -> int:
         """Jobs waiting for a token, as last counted (0 before the first count)."""
@@ -613,7 +681,14 @@ class Provisioner:
     def log_provisioning(self, job: Job, p: Presence) -> None:
         """Append the provisioning-log row for a burned job (CSV, 0600; and the shared
         database's log when there is one)."""
-        row: dict[str, object] = dict(
+        row = self.log_row(job, p)
+        self.log_locally(row)
+        if self.queue.shared:  # the shared log: every station's burns in one place
+            self.queue.log_burn(row)
+
+    def log_row(self, job: Job, p: Presence) -> dict[str, object]:
+        """The provisioning-log row of a burned job (no secret)."""
+        return dict(
             zip(
                 LOG_FIELDS,
                 (
@@ -633,6 +708,9 @@ class Provisioner:
                 strict=True,
             )
         )
+
+    def log_locally(self, row: dict[str, object]) -> None:
+        """Append ``row`` to this station's provisioning log (CSV, 0600, fsynced)."""
         new = not self.log_path.exists()
         # A log begun before Molto2 burns keeps its columns (the registry has the profile).
         columns = LOG_FIELDS if new or _has_profile_column(self.log_path) else LOG_FIELDS[:-1]
@@ -644,8 +722,6 @@ class Provisioner:
             w.writerow([row[c] for c in columns])
             f.flush()
             os.fsync(f.fileno())
-        if self.queue.shared:  # the shared log: every station's burns in one place
-            self.queue.log_burn(row)
 
     # -- queue management --------------------------------------------------------------
 
@@ -730,10 +806,13 @@ class BurnWrite(CardWrite):
             self.job.id,
             p,
             lambda: store.record_write(p.serial, self.settings, at, provisioned=True),
+            job=self.job,
+            settings=self.settings,
         )
         assert self.seed is not None
         expected = expected_hint(done, self.seed, self.settings, at)
-        log.info("burned job %d (%s) onto %s", done.id, done.label(), p.serial)
+        if done.id not in self.prov.away:  # else said with the reason already
+            log.info("burned job %d (%s) onto %s", done.id, done.label(), p.serial)
         event = BurnDone(
             reader=p.reader,
             serial=p.serial,
@@ -745,6 +824,7 @@ class BurnWrite(CardWrite):
             token_time=result.token_time_after,
             expected_code=expected[0] if expected else None,
             expected_code_valid_until=expected[1] if expected else None,
+            note=NOTE if done.id in self.prov.away else "",
         )
         op = Operation(
             p.serial,
@@ -806,21 +886,77 @@ def claim_burn(
     return job, seed
 
 
-def burned(prov: Provisioner, job_id: int, p: Presence, record: Callable[[], None]) -> Job:
+def burned(
+    prov: Provisioner,
+    job_id: int,
+    p: Presence,
+    record: Callable[[], None],
+    *,
+    job: Job | None = None,
+    settings: TokenSettings | None = None,
+) -> Job:
     """After the seed write, in crash-safe order: ``record`` (the registry or the ledger),
-    then the job burned (its secret erased), then the provisioning-log row."""
-    # No more renewals: should the bookkeeping below fail (the shared database gone),
-    # the claim expires and is settled as an interrupted burn.
-    prov.claims.discard(job_id)
+    then the job burned (its secret erased), then the provisioning-log row.
+
+    The shared database away at any of these steps: the steps left are kept here
+    (:mod:`away`), the local log row written, and the job returned as burned with the
+    :data:`away.NOTE` as its reason; it stays claimed (renewed) until it is recorded.
+    Without ``job`` (a Molto2's, whose ledger is local) the loss is raised as before."""
     crash = prov.crash_point
     crash("written")
-    record()
-    crash("registry")
-    done = prov.queue.burned(job_id, p.serial)
-    crash("burned")
-    prov.log_provisioning(done, p)
-    crash("logged")
-    return done
+    steps = ["registry", "operation", "job", "shared_log"]
+    try:
+        record()
+        steps.remove("registry")
+        crash("registry")
+        done = prov.queue.burned(job_id, p.serial)
+        steps.remove("job")
+        prov.claims.discard(job_id)
+        crash("burned")
+        row = prov.log_row(done, p)
+        prov.log_locally(row)
+        crash("logged")
+        if prov.queue.shared:
+            prov.queue.log_burn(row)
+        return done
+    except StoreUnavailable as exc:
+        if job is None:
+            prov.claims.discard(job_id)  # it expires, and is settled as interrupted
+            raise
+        prov.lost(exc)
+        at = time.time()
+        local = dataclasses.replace(
+            job, state="burned", burned_serial=p.serial, burned_at=at, has_secret=False, reason=NOTE
+        )
+        row = prov.log_row(local, p)
+        if "job" in steps:  # else the local row is written already
+            prov.log_locally(row)
+        log.warning(
+            "burned job %d (%s) onto %s; the shared database was away (%s): recorded here "
+            "and sent when it is back",
+            job.id,
+            job.label(),
+            p.serial,
+            exc,
+        )
+        prov.away.keep(
+            AwayBurn(
+                job.id,
+                p.serial,
+                at,
+                job.label(),
+                job.fingerprint,
+                prov.cfg.station,
+                f"station; {job.label()}",
+                settings.as_dict() if settings is not None else None,
+                {k: str(v) for k, v in row.items()},
+                steps,
+            )
+        )
+        return local
+    except BaseException:
+        prov.claims.discard(job_id)  # no more renewals: it expires, settled as interrupted
+        raise
 
 
 def expected_hint(

@@ -479,6 +479,26 @@ class JobQueue(StoredPart):
             scrub=True,
         )
 
+    def settle_away(self, job_id: int, serial: str, at: float, reason: str) -> Job | None:
+        """A burn this station made while the shared database was away: burning (or
+        failed, its claim expired meanwhile at another station) -> burned, the secret
+        erased, ``reason`` saying what happened. None when the job is in no such state
+        (retried or removed meanwhile)."""
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE jobs SET state = 'burned', secret = NULL, burned_serial = ?, "
+                "burned_at = ?, reason = ?, lease_until = NULL, updated = ? "
+                "WHERE id = ? AND burned_serial = ? AND claimed_by = ? "
+                "AND state IN ('burning', 'failed')",
+                (serial, at, reason, time.time(), job_id, serial, self.station),
+            )
+            if cur.rowcount != 1:
+                return None
+            self._db.scrub()
+            job = self._get(job_id)
+        self._changed("burned", job_id)
+        return job
+
     def back_to_queue(self, job_id: int, reason: str) -> Job:
         """burning -> queued: nothing was written (refused before writing, token gone)."""
         return self._set(
@@ -520,15 +540,18 @@ class JobQueue(StoredPart):
         self._changed("removed", job_id)
         return job
 
-    def recover(self) -> list[Job]:
+    def recover(self, keep: Iterable[int] = ()) -> list[Job]:
         """At start: jobs a crash left 'burning' become 'failed' with the reason; a Molto2
         burn (its profile known) stays 'burning', settled by that profile's seed flag
         when the Molto2 is placed (a single-profile token cannot tell).
 
         On a shared queue only this station's own claims: another station's are its
         own to settle, or :meth:`expire`'s once their lease has run out."""
+        kept = set(keep)  # burns this station knows the outcome of (recorded later)
         stuck = [
-            j for j in self.jobs(["burning"]) if not self.shared or j.claimed_by == self.station
+            j
+            for j in self.jobs(["burning"])
+            if (not self.shared or j.claimed_by == self.station) and j.id not in kept
         ]
         for job in stuck:
             if job.profile is not None:
