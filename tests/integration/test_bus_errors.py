@@ -9,6 +9,7 @@ and its features behind it are the real ones (the in-process simulator for a tok
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 from collections.abc import Callable
@@ -95,10 +96,8 @@ async def call(bus: Any, member: str, signature: str, body: list[Any], tmp: Path
         )
     )
     for fd in fds:
-        try:
+        with contextlib.suppress(OSError):
             os.close(fd)
-        except OSError:
-            pass
     return reply
 
 

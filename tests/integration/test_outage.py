@@ -120,9 +120,11 @@ def test_the_bus_tells_the_truth_while_the_shared_database_is_hung_then_stopped(
             seen = len(watch.present_serials())
             sim = simulator("--serial", SERIAL)
             bus.expect("TokenMeasured", timeout=20, serial=SERIAL)
-            wait_until(
-                lambda: [SERIAL] in watch.present_serials()[seen:], 10.0, "Present with the token"
-            )
+
+            def placed(seen: int = seen) -> bool:
+                return [SERIAL] in watch.present_serials()[seen:]
+
+            wait_until(placed, 10.0, "Present with the token")
             values = answers(watch)
             assert [p["serial"] for p in values["Present"]] == [SERIAL]
             for member, signature, body in (
