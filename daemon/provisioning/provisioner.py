@@ -186,6 +186,8 @@ class Provisioner:
         #: stay claimed (renewed) by this station meanwhile.
         self.away = AwayBurns(log_path.with_name("away-burns.json"))
         self.claims.update(b.job_id for b in self.away.pending())
+        #: False while recovery at start waits for the shared database (see recover).
+        self.recovered = True
         self.shared: SharedQueue | None = None
         if queue.shared:
             self.shared = SharedQueue(self, loop)
@@ -193,9 +195,15 @@ class Provisioner:
 
     def recover(self) -> list[Job]:
         """At start-up (single instance assured): settle burns a stop interrupted."""
-        self.settle_away()  # burned while the database was away: never "interrupted"
-        stuck = [j for j in self.queue.recover(keep=set(self.claims)) if j.id not in self.away]
-        self.settle_interrupted(stuck, "the daemon stopped")
+        try:
+            self.settle_away()  # burned while the database was away: never "interrupted"
+            stuck = self.queue.recover(keep=set(self.claims))
+            self.settle_interrupted(stuck, "the daemon stopped")
+        except StoreUnavailable as exc:  # started while it is away: once it answers
+            log.info("recovery waits for the shared database: %s", exc)
+            self.recovered = False
+            return []
+        self.recovered = True
         return stuck
 
     def settle_interrupted(self, stuck: list[Job], why: str) -> None:
@@ -879,6 +887,13 @@ def claim_burn(
     """Claim job ``job_id`` for a burn onto ``serial`` (a Molto2's ``profile``): its seed
     is opened first (a wrong key claims nothing), then the queue commits the intent, then
     the claim is renewed while the burn runs (``prov.claims``). Refusals: StationError."""
+    if prov.shared is not None and not (prov.shared.verified and prov.recovered):
+        raise StationError(
+            ErrorKind.FAILED,
+            "this station started while the shared database was away and has not reached "
+            "it yet: it claims no job until it has",
+            "Burns wait until `tokenstation status` says the shared database is reachable.",
+        )
     with burn_refusals():
         seed = prov.queue.secret(job_id)
         job = prov.queue.start_burn(job_id, serial, profile)

@@ -74,6 +74,9 @@ class Database(ABC):
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
+        #: A shared database that could not be reached when opened (a daemon started
+        #: while it was down): its schema and key are checked once it answers.
+        self.started_away = False
 
     @property
     @abstractmethod
