@@ -70,8 +70,8 @@ class SharedQueue:
             started = "" if self.verified else "this station started while it was away; "
             out["detail"] = (
                 f"{started}the shared database is unreachable ({self.detail}); tokens are "
-                "still read and measured, dropped files wait and are taken when it is back, no job is "
-                "burned meanwhile"
+                "still read and measured, dropped files wait and are taken when it is back, "
+                "no job is burned meanwhile"
             )
         return out
 
