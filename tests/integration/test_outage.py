@@ -5,6 +5,7 @@ no log line above debug carries a traceback. Its own server, not the session's."
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import threading
@@ -146,5 +147,49 @@ def test_the_bus_tells_the_truth_while_the_shared_database_is_hung_then_stopped(
             if line.startswith("Traceback"):
                 heads = [x for x in lines[:i] if re.match(r"\d\d:\d\d:\d\d \w+ ", x)]
                 assert heads and " DEBUG " in heads[-1], heads[-1:]
+    finally:
+        server.stop()
+
+
+def test_a_station_started_while_the_database_is_down_reads_tokens_and_catches_up(
+    start_daemon: Any,
+    simulator: Callable[..., Any],
+    cli_bus: Any,
+    tmp_path: Path,
+) -> None:
+    server = PgServer().start()
+    try:
+        url = server.new_database()
+        key = tmp_path / "store.key"
+        assert cli_bus("store", "init-key", "--key-file", str(key)).returncode == 0
+        assert cli_bus("store", "migrate", "--store", url).returncode == 0
+        server.halt()
+        daemon, bus = start_daemon(
+            "--store", url, config=f'[store]\nkey_file = "{key}"\n[station]\nname = "desk-e"\n'
+        )
+
+        def status() -> dict[str, Any]:
+            return json.loads(cli_bus("status", "--json").stdout)  # type: ignore[no-any-return]
+
+        got = status()
+        assert got["store"]["reachable"] is False and got["store"]["checked"] is False
+        assert "started while it was away" in got["store"]["detail"]
+        assert "UNREACHABLE" in cli_bus("status").stdout
+        sim = simulator("--serial", SERIAL)
+        measured = bus.expect("TokenMeasured", timeout=20, serial=SERIAL)
+        assert measured["drift_method"]
+        assert answers(PropertyWatch(bus))["Present"][0]["serial"] == SERIAL
+        sim.stop()
+        # Back: checked, reachable, and the queue works.
+        server.start()
+        wait_until(lambda: status()["store"]["reachable"] is True, 20.0, "reachable again")
+        assert "checked" not in status()["store"]
+        uri = tmp_path / "job.uri"
+        seed = base64.b32encode(b"tokenstation-test-00160").decode().rstrip("=")
+        uri.write_text(f"otpauth://totp/ACME:user160?secret={seed}&issuer=ACME\n")
+        added = cli_bus("queue", "add", str(uri))
+        assert added.returncode == 0, added.stderr
+        wait_until(lambda: status()["queue_length"] == 1, 10.0, "the job counted")
+        assert "Traceback" not in daemon.output()
     finally:
         server.stop()
