@@ -117,6 +117,24 @@ class StoreConfig:
 
 
 @dataclass(frozen=True)
+class PrivacyIdeaConfig:
+    """``[handover.privacyidea]``: each generated seed is enrolled there after its burn."""
+
+    url: str = ""  # "": no push; https://..., or http:// to a loopback address only
+    api_token_file: Path | None = None  # an admin token (0600), sent as PI-Authorization
+    realm: str = ""  # assign the token to its upn in this realm
+    ca_file: Path | None = None  # the server's CA (default: the system's)
+
+
+@dataclass(frozen=True)
+class HandoverConfig:
+    """Seeds made here, after their burn (docs/handover.md)."""
+
+    keep_days: int = 7  # an exported seed is erased this long after its export
+    privacyidea: PrivacyIdeaConfig = PrivacyIdeaConfig()
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything the daemon reads at start."""
 
@@ -135,6 +153,7 @@ class Config:
     molto2_customer_key: bytes = field(default=DEFAULT_CUSTOMER_KEY, repr=False)
     store: StoreConfig = StoreConfig()
     station_name: str = ""  # default: the host name
+    handover: HandoverConfig = HandoverConfig()
     source: str = "built-in defaults"
 
     @property
@@ -268,6 +287,29 @@ def _station_name(key: str, v: Any) -> str:
     return v.strip()
 
 
+def _identity_url(key: str, v: Any) -> str:
+    from urllib.parse import urlsplit
+
+    loopback = ("127.0.0.1", "::1", "localhost")
+    parts = urlsplit(v) if isinstance(v, str) else None
+    if parts is None or not parts.hostname or parts.scheme not in ("https", "http"):
+        raise ConfigError(f"{key}: must be an https:// URL of the server, got {v!r}")
+    if parts.scheme == "http" and parts.hostname not in loopback:
+        raise ConfigError(
+            f"{key}: plain http:// only to a loopback address (tests); use https:// for "
+            f"{parts.hostname}"
+        )
+    if parts.username or parts.password:
+        raise ConfigError(f"{key}: no user or password in the URL; give api_token_file")
+    return str(v).rstrip("/")
+
+
+def _realm(key: str, v: Any) -> str:
+    if not isinstance(v, str) or not v or len(v) > 64 or not v.isprintable():
+        raise ConfigError(f"{key}: must be a realm name of 1 to 64 characters")
+    return v
+
+
 _TOP: dict[str, Checker] = {
     "bus": _choice(BUS_NAMES),
     "state_dir": _path,
@@ -298,6 +340,13 @@ _SECTIONS: dict[str, dict[str, Checker]] = {
     "molto2": {"customer_key": _customer_key},
     "store": {"url": _store_url, "key_file": _path, "lease": _seconds},
     "station": {"name": _station_name},
+    "handover": {"keep_days": _count, "privacyidea": lambda key, v: v},  # checked below
+    "handover.privacyidea": {
+        "url": _identity_url,
+        "api_token_file": _path,
+        "realm": _realm,
+        "ca_file": _path,
+    },
 }
 _DROP_FIELDS = {
     "folder": "folder",
@@ -309,6 +358,20 @@ _DROP_FIELDS = {
     "max_jobs_per_file": "max_jobs_per_file",
     "max_text_size": "max_text_bytes",
 }
+
+
+def _handover(data: Mapping[str, Any]) -> HandoverConfig:
+    section = _section(data, "handover")
+    raw = section.get("privacyidea", {})
+    if not isinstance(raw, dict):
+        raise ConfigError("[handover.privacyidea]: must be a table")
+    pi = _section({"handover.privacyidea": raw}, "handover.privacyidea")
+    if pi and ("url" not in pi or "api_token_file" not in pi):
+        raise ConfigError("[handover.privacyidea]: give both url and api_token_file")
+    return HandoverConfig(
+        keep_days=section.get("keep_days", HandoverConfig.keep_days),
+        privacyidea=PrivacyIdeaConfig(**pi),
+    )
 
 
 def _section(data: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -377,6 +440,7 @@ def parse(data: Mapping[str, Any], source: str = "config") -> Config:
     molto2 = _section(data, "molto2")
     store = _section(data, "store")
     station = _section(data, "station")
+    handover = _handover(data)
     vendors_raw = data.get("vendor", [])
     if not isinstance(vendors_raw, list):
         raise ConfigError("vendor: write vendor families as [[vendor]] tables")
@@ -401,6 +465,7 @@ def parse(data: Mapping[str, Any], source: str = "config") -> Config:
             lease_s=store.get("lease", StoreConfig.lease_s),
         ),
         station_name=station.get("name", ""),
+        handover=handover,
         source=source,
     )
     _check_ranges(cfg, source)

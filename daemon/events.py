@@ -426,6 +426,10 @@ class ProfilesSynced(CardWriteEvent):
     drift_before_s: float | None = None  # the largest before, whole seconds
     drift_after_s: float | None = None  # the largest after
     untrusted_clock_confirmed: bool = False
+    #: The two figures in the daemon's words ("300 s slow", "in time (whole-second
+    #: clock, ±1 s)"): as the log, `profiles`, `sync`, `status` and the tray say them.
+    drift_before_words: str | None = None
+    drift_after_words: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -449,6 +453,17 @@ class ProfileDeleted(PresenceView, Event):
     origin: Origin = Origin.MANUAL
 
 
+@dataclass(frozen=True, kw_only=True)
+class TokenUpdated(PresenceView, Event):
+    """A token's presence as it is after a write to it (sync, burn, profile sync,
+    delete; done or failed): the drift read back after the write and the new decision
+    (no sync offered once in time). Views replace the token's line with it; it asks
+    for nothing (no bubble, no auto-sync, no burn offer)."""
+
+    after: OperationKind
+    outcome: Outcome = Outcome.OK
+
+
 #: Event type -> D-Bus signal name: the only mapping between the two.
 SIGNALS: dict[type[Event], str] = {
     TokenPresented: "TokenPresented",
@@ -470,6 +485,7 @@ SIGNALS: dict[type[Event], str] = {
     ProfilesSynced: "ProfilesSynced",
     StoreReachability: "StoreReachability",
     ProfileDeleted: "ProfileDeleted",
+    TokenUpdated: "TokenUpdated",
 }
 EVENTS: dict[str, type[Event]] = {name: kind for kind, name in SIGNALS.items()}
 

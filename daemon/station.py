@@ -27,8 +27,9 @@ from tokenstation.daemon.clocksync.policy import (
     known_settings,
     molto2_decision,
 )
+from tokenstation.daemon.registry import writes
 from tokenstation.daemon.registry.drift import estimate_rate
-from tokenstation.daemon.registry.store import DriftPoint, Operation, Store, TokenRecord
+from tokenstation.daemon.registry.store import Operation, Store, TokenRecord
 from tokenstation.daemon.storage.database import StoreUnavailable
 
 from . import __version__
@@ -55,6 +56,7 @@ from .events import (
     TokenMeasured,
     TokenPresented,
     TokenRemoved,
+    TokenUpdated,
     to_wire,
 )
 from .pcsc import ReaderEvent
@@ -72,8 +74,9 @@ from .token.models import Model, ModelTable
 from .token.molto2_session import (
     Molto2Session,
     is_virtual_reader,
+    molto2_drift,
+    molto2_drift_words,
     molto2_model,
-    profile_clock_drift,
     recognise,
 )
 from .token.session import (
@@ -167,7 +170,11 @@ class Presence:
                 drift_s=round(d.drift_s, 3),
                 drift_uncertainty_s=round(d.uncertainty_s, 3),
                 drift_method=d.method,
-                drift_words=describe_drift(d.drift_s),
+                drift_words=(
+                    describe_drift(d.drift_s)
+                    if self.profiles is None
+                    else molto2_drift_words(d.drift_s)
+                ),
                 precise=self.precise,
             )
         dec = self.decision
@@ -234,8 +241,8 @@ class Molto2Reading:
     drifts: dict[int, float]  # seeded profile -> its clock's drift (whole seconds)
 
     def drift(self) -> DriftEstimate:
-        """The seeded profiles' worst clock drift, else the device clock's (one read)."""
-        return profile_clock_drift(self.drifts) or single_read_estimate(self.first)
+        """The Molto2's one drift figure (:func:`molto2_drift`)."""
+        return molto2_drift(self.drifts, self.first)
 
 
 @dataclass(frozen=True)
@@ -515,12 +522,12 @@ class Station:
         self._recorded(p, ident)
         p.decision = await self._decide_for(p)
         log.info(
-            "Molto2 %s on %s: %d of %d profiles hold a seed, device clock %s",
+            "Molto2 %s on %s: %d of %d profiles hold a seed, clock %s",
             p.serial,
             p.reader,
             len(reading.profiles) - len(p.free_profiles()),
             len(reading.profiles),
-            describe_drift(ident.drift.drift_s),
+            molto2_drift_words(ident.drift.drift_s),
         )
         self.publish(TokenPresented(**p.fields(), event_at=round(event_at, 6)))
         self.publish(TokenMeasured(**p.fields()))
@@ -595,8 +602,7 @@ class Station:
         and shown all the same, not recorded (settings unknown meanwhile)."""
         try:
             record = self.store.token(ident.serial) if known else None
-            self.store.seen(ident.serial, ident.model.name, ident.host_time)
-            self._record_drift(p, ident)
+            writes.measured(self.store, ident, p.reader)
         except StoreUnavailable as exc:
             log.warning("token %s measured, not recorded: %s", ident.serial, exc)
             return None
@@ -610,11 +616,7 @@ class Station:
             log.warning("token %s measured after the write, not recorded: %s", p.serial, exc)
 
     def _record_drift(self, p: Presence, ident: Identification) -> None:
-        d = ident.drift
-        self.store.record_drift(
-            ident.serial,
-            DriftPoint(ident.host_time, d.drift_s, d.uncertainty_s, d.method, p.reader),
-        )
+        writes.drift(self.store, ident, p.reader)
 
     async def _decide(
         self, model: Model, drift_s: float, record: TokenRecord | None
@@ -733,22 +735,25 @@ class Station:
             except TokenError as exc:
                 p.key_refused = p.key_refused or isinstance(exc, AuthenticationRefused)
                 self._finish(p, w.failed(p, exc), exc.message)
+                self._updated(p, w.kind, Outcome.FAILED)
                 raise StationError(ErrorKind.FAILED, exc.message, exc.next_step) from None
-            if isinstance(result, WriteResult) and result.residual is not None and p.model:
-                after = Identification(
-                    p.serial,
-                    p.model,
-                    result.token_time_after,
-                    result.host_time_after,
-                    result.residual,
-                )
+            after = writes.after_write(result) if isinstance(result, WriteResult) else None
+            if after is not None and p.model:
                 p.ident = after
                 self._record_drift_if_reachable(p, after)
             done = w.succeeded(p, result)
             if p.model is not None and p.ident is not None:
                 p.decision = await self._decide_for(p)
             self._finish(p, done, "")
+            self._updated(p, w.kind, Outcome.OK)
             return done.event
+
+    def _updated(self, p: Presence, after: OperationKind, outcome: Outcome) -> None:
+        """After a write that reached the card: the token's presence as it is now (the
+        drift read back, the new decision), unless it left the reader meanwhile."""
+        if self._current(p.reader, p.generation) is None or p.model is None:
+            return
+        self.publish(TokenUpdated(**p.fields(), after=after, outcome=outcome))
 
     def _finish(self, p: Presence, written: Written | None, why: str) -> None:
         if written is None:

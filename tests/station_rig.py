@@ -1,4 +1,5 @@
-"""The station and its features on the in-process simulator (no PC/SC, no D-Bus).
+"""The station and its features (clock sync, the provisioner) on the in-process
+simulator (no PC/SC, no D-Bus).
 
 The host-clock trust source is the one stand-in here (a fixed answer); the integration
 tests ask the real systemd-timedated.
@@ -8,15 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
 import dataclasses
+import os
 from pathlib import Path
 from typing import TypeVar
 
 from tokenstation.daemon.clocksync.policy import ClockTrust
 from tokenstation.daemon.clocksync.sync import ClockSync
 from tokenstation.daemon.config import Config
-from tokenstation.daemon.events import Event, ReaderChange
+from tokenstation.daemon.events import Event, JobState, ReaderChange
 from tokenstation.daemon.pcsc import ReaderEvent
+from tokenstation.daemon.provisioning.provisioner import Provisioner
+from tokenstation.daemon.provisioning.queue import JobQueue
 from tokenstation.daemon.registry.store import Store
 from tokenstation.daemon.simulator.token import SimulatedToken
 from tokenstation.daemon.station import Station
@@ -95,3 +100,50 @@ class Rig:
 
     def remove(self) -> None:
         self.station.on_reader_event(ReaderEvent(ReaderChange.CARD_REMOVED, READER))
+
+
+class InjectedCrash(BaseException):
+    """The process dies here (a BaseException, so no handler in the daemon catches it)."""
+
+
+class ProvRig(Rig):
+    """Rig with the Provisioner and its queue beside the station."""
+
+    def __init__(self, tmp: Path, cfg: Config, crash_at: str = "") -> None:
+        super().__init__(tmp, 0.0, cfg)
+        self.queue = JobQueue(tmp / "queue.sqlite3")
+
+        def crash(step: str) -> None:
+            if step == crash_at:
+                raise InjectedCrash(step)
+
+        self.prov = Provisioner(
+            self.station,
+            self.queue,
+            self.cfg,
+            drop_folder=tmp / "drop",
+            log_path=tmp / "provisioning-log.csv",
+            loop=asyncio.get_running_loop(),
+            crash_point=crash,
+        )
+
+    async def add(self, name: str, text: str) -> int:
+        path = self.tmp / name
+        path.write_text(text + "\n")
+        fd = os.open(path, os.O_RDONLY)  # as IngestFile hands it over (closed by ingest)
+        taken = await self.prov.ingest(fd, name)
+        [job] = taken.queued
+        return job.id
+
+    async def close(self) -> None:
+        await self.station.close()
+        self.prov.close()
+
+    def state(self, job_id: int) -> JobState:
+        job = self.queue.get(job_id)
+        assert job is not None
+        return JobState(job.state)
+
+    def log_rows(self) -> list[list[str]]:
+        path = self.tmp / "provisioning-log.csv"
+        return list(csv.reader(path.open()))[1:] if path.exists() else []

@@ -89,6 +89,7 @@ class TrayIcon:
         self._icon: Any = None
         self._thread: threading.Thread | None = None
         self.has_menu = True
+        self._shown: list[str] = []
 
     def start(self, image: Image.Image, title: str) -> None:
         """Create the icon and run its loop on a thread."""
@@ -106,7 +107,15 @@ class TrayIcon:
                 entry.text, lambda _icon, _item: self.on_command(command), default=entry.default
             )
 
-        menu = pystray.Menu(lambda: (item(e) for e in self.entries()))
+        def shown() -> Any:
+            entries = self.entries()
+            texts = [e.text for e in entries if not e.separator]
+            if texts != self._shown:  # what the menu holds now, once per change (debug)
+                self._shown = texts
+                log.debug("tray menu: %s", " | ".join(texts))
+            return (item(e) for e in entries)
+
+        menu = pystray.Menu(shown)
         self._icon = pystray.Icon("tokenstation", image, title, menu)
         self.has_menu = bool(getattr(self._icon, "HAS_MENU", True))
 

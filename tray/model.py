@@ -41,6 +41,7 @@ from tokenstation.daemon.events import (
     TokenMeasured,
     TokenPresented,
     TokenRemoved,
+    TokenUpdated,
     decode,
 )
 
@@ -175,6 +176,9 @@ class TrayModel:
             return self._burn_failed(event)
         if isinstance(event, ProfilesSynced):
             return self._profiles_synced(event)
+        if isinstance(event, TokenUpdated):  # after a write: the line as it is now
+            self.present[event.reader] = event
+            return []
         if isinstance(event, ProfileDeleted):  # its presence, profiles refreshed
             self.present[event.reader] = event
             self._note(f"{event.serial}: profile {event.profile} deleted")
@@ -271,7 +275,8 @@ class TrayModel:
         ]
 
     def _profiles_synced(self, p: ProfilesSynced) -> list[Bubble]:
-        before, after = _seconds(p.drift_before_s), _seconds(p.drift_after_s)
+        before = p.drift_before_words or _seconds(p.drift_before_s)
+        after = p.drift_after_words or f"{_seconds(p.drift_after_s)} (whole seconds)"
         self._note(f"{p.serial}: {p.synced} profile clocks set ({before} -> {after})")
         if not self.choices.sync_result:
             return []
@@ -279,8 +284,8 @@ class TrayModel:
             Bubble(
                 f"token:{p.serial}",
                 f"Clocks set: {p.model} {p.serial}",
-                f"{p.synced} profiles holding a seed: drift was {before}; now {after} "
-                "(whole seconds; their settings unchanged).",
+                f"{p.synced} profiles holding a seed: the largest drift was {before}; now "
+                f"{after}. Their settings are unchanged.",
                 urgency=0,
             )
         ]
@@ -501,15 +506,12 @@ class TrayModel:
         for t in self.tokens():
             serial = t.serial or ""
             entries.append(MenuEntry(f"{serial} {t.model}: {_token_words(t)}", None))
-            if t.sync_safe and t.verdict != SyncVerdict.READ_ONLY:
+            if t.sync_offered and t.sync_safe and t.verdict == SyncVerdict.DRIFT:
+                # Offered only while the daemon offers it: never for a token in time.
                 entries.append(
-                    MenuEntry(
-                        f"Sync clock of {serial}",
-                        Command("sync", serial),
-                        default=not default_set and bool(t.sync_offered),
-                    )
+                    MenuEntry(f"Sync clock of {serial}", Command("sync", serial), not default_set)
                 )
-                default_set = default_set or bool(t.sync_offered)
+                default_set = True
         if not entries:
             entries.append(MenuEntry("No token on the readers", None))
         entries.append(SEPARATOR)
@@ -547,10 +549,10 @@ _OPEN = (JobState.QUEUED, JobState.BURNING, JobState.FAILED)
 
 
 def molto2_words(p: PresenceView) -> str:
-    """A Molto2 in words: "12 of 100 profiles used, drift +3 s"."""
-    return (
-        f"{p.profiles_used or 0} of {p.profiles_total or 0} profiles used, "
-        f"drift {_seconds(p.drift_s)}"
+    """A Molto2 in words: "12 of 100 profiles used, 3 s fast (whole-second clock, ±1 s)"
+    (the daemon's one drift figure and its words, as `status` and `profiles` show it)."""
+    return f"{p.profiles_used or 0} of {p.profiles_total or 0} profiles used, " + (
+        p.drift_words or f"drift {_seconds(p.drift_s)}"
     )
 
 

@@ -209,6 +209,11 @@ class StationClient:
         )
         return result
 
+    async def generate(self, **options: Any) -> dict[str, Any]:
+        """GenerateJobs: count, issuer, algorithm, period, or upns (+ serials)."""
+        result: dict[str, Any] = await self._call("GenerateJobs", "a{sv}", [dbusio.pack(options)])
+        return result
+
     async def ingest(self, path: str) -> dict[str, Any]:
         """IngestFile: the file is opened here, by the caller, and its descriptor passed."""
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)

@@ -19,6 +19,7 @@ from tokenstation.daemon.bus.dbusio import (
     pack,
     signal,
 )
+from tokenstation.daemon.bus.generate import generate_jobs
 from tokenstation.daemon.bus.names import API_VERSION, INTERFACE
 from tokenstation.daemon.bus.ops import (
     answer,
@@ -193,6 +194,12 @@ class StationInterface(ServiceInterface):
 
     @method()
     @edge
+    async def GenerateJobs(self, options: "a{sv}") -> "a{sv}":
+        """Queue a batch of jobs whose seeds the daemon makes; returns the batch and jobs."""
+        return await answer("GenerateJobs", lambda: generate_jobs(self.provisioner, options))
+
+    @method()
+    @edge
     async def BurnJob(self, job_id: "u", serial: "s") -> "a{sv}":
         """Burn a queued job onto a presented token (the attended "Burn" action)."""
         serial = arg_text("serial", serial)
@@ -310,4 +317,9 @@ class StationInterface(ServiceInterface):
     @signal()
     def ProfileDeleted(self, info: "a{sv}") -> "a{sv}":
         """A Molto2 profile's seed was deleted: the profile, and the presence as it is now."""
+        return info
+
+    @signal()
+    def TokenUpdated(self, info: "a{sv}") -> "a{sv}":
+        """After a write to a token (done or failed): its presence as it is now."""
         return info

@@ -12,7 +12,7 @@ import functools
 import inspect
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -152,13 +152,7 @@ async def answer(name: str, call: Callable[[], Awaitable[Event | dict[str, objec
 def sync_options(options: dict[str, Any]) -> dict[str, Any]:
     """SyncToken's options dict -> keyword arguments of ClockSync.sync (or StationError)."""
     opts = dbusio.unpack(options)
-    unknown = sorted(set(opts) - _SYNC_OPTIONS)
-    if unknown:
-        raise StationError(
-            ErrorKind.INVALID,
-            f"unknown option(s) {', '.join(clip(k, 40) for k in unknown[:5])}",
-            f"Known: {', '.join(sorted(_SYNC_OPTIONS))}.",
-        )
+    refuse_unknown(opts, _SYNC_OPTIONS)
     for key, kind in _OPTION_TYPES.items():  # every given option's type, before anything else
         _option(opts, key, kind, None)
     kwargs: dict[str, Any] = {
@@ -226,6 +220,18 @@ DEFAULT_PAGE = 100
 #: Keys only the caller of BurnJob (or a listener on a per-user session bus) may see:
 #: the code the token will show, valid for a time step.
 LIVE_CODE_KEYS = ("expected_code", "expected_code_valid_until")
+
+
+def refuse_unknown(opts: dict[str, Any], known: Iterable[str]) -> None:
+    """StationError INVALID naming the options (up to five) that are not ``known``."""
+    names = set(known)
+    unknown = sorted(set(opts) - names)
+    if unknown:
+        raise StationError(
+            ErrorKind.INVALID,
+            f"unknown option(s) {', '.join(clip(k, 40) for k in unknown[:5])}",
+            f"Known: {', '.join(sorted(names))}.",
+        )
 
 
 def arg_text(what: str, value: object) -> str:
@@ -322,7 +328,7 @@ async def ingest_from_fd(prov: Provisioner, fd: object, name: object) -> dict[st
     return reply
 
 
-_BURN_OPTIONS = {"profile": int, "title": str}
+_BURN_OPTIONS = {"profile": int, "title": str, "replace": bool, "display_timeout": int}
 
 
 async def burn_account_from_fd(
@@ -330,8 +336,9 @@ async def burn_account_from_fd(
 ) -> dict[str, object]:
     """BurnAccount: the file the caller opened (closed here or by the intake), its one
     account burned into options' ``profile`` (absent: the next free one) of the Molto2
-    ``serial``, titled options' ``title`` (absent: issuer:account, cut)."""
-    from tokenstation.daemon.provisioning.molto2_account import burn_account
+    ``serial``, titled options' ``title`` (absent: issuer:account, cut); or onto the
+    single-profile token ``serial`` (options ``replace``, ``display_timeout``)."""
+    from tokenstation.daemon.provisioning.molto2_account import SingleOptions, burn_account
 
     try:
         if isinstance(fd, bool) or not isinstance(fd, int) or fd < 0:
@@ -341,21 +348,25 @@ async def burn_account_from_fd(
         base = PurePosixPath(arg_text("name", name)).name
         who = arg_text("serial", serial)
         opts = dbusio.unpack(options)
-        unknown = sorted(set(opts) - set(_BURN_OPTIONS))
-        if unknown:
-            raise StationError(
-                ErrorKind.INVALID,
-                f"unknown option(s) {', '.join(clip(k, 40) for k in unknown[:5])}",
-                f"Known: {', '.join(sorted(_BURN_OPTIONS))}.",
-            )
+        refuse_unknown(opts, _BURN_OPTIONS)
         profile = _option(opts, "profile", int, None)
         title = _option(opts, "title", str, None)
+        single = SingleOptions(
+            replace=_option(opts, "replace", bool, False),
+            display_timeout=_option(opts, "display_timeout", int, None),
+        )
     except BaseException:
         if isinstance(fd, int) and not isinstance(fd, bool) and fd >= 0:
             with contextlib.suppress(OSError):
                 os.close(fd)
         raise
     done = await burn_account(
-        prov, fd, shown_name(base) or "account.txt", who, profile=profile, title=title
+        prov,
+        fd,
+        shown_name(base) or "account.txt",
+        who,
+        profile=profile,
+        title=title,
+        single=single,
     )
     return to_wire(done)

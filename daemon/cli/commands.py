@@ -26,10 +26,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "scan",
         "decode and check QR images, otpauth text files and CSV batches (queues nothing)",
     ),
-    "queue": ("queue_cmds", "the burn queue: list, add a file, remove, retry, pause, resume"),
+    "queue": (
+        "queue_cmds",
+        "the burn queue: list, add a file, generate seeds, burn, remove, retry, pause, resume",
+    ),
     "store": (
         "store_cmds",
         "the databases: `store migrate` (schema), `store init-key` (seals shared seeds)",
+    ),
+    "export": (
+        "export_cmds",
+        "hand the seeds made here over: PSKC, Entra CSV/JSON, OATH CSV; --erase",
     ),
     "tray": ("tray_cmd", "show the station in the system tray and as desktop notifications"),
     "install-user-service": (
@@ -41,6 +48,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": (
         "demo",
         "see the station at work on simulated tokens (private pcscd and D-Bus)",
+    ),
+    "lab": (
+        "lab",
+        "a private station with simulated tokens to explore from another shell, until Ctrl-C",
     ),
 }
 

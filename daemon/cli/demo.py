@@ -17,18 +17,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .commands import summary
 from .common import EXIT_NO_READER, CliError, rough_drift_words
+
+if TYPE_CHECKING:
+    from ..simulator.stations import SiteParts
 
 DEMO_SEED = "JBSWY3DPEHPK3PXP"  # the well-known example seed of the otpauth documentation
 ENROLMENT = (
@@ -86,51 +86,56 @@ class Demo:
                 return payload
 
 
+def station_config(work: Path) -> str:
+    """The config.toml of a demo or lab station: a drop folder in ``work``, and token
+    defaults the operator vouches for (so a sync needs no confirmation of them)."""
+    return (
+        f'[drop]\nfolder = "{work / "drop"}"\nstability_delay = 0.3\n'
+        "[token_defaults]\n# The operator vouches that tokens here were burned with these:\n"
+        'algorithm = "sha1"\nperiod = 30\ndisplay_timeout = 30\nconfirmed = true\n'
+    )
+
+
+def start_station(work: Path, name: str, readers: int) -> SiteParts:
+    """A private pcscd with ``readers`` vpcd readers, a private bus with timedated and a
+    running daemon, all homed in ``work``: the demo's station and the lab's."""
+    from ..simulator.stack import StackUnavailable
+    from ..simulator.stations import SiteParts, write_config
+
+    try:
+        parts = SiteParts(name, work, readers=readers)
+    except StackUnavailable as exc:
+        raise CliError(
+            str(exc), EXIT_NO_READER, "Install pcscd and vsmartcard-vpcd (see README)."
+        ) from exc
+    write_config(work, station_config(work))
+    try:
+        parts.start_daemon()
+    except BaseException:
+        parts.close()
+        raise
+    return parts
+
+
 async def _run(demo: Demo, work: Path) -> None:  # noqa: PLR0915 (a script, read top to bottom)
     from tokenstation.daemon.bus.client import StationClient
     from tokenstation.daemon.intake.otpauth import parse_secret
     from tokenstation.daemon.provisioning.otpcode import expected_code
 
-    from ..simulator.privatebus import PrivateBus, isolated_env, timedated_service
     from ..simulator.runner import HISTORICAL_BYTES
-    from ..simulator.stack import PcscStack, StackUnavailable
     from ..simulator.token import SimulatedToken
     from ..simulator.vpcd import VpcdLink, contactless_atr
     from ..token.settings import TokenSettings
 
-    try:
-        stack = PcscStack(readers=2).start()
-    except StackUnavailable as exc:
-        raise CliError(
-            str(exc), EXIT_NO_READER, "Install pcscd and vsmartcard-vpcd (see README)."
-        ) from exc
-    bus = PrivateBus(services=timedated_service()).start()
     drop = work / "drop"
-    conf = work / "config.toml"
-    conf.write_text(
-        f'[drop]\nfolder = "{drop}"\nstability_delay = 0.3\n'
-        "[token_defaults]\n# The operator vouches that tokens here were burned with these:\n"
-        'algorithm = "sha1"\nperiod = 30\ndisplay_timeout = 30\nconfirmed = true\n'
-    )
-    env = isolated_env(stack.env(), bus.address, work)
-    log = (work / "daemon.log").open("w")
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "tokenstation.daemon", "daemon", "--config", str(conf)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    parts = start_station(work, "demo", readers=2)
+    stack = parts.stack
     links: list[VpcdLink] = []
     client: StationClient | None = None
     try:
         demo.say(f"private pcscd with readers {stack.reader_name(0)!r}, {stack.reader_name(1)!r}")
-        client = await StationClient.connect("session", bus.address, require=False)
+        client = await StationClient.connect("session", parts.bus.address, require=False)
         await client.subscribe(lambda n, p: demo.signals.put_nowait((n, p)))
-        deadline = time.monotonic() + 20
-        while not await client.running():
-            if daemon.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the daemon did not start; see " + str(work / "daemon.log"))
-            await asyncio.sleep(0.1)
         status = await client.status()
         demo.say(
             f"tokenstation daemon {status['version']} running; host clock: "
@@ -233,12 +238,7 @@ async def _run(demo: Demo, work: Path) -> None:  # noqa: PLR0915 (a script, read
             link.remove()
         if client is not None:
             await client.close()
-        daemon.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            daemon.wait(10)
-        log.close()
-        stack.cleanup()
-        bus.stop()
+        parts.close()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

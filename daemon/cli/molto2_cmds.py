@@ -18,10 +18,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..token import molto2 as m
-from ..token.errors import InvalidInput, ReaderUnavailable
-from ..token.molto2_session import Molto2Session, is_virtual_reader, recognise
+from ..token.errors import InvalidInput, ReaderUnavailable, TransportError
+from ..token.molto2_session import (
+    Molto2Session,
+    is_virtual_reader,
+    molto2_drift,
+    molto2_drift_words,
+    profile_clock_drift,
+    recognise,
+)
 from ..token.secret import Secret
-from ..token.session import single_read_estimate
 from ..token.settings import HmacAlgorithm, TokenSettings
 from .commands import summary
 from .common import EXIT_NO_READER, EXIT_REFUSED, EXIT_USAGE, CliError, confirm, emit_json, utc
@@ -120,13 +126,53 @@ def _ledger(config_path: Path | None) -> Ledger:
     return station_ledger(state_dir(config_path))
 
 
-def _held(args: argparse.Namespace) -> tuple[str, dict[str, Any] | None]:
-    """The reader chosen, and the daemon's presence there when it holds a Molto2."""
+def _held(
+    args: argparse.Namespace, *, molto2_only: bool = False
+) -> tuple[str, dict[str, Any] | None]:
+    """The reader chosen, and the daemon's presence there when it holds a Molto2.
+
+    ``molto2_only`` (a command only a Molto2 takes): without --reader, tokens on several
+    readers of which one is a Molto2 mean that one.
+    """
     from .. import pcsc
     from .molto2_daemon import held_molto2
 
-    reader = pcsc.choose_reader(args.reader)
+    try:
+        reader = pcsc.choose_reader(args.reader)
+    except pcsc.NoReaderError:
+        only = _the_one_molto2(args) if molto2_only and args.reader is None else None
+        if only is None:
+            raise
+        reader = only
     return reader, held_molto2(args, reader)
+
+
+def _the_one_molto2(args: argparse.Namespace) -> str | None:
+    """The reader of the one Molto2 among several tokens (None: none or several).
+
+    The daemon's view when it runs; else by reader name, and behind vpcd by the same
+    one public-data read :func:`recognise` makes (real tokens are never probed).
+    """
+    from .. import pcsc
+    from .daemon_link import DaemonAbsent, daemon_call
+
+    try:
+        present: list[dict[str, Any]] = daemon_call(
+            getattr(args, "bus", "session"), lambda c: c.present(), fallback=True
+        )
+        found = [str(p["reader"]) for p in present if "profiles_total" in p]
+    except DaemonAbsent:
+        found = []
+        for reader in pcsc.readers_with_card()[1]:
+            if not (m.is_molto2_reader(reader) or is_virtual_reader(reader)):
+                continue
+            try:
+                with pcsc.PcscConnection(reader) as conn:
+                    if recognise(reader, conn):
+                        found.append(reader)
+            except TransportError:
+                continue
+    return found[0] if len(found) == 1 else None
 
 
 @contextmanager
@@ -184,15 +230,16 @@ def cmd_profiles(args: argparse.Namespace) -> int:
     """List every profile: index, title, seed, algorithm, digits, period, account burned."""
     from .molto2_daemon import profiles_via_daemon, show_profiles
 
-    reader, held = _held(args)
+    reader, held = _held(args, molto2_only=True)
     if held is not None:
         return profiles_via_daemon(args, held)
+    drifts: dict[int, float] = {}
     with molto2_session(reader, args.config) as (reader, session):
         timed = session.read_info()
-        profiles = session.read_profiles()
+        profiles = session.read_profiles(drifts=drifts)
     serial = timed.info.serial
     burned = _ledger(args.config).accounts(serial)
-    drift = single_read_estimate(timed).drift_s
+    drift = molto2_drift(drifts, timed).drift_s  # the daemon's figure, computed the same
     rows = []
     for p in profiles:
         row = p.as_dict()
@@ -218,7 +265,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
     from .molto2_daemon import delete_via_daemon
 
     m.check_profile(args.profile)
-    reader, held = _held(args)
+    reader, held = _held(args, molto2_only=True)
     if held is not None:
         return delete_via_daemon(args, held)
     with molto2_session(reader, args.config) as (reader, session):
@@ -442,6 +489,14 @@ def sync_hook(args: argparse.Namespace) -> int | None:
                 question = f"The host clock is not trusted ({untrusted}). {question}"
             confirm(question, args.yes)
         results = session.sync(profiles)
+    worst = profile_clock_drift(
+        {r.profile: r.drift_before_s for r in results if r.drift_before_s is not None}
+    )
+    left = profile_clock_drift(
+        {r.profile: r.drift_after_s for r in results if r.drift_after_s is not None}
+    )
+    before = worst.drift_s if worst else None
+    after = left.drift_s if left else None
     if args.json:
         emit_json(
             {
@@ -450,6 +505,10 @@ def sync_hook(args: argparse.Namespace) -> int | None:
                 "serial": serial,
                 "model": "Molto2v2" if len(profiles) == m.PROFILES else "Molto2",
                 "profiles": [r.as_dict() for r in results],
+                "drift_before_s": before,
+                "drift_after_s": after,
+                "drift_before_words": molto2_drift_words(before, precision=False),
+                "drift_after_words": molto2_drift_words(after),
                 "drift_resolution_s": 1,
             }
         )
@@ -459,20 +518,14 @@ def sync_hook(args: argparse.Namespace) -> int | None:
         return 0
     print(f"Set the clock of {len(results)} profiles of Molto2 {serial} on {reader}:")
     for r in results:
-        before, after = whole_drift_words(r.drift_before_s), whole_drift_words(r.drift_after_s)
-        print(f"  profile {r.profile:>2} {r.title:<12}  was {before}; now {after}")
-    print("(Profile clocks are read in whole seconds: each figure is within about 1 s.)")
+        was = molto2_drift_words(r.drift_before_s, precision=False)
+        now = molto2_drift_words(r.drift_after_s, precision=False)
+        print(f"  profile {r.profile:>2} {r.title:<12}  was {was}; now {now}")
+    print(
+        f"The largest drift was {molto2_drift_words(before, precision=False)}; now "
+        f"{molto2_drift_words(after)}."
+    )
     return 0
-
-
-def whole_drift_words(drift: float | None) -> str:
-    """A whole-second profile drift in words."""
-    if drift is None:
-        return "unknown"
-    shown = round(drift)
-    if abs(drift) < 1.0:
-        return "in time"
-    return f"{abs(shown)} s {'fast' if shown > 0 else 'slow'}"
 
 
 # -- administration --------------------------------------------------------------------------

@@ -145,7 +145,7 @@ def show_profiles(
     via_daemon: bool,
 ) -> int:
     """`profiles`' report (text or --json), read from the card or from the daemon."""
-    from tokenstation.daemon.token.session import describe_drift
+    from tokenstation.daemon.token.molto2_session import molto2_drift_words
 
     free = [r["profile"] for r in rows if not r["seed_present"]]
     if args.json:
@@ -157,10 +157,12 @@ def show_profiles(
                 "serial": serial,
                 "model": model,
                 "token_time": token_time,
-                "drift_s": round(drift, 1),
+                "drift_s": round(drift),
+                "drift_words": molto2_drift_words(drift),
                 "free": len(free),
                 "next_free": free[0] if free else None,
-                "profiles": rows,
+                # As the listing: the profiles holding a seed, every one with --all.
+                "profiles": [r for r in rows if listed(r, args.all)],
             }
         )
         return 0
@@ -168,17 +170,22 @@ def show_profiles(
     print(f"Molto2 {serial} on {reader}{via}: {len(rows)} profiles, {len(free)} free")
     if token_time is not None:
         seen = ", as the daemon last read it" if via_daemon else ""
-        print(f"Device clock: {utc(token_time)} ({describe_drift(drift)}, whole seconds{seen})")
+        print(f"Clock: {molto2_drift_words(drift)}; device clock {utc(token_time)}{seen}")
     print_rows(rows, args.all)
     print(f"Next free profile: {free[0]}" if free else "No free profile.")
     return 0
+
+
+def listed(row: dict[str, Any], every: bool) -> bool:
+    """Whether `profiles` shows this profile: one holding a seed or a title, any with --all."""
+    return every or bool(row["seed_present"] or row["title"])
 
 
 def print_rows(rows: list[dict[str, Any]], every: bool) -> None:
     """The profile table (empty, untitled profiles only with ``every``)."""
     print(f"{'#':>3}  {'title':<12}  seed  algo    digits  period  burned here")
     for r in rows:
-        if not every and not r["seed_present"] and not r["title"]:
+        if not listed(r, every):
             continue
         print(
             f"{r['profile']:>3}  {r['title']:<12}  {'yes' if r['seed_present'] else 'no ':<4}  "
@@ -251,6 +258,28 @@ def account_text(seed: Secret, label: str, settings: ProfileSettings) -> bytes:
     return (nonce + f"otpauth://totp/{quote(label, safe=':@')}?{query}\n").encode()
 
 
+def send_account(
+    bus: str, text: bytes, serial: str, options: dict[str, Any], who: str
+) -> dict[str, Any]:
+    """BurnAccount with ``text`` in a memory-only file (never in a D-Bus message); a
+    refusal's message starts with ``who`` (the device)."""
+    import os
+
+    fd = os.memfd_create("tokenstation-account", os.MFD_CLOEXEC)
+    try:
+        os.write(fd, text)
+        os.lseek(fd, 0, os.SEEK_SET)
+        try:
+            done: dict[str, Any] = daemon_call(
+                bus, lambda c: c.burn_account(fd, "account.txt", serial, **options)
+            )
+        except DaemonRefused as exc:
+            raise DaemonRefused(exc.kind, f"{who}: {exc}. {exc.next_step}") from None
+    finally:
+        os.close(fd)
+    return done
+
+
 def burn_via_daemon(
     args: argparse.Namespace,
     found: dict[str, Any],
@@ -260,7 +289,6 @@ def burn_via_daemon(
     """`burn --profile N|next` through the daemon (BurnAccount): the account goes over in
     a memory-only file (never in a D-Bus message), is queued bound to this Molto2 and
     burned by the daemon into that profile; never over a seed."""
-    import os
 
     from tokenstation.daemon.token import molto2 as m
 
@@ -300,18 +328,8 @@ def burn_via_daemon(
         options["profile"] = wanted
     if args.title is not None:
         options["title"] = args.title
-    fd = os.memfd_create("tokenstation-account", os.MFD_CLOEXEC)
-    try:
-        os.write(fd, account_text(seed, label or (args.title or ""), settings))
-        os.lseek(fd, 0, os.SEEK_SET)
-        try:
-            done = daemon_call(
-                args.bus, lambda c: c.burn_account(fd, "account.txt", serial, **options)
-            )
-        except DaemonRefused as exc:
-            raise DaemonRefused(exc.kind, f"Molto2 {serial}: {exc}. {exc.next_step}") from None
-    finally:
-        os.close(fd)
+    text = account_text(seed, label or (args.title or ""), settings)
+    done = send_account(args.bus, text, serial, options, f"Molto2 {serial}")
     job = done["job"]
     profile = int(job["profile"])
     title = args.title if args.title is not None else (m.fit_title(label) or f"Profile {profile}")
@@ -344,5 +362,5 @@ def burn_via_daemon(
         f"clock set to {utc(done['token_time'])}."
     )
     if code:
-        print(f"Profile {profile} should show {code} until {utc(until)}.")
+        print(f"Profile {profile} should show {code} until {utc(until or 0.0)}.")
     return 0

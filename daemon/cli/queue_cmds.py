@@ -1,4 +1,4 @@
-"""`tokenstation queue list|add|remove|retry|pause|resume`: the burn queue, via the daemon."""
+"""`tokenstation queue list|add|generate|burn|remove|retry|pause|resume`: the queue."""
 
 from __future__ import annotations
 
@@ -43,6 +43,19 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     ):
         a = actions.add_parser(name, help=text)
         a.add_argument("job_id", type=int, metavar="ID", help="as `queue list` shows it")
+    _add_generate_parser(actions)
+    burn = actions.add_parser(
+        "burn",
+        help="burn a queued job onto a token on a reader (accept the offer, as the tray's "
+        "Burn does)",
+    )
+    burn.add_argument("job_id", type=int, metavar="ID", help="as `queue list` shows it")
+    burn.add_argument(
+        "--serial",
+        metavar="S",
+        help="the token to burn onto (default: the one the job is bound to, else the one "
+        "token on the readers)",
+    )
     actions.add_parser("pause", help="stop offering and burning jobs")
     actions.add_parser("resume", help="offer and burn jobs again")
     for a in actions.choices.values():  # accepted after the action too
@@ -66,6 +79,10 @@ def cmd_queue(args: argparse.Namespace) -> int:
         return _add(args)
     if args.action in ("remove", "retry"):
         return _change(args)
+    if args.action == "generate":
+        return _generate(args)
+    if args.action == "burn":
+        return _burn(args)
     paused = args.action == "pause"
     daemon_call(args.bus, lambda c: c.pause(paused))
     if args.json:
@@ -156,25 +173,22 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _duplicate_words(dup: str, result: dict[str, Any], jobs: list[dict[str, Any]]) -> str:
-    """'ACME:bob (queued)' -> which job already holds that secret, in words."""
-    label, _, state = dup.rpartition(" (")
-    state = state.rstrip(")")
-    fingerprints = {
-        (f"{a['issuer']}:{a['account']}" if a.get("issuer") else a.get("account")): a[
-            "secret_fingerprint"
-        ]
-        for a in result.get("accounts", [])
-    }
-    fp = fingerprints.get(label, "")
-    holders = [
-        j for j in jobs if fp and j["secret_fingerprint"] == fp and j["state"] == (state or "")
-    ]
-    where = (
-        f"job {holders[0]['id']} ({holders[0]['label']}, {state})" if holders else f"a {state} job"
+    """'job 4, Acme:carol (queued)' (the job holding the secret) -> which account of the
+    file was not queued, in words."""
+    holder = dup.removeprefix("job ").split(",", 1)[0]
+    fp = next((j["secret_fingerprint"] for j in jobs if str(j["id"]) == holder), "")
+    mine = next(
+        (
+            f"{a['issuer']}:{a['account']}" if a.get("issuer") else a.get("account")
+            for a in result.get("accounts", [])
+            if fp and a.get("secret_fingerprint") == fp
+        ),
+        None,
     )
-    if state == "burned":
-        return f"the secret of {label} was already burned ({where})"
-    return f"the secret of {label} is already in {where}"
+    what = f"the secret of {mine}" if mine else "a secret in it"
+    if dup.endswith("(burned)"):
+        return f"{what} was already burned: {dup}"
+    return f"{what} is already held by {dup}"
 
 
 def _change(args: argparse.Namespace) -> int:
@@ -197,12 +211,144 @@ def _change(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_generate_parser(actions: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    gen = actions.add_parser(
+        "generate",
+        help="queue jobs whose seeds the daemon makes (for your identity server)",
+        description="The daemon makes a fresh random seed per job (20 bytes for SHA-1, 32 "
+        "for SHA-256). They burn like any job; after the burn each seed stays sealed until "
+        "`tokenstation export` (or the privacyIDEA push) hands it over. See docs/handover.md.",
+    )
+    which = gen.add_mutually_exclusive_group(required=True)
+    which.add_argument("--count", type=int, metavar="N", help="N jobs for no one in particular")
+    which.add_argument(
+        "--assign",
+        type=as_path,
+        metavar="FILE.csv",
+        help="one job per row: a header row with `upn` and optionally `serial` (the job is "
+        "then bound to that token)",
+    )
+    gen.add_argument("--issuer", default="tokenstation", help="issuer in the labels ISSUER:upn")
+    gen.add_argument("--algorithm", choices=["sha1", "sha256"], default="sha1")
+    gen.add_argument("--period", type=int, choices=[30, 60], default=30)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from tokenstation.daemon.handover.generate import GenerateProblem, read_assignment
+
+    options: dict[str, Any] = {
+        "issuer": args.issuer,
+        "algorithm": args.algorithm,
+        "period": args.period,
+    }
+    if args.assign is not None:
+        try:
+            rows = read_assignment(args.assign.read_text("utf-8-sig"))
+        except OSError as exc:
+            raise CliError(
+                f"{args.assign} cannot be read ({exc.strerror})", EXIT_USAGE, "Check the name."
+            ) from None
+        except (GenerateProblem, UnicodeDecodeError) as exc:
+            raise CliError(
+                f"{args.assign}: {exc}", EXIT_USAGE, "Fix the file; nothing was queued."
+            ) from None
+        if not rows:
+            raise CliError(f"{args.assign} has no rows", EXIT_USAGE, "Nothing was queued.")
+        options["upns"] = [r.upn for r in rows]
+        options["serials"] = [r.serial for r in rows]
+    else:
+        options["count"] = args.count
+    result: dict[str, Any] = daemon_call(args.bus, lambda c: c.generate(**options))
+    jobs: list[dict[str, Any]] = result.get("jobs", [])
+    if args.json:
+        emit_json({"ok": True, "batch": result["batch"], "job_ids": [j["id"] for j in jobs]})
+        return 0
+    for j in jobs:
+        bound = f", bound to token {j['serial']}" if j.get("serial") else ""
+        print(f"Queued job {j['id']}: {j['label']} (secret {j['secret_fingerprint']}{bound}).")
+    print(
+        f"Batch {result['batch']}: {len(jobs)} jobs queued. Burn them as usual; then "
+        f"`tokenstation export --batch {result['batch']} ...` hands their seeds over."
+    )
+    return 0
+
+
+def _burn(args: argparse.Namespace) -> int:
+    job_id: int = args.job_id
+
+    async def burn(c: StationClient) -> dict[str, Any]:
+        serial = args.serial or await _target(c, job_id)
+        return await c.burn_job(job_id, serial)
+
+    done = daemon_call(args.bus, burn)
+    if args.json:
+        emit_json({"ok": True, **done})
+        return 0
+    job = done.get("job", {})
+    into = f" into profile {job['profile']}" if job.get("profile") is not None else ""
+    print(
+        f"Burned job {job_id} ({job.get('label', '')}) onto token {done['serial']} "
+        f"({done.get('model', '')}){into}."
+    )
+    code = done.get("expected_code")
+    if code:
+        then = "Switch it off and on: it" if done.get("power_cycle_required") else "It"
+        print(f"{then} should show {code[: len(code) // 2]} {code[len(code) // 2 :]} now.")
+    return 0
+
+
+async def _target(c: StationClient, job_id: int) -> str:
+    """The serial to burn job ``job_id`` onto: its bound token, else the one token placed."""
+    jobs = [j for j in await c.jobs(("queued", "failed")) if j["id"] == job_id]
+    if jobs and jobs[0].get("serial"):
+        return str(jobs[0]["serial"])
+    tokens = [
+        str(p["serial"])
+        for p in await c.present()
+        if p.get("serial") and p.get("state") not in ("not-a-token", "error")
+    ]
+    if len(tokens) == 1:
+        return tokens[0]
+    if not tokens:
+        raise CliError(
+            "no token is on a reader",
+            EXIT_USAGE,
+            "Place the token (display lit) and run it again; nothing was burned.",
+        )
+    raise CliError(
+        f"tokens {', '.join(tokens)} are on the readers",
+        EXIT_USAGE,
+        f"Say which with `tokenstation queue burn {job_id} --serial S`; nothing was burned.",
+    )
+
+
+def _onto(j: dict[str, Any]) -> str:
+    """' onto 86596320000417' (profile N on a Molto2): the token a job went or goes to."""
+    serial = j.get("burned_serial") or j.get("target_serial")
+    if not serial:
+        return ""
+    profile = f" profile {j['profile']}" if j.get("profile") is not None else ""
+    return f" {'onto' if j['state'] in ('burned', 'burning') else 'on'} {serial}{profile}"
+
+
 def _job_line(j: dict[str, Any]) -> str:
     bound = f" -> token {j['serial']}" if j["serial"] else ""
     where = f" at {j['station']}" if j.get("station") else ""
-    by = f", {j['state']} by {j['claimed_by']}" if j.get("claimed_by") else ""
+    onto = _onto(j)
+    by = f", {j['state']}{onto} by {j['claimed_by']}" if j.get("claimed_by") else ""
+    by = by or (f", {j['state']}{onto}" if onto else "")
     return (
         f"{j['id']:>5}  {j['state']:<8} {j['label']}{bound}  {j['algorithm']}/"
         f"{j['period']}s  secret {j['secret_fingerprint']}  from {j['source']}{where}"
-        f"  {utc(j['created'])}{by}" + (f"\n       {j['reason']}" if j["reason"] else "")
+        f"  {utc(j['created'])}{by}"
+        + _handover_words(j)
+        + (f"\n       {j['reason']}" if j["reason"] else "")
     )
+
+
+def _handover_words(j: dict[str, Any]) -> str:
+    """A generated seed's batch and hand-over state (nothing for other jobs)."""
+    if not j.get("batch"):
+        return ""
+    why = f" ({j['handover_reason']})" if j.get("handover_reason") else ""
+    return f"  batch {j['batch']}  handover: {j.get('handover', 'not burned yet')}{why}"

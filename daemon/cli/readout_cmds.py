@@ -11,6 +11,7 @@ import time
 from ..token.errors import SECURITY_KEY_WORDS
 from .commands import summary
 from .common import (
+    EXIT_FAILED,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
     CliError,
@@ -27,6 +28,7 @@ from .daemon_link import DaemonAbsent, DaemonRefused, daemon_call
 TYPE_CHECKING = False  # True for type checkers; saves importing typing at start-up
 if TYPE_CHECKING:
     import argparse
+    from pathlib import Path
     from typing import Any
 
     from tokenstation.daemon.bus.client import StationClient
@@ -53,7 +55,11 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     p.add_argument("serial", nargs="?", help="one token, with its history")
     p.add_argument(
-        "--plot", nargs=2, metavar=("SERIAL", "FILE"), help="draw SERIAL's drift history as PNG"
+        "--plot",
+        nargs=2,
+        metavar=("SERIAL", "FILE"),
+        help="draw SERIAL's drift history, fitted rate and forecast to FILE (.png or .svg; "
+        "needs matplotlib)",
     )
     p.add_argument(
         "--config", type=as_path, metavar="FILE", help="to find the registry without a daemon"
@@ -114,6 +120,14 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"QR:         {status['qr_decoders']}")
         if status.get("jobs_failed"):
             print(f"Failed:     {status['jobs_failed']} job(s); see `tokenstation queue list`")
+        if status.get("handover", {}).get("pending"):
+            print(
+                f"Hand-over:  {status['handover']['pending']} burned token(s) wait for their "
+                "seed's hand-over: `tokenstation export` (docs/handover.md)"
+            )
+        push = status.get("handover_push")
+        if isinstance(push, dict) and push.get("problem"):
+            print(f"Push:       {push['url']}: {push['problem']}")
     readers = status.get("readers", [])
     print(f"Readers:    {len(readers)}")
     by_reader = {p["reader"]: p for p in present}
@@ -209,9 +223,54 @@ def _from_daemon(args: argparse.Namespace, serial: str | None) -> list[dict[str,
     return result
 
 
+def _check_plot_path(out: Path) -> None:
+    """A file the plot can be written to, or a sentence (before any registry lookup)."""
+    if out.is_dir():
+        raise CliError(
+            f"{out} is a folder", EXIT_USAGE, "Give a file name inside it; nothing was written."
+        )
+    if out.suffix.lower() not in (".png", ".svg"):
+        raise CliError(
+            f"{out} does not end in .png or .svg",
+            EXIT_USAGE,
+            "Name the file .png for a picture or .svg for a drawing; nothing was written.",
+        )
+    if not out.parent.is_dir():
+        raise CliError(
+            f"there is no folder {out.parent} to write {out.name} into",
+            EXIT_USAGE,
+            "Create the folder or give another path; nothing was written.",
+        )
+
+
+def _plot(token: dict[str, Any], out: Path) -> None:
+    """Draw the plot, every failure a sentence."""
+    try:
+        from tokenstation.daemon.registry.plot import plot_drift
+    except ImportError:
+        raise CliError(
+            "drawing the plot needs matplotlib, which is not installed",
+            EXIT_FAILED,
+            "Install python3-matplotlib (Debian) or `pip install 'tokenstation[plot]'`; "
+            "`tokenstation tokens SERIAL` lists the same history as text.",
+        ) from None
+    try:
+        plot_drift(token, out)
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_USAGE, "Place the token on a reader first.") from None
+    except OSError as exc:
+        raise CliError(
+            f"{out} cannot be written ({exc.strerror or 'refused'})",
+            EXIT_FAILED,
+            "Give a path you may write to; nothing was written.",
+        ) from None
+
+
 def cmd_tokens(args: argparse.Namespace) -> int:
     """List the registry, one token with history, or plot a token's drift."""
     serial = args.plot[0] if args.plot else args.serial
+    if args.plot:
+        _check_plot_path(as_path(args.plot[1]))
     via = "daemon"
     try:
         tokens = _from_daemon(args, serial)
@@ -220,10 +279,8 @@ def cmd_tokens(args: argparse.Namespace) -> int:
         note(f"{exc.message}; reading the registry file directly")
         tokens = _registry_direct(args, serial)
     if args.plot:
-        from tokenstation.daemon.registry.plot import plot_drift
-
         out = as_path(args.plot[1])
-        plot_drift(tokens[0], out)
+        _plot(tokens[0], out)
         if args.json:
             emit_json({"ok": True, "serial": serial, "plot": str(out), "via": via})
         else:

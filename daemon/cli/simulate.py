@@ -10,7 +10,9 @@ from tokenstation.daemon.intake.otpauth import parse_secret
 from ..simulator.foreign import KINDS
 from ..simulator.runner import SimulatorRunner
 from ..simulator.token import CLOCK_PHASES, PROFILES, Faults, SimulatedToken, default_settings
+from ..simulator.vpcd import SlotProblem
 from ..token.crypto import TOKEN2_KEY
+from .common import EXIT_NO_READER, CliError
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -124,7 +126,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    """Build the token from the flags and run it."""
+    """Build the token from the flags and run it; a sentence when vpcd does not take it."""
+    try:
+        return _simulate(args)
+    except SlotProblem as exc:
+        raise CliError(str(exc), EXIT_NO_READER) from exc
+
+
+def _simulate(args: argparse.Namespace) -> int:
     if args.foreign_card:
         from ..simulator.foreign import run_foreign
 

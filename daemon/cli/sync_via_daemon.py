@@ -84,13 +84,16 @@ def sync_via_daemon(args: argparse.Namespace) -> int:
         emit_json({"ok": True, "via": "daemon", **result})
         return 0
     if "synced" in result:  # a Molto2: its seeded profiles, time only
-        from .molto2_cmds import whole_drift_words as words
+        from tokenstation.daemon.token.molto2_session import molto2_drift_words as words
 
+        before = result.get("drift_before_words") or words(
+            result.get("drift_before_s"), precision=False
+        )
+        after = result.get("drift_after_words") or words(result.get("drift_after_s"))
         print(
             f"Set the clock of {result['synced']} profiles of {result['model']} {serial} on "
-            f"{result['reader']} (through the daemon): the largest drift was "
-            f"{words(result.get('drift_before_s'))}; now {words(result.get('drift_after_s'))} "
-            "(whole seconds)."
+            f"{result['reader']} (through the daemon): the largest drift was {before}; now "
+            f"{after}."
         )
         return 0
     after = result.get("drift_after_words")

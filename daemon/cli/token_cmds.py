@@ -26,6 +26,7 @@ from .common import (
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
     CliError,
+    as_path,
     confirm,
     emit_json,
     note,
@@ -33,6 +34,7 @@ from .common import (
     utc,
     warn,
 )
+from .direct_record import Account, Record
 from .secret_input import add_source_args, secret_source
 
 
@@ -55,6 +57,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     p.add_argument("--bus", choices=["session", "system"], default="session", help="daemon's bus")
     p.add_argument("--direct", action="store_true", help="talk to the reader, not the daemon")
+    p.add_argument("--config", type=as_path, metavar="FILE", help=argparse.SUPPRESS)
     p.add_argument(
         "--clock-kind",
         choices=[k.value for k in ClockKind if k is not ClockKind.UNKNOWN],
@@ -189,7 +192,12 @@ def cmd_sync(args: argparse.Namespace) -> int:
         except DaemonAbsent as exc:
             _direct_instead(args, exc.message, exc.next_step)
     settings = _settings_from_args(args, None)
-    with token_session(args.reader) as (reader, session):
+    from .direct_record import direct_record
+
+    with (
+        token_session(args.reader) as (reader, session),
+        direct_record(args.config, beside_daemon=True) as record,  # before any write
+    ):
         ident = session.identify()
         if args.serial and ident.serial != args.serial:
             raise CliError(
@@ -215,6 +223,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
             clock_kind=ClockKind.parse(args.clock_kind),
             before=ident.drift,
         )
+        record.synced(reader, ident, result, settings)
     _report_write(args, reader, result, before=ident)
     return 0
 
@@ -251,7 +260,7 @@ def _untrusted_clock_reason() -> str:
     return asyncio.run(ask())
 
 
-def _secret_from_args(args: argparse.Namespace) -> tuple[Secret, str, TokenSettings]:
+def _secret_from_args(args: argparse.Namespace) -> tuple[Secret, Account, TokenSettings]:
     text, is_uri = secret_source(args)
     if is_uri:
         account = parse_otpauth(text)
@@ -267,32 +276,49 @@ def _secret_from_args(args: argparse.Namespace) -> tuple[Secret, str, TokenSetti
             raise InvalidInput(
                 f"--period {args.period} contradicts the URI's period {account.period}"
             )
-        return account.secret, account.label(), _settings_from_args(args, base)
+        who = Account(account.issuer, account.account)
+        return account.secret, who, _settings_from_args(args, base)
     secret, kind = parse_secret(text)
     if not 1 <= len(secret) <= 63:
         raise InvalidInput(
             f"the {kind} secret is {len(secret)} bytes; these tokens hold 1 to 63 bytes"
         )
-    return secret, "", _settings_from_args(args, TokenSettings())
+    return secret, Account(), _settings_from_args(args, TokenSettings())
 
 
 def cmd_burn(args: argparse.Namespace) -> int:
-    """Burn a seed with its settings and the host's time."""
+    """Burn a seed with its settings and the host's time: through the running daemon
+    when there is one, else directly, recorded as the daemon records its burns."""
     from . import molto2_cmds
+    from .burn_via_daemon import burn_via_daemon, daemon_runs
+    from .direct_record import direct_record, record_failure
 
     handled = molto2_cmds.burn_hook(args)
     if handled is not None:
         return handled
-    seed, label, settings = _secret_from_args(args)
-    with token_session(args.reader) as (reader, session):
+    seed, who, settings = _secret_from_args(args)
+    label = who.label()
+    if daemon_runs(args):
+        from .. import pcsc
+
+        return burn_via_daemon(args, pcsc.choose_reader(args.reader), seed, label, settings)
+    with (
+        token_session(args.reader) as (reader, session),
+        direct_record(args.config, beside_daemon=False) as record,  # before any write
+    ):
         info = session.read_first().info
         confirm(
             f"Burn {label + ' ' if label else ''}(secret {seed.fingerprint}) onto token "
             f"{info.serial} with {settings.hmac.name}, {settings.period} s step? "
-            "This replaces any seed on it",
+            + _burned_words(record, info.serial),
             args.yes,
         )
-        result = session.burn(seed, settings)
+        try:
+            result = session.burn(seed, settings)
+        except BaseException as exc:
+            record_failure(record, info.serial, _model_name(info.serial), seed, exc)
+            raise
+        record.burned(reader, result, settings, seed, who)
     code, valid_until = expected_code(seed, settings, result.host_time_after)
     if args.json:
         emit_json(
@@ -321,6 +347,26 @@ def cmd_burn(args: argparse.Namespace) -> int:
         f"until {utc(valid_until)}."
     )
     return 0
+
+
+def _burned_words(record: Record, serial: str) -> str:
+    """The end of a burn's question: what the station's registry says of ``serial``."""
+    known = record.store.token(serial)
+    burns = [op for op in record.store.operations(serial) if op.kind == "burn"]
+    if not (known and known.provisioned) and not burns:
+        return "This replaces any seed on it"
+    last = f" (last: {burns[-1].detail}, {utc(burns[-1].at)})" if burns else ""
+    return f"The station's registry records it as burned before{last}: this replaces its seed"
+
+
+def _model_name(serial: str) -> str:
+    """The model's name by the serial, for a failure's record ("" when unknown)."""
+    from ..token.models import ModelTable
+
+    try:
+        return ModelTable().lookup(serial).name
+    except Exception:
+        return ""
 
 
 def _report_write(

@@ -4,7 +4,8 @@ A Molto2 keeps a clock per profile. The time-only write (token-protocol.md 6.1) 
 a profile's clock and nothing else, and each profile's settings are read from it
 before and checked unchanged after, so no settings need to be known or confirmed.
 Drift before and after is per profile, in whole seconds (the profile's public data
-reports whole seconds).
+reports whole seconds). Each profile's clock is read back after its write: one that did
+not take stops the sync as a failure (SyncFailed), never "ok".
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from tokenstation.daemon.token import molto2 as m
 from tokenstation.daemon.token.errors import RefusedByPolicy, TokenError
 from tokenstation.daemon.token.models import ModelTable
 from tokenstation.daemon.token.molto2_session import (
+    ClockNotSet,
     Molto2Session,
     ProfileSync,
+    molto2_drift_words,
     profile_clock_drift,
 )
 from tokenstation.daemon.token.session import Connection, HostClock
@@ -58,11 +61,14 @@ class Molto2SyncWrite(CardOperation[list[ProfileSync]]):
         self.serial = ""
         self.untrusted = False
         self.seeded: list[m.ProfileInfo] = []
+        self.shown_before: float | None = None
 
     async def prepare(self, p: Presence) -> None:
         assert p.profiles is not None
         self.serial = p.serial
         self.seeded = [i for i in p.profiles if i.seed_present]
+        # The figure every view showed before the sync (each profile's own is re-read).
+        self.shown_before = p.ident.drift.drift_s if p.ident is not None else None
         self.untrusted = await host_clock_or_confirmed(self.station, self.confirm)
 
     def perform(self, conn: Connection, clock: HostClock, models: ModelTable) -> list[ProfileSync]:
@@ -82,16 +88,20 @@ class Molto2SyncWrite(CardOperation[list[ProfileSync]]):
         residual = profile_clock_drift(
             {r.profile: r.drift_after_s for r in result if r.drift_after_s is not None}
         )
-        before = _rounded(worst_before.drift_s if worst_before else None)
+        before = _rounded(
+            self.shown_before
+            if self.shown_before is not None and result
+            else (worst_before.drift_s if worst_before else None)
+        )
         after = _rounded(residual.drift_s if residual else None)
         self.station.update_profiles(p, [], residual)
         log.info(
-            "synced %d profiles of Molto2 %s (%s): worst drift was %s s, now %s s",
+            "synced %d profiles of Molto2 %s (%s): the largest drift was %s; now %s",
             len(result),
             p.serial,
             self.origin,
-            before,
-            after,
+            molto2_drift_words(before, precision=False),
+            molto2_drift_words(after),
         )
         event = ProfilesSynced(
             reader=p.reader,
@@ -111,6 +121,8 @@ class Molto2SyncWrite(CardOperation[list[ProfileSync]]):
             drift_before_s=before,
             drift_after_s=after,
             untrusted_clock_confirmed=self.untrusted,
+            drift_before_words=molto2_drift_words(before, precision=False),
+            drift_after_words=molto2_drift_words(after),
         )
         op = Operation(
             p.serial,
@@ -124,8 +136,14 @@ class Molto2SyncWrite(CardOperation[list[ProfileSync]]):
         return Written(op, event)
 
     def failed(self, p: Presence, exc: StationError | TokenError) -> Written | None:
+        if isinstance(exc, ClockNotSet):  # the presence shows the clocks as read back
+            after = {r.profile: r.drift_after_s for r in exc.synced if r.drift_after_s is not None}
+            if exc.drift_after_s is not None:
+                after[exc.read_back.index] = exc.drift_after_s
+            self.station.update_profiles(p, [exc.read_back], profile_clock_drift(after))
         return sync_failed(p, exc, self.origin)
 
 
 def _rounded(value: float | None) -> float | None:
-    return None if value is None else round(value, 1)
+    """A Molto2 figure as events carry it (whole seconds)."""
+    return None if value is None else float(round(value))

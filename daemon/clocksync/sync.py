@@ -19,13 +19,13 @@ from tokenstation.daemon.events import (
     Event,
     OperationKind,
     Origin,
-    Outcome,
     PresenceState,
     ProfilesSynced,
     SyncDone,
     TokenMeasured,
 )
-from tokenstation.daemon.registry.store import Operation, TokenRecord
+from tokenstation.daemon.registry import writes
+from tokenstation.daemon.registry.store import TokenRecord
 from tokenstation.daemon.station import (
     CardOperation,
     CardWrite,
@@ -171,12 +171,16 @@ class SyncWrite(CardWrite):
 
     def succeeded(self, p: Presence, result: WriteResult) -> Written:
         assert self.known is not None and self.drift_before is not None
-        at = result.host_time_after
         after = result.residual
-        if result.clock_kind is not ClockKind.UNKNOWN:
-            self.station.store.record_clock_kind(p.serial, result.clock_kind.value, at)
-        self.station.store.record_write(p.serial, self.known.settings, at, provisioned=False)
         before = self.drift_before
+        op = writes.synced(
+            self.station.store,
+            p.serial,
+            self.known.settings,
+            result,
+            drift_before_s=before,
+            detail=f"{self.origin}; settings from {self.known.source}",
+        )
         log.info(
             "synced token %s (%s): was %s, now %s",
             p.serial,
@@ -200,15 +204,6 @@ class SyncWrite(CardWrite):
             drift_after_uncertainty_s=round(after.uncertainty_s, 3) if after else None,
             drift_after_words=describe_drift(after.drift_s) if after else None,
             drift_after_bound_s=result.drift_bound_s if after else None,
-        )
-        op = Operation(
-            p.serial,
-            at,
-            OperationKind.SYNC,
-            Outcome.OK,
-            f"{self.origin}; settings from {self.known.source}",
-            before,
-            after.drift_s if after else None,
         )
         return Written(op, event)
 

@@ -47,6 +47,7 @@ class AwayBurn:
     settings: dict[str, Any] | None  # hmac, period, display_timeout (None: a Molto2's)
     log_row: dict[str, str]
     steps: list[str] = field(default_factory=lambda: list(STEPS))
+    model: str = ""
 
 
 class AwayBurns:

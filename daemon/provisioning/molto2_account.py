@@ -19,15 +19,18 @@ import contextlib
 import logging
 import os
 import uuid
+from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tokenstation.daemon.events import BurnDone, ErrorKind, Origin
 from tokenstation.daemon.provisioning.molto2_burn import Molto2BurnWrite
+from tokenstation.daemon.provisioning.provisioner import RequestedBurnWrite
 from tokenstation.daemon.provisioning.queue import Job
-from tokenstation.daemon.station import Presence, StationError
+from tokenstation.daemon.station import CardOperation, Presence, StationError
 from tokenstation.daemon.token import molto2 as m
 from tokenstation.daemon.token.errors import InvalidInput
+from tokenstation.daemon.token.settings import TokenSettings
 
 if TYPE_CHECKING:
     from tokenstation.daemon.provisioning.provisioner import Provisioner
@@ -35,6 +38,15 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _SEE_PROFILES = "See the profiles with `tokenstation profiles`."
+
+
+@dataclass(frozen=True)
+class SingleOptions:
+    """BurnAccount's options for a single-profile token."""
+
+    #: The caller was told the token was burned before and asked to replace its seed.
+    replace: bool = False
+    display_timeout: int | None = None
 
 
 class AccountBurnWrite(Molto2BurnWrite):
@@ -64,12 +76,25 @@ class AccountBurnWrite(Molto2BurnWrite):
         await super().prepare(p)
 
 
-def _check(p: Presence, profile: int | None, title: str | None) -> None:
+def _check(p: Presence, profile: int | None, title: str | None, single: SingleOptions) -> None:
     if p.profiles is None:
+        if profile is not None or title is not None:
+            raise StationError(
+                ErrorKind.INVALID,
+                f"token {p.serial} ({p.model_name}) has no profiles",
+                "Profiles and titles exist only on multi-profile tokens (Token2 Molto2).",
+            )
+        if single.display_timeout is not None and p.model is not None:
+            try:
+                TokenSettings(display_timeout=single.display_timeout)
+            except (InvalidInput, ValueError) as exc:
+                raise StationError(ErrorKind.INVALID, f"display_timeout: {exc}") from None
+        return
+    if single.replace or single.display_timeout is not None:
         raise StationError(
             ErrorKind.INVALID,
-            f"token {p.serial} ({p.model_name}) has no profiles",
-            "Profiles exist only on multi-profile tokens (Token2 Molto2).",
+            f"Molto2 {p.serial}: replace and display_timeout are for single-profile tokens",
+            "A profile is burned only where no seed is, with the daemon's display timeout.",
         )
     if profile is not None and not 0 <= profile < len(p.profiles):
         raise StationError(
@@ -94,12 +119,14 @@ async def burn_account(
     *,
     profile: int | None = None,
     title: str | None = None,
+    single: SingleOptions = SingleOptions(),
 ) -> BurnDone:
     """Queue the account in the file ``fd`` (typed by ``name``'s suffix; the descriptor
-    is closed here) and burn it into ``profile`` (None: the next free one) of ``serial``."""
+    is closed here) and burn it into ``profile`` (None: the next free one) of ``serial``,
+    or onto ``serial`` when it is a single-profile token (with ``single``'s options)."""
     try:
         p = prov.station.find(serial)
-        _check(p, profile, title)
+        _check(p, profile, title, single)
     except BaseException:
         with contextlib.suppress(OSError):
             os.close(fd)
@@ -124,7 +151,14 @@ async def burn_account(
         job = prov.queue.get(taken.queued[0].id)
         assert job is not None
         try:
-            done = await prov.station.write(p, AccountBurnWrite(prov, job, profile, title))
+            write: CardOperation[Any] = (
+                AccountBurnWrite(prov, job, profile, title)
+                if p.profiles is not None
+                else RequestedBurnWrite(
+                    prov, job, replace=single.replace, display_timeout=single.display_timeout
+                )
+            )
+            done = await prov.station.write(p, write)
         except StationError:
             left = prov.queue.get(job.id)
             if left is not None and left.state == "queued":  # nothing written: not kept
@@ -134,5 +168,6 @@ async def burn_account(
         prov.held.discard(key)
         prov._queue_changed()  # the queue's state published; other jobs offered again
     assert isinstance(done, BurnDone)
-    log.info("burned %s into profile %s of Molto2 %s", done.job.label, done.job.profile, serial)
+    if p.profiles is not None:
+        log.info("burned %s into profile %s of Molto2 %s", done.job.label, done.job.profile, serial)
     return done

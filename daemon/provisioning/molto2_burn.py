@@ -54,7 +54,13 @@ from tokenstation.daemon.storage.database import StoreUnavailable
 from tokenstation.daemon.token import molto2 as m
 from tokenstation.daemon.token.errors import CardLost, RefusedByPolicy, TokenError, TransportError
 from tokenstation.daemon.token.models import ModelTable
-from tokenstation.daemon.token.molto2_session import Molto2Session, ProfileOccupied, ProfileWrite
+from tokenstation.daemon.token.molto2_session import (
+    ClockNotSet,
+    Molto2Session,
+    ProfileOccupied,
+    ProfileWrite,
+    profile_clock_drift,
+)
 from tokenstation.daemon.token.secret import Secret
 from tokenstation.daemon.token.session import Connection, HostClock
 from tokenstation.daemon.token.settings import PERIODS, HmacAlgorithm, TokenSettings
@@ -332,6 +338,9 @@ class Molto2BurnWrite(CardOperation[ProfileWrite]):
         seed_sent = self.resume or (
             self.session is not None and self.session.seed_sent_to is not None
         )
+        if isinstance(exc, ClockNotSet):  # the seed is there; its clock did not take
+            drift = {} if exc.drift_after_s is None else {self.profile: exc.drift_after_s}
+            self.prov.station.update_profiles(p, [exc.read_back], profile_clock_drift(drift))
         if isinstance(exc, ProfileOccupied):  # taken since it was read: known now
             occupied = [i for i in p.profiles or () if i.index == self.profile]
             self.prov.station.update_profiles(p, [replace(i, seed_present=True) for i in occupied])

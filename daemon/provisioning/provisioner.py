@@ -43,16 +43,18 @@ from tokenstation.daemon.events import (
     decode,
 )
 from tokenstation.daemon.faults import CrashPoint
+from tokenstation.daemon.handover.keeper import Keeper
+from tokenstation.daemon.handover.pusher import Pusher
 from tokenstation.daemon.intake.files import IntakeFiles, Refusal
 from tokenstation.daemon.intake.ingest import NotAFile, Opened, judge_bytes, open_and_read, read_fd
 from tokenstation.daemon.intake.payload import Verdict, advice
-from tokenstation.daemon.provisioning import molto2_burn
+from tokenstation.daemon.provisioning import molto2_burn, provlog
 from tokenstation.daemon.provisioning.away import NOTE, AwayBurn, AwayBurns
-from tokenstation.daemon.provisioning.csvsafe import SafeWriter
 from tokenstation.daemon.provisioning.otpcode import expected_code
 from tokenstation.daemon.provisioning.queue import Intake, Job, JobQueue, NewJob, SealBroken
 from tokenstation.daemon.provisioning.shared import SharedQueue
 from tokenstation.daemon.qr.pool import DecodePool
+from tokenstation.daemon.registry import writes
 from tokenstation.daemon.registry.store import Operation
 from tokenstation.daemon.safetext import shown_name
 from tokenstation.daemon.station import (
@@ -68,28 +70,13 @@ from tokenstation.daemon.storage.database import StoreUnavailable
 from tokenstation.daemon.token.errors import CardLost, RefusedByPolicy, TokenError, TransportError
 from tokenstation.daemon.token.models import Model
 from tokenstation.daemon.token.secret import Secret
-from tokenstation.daemon.token.session import TokenSession, WriteResult
+from tokenstation.daemon.token.session import ClockKind, DriftEstimate, TokenSession, WriteResult
 from tokenstation.daemon.token.settings import HmacAlgorithm, TokenSettings
 from tokenstation.daemon.xdg import private_dir
 
 log = logging.getLogger(__name__)
 
 _SEE_QUEUE = "See the jobs and their states with `tokenstation queue list --all`."
-
-LOG_FIELDS = (
-    "time_utc",
-    "station",
-    "serial",
-    "model",
-    "issuer",
-    "account",
-    "secret_fingerprint",
-    "algorithm",
-    "period",
-    "job_id",
-    "source",
-    "profile",  # the Molto2 profile ("" for single-profile tokens)
-)
 
 
 @dataclass(frozen=True)
@@ -102,9 +89,10 @@ class BurnChoice:
 
 
 def choose_job(
-    model: Model, serial: str, provisioned: bool, waiting: list[Job], mode: str
+    model: Model, serial: str, provisioned: bool, waiting: list[Job], mode: str, *, why: str = ""
 ) -> BurnChoice:
-    """Pure policy: bound jobs first; station mode never burns over a provisioned token."""
+    """Pure policy: bound jobs first; station mode never burns over a provisioned token
+    (``why``: what records it as burned, for the reason)."""
     if not model.programmable:
         return BurnChoice(None, False, "read-only model")
     usable = [
@@ -123,8 +111,9 @@ def choose_job(
             return BurnChoice(
                 None,
                 False,
-                f"token {serial} was provisioned by this station before; station mode "
-                "never burns over it (bind a job to it by naming the file <serial>.png)",
+                f"token {serial} was provisioned before ({why or 'by this station'}); "
+                "station mode never burns over it (bind a job to it by naming the file "
+                "<serial>.png)",
             )
         return BurnChoice(free[0], True, "")
     warning = (
@@ -180,6 +169,7 @@ class Provisioner:
         #: the bus answers from them while the shared database is away.
         self.waiting = -1
         self.failed_count = -1
+        self.handover: dict[str, int] | None = None
         self.counted_at: float | None = None
         queue.on_change = self._changed_here
         #: Burns the shared database could not record, kept until it is back; their jobs
@@ -188,6 +178,8 @@ class Provisioner:
         self.claims.update(b.job_id for b in self.away.pending())
         #: False while recovery at start waits for the shared database (see recover).
         self.recovered = True
+        self.keeper = Keeper(queue, cfg.handover.keep_days, loop)
+        self.pusher = Pusher(queue, cfg.handover.privacyidea, loop)
         self.shared: SharedQueue | None = None
         if queue.shared:
             self.shared = SharedQueue(self, loop)
@@ -220,28 +212,29 @@ class Provisioner:
             if not job.burned_serial or job.profile is not None:
                 continue
             self.station.store.mark_uncertain_burn(job.burned_serial, time.time())
-            self.station.store.record_operation(
-                Operation(
-                    job.burned_serial,
-                    time.time(),
-                    OperationKind.BURN,
-                    Outcome.FAILED,
-                    f"interrupted: {why} during the burn of {job.label()}"
-                    + (f" at station {job.claimed_by}" if job.claimed_by else "")
-                    + "; the token may or may not hold the seed",
-                    secret_fingerprint=job.fingerprint,
-                    station=job.claimed_by,
-                )
+            op = writes.burn_failed(
+                job.burned_serial,
+                time.time(),
+                f"interrupted: {why} during the burn of {job.label()}"
+                + (f" at station {job.claimed_by}" if job.claimed_by else "")
+                + "; the token may or may not hold the seed",
+                fingerprint=job.fingerprint,
             )
+            self.station.store.record_operation(dataclasses.replace(op, station=job.claimed_by))
 
     def start(self) -> None:
-        """After recovery: on a shared queue, follow the other stations (loop thread)."""
+        """After recovery: on a shared queue, follow the other stations (loop thread);
+        erase exported seeds by time."""
         self.count()
+        self.keeper.start()
+        self.pusher.start()
         if self.shared is not None:
             self.shared.start()
 
     async def stop(self) -> None:
         """Stop following the other stations."""
+        self.keeper.stop()
+        self.pusher.stop()
         if self.shared is not None:
             await self.shared.stop()
 
@@ -265,8 +258,12 @@ class Provisioner:
         # As last counted (-1: not yet); with the shared database away, as it was then.
         out["queue_length"] = self.waiting
         out["jobs_failed"] = self.failed_count
+        if self.handover is not None:
+            out["handover"] = self.handover
         if self.counted_at is not None:
             out["queue_counted_at"] = round(self.counted_at, 3)
+        if self.pusher.active:
+            out["handover_push"] = self.pusher.status()
         if self._held:
             out["files_waiting_for_store"] = len(self._held)
         return out
@@ -278,6 +275,10 @@ class Provisioner:
     def _lost(self, exc: StoreUnavailable) -> None:
         if self.shared is not None:
             self.shared.lost(exc)
+
+    def jobs_added(self) -> None:
+        """Jobs were queued here but not from a file (seeds made here): publish, offer."""
+        self._queue_changed()
 
     def queue_changed_elsewhere(self, what: str) -> None:
         """Another station changed the shared queue (loop thread): publish, offer again."""
@@ -302,6 +303,7 @@ class Provisioner:
                 log.info("burn of job %d still waits for the shared database: %s", burn.job_id, exc)
                 return
             self.claims.discard(burn.job_id)
+            self.pusher.burned()  # a seed made here goes on to its hand-over
             log.info(
                 "burn of job %d (%s) onto %s recorded in the shared database now",
                 burn.job_id,
@@ -321,13 +323,11 @@ class Provisioner:
                 store.record_write(burn.serial, written, burn.at, provisioned=True)
             elif step == "operation":
                 store.record_operation(
-                    Operation(
+                    burn_done_row(
                         burn.serial,
                         burn.at,
-                        OperationKind.BURN,
-                        Outcome.OK,
                         burn.detail + " (recorded after the shared database was back)",
-                        secret_fingerprint=burn.fingerprint,
+                        burn.fingerprint,
                     )
                 )
             elif step == "job":
@@ -335,7 +335,10 @@ class Provisioner:
                     f"burned onto {burn.serial} at station {burn.station} while the shared "
                     "database was away; recorded when it was back"
                 )
-                if self.queue.settle_away(burn.job_id, burn.serial, burn.at, reason) is None:
+                settled = self.queue.settle_away(
+                    burn.job_id, burn.serial, burn.at, reason, burn.model
+                )
+                if settled is None:
                     log.warning(
                         "job %d (%s) was burned onto %s here while the shared database was "
                         "away, but meanwhile it was retried or removed elsewhere: check it "
@@ -577,12 +580,24 @@ class Provisioner:
 
     def touched(self, serial: str) -> bool:
         """This station burned the token, or tried to (registry or the queue's intents)."""
-        record = self.station.store.token(serial)
-        return (
-            bool(record and record.provisioned)
-            or any(op.kind == OperationKind.BURN for op in self.station.store.operations(serial))
-            or self.queue.targeted(serial)
-        )
+        return bool(self.burned_before(serial))
+
+    def burned_before(self, serial: str) -> str:
+        """What records ``serial`` as burned, or a burn onto it begun ("" if nothing): the
+        registry (this station's or the shared one: a daemon's burn, a command-line burn,
+        an interrupted one) or the queue's intents."""
+        store = self.station.store
+        burns = [op for op in store.operations(serial) if op.kind == OperationKind.BURN]
+        if burns:
+            op = burns[-1]
+            where = f" at station {op.station}" if op.station else ""
+            return f"the registry records a burn{where}: {op.outcome}, {op.detail}"
+        record = store.token(serial)
+        if record and record.provisioned:
+            return "the registry records it as provisioned"
+        if self.queue.targeted(serial):
+            return "a burn onto it was begun from the queue"
+        return ""
 
     async def _consider(self, reader: str) -> None:
         try:
@@ -604,7 +619,8 @@ class Provisioner:
         if p.profiles is not None:  # a Molto2: the next job into the next free profile
             await molto2_burn.consider(self, p, waiting)
             return
-        choice = choose_job(p.model, p.serial, self.touched(p.serial), waiting, self.cfg.mode)
+        why = self.burned_before(p.serial)
+        choice = choose_job(p.model, p.serial, bool(why), waiting, self.cfg.mode, why=why)
         if choice.job is None:
             if waiting and choice.reason:
                 log.info("no burn for %s: %s", p.serial, choice.reason)
@@ -687,49 +703,26 @@ class Provisioner:
         return done
 
     def log_provisioning(self, job: Job, p: Presence) -> None:
-        """Append the provisioning-log row for a burned job (CSV, 0600; and the shared
-        database's log when there is one)."""
-        row = self.log_row(job, p)
-        self.log_locally(row)
-        if self.queue.shared:  # the shared log: every station's burns in one place
-            self.queue.log_burn(row)
+        """Append the provisioning-log row for a burned job (:mod:`provlog`; and the
+        shared database's log when there is one)."""
+        provlog.append(self.log_path, self.log_row(job, p), self.queue)
 
     def log_row(self, job: Job, p: Presence) -> dict[str, object]:
         """The provisioning-log row of a burned job (no secret)."""
-        return dict(
-            zip(
-                LOG_FIELDS,
-                (
-                    time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(job.burned_at or time.time())),
-                    self.cfg.station,
-                    p.serial,
-                    p.model.name if p.model else "",
-                    job.issuer,
-                    job.account,
-                    job.fingerprint,
-                    job.algorithm,
-                    job.period,
-                    job.id,
-                    job.source,
-                    "" if job.profile is None else job.profile,
-                ),
-                strict=True,
-            )
+        return provlog.row(
+            at=job.burned_at or time.time(),
+            station=self.cfg.station,
+            serial=p.serial,
+            model=p.model.name if p.model else "",
+            issuer=job.issuer,
+            account=job.account,
+            fingerprint=job.fingerprint,
+            algorithm=job.algorithm,
+            period=job.period,
+            job_id=job.id,
+            source=job.source,
+            profile=job.profile,
         )
-
-    def log_locally(self, row: dict[str, object]) -> None:
-        """Append ``row`` to this station's provisioning log (CSV, 0600, fsynced)."""
-        new = not self.log_path.exists()
-        # A log begun before Molto2 burns keeps its columns (the registry has the profile).
-        columns = LOG_FIELDS if new or _has_profile_column(self.log_path) else LOG_FIELDS[:-1]
-        fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        with os.fdopen(fd, "a", newline="", encoding="utf-8", errors="backslashreplace") as f:
-            w = SafeWriter(f)
-            if new:
-                w.writerow(LOG_FIELDS)
-            w.writerow([row[c] for c in columns])
-            f.flush()
-            os.fsync(f.fileno())
 
     # -- queue management --------------------------------------------------------------
 
@@ -793,6 +786,8 @@ class BurnWrite(CardWrite):
         self.settings = job.settings(prov.cfg.token_defaults.display_timeout)
         self.seed: Secret | None = None
         self.serial = ""
+        self.before: DriftEstimate | None = None
+        self.clock_kind = ClockKind.UNKNOWN
 
     async def prepare(self, p: Presence) -> None:
         if self.prov.paused and self.origin == Origin.STATION:
@@ -800,20 +795,40 @@ class BurnWrite(CardWrite):
         self.job, self.seed = claim_burn(self.prov, self.job.id, p.serial)
         self.started = True
         self.serial = p.serial
+        # Measured after the write (as a sync is), so every view shows the drift after.
+        self.before = p.ident.drift if p.ident is not None else None
+        self.clock_kind = ClockKind.parse(self.prov.station.store.clock_kind(p.serial))
         self.prov.crash_point("intent")
 
     def run(self, session: TokenSession) -> WriteResult:
         assert self.seed is not None
-        return session.burn(self.seed, self.settings, expect_serial=self.serial)
+        return session.burn(
+            self.seed,
+            self.settings,
+            expect_serial=self.serial,
+            measure_after=True,
+            clock_kind=self.clock_kind,
+            before=self.before,
+        )
 
     def succeeded(self, p: Presence, result: WriteResult) -> Written:
         at = result.host_time_after
         store = self.prov.station.store
+        ops: list[Operation] = []
         done = burned(
             self.prov,
             self.job.id,
             p,
-            lambda: store.record_write(p.serial, self.settings, at, provisioned=True),
+            lambda: ops.append(
+                writes.burned(
+                    store,
+                    p.serial,
+                    self.settings,
+                    at,
+                    detail=f"{self.origin}; {self.job.label()}",
+                    fingerprint=self.job.fingerprint,
+                )
+            ),
             job=self.job,
             settings=self.settings,
         )
@@ -834,15 +849,13 @@ class BurnWrite(CardWrite):
             expected_code_valid_until=expected[1] if expected else None,
             note=NOTE if done.id in self.prov.away else "",
         )
-        op = Operation(
-            p.serial,
-            at,
-            OperationKind.BURN,
-            Outcome.OK,
-            f"{self.origin}; {done.label()}",
-            secret_fingerprint=done.fingerprint,
-        )
-        return Written(op, event)
+        if not ops:  # the registry was away: the same row, recorded when it is back
+            ops.append(
+                burn_done_row(
+                    p.serial, at, f"{self.origin}; {self.job.label()}", self.job.fingerprint
+                )
+            )
+        return Written(ops[0], event)
 
     def failed(self, p: Presence, exc: StationError | TokenError) -> Written | None:
         if not self.started:
@@ -858,6 +871,32 @@ class BurnWrite(CardWrite):
             job = queue.failed(self.job.id, exc.message)
             outcome = BurnOutcome.FAILED
         return burn_failed(p, self.origin, job, outcome, exc)
+
+
+class RequestedBurnWrite(BurnWrite):
+    """BurnAccount onto a single-profile token (`tokenstation burn` while the daemon runs):
+    a manual burn of the caller's own job, with the caller's display timeout (None: the
+    daemon's). Onto a token this station or the shared registry already burned only with
+    ``replace``: the caller's question named that burn (one made meanwhile is refused)."""
+
+    def __init__(
+        self, prov: Provisioner, job: Job, *, replace: bool, display_timeout: int | None
+    ) -> None:
+        super().__init__(prov, job, Origin.MANUAL)
+        self.replace = replace
+        if display_timeout is not None:
+            self.settings = job.settings(display_timeout)
+
+    async def prepare(self, p: Presence) -> None:
+        why = "" if self.replace else self.prov.burned_before(p.serial)
+        if why:
+            raise StationError(
+                ErrorKind.REFUSED,
+                f"token {p.serial} was burned before ({why}); it was not touched",
+                "Run the burn again: its question then names the earlier burn, and a yes "
+                "replaces that seed.",
+            )
+        await super().prepare(p)
 
 
 # -- what the single-profile and the Molto2 burn share ---------------------------------
@@ -924,15 +963,16 @@ def burned(
         record()
         steps.remove("registry")
         crash("registry")
-        done = prov.queue.burned(job_id, p.serial)
+        done = prov.queue.burned(job_id, p.serial, p.model.name if p.model else "")
         steps.remove("job")
         prov.claims.discard(job_id)
         crash("burned")
         row = prov.log_row(done, p)
-        prov.log_locally(row)
+        provlog.append(prov.log_path, row)  # this station's log first, then the shared one
         crash("logged")
         if prov.queue.shared:
             prov.queue.log_burn(row)
+        prov.pusher.burned()  # the hand-over's peer: a seed made here goes to privacyIDEA
         return done
     except StoreUnavailable as exc:
         if job is None:
@@ -945,7 +985,7 @@ def burned(
         )
         row = prov.log_row(local, p)
         if "job" in steps:  # else the local row is written already
-            prov.log_locally(row)
+            provlog.append(prov.log_path, row)
         log.warning(
             "burned job %d (%s) onto %s; the shared database was away (%s): recorded here "
             "and sent when it is back",
@@ -962,16 +1002,25 @@ def burned(
                 job.label(),
                 job.fingerprint,
                 prov.cfg.station,
-                f"station; {job.label()}",
+                job.label(),
                 settings.as_dict() if settings is not None else None,
                 {k: str(v) for k, v in row.items()},
                 steps,
+                p.model.name if p.model else "",
             )
         )
         return local
     except BaseException:
         prov.claims.discard(job_id)  # no more renewals: it expires, settled as interrupted
         raise
+
+
+def burn_done_row(serial: str, at: float, detail: str, fingerprint: str) -> Operation:
+    """The registry's row of a burn done while the shared database was away (the row
+    :func:`writes.burned` returns when it can record the token at once)."""
+    return Operation(
+        serial, at, OperationKind.BURN, Outcome.OK, detail, secret_fingerprint=fingerprint
+    )
 
 
 def expected_hint(
@@ -997,14 +1046,8 @@ def burn_failed(
 ) -> Written:
     """The registry row and the BurnFailed event of a burn that did not complete."""
     where = "" if profile is None else f"profile {profile}: "
-    op = Operation(
-        p.serial,
-        time.time(),
-        OperationKind.BURN,
-        Outcome.FAILED,
-        where + exc.message,
-        secret_fingerprint=job.fingerprint,
-        profile=profile,
+    op = writes.burn_failed(
+        p.serial, time.time(), where + exc.message, fingerprint=job.fingerprint, profile=profile
     )
     event = BurnFailed(
         reader=p.reader,
@@ -1027,13 +1070,6 @@ class _Ingest:
     name: str
     taken: FileTaken | None = None
     error: StationError | None = None
-
-
-def _has_profile_column(path: Path) -> bool:
-    """Whether an existing provisioning log's header has the profile column (a log begun
-    before Molto2 burns keeps its columns; the registry has the profile then)."""
-    with open(path, encoding="utf-8", errors="replace") as f:
-        return "profile" in f.readline().strip().split(",")
 
 
 def job_view(job: Job) -> JobView:

@@ -23,6 +23,7 @@ to queued while the secret is still held), or removed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -39,13 +40,16 @@ from tokenstation.daemon.safetext import utf8_safe
 from tokenstation.daemon.storage import schema
 from tokenstation.daemon.storage.database import Database, NotifyHandler
 from tokenstation.daemon.storage.part import StoredPart
-from tokenstation.daemon.storage.secretbox import KeyProblem, SecretBox
+from tokenstation.daemon.storage.secretbox import KeyProblem, SecretBox, init_key
 from tokenstation.daemon.token.secret import Secret
 from tokenstation.daemon.token.settings import HmacAlgorithm, TokenSettings
 
 log = logging.getLogger(__name__)
 
 SQLITE_PRAGMAS = ("journal_mode=WAL", "synchronous=FULL", "secure_delete=ON", "busy_timeout=5000")
+
+#: The single-station key that seals generated seeds, beside the queue file.
+HANDOVER_KEY = "handover.key"
 
 WAITING = ("queued",)
 LIVE = ("queued", "burning", "burned")
@@ -75,6 +79,14 @@ class Job:
     claimed_by: str = ""  # the station that burns (or burned, or tried) it
     #: The Molto2 profile it went (or was going) into; None for single-profile tokens.
     profile: int | None = None
+    #: A seed made here (issue 23): its batch, the user it is for, the model it went onto.
+    batch: str = ""
+    upn: str = ""
+    model: str = ""
+    #: '' (not a generated seed), or after its burn pending | exported | pushed | erased.
+    handover: str = ""
+    handover_at: float | None = None
+    handover_reason: str = ""
 
     def label(self) -> str:
         """issuer:account."""
@@ -112,6 +124,15 @@ class Job:
             out["claimed_by"] = self.claimed_by
         if self.profile is not None:
             out["profile"] = self.profile
+        if self.batch:
+            out["batch"] = self.batch
+            out["upn"] = self.upn
+            if self.handover:
+                out["handover"] = self.handover
+            if self.model:
+                out["model"] = self.model
+            if self.handover_reason:
+                out["handover_reason"] = self.handover_reason
         return out
 
 
@@ -122,6 +143,7 @@ class NewJob:
     account: OtpAccount = field(repr=False)
     serial: str = ""
     source: str = ""
+    upn: str = ""  # a generated seed's user (its batch is given to add_generated)
 
 
 @dataclass
@@ -129,8 +151,17 @@ class Intake:
     """What queuing a file did."""
 
     queued: list[Job] = field(default_factory=list)
-    duplicates: list[str] = field(default_factory=list)  # labels already queued or burned
+    #: The jobs already holding a secret in the file (queued, burning or burned), one
+    #: entry per account not queued: "job 4, Acme:carol (queued)".
+    duplicates: list[str] = field(default_factory=list)
     seen_before: bool = False  # the same bytes were processed already
+
+
+def holder_words(job_id: int, issuer: str, account: str, state: str) -> str:
+    """The job that already holds a secret, as a refusal names it: "job 4, Acme:carol
+    (queued)" (never the account being refused, which may be named otherwise)."""
+    label = f"{issuer}:{account}" if issuer else account or "(unnamed)"
+    return f"job {job_id}, {label} ({state})"
 
 
 def secret_hash(secret: Secret) -> str:
@@ -163,6 +194,7 @@ class JobQueue(StoredPart):
             raise ValueError("a shared queue needs a SecretBox: seeds are sealed there")
         super().__init__(target, SQLITE_PRAGMAS, schema.QUEUE, station)
         self.box = box
+        self._local_box: SecretBox | None = None
         self.lease_s = lease_s
         #: Called with what changed after every change this station makes (any thread).
         self.on_change: NotifyHandler | None = None
@@ -262,41 +294,76 @@ class JobQueue(StoredPart):
                 "INSERT INTO files VALUES (?, ?, ?, ?)", (sha256, utf8_safe(name), verdict, now)
             )
             for job in jobs:
-                h = self._secret_hash(job.account.secret)
-                dup = self._db.execute(
-                    "SELECT state FROM jobs WHERE secret_hash = ? AND state IN (?, ?, ?)",
-                    (h, *LIVE),
-                ).fetchone()
-                if dup:
-                    intake.duplicates.append(f"{job.account.label()} ({dup[0]})")
-                    continue
-                a = job.account
-                (job_id,) = self._db.execute(
-                    "INSERT INTO jobs (state, secret, secret_hash, fingerprint, issuer, "
-                    "account, algorithm, period, serial, source, created, updated, station) "
-                    "VALUES ('queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                    (
-                        None if self.box else a.secret.reveal(),
-                        h,
-                        a.secret.fingerprint,
-                        utf8_safe(a.issuer),
-                        utf8_safe(a.account),
-                        a.algorithm,
-                        a.period,
-                        job.serial,
-                        utf8_safe(job.source),
-                        now,
-                        now,
-                        self.station,
-                    ),
-                ).fetchone()
-                if self.box:
-                    sealed = self.box.seal(a.secret.reveal(), int(job_id), job.serial)
-                    self._db.execute("UPDATE jobs SET secret = ? WHERE id = ?", (sealed, job_id))
-                intake.queued.append(self._get(int(job_id)))
+                self._insert(job, now, intake)
         if intake.queued:
             self._changed("added", intake.queued[0].id)
         return intake
+
+    def add_generated(self, batch: str, jobs: Iterable[NewJob]) -> Intake:
+        """Queue seeds made here as batch ``batch`` (one transaction); each is sealed from
+        the start (the store key, or on a single station the local hand-over key)."""
+        intake = Intake()
+        now = time.time()
+        with self._db.transaction():
+            for job in jobs:
+                self._insert(job, now, intake, batch=batch)
+        if intake.queued:
+            self._changed("added", intake.queued[0].id)
+        return intake
+
+    def _insert(self, job: NewJob, now: float, intake: Intake, *, batch: str = "") -> None:
+        """One job (inside a transaction), unless its secret is queued or burned already."""
+        h = self._secret_hash(job.account.secret)
+        dup = self._db.execute(
+            "SELECT id, issuer, account, state FROM jobs WHERE secret_hash = ? "
+            "AND state IN (?, ?, ?) ORDER BY id LIMIT 1",
+            (h, *LIVE),
+        ).fetchone()
+        if dup:
+            intake.duplicates.append(holder_words(*dup))
+            return
+        a = job.account
+        box = self._handover_box() if batch else self.box
+        (job_id,) = self._db.execute(
+            "INSERT INTO jobs (state, secret, secret_hash, fingerprint, issuer, "
+            "account, algorithm, period, serial, source, created, updated, station, "
+            "batch, upn) "
+            "VALUES ('queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (
+                None if box else a.secret.reveal(),
+                h,
+                a.secret.fingerprint,
+                utf8_safe(a.issuer),
+                utf8_safe(a.account),
+                a.algorithm,
+                a.period,
+                job.serial,
+                utf8_safe(job.source),
+                now,
+                now,
+                self.station,
+                batch,
+                utf8_safe(job.upn),
+            ),
+        ).fetchone()
+        if box:
+            sealed = box.seal(a.secret.reveal(), int(job_id), job.serial)
+            self._db.execute("UPDATE jobs SET secret = ? WHERE id = ?", (sealed, job_id))
+        intake.queued.append(self._get(int(job_id)))
+
+    def _handover_box(self) -> SecretBox:
+        """What seals a generated seed: the store key on a shared database, else this
+        station's hand-over key file beside the queue (made on first use, 0600)."""
+        if self.box is not None:
+            return self.box
+        if self._local_box is None:
+            assert self.path is not None  # an own queue is a file
+            key_file = self.path.with_name(HANDOVER_KEY)
+            if not key_file.exists():
+                with contextlib.suppress(KeyProblem):  # another process made it just now
+                    init_key(key_file)
+            self._local_box = SecretBox.load(key_file)
+        return self._local_box
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -362,13 +429,14 @@ class JobQueue(StoredPart):
         """The job's secret (only while it is held); SealBroken when this key cannot open it."""
         with self._lock:
             row = self._db.execute(
-                "SELECT secret, serial FROM jobs WHERE id = ?", (job_id,)
+                "SELECT secret, serial, batch FROM jobs WHERE id = ?", (job_id,)
             ).fetchone()
         if row is None or row[0] is None:
             raise KeyError(f"job {job_id} holds no secret")
-        if self.box is None:
+        box = self._handover_box() if row[2] else self.box
+        if box is None:
             return Secret(bytes(row[0]))
-        plain = self.box.open(bytes(row[0]), job_id, str(row[1]))
+        plain = box.open(bytes(row[0]), job_id, str(row[1]))
         if plain is None:
             raise SealBroken(
                 f"the seed of job {job_id} does not open with this station's store key: "
@@ -468,29 +536,27 @@ class JobQueue(StoredPart):
             ).fetchall()
         return [_job(r) for r in rows]
 
-    def burned(self, job_id: int, serial: str) -> Job:
-        """burning -> burned; the secret is erased (and scrubbed from the WAL)."""
+    def burned(self, job_id: int, serial: str, model: str = "") -> Job:
+        """burning -> burned onto ``serial`` (a ``model``); the secret is erased (and
+        scrubbed from the WAL), except a seed made here: it stays sealed, moved to the
+        hand-over (pending) in the same statement, until it is exported or pushed."""
         return self._set(
-            job_id,
-            "state = 'burned', secret = NULL, burned_serial = ?, burned_at = ?, reason = '', "
-            "lease_until = NULL",
-            (serial, time.time()),
-            "burning",
-            scrub=True,
+            job_id, _BURNED + ", reason = ''", (serial, time.time(), model), "burning", scrub=True
         )
 
-    def settle_away(self, job_id: int, serial: str, at: float, reason: str) -> Job | None:
+    def settle_away(
+        self, job_id: int, serial: str, at: float, reason: str, model: str = ""
+    ) -> Job | None:
         """A burn this station made while the shared database was away: burning (or
         failed, its claim expired meanwhile at another station) -> burned, the secret
         erased, ``reason`` saying what happened. None when the job is in no such state
         (retried or removed meanwhile)."""
         with self._lock:
             cur = self._db.execute(
-                "UPDATE jobs SET state = 'burned', secret = NULL, burned_serial = ?, "
-                "burned_at = ?, reason = ?, lease_until = NULL, updated = ? "
+                f"UPDATE jobs SET {_BURNED}, reason = ?, updated = ? "
                 "WHERE id = ? AND burned_serial = ? AND claimed_by = ? "
                 "AND state IN ('burning', 'failed')",
-                (serial, at, reason, time.time(), job_id, serial, self.station),
+                (serial, at, model, reason, time.time(), job_id, serial, self.station),
             )
             if cur.rowcount != 1:
                 return None
@@ -598,6 +664,98 @@ class JobQueue(StoredPart):
             self._changed("failed", job.id)
         return expired
 
+    # -- the hand-over of seeds made here ---------------------------------------------------
+
+    def held_seeds(
+        self, batch: str | None = None, states: Iterable[str] = ("pending", "exported")
+    ) -> list[tuple[Job, Secret]]:
+        """Burned generated seeds still held (sealed), in burn order, opened: only for a
+        hand-over about to write or send them. SealBroken when this key cannot open one."""
+        wanted = tuple(states)
+        marks = ",".join("?" * len(wanted))
+        only = " AND batch = ?" if batch else ""
+        with self._lock:
+            rows = self._db.execute(
+                _JOB_SELECT.replace(" FROM jobs", ", handover_seed FROM jobs")
+                + f" WHERE state = 'burned' AND handover IN ({marks}) AND handover_seed "
+                "IS NOT NULL" + only + " ORDER BY burned_at, id",
+                (*wanted, batch) if batch else wanted,
+            ).fetchall()
+        box = self._handover_box()
+        out: list[tuple[Job, Secret]] = []
+        for row in rows:
+            job = _job(row[:-1])
+            plain = box.open(bytes(row[-1]), job.id, job.serial)
+            if plain is None:
+                raise SealBroken(
+                    f"the held seed of job {job.id} does not open with this station's key: "
+                    "every station of the database needs the same key file"
+                )
+            out.append((job, Secret(plain)))
+        return out
+
+    def mark_exported(self, job_ids: Iterable[int]) -> int:
+        """pending -> exported (the seed stays sealed until erased); how many."""
+        ids = tuple(job_ids)
+        if not ids:
+            return 0
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE jobs SET handover = 'exported', handover_at = ?, handover_reason = '', "
+                f"updated = ? WHERE handover IN ('pending', 'exported') "
+                f"AND id IN ({','.join('?' * len(ids))})",
+                (time.time(), time.time(), *ids),
+            )
+        self._changed("exported", ids[0])
+        return int(cur.rowcount)
+
+    def mark_pushed(self, job_id: int) -> Job:
+        """pending -> pushed: the identity server holds it; the seed is erased here."""
+        return self._set(
+            job_id,
+            "handover = 'pushed', handover_seed = NULL, handover_at = ?, handover_reason = ''",
+            (time.time(),),
+            "burned",
+            scrub=True,
+        )
+
+    def handover_problem(self, job_id: int, reason: str) -> None:
+        """A hand-over that did not happen (the seed stays sealed): why, for `status`."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE jobs SET handover_reason = ? WHERE id = ? AND handover = 'pending'",
+                (reason, job_id),
+            )
+
+    def erase_exported(self, batch: str | None = None, exported_before: float | None = None) -> int:
+        """exported -> erased (one batch, or those exported before a time); how many.
+        A seed never exported is never erased here."""
+        where = " AND batch = ?" if batch else ""
+        args: tuple[object, ...] = (time.time(),) + ((batch,) if batch else ())
+        if exported_before is not None:
+            where += " AND handover_at < ?"
+            args += (exported_before,)
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE jobs SET handover = 'erased', handover_seed = NULL, updated = ? "
+                "WHERE handover = 'exported'" + where,
+                args,
+            )
+            n = int(cur.rowcount)
+            if n:
+                self._db.scrub()
+        if n:
+            self._changed("erased")
+        return n
+
+    def handover_counts(self) -> dict[str, int]:
+        """How many burned generated seeds are in each hand-over state."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT handover, COUNT(*) FROM jobs WHERE handover <> '' GROUP BY handover"
+            ).fetchall()
+        return {str(k): int(n) for k, n in rows}
+
     # -- the provisioning log ----------------------------------------------------------------
 
     def log_burn(self, row: Mapping[str, object]) -> None:
@@ -613,11 +771,22 @@ class JobQueue(StoredPart):
 
 NotifyState = Callable[[bool], None]
 
+#: burning -> burned onto ``serial`` at ``burned_at`` (a ``model``): the secret erased,
+#: except a seed made here, moved sealed to the hand-over (pending) in the same statement.
+_BURNED = (
+    "state = 'burned', handover_seed = CASE WHEN batch <> '' THEN secret END, "
+    "handover = CASE WHEN batch <> '' THEN 'pending' ELSE '' END, secret = NULL, "
+    "burned_serial = ?, burned_at = ?, model = ?, lease_until = NULL"
+)
+
 _JOB_COLUMNS = (
     "id, state, fingerprint, issuer, account, algorithm, period, serial, source, "
     "created, updated, attempts, reason, burned_serial, burned_at"
 )
-_JOB_SELECT = f"SELECT {_JOB_COLUMNS}, secret IS NOT NULL, station, claimed_by, profile FROM jobs"
+_JOB_SELECT = (
+    f"SELECT {_JOB_COLUMNS}, secret IS NOT NULL, station, claimed_by, profile, "
+    "batch, upn, model, handover, handover_at, handover_reason FROM jobs"
+)
 
 
 def _where(states: Iterable[str] | None) -> tuple[str, tuple[str, ...]]:
@@ -635,4 +804,10 @@ def _job(row: tuple[Any, ...]) -> Job:
         station=str(row[16]),
         claimed_by=str(row[17]),
         profile=int(profile) if profile is not None else None,
+        batch=str(row[19]),
+        upn=str(row[20]),
+        model=str(row[21]),
+        handover=str(row[22]),
+        handover_at=row[23],
+        handover_reason=str(row[24]),
     )

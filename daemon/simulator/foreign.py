@@ -93,6 +93,7 @@ def run_foreign(
     what = "FIDO2 security key" if kind == "fido" else "foreign (non-token) card"
     print(f"{what} for vpcd at {host}:{port}", flush=True)
     try:
+        link.place()
         while not stop.is_set():
             if not link.inserted:
                 with contextlib.suppress(OSError):

@@ -19,7 +19,9 @@ What it does, and the choices made where the sources are silent (marked INF):
   button is pressed (:meth:`press_button`; the runner maps SIGUSR1 to it), or at
   once with ``auto_confirm``.
 - Each profile has its own clock (set by its config/sync writes), running at the
-  device's rate; the display shows one profile's code at a time.
+  device's rate; the display shows one profile's code at a time. With
+  ``clock_ignores_writes`` (a faulty device) those writes answer 90 00 and store their
+  settings, but no clock moves.
 """
 
 from __future__ import annotations
@@ -93,6 +95,8 @@ class SimulatedMolto2:
     drift_ppm: float = 0.0
     attempts: int = DEFAULT_ATTEMPTS
     auto_confirm: bool = False
+    #: A faulty device: config and sync writes answer 90 00 but no profile clock moves.
+    clock_ignores_writes: bool = False
     faults: Molto2Faults = field(default_factory=Molto2Faults)
     host_time: Callable[[], float] = time.time
     random: Callable[[int], bytes] = os.urandom
@@ -353,7 +357,8 @@ class SimulatedMolto2:
             settings, utc = m.decode_config(body)
         except MalformedResponse:
             return _sw(SW.WRONG_DATA)
-        p.clock.set(utc)
+        if not self.clock_ignores_writes:
+            p.clock.set(utc)
         p.time_cfg = utc
         if settings is None:
             p.sync_writes += 1

@@ -23,7 +23,7 @@ from ..token.errors import InvalidInput
 from ..token.settings import HmacAlgorithm
 from .molto2 import Molto2Faults, SimulatedMolto2
 from .runner import REINSERT_DELAY_S, write_json_atomic
-from .vpcd import VpcdLink, contactless_atr
+from .vpcd import PLACE_TIMEOUT_S, VpcdLink, contactless_atr
 
 #: ATR historical bytes of the simulated device. Made up: the real Molto2's ATR is not known.
 MOLTO2_HISTORICAL_BYTES = b"TS-MOLTO2"
@@ -65,6 +65,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--attempts", type=int, default=10, help="authentication attempts before it locks"
     )
+    g.add_argument(
+        "--clock-ignores-writes",
+        action="store_true",
+        help="fault: config and sync writes answer 90 00 but no profile clock moves",
+    )
 
 
 def build(args: argparse.Namespace) -> SimulatedMolto2:
@@ -77,6 +82,7 @@ def build(args: argparse.Namespace) -> SimulatedMolto2:
         drift_ppm=args.drift_ppm,
         attempts=args.attempts,
         auto_confirm=args.auto_confirm,
+        clock_ignores_writes=args.clock_ignores_writes,
         faults=Molto2Faults(drop_after=args.drop_after, delay_s=args.delay),
     )
     settings = m.ProfileSettings(
@@ -147,6 +153,15 @@ class Molto2Runner:
         signal.signal(signal.SIGUSR1, button)
         signal.signal(signal.SIGUSR2, toggle)
 
+    def stop(self) -> None:
+        """Ask the loop to end."""
+        self._stop.set()
+
+    def place(self, timeout: float = PLACE_TIMEOUT_S) -> None:
+        """Plug the device in, once vpcd has it (:class:`SlotProblem` if not)."""
+        self.link.place(timeout)
+        self._say("device plugged in")
+
     def run(self) -> int:
         """Serve until stopped."""
         d = self.device
@@ -155,6 +170,8 @@ class Molto2Runner:
             f"for vpcd at {self.link.host}:{self.link.port}"
         )
         try:
+            if not self.link.inserted:
+                self.place()
             while not self._stop.is_set():
                 if self._button.is_set():
                     self._button.clear()

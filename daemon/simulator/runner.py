@@ -14,7 +14,7 @@ from types import FrameType
 from typing import TextIO
 
 from .token import SimulatedToken
-from .vpcd import VpcdLink, contactless_atr
+from .vpcd import PLACE_TIMEOUT_S, VpcdLink, contactless_atr
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,11 @@ class SimulatorRunner:
         """Ask the loop to end."""
         self._stop.set()
 
+    def place(self, timeout: float = PLACE_TIMEOUT_S) -> None:
+        """Put the token on the reader, once vpcd has it (:class:`SlotProblem` if not)."""
+        self.link.place(timeout)
+        self._say("token placed on the reader")
+
     def run(self) -> int:
         """Serve until stopped; returns the exit code."""
         tok = self.token
@@ -112,6 +117,8 @@ class SimulatorRunner:
             self._say("--lockout is ignored: the firmware core has had no lockout since 2025")
         waited = False
         try:
+            if not self.link.inserted:
+                self.place()
             while not self._stop.is_set():
                 self._keep_inserted(waited)
                 waited = waited or not self.link.inserted

@@ -43,13 +43,20 @@ def write_config(home: Path, text: str) -> Path:
 class SiteParts:
     """One station: its stack, bus, home and (when running) its daemon process."""
 
-    def __init__(self, name: str, home: Path, *, stack: PcscStack | None = None) -> None:
+    def __init__(
+        self, name: str, home: Path, *, stack: PcscStack | None = None, readers: int = 1
+    ) -> None:
         self.name = name
         self.home = home
         home.mkdir(parents=True, exist_ok=True)
         self.own_stack = stack is None
-        self.stack = stack if stack is not None else PcscStack(readers=1).start()
-        self.bus = PrivateBus(services=timedated_service()).start()
+        self.stack = stack if stack is not None else PcscStack(readers=readers).start()
+        try:
+            self.bus = PrivateBus(services=timedated_service()).start()
+        except BaseException:
+            if self.own_stack:
+                self.stack.cleanup()
+            raise
         self.env = isolated_env(self.stack.env(), self.bus.address, home)
         self.daemon: subprocess.Popen[bytes] | None = None
         self.log_path = home / "daemon.log"
@@ -75,6 +82,17 @@ class SiteParts:
                 break
             time.sleep(0.05)
         raise RuntimeError(f"the daemon of {self.name} did not start: {self.log_tail()}")
+
+    def wait_log(self, needle: str, timeout: float) -> bool:
+        """Whether the daemon's log shows ``needle`` within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.log_path.exists() and needle.encode() in self.log_path.read_bytes():
+                return True
+            if self.daemon is None or self.daemon.poll() is not None:
+                return False
+            time.sleep(0.05)
+        return False
 
     def log_tail(self, n: int = 800) -> str:
         """The end of the daemon's log."""

@@ -13,10 +13,14 @@ import logging
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable
 from typing import Protocol
 
 log = logging.getLogger(__name__)
+
+#: How long a card waits for vpcd at the first placement before it says why not.
+PLACE_TIMEOUT_S = 5.0
 
 CTRL_OFF, CTRL_ON, CTRL_RESET, CTRL_ATR = 0, 1, 2, 4
 _QUICKACK = getattr(socket, "TCP_QUICKACK", None)
@@ -31,6 +35,10 @@ def contactless_atr(historical: bytes) -> bytes:
     for b in body[1:]:
         tck ^= b
     return body + bytes((tck,))
+
+
+class SlotProblem(RuntimeError):
+    """The card could not be placed: nothing listens on the port, or the slot is taken."""
 
 
 class Card(Protocol):
@@ -64,6 +72,9 @@ class VpcdLink:
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        #: Set once vpcd has sent the card its first message on this connection (vpcd
+        #: accepts one card per slot; a second one waits in the kernel's backlog unheard).
+        self.greeted = threading.Event()
 
     @property
     def inserted(self) -> bool:
@@ -78,6 +89,7 @@ class VpcdLink:
             sock = socket.create_connection((self.host, self.port), timeout=timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.settimeout(None)
+            self.greeted.clear()
             self._sock = sock
             self._thread = threading.Thread(
                 target=self._serve, args=(sock,), name=f"vpcd-card:{self.port}", daemon=True
@@ -99,6 +111,7 @@ class VpcdLink:
             while True:
                 (length,) = struct.unpack(">H", _recv_exact(sock, 2))
                 msg = _recv_exact(sock, length)
+                self.greeted.set()
                 if length == 1:
                     self._control(sock, msg[0])
                     continue
@@ -122,6 +135,43 @@ class VpcdLink:
                 _close(sock)
                 if self._on_removed is not None:
                     self._on_removed()
+
+    def place(self, timeout: float = PLACE_TIMEOUT_S) -> None:
+        """Insert and wait until vpcd has taken the card; :class:`SlotProblem` if not.
+
+        connect() alone proves nothing: the kernel completes it before vpcd accepts, and
+        a slot holding another card never accepts a second one.
+        """
+        deadline = time.monotonic() + timeout
+        # A listener that never answers (a connect that times out, or one that completes
+        # and then stays silent) is a vpcd slot busy with another card; a refusal is no vpcd.
+        listener = False
+        while time.monotonic() < deadline:
+            if not self.inserted:
+                try:
+                    self.insert(timeout=max(0.1, min(1.0, deadline - time.monotonic())))
+                    listener = True
+                except ConnectionRefusedError:
+                    time.sleep(0.2)
+                    continue
+                except OSError:  # timed out: the listener's queue is full
+                    listener = True
+                    continue
+            if self.greeted.wait(max(0.0, deadline - time.monotonic())):
+                return
+        self.remove()
+        where = f"{self.host}:{self.port}"
+        if listener:
+            raise SlotProblem(
+                f"vpcd at {where} took the connection but never spoke to the card in "
+                f"{timeout:g} s: that reader slot already holds a card (another `simulate` "
+                "on the same port?). Stop that one, or use another slot's port."
+            )
+        raise SlotProblem(
+            f"nothing listens on {where} (waited {timeout:g} s): is pcscd running with the "
+            "vpcd driver, on this port? Debian's vpcd listens on 35963 and 35964; "
+            "`tokenstation lab` starts a private pcscd and prints its ports."
+        )
 
     def _control(self, sock: socket.socket, code: int) -> None:
         if code == CTRL_ATR:

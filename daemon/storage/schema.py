@@ -151,6 +151,19 @@ QUEUE = Part(
         ALTER TABLE jobs ADD COLUMN profile INTEGER;
         ALTER TABLE provisioning_log ADD COLUMN profile TEXT NOT NULL DEFAULT ''
         """,
+        # 4: seeds made here (issue 23): the batch, the user it is assigned to, the model
+        # burned, and the hand-over: '' (not a generated seed) | pending | exported |
+        # pushed | erased, the sealed seed kept until then, when and why.
+        """
+        ALTER TABLE jobs ADD COLUMN batch TEXT NOT NULL DEFAULT '';
+        ALTER TABLE jobs ADD COLUMN upn TEXT NOT NULL DEFAULT '';
+        ALTER TABLE jobs ADD COLUMN model TEXT NOT NULL DEFAULT '';
+        ALTER TABLE jobs ADD COLUMN handover TEXT NOT NULL DEFAULT '';
+        ALTER TABLE jobs ADD COLUMN handover_seed {bytes};
+        ALTER TABLE jobs ADD COLUMN handover_at {real};
+        ALTER TABLE jobs ADD COLUMN handover_reason TEXT NOT NULL DEFAULT '';
+        CREATE INDEX IF NOT EXISTS jobs_handover ON jobs (handover, batch)
+        """,
     ),
 )
 

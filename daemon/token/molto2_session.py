@@ -79,6 +79,33 @@ class NoFreeProfile(RefusedByPolicy):
     next_step = "Delete a profile that is no longer needed, or use another token."
 
 
+class ClockNotSet(VerificationFailed):
+    """A profile's clock reads back off after a clock write the device acknowledged.
+
+    ``read_back``: the profile as read after the write; ``drift_after_s``: its clock's
+    figure then (None: no plausible clock); ``synced``: the profiles a sync had set
+    before this one (their clocks did take)."""
+
+    def __init__(
+        self,
+        message: str,
+        next_step: str,
+        *,
+        read_back: m.ProfileInfo,
+        drift_after_s: float | None,
+        synced: tuple[ProfileSync, ...] = (),
+    ) -> None:
+        super().__init__(message, next_step)
+        self.read_back = read_back
+        self.drift_after_s = drift_after_s
+        self.synced = synced
+
+
+def clock_took(drift_after_s: float | None) -> bool:
+    """Whether a profile's clock, read back after a write, shows the time written."""
+    return drift_after_s is not None and abs(drift_after_s) <= CLOCK_TOOK_S
+
+
 def is_virtual_reader(name: str) -> bool:
     """True for vsmartcard's vpcd reader (where only simulated devices sit)."""
     return VIRTUAL_READER_WORD in name.lower()
@@ -153,17 +180,54 @@ class ProfileSync:
         }
 
 
+#: A Molto2's clocks count whole seconds: one read places a clock within about 1 s.
+CLOCK_PRECISION_S = 1.0
+#: How that precision is said, once, wherever a Molto2's drift is shown.
+PRECISION_WORDS = f"whole-second clock, ±{CLOCK_PRECISION_S:.0f} s"
+#: After a clock write a profile's clock reads within this of the host, or it did not take.
+CLOCK_TOOK_S = 2.0
+
+
+def whole_seconds(read: TimedInfo) -> float:
+    """One clock read's drift as a Molto2 figure: whole seconds (the centre of the
+    second it reported, rounded), the same for every view of one device."""
+    return float(round(single_read_estimate(read).drift_s))
+
+
+def molto2_drift(profiles: dict[int, float], device: TimedInfo | None = None) -> DriftEstimate:
+    """The one drift figure of a Molto2: the largest of its seeded profiles' clocks (the
+    device clock's when no profile holds a seed, or 0 when neither is known), in whole
+    seconds, ±1 s. Every view (log, `profiles`, `sync`, `status`, the tray) shows this."""
+    if profiles:
+        worst = max(profiles.values(), key=abs)
+        return DriftEstimate(worst, CLOCK_PRECISION_S, len(profiles), "profile-clock")
+    drift = whole_seconds(device) if device is not None else 0.0
+    return DriftEstimate(drift, CLOCK_PRECISION_S, 1, "device-clock")
+
+
+def molto2_drift_words(drift_s: float | None, *, precision: bool = True) -> str:
+    """A Molto2 drift figure in words: '7 s fast (whole-second clock, ±1 s)', 'in time
+    (...)' within the clock's precision (a figure of 1 s may be 0); without
+    ``precision`` just '7 s fast' (where the precision is said once elsewhere)."""
+    if drift_s is None:
+        words = "unknown"
+    else:
+        shown = round(drift_s)
+        words = (
+            "in time"
+            if abs(shown) <= CLOCK_PRECISION_S
+            else f"{abs(shown)} s {'fast' if shown > 0 else 'slow'}"
+        )
+    return f"{words} ({PRECISION_WORDS})" if precision else words
+
+
 def profile_clock_drift(drifts: dict[int, float]) -> DriftEstimate | None:
-    """The drift furthest from zero among seeded profiles' clocks (whole seconds, so
-    within half a second plus the round trip), or None when no profile has one."""
-    if not drifts:
-        return None
-    worst = max(drifts.values(), key=abs)
-    return DriftEstimate(worst, 0.5, len(drifts), "profile-clock")
+    """The Molto2 figure over the seeded profiles' clocks, or None when none has one."""
+    return molto2_drift(drifts) if drifts else None
 
 
 def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 1)
+    return None if value is None else float(round(value))
 
 
 class Molto2Session:
@@ -379,8 +443,9 @@ class Molto2Session:
         return ProfileWrite(info.serial, profile, title, settings, utc, host, fingerprint)
 
     def _verify(self, serial: str, profile: int, settings: m.ProfileSettings, title: str) -> None:
-        """Read the profile back: seed present, title and settings as written."""
-        after = self.read_profile(profile)
+        """Read the profile back: seed present, title and settings as written, and its
+        clock at the time written (else :class:`ClockNotSet`)."""
+        after, drift = self._timed_profile(profile)
         problems = []
         if not after.seed_present:
             problems.append("no seed")
@@ -398,6 +463,17 @@ class Molto2Session:
                 + ", ".join(problems)
                 + " after the burn"
             )
+        if not clock_took(drift):
+            raise ClockNotSet(
+                f"the seed, title and settings are on profile {profile} of Molto2 {serial}, "
+                f"but its clock did not take the time written (the device acknowledged the "
+                f"write): it reads {molto2_drift_words(drift)}, so its codes are wrong",
+                f"Plug the Molto2 in again and run `tokenstation sync`; if its clock still "
+                f"does not move, delete the profile (`tokenstation delete --profile "
+                f"{profile}`) and burn the account onto another token.",
+                read_back=after,
+                drift_after_s=drift,
+            )
 
     def delete(self, profile: int) -> bool:
         """Delete one profile's seed (80 E6; keeps the title). False when it was empty."""
@@ -412,8 +488,7 @@ class Molto2Session:
         """Read one profile; with it the drift of its clock (None when not a clock)."""
         sent = self._clock.time()
         info = self.read_profile(index)
-        timed = TimedInfo(PublicInfo("", info.time_a), sent, self._clock.time())
-        drift = single_read_estimate(timed).drift_s
+        drift = whole_seconds(TimedInfo(PublicInfo("", info.time_a), sent, self._clock.time()))
         return info, drift if abs(drift) < PLAUSIBLE_CLOCK_S else None
 
     def sync(self, profiles: list[m.ProfileInfo] | None = None) -> list[ProfileSync]:
@@ -430,7 +505,7 @@ class Molto2Session:
             if profiles is not None
             else range(m.PROFILES)
         )
-        out = []
+        out: list[ProfileSync] = []
         for index in indices:
             try:
                 fresh, drift_before = self._timed_profile(index)
@@ -450,6 +525,15 @@ class Molto2Session:
                 fresh.digits,
             ):
                 raise VerificationFailed(f"profile {index} changed more than its clock in the sync")
+            if not clock_took(drift_after):
+                raise _not_synced(
+                    index,
+                    fresh.title,
+                    before=drift_before,
+                    after=drift_after,
+                    read_back=after,
+                    synced=out,
+                )
             out.append(ProfileSync(index, fresh.title, fresh.settings(), drift_before, drift_after))
         return out
 
@@ -468,3 +552,33 @@ class Molto2Session:
         """Ask for a factory reset; True when the device waits for its button (90 60)."""
         resp = self._exchange("FACTORY RESET", m.FACTORY_RESET, allowed=(m.SW_AWAITING_BUTTON,))
         return resp.sw == m.SW_AWAITING_BUTTON
+
+
+def _not_synced(
+    index: int,
+    title: str,
+    *,
+    before: float | None,
+    after: float | None,
+    read_back: m.ProfileInfo,
+    synced: list[ProfileSync],
+) -> ClockNotSet:
+    """A sync whose clock write did not take on profile ``index``: what happened (and
+    which profiles were set before it) and the next step. The sync stops there."""
+    done = (
+        "profiles " + ", ".join(str(r.profile) for r in synced) + " were set before it"
+        if synced
+        else "no profile's clock was set"
+    )
+    name = f" ({title})" if title else ""
+    return ClockNotSet(
+        f"the clock of profile {index}{name} did not take the time written (the device "
+        f"acknowledged the write): it was {molto2_drift_words(before, precision=False)} and "
+        f"reads {molto2_drift_words(after)} after it; {done}, and the sync stopped there",
+        "Its seed and settings are unchanged. Plug the Molto2 in again and sync once more; "
+        "if its clock still does not move, its codes stay off: move its accounts to "
+        "another token.",
+        read_back=read_back,
+        drift_after_s=after,
+        synced=tuple(synced),
+    )

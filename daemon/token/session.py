@@ -527,17 +527,20 @@ class TokenSession:
         measure_after: bool = False,
         expect_serial: str | None = None,
         clock_kind: ClockKind = ClockKind.UNKNOWN,
+        before: DriftEstimate | None = None,
     ) -> WriteResult:
         """Program ``seed`` with ``settings`` and the host's time, then verify the clock.
 
-        With ``measure_after`` the clock write is phase-aware, as in :meth:`set_clock`.
+        With ``measure_after`` the clock write is phase-aware, as in :meth:`set_clock`
+        (``before``: the drift already measured, so it is not measured again).
         """
-        check_seed(seed)
-        first = self.read_first()
-        _check_serial(first.info, expect_serial)
-        model = self._writable_model(first.info)
-        return self._write(
-            model, first, settings, seed, measure_after=measure_after, clock_kind=clock_kind
+        return self.set_clock(
+            settings,
+            seed=seed,
+            measure_after=measure_after,
+            expect_serial=expect_serial,
+            clock_kind=clock_kind,
+            before=before,
         )
 
     def _write(

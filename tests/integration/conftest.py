@@ -191,8 +191,15 @@ def run_cli(
 
 
 @pytest.fixture
-def cli(pcsc_stack: PcscStack) -> Callable[..., subprocess.CompletedProcess[str]]:
-    return functools.partial(run_cli, pcsc_stack.env())
+def cli(pcsc_stack: PcscStack, tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """The CLI on the private pcscd; its registry and log (direct writes record there)
+    in private XDG folders, never the host's."""
+    home = tmp_path / "cli-home"
+    env = {
+        **pcsc_stack.env(),
+        **{f"XDG_{k}_HOME": str(home / k.lower()) for k in ("CONFIG", "STATE", "DATA", "CACHE")},
+    }
+    return functools.partial(run_cli, env)
 
 
 # -- a private D-Bus and the daemon -------------------------------------------------------

@@ -31,7 +31,7 @@ FAIL_KEYS = {"ok", "error", "next_step", "exit_code"}
 def exit_codes() -> dict[int, str]:
     """The README's "Exit codes" table: code -> meaning."""
     text = README.read_text()
-    section = text[text.index("### Exit codes") :]
+    section = text[text.index("## Exit codes") :]
     rows = re.findall(r"^\| (\d+) \| (.+) \|$", section, flags=re.MULTILINE)
     assert rows, "no exit-code table in README.md"
     return {int(code): meaning for code, meaning in rows}
@@ -206,7 +206,7 @@ def test_queue_add_says_what_was_not_queued_and_why(
     out = check(proc, SAFETY, "nothing queued", FAIL_KEYS | {"queued", "not_queued"})
     assert out["queued"] == []
     first_line = proc.stderr.splitlines()[0]
-    assert "the secret of ACME:bob is already in job 1 (Bitbucket:alice, queued)" in first_line
+    assert "the secret of ACME:bob is already held by job 1, Bitbucket:alice (queued)" in first_line
     # the very same file again
     check(cli_bus("queue", "add", str(first)), SAFETY, "was taken before")
     # a job that is not queued or failed any more: bad input, with its state

@@ -267,6 +267,8 @@ def test_tokens_lists_history_and_plots_it(
     out = cli_bus("tokens", "--plot", C302, str(png))
     assert out.returncode == 0, out.stderr
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Drawing is the CLI's: the daemon never loads matplotlib (nor its compiled parts).
+    assert "matplotlib" not in Path(f"/proc/{daemon.proc.pid}/maps").read_text()
     # Without the daemon the registry is read directly.
     daemon.stop()
     text = cli_bus("tokens")

@@ -234,6 +234,18 @@ def test_drift_bubble_sync_click_and_result_in_the_same_bubble(
         assert "It was 37.4 s fast; now in time" in result[4]
         state = sim.fresh_state()
         assert abs(state["clock_offset_s"]) < 0.1 and state["config_writes"] == 1
+
+        # The tray's menu as pystray holds it now: the token in time, no sync offered.
+        def menu_now() -> str:
+            lines = [ln for ln in tray_log.read_text().splitlines() if "tray menu: " in ln]
+            return lines[-1].split("tray menu: ", 1)[1] if lines else ""
+
+        wait_until(lambda: "86596320000001 C302-i: in time" in menu_now(), 5.0, "the menu in time")
+        assert "Sync clock of" not in menu_now()
+        assert "37.4 s fast" not in menu_now().split(" | ")[0]
+        time.sleep(1.0)  # and it stays so (the issue saw it stale 3 and 5 s later)
+        assert menu_now().startswith("86596320000001 C302-i: in time | ")
+        assert "Sync clock of" not in menu_now()
     finally:
         tray.send_signal(signal.SIGTERM)
         assert tray.wait(10) == 0

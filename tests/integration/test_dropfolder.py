@@ -152,8 +152,9 @@ def test_temporary_names_wait_and_duplicates_are_not_queued_twice(
     assert len(first["queued"]) == 1
     drop_qr(folder, "alice-again.png", URI)  # same secret, other file
     again = bus.expect("FileTaken", file="alice-again.png")
-    assert again["queued"] == [] and again["duplicates"] == ["Bitbucket:alice (queued)"]
-    assert "same secret is already held by Bitbucket:alice" in again["reason"]
+    holder = f"job {first['queued'][0]['id']}, Bitbucket:alice (queued)"
+    assert again["queued"] == [] and again["duplicates"] == [holder]
+    assert f"same secret is already held by {holder}" in again["reason"]
     jobs = bus.run(bus.client.jobs())
     assert len(jobs) == 1
 

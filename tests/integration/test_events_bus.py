@@ -34,6 +34,7 @@ from tokenstation.daemon.events import (
     FileVerdict,
     JobState,
     JobView,
+    OperationKind,
     Origin,
     Outcome,
     PresenceState,
@@ -53,6 +54,7 @@ from tokenstation.daemon.events import (
     TokenMeasured,
     TokenPresented,
     TokenRemoved,
+    TokenUpdated,
 )
 from tokenstation.daemon.provisioning.provisioner import Provisioner
 from tokenstation.daemon.provisioning.queue import JobQueue
@@ -121,6 +123,16 @@ SAMPLES: list[Event] = [
         drift_after_words="in time",
         drift_after_bound_s=0.5,
     ),
+    TokenUpdated(
+        **{
+            **PRESENCE,
+            "drift_s": 0.004,
+            "drift_words": "in time",
+            "verdict": SyncVerdict.IN_TIME,
+            "sync_offered": False,
+        },
+        after=OperationKind.SYNC,
+    ),
     SyncFailed(
         **TOKEN,
         origin=Origin.AUTO,
@@ -167,7 +179,14 @@ SAMPLES: list[Event] = [
     Fault(kind=FaultKind.SERVICE_LOST, message="the PC/SC service is gone", next_step="Check."),
     ServiceBack(message="the PC/SC service is back"),
     TokenMeasured(
-        **{**PRESENCE, "serial": "58000001", "model": "Molto2v2", "drift_method": "profile-clock"},
+        **{
+            **PRESENCE,
+            "serial": "58000001",
+            "model": "Molto2v2",
+            "drift_s": 37.0,
+            "drift_words": "37 s fast (whole-second clock, ±1 s)",
+            "drift_method": "profile-clock",
+        },
         profiles=tuple(
             ProfileView(
                 profile=i, title=f"P{i}", seed_present=i < 3, hmac="SHA1", digits=6, period=30
@@ -201,6 +220,8 @@ SAMPLES: list[Event] = [
         ),
         drift_before_s=3.0,
         drift_after_s=0.0,
+        drift_before_words="3 s fast",
+        drift_after_words="in time (whole-second clock, ±1 s)",
     ),
     ProfileDeleted(
         **{**PRESENCE, "serial": "58000001", "model": "Molto2v2", "drift_method": "profile-clock"},
@@ -287,7 +308,12 @@ def test_every_event_kind_round_trips_through_dbus_into_the_tray(
     assert tray.state() == TrayState.DRIFT
     [measured] = bubbles["TokenMeasured"]
     assert "37.4 s fast" in measured.body and measured.commands["sync"].serial == S
-    shown = [b for e in received[4:] for b in tray.apply(e)]
+    shown = [b for e in received[4:5] for b in tray.apply(e)]
+    tray.apply(received[5])  # TokenUpdated after the sync: the line as it is now
+    assert tray.state() == TrayState.OK
+    lines = [e.text for e in tray.menu()]
+    assert f"{S} {M}: in time" in lines and not any(t.startswith("Sync clock") for t in lines)
+    shown += [b for e in received[6:] for b in tray.apply(e)]
     texts = " | ".join(f"{b.summary}: {b.body}" for b in shown)
     assert "It was 37.4 s fast; now in time." in texts
     assert "Queued Bitbucket:alice from alice.png" in texts
@@ -295,10 +321,15 @@ def test_every_event_kind_round_trips_through_dbus_into_the_tray(
     assert "The job is queued again." in texts
     assert "PC/SC service lost" in texts
     assert "A security key, not a token: a FIDO2 security key" in texts
-    assert "Molto2v2 58000001: 3 of 100 profiles used, drift +37 s." in texts
+    assert (
+        "Molto2v2 58000001: 3 of 100 profiles used, 37 s fast (whole-second clock, ±1 s)." in texts
+    )
     assert "Burn Bitbucket:alice into profile 3 of Molto2 58000001?" in texts
     assert "Plug it in again to finish this job." in texts
-    assert "2 profiles holding a seed: drift was +3 s; now 0 s" in texts
+    assert (
+        "2 profiles holding a seed: the largest drift was 3 s fast; now in time "
+        "(whole-second clock, ±1 s)." in texts
+    )
     assert tray.state() == TrayState.IDLE  # the service came back; the reader went away
     assert "Shared database unreachable: The shared database is unreachable" in texts
     assert "Shared database back: The shared database is reachable again." in texts

@@ -119,7 +119,10 @@ def test_burn_several_profiles_titles_and_codes(mcli: Cli, simulator: Sim) -> No
     displayed_code_is_right(sim, 2, SEEDS[2], period=30, algo="sha1", digits=4)
     displayed_code_is_right(sim, 42, SEEDS[3], period=30, algo="sha1", digits=6)
 
-    listing = js(mcli("profiles", "--json"))
+    seeded = js(mcli("profiles", "--json"))  # as the listing: the profiles in use
+    assert [r["profile"] for r in seeded["profiles"]] == [0, 1, 2, 42], seeded
+    listing = js(mcli("profiles", "--json", "--all"))
+    assert len(listing["profiles"]) == 100
     assert listing["serial"] == st["serial"] and listing["free"] == 96
     assert listing["next_free"] == 3
     rows = {r["profile"]: r for r in listing["profiles"]}
@@ -224,6 +227,28 @@ def test_molto2_commands_refuse_a_single_profile_token(mcli: Cli, simulator: Sim
     proc = burn_secret(mcli, SEEDS[40], "0")
     assert proc.returncode == 3
     assert sim.fresh_state()["seed_writes"] == 0
+
+
+def test_profiles_without_reader_takes_the_one_molto2_among_several_tokens(
+    mcli: Cli, simulator: Sim
+) -> None:
+    single = simulator("--serial", "86596320000001", slot=0)
+    simulator(
+        "--model",
+        "molto2",
+        "--serial",
+        "58000077",
+        "--profile-seed",
+        f"3:{b32(SEEDS[3])}:VPN",
+        slot=1,
+    )
+    listing = js(mcli("profiles", "--json"))
+    assert listing["serial"] == "58000077" and listing["reader"] == "Virtual PCD 00 01"
+    assert [(r["profile"], r["title"]) for r in listing["profiles"]] == [(3, "VPN")]
+    # Two tokens, neither a Molto2: still the question which one.
+    assert single.fresh_state()["config_writes"] == 0
+    info = mcli("info")
+    assert info.returncode == 3 and "several readers" in info.stderr
 
 
 def test_pulled_mid_burn_then_resumes_at_the_next_free_profile(mcli: Cli, simulator: Sim) -> None:

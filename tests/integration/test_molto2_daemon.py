@@ -223,7 +223,7 @@ def test_commands_beside_the_daemon_go_through_it_or_are_refused_never_beside_it
     bus.expect("TokenMeasured", serial=SERIAL)
     apdus = sim.fresh_state()["apdus"]
 
-    listing = json.loads(cli_bus("profiles", "--json").stdout)
+    listing = json.loads(cli_bus("profiles", "--json", "--all").stdout)
     st = sim.fresh_state()
     assert listing["via"] == "daemon" and listing["serial"] == SERIAL
     assert [(r["profile"], r["title"], r["seed_present"]) for r in listing["profiles"]] == [
@@ -294,5 +294,5 @@ def test_commands_beside_the_daemon_go_through_it_or_are_refused_never_beside_it
     assert again.returncode == 4 and "already held by" in again.stderr  # a secret burns once
     assert bus.count("BurnOffered") == 0  # held for the caller, never offered meanwhile
     assert [s for _a, s, _p in queue_states(tmp_path / "home")] == ["burned", "burned"]
-    ledger = json.loads(cli_bus("profiles", "--json").stdout)
+    ledger = json.loads(cli_bus("profiles", "--json", "--all").stdout)
     assert ledger["profiles"][7]["account"] == "Bitbucket:alice" and ledger["free"] == 97

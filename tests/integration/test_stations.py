@@ -162,7 +162,7 @@ def test_two_stations_share_one_queue_and_one_registry(
         assert status["station"] == "desk-b"
         assert status["store"]["backend"] == "postgresql" and status["store"]["reachable"]
         assert "Station:    desk-b; store postgresql" in run_cli(b.env, "status").stdout
-        assert "burned by desk-b" in run_cli(a.env, "queue", "list", "--all").stdout
+        assert f"burned onto {S1} by desk-b" in run_cli(a.env, "queue", "list", "--all").stdout
         # One row in the shared provisioning log, naming the station that burned.
         shared = PostgresDatabase(url)
         rows = shared.execute("SELECT station, serial, job_id FROM provisioning_log").fetchall()

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from test_provisioner import STEPS, InjectedCrash, ProvRig
+from test_provisioner import STEPS
 
 from tokenstation.daemon.config import Config, DefaultSettings
 from tokenstation.daemon.events import (
@@ -49,6 +49,7 @@ from tokenstation.daemon.token.settings import HmacAlgorithm
 from tray.model import TrayModel
 
 from helpers import DirectConnection
+from station_rig import InjectedCrash, ProvRig
 
 MOLTO2_READER = "TOKEN2 Molto2 [CCID Interface] 00 00"
 SERIAL = "58000001"

@@ -9,7 +9,6 @@ a real stop.
 from __future__ import annotations
 
 import asyncio
-import csv
 import os
 from pathlib import Path
 
@@ -23,61 +22,14 @@ from tokenstation.daemon.events import (
     JobState,
     QueueState,
 )
-from tokenstation.daemon.provisioning.provisioner import Provisioner
-from tokenstation.daemon.provisioning.queue import JobQueue
 from tokenstation.daemon.station import StationError
 
-from station_rig import C302, Rig
+from station_rig import C302, ProvRig
 
 OTHER = "86596320000002"
 URI = "otpauth://totp/Bitbucket:alice?secret=JBSWY3DPEHPK3PXP&issuer=Bitbucket"
 URI2 = "otpauth://totp/GitHub:bob?secret=KRUGKIDROVUWG2ZAMJZG653OEBTG66BANJ2W24DTEBXXMZLS&issuer=GitHub"
 STEPS = ("intent", "written", "registry", "burned", "logged")
-
-
-class InjectedCrash(BaseException):
-    """The process dies here (a BaseException, so no handler in the daemon catches it)."""
-
-
-class ProvRig(Rig):
-    def __init__(self, tmp: Path, cfg: Config, crash_at: str = "") -> None:
-        super().__init__(tmp, 0.0, cfg)
-        self.queue = JobQueue(tmp / "queue.sqlite3")
-
-        def crash(step: str) -> None:
-            if step == crash_at:
-                raise InjectedCrash(step)
-
-        self.prov = Provisioner(
-            self.station,
-            self.queue,
-            self.cfg,
-            drop_folder=tmp / "drop",
-            log_path=tmp / "provisioning-log.csv",
-            loop=asyncio.get_running_loop(),
-            crash_point=crash,
-        )
-
-    async def add(self, name: str, text: str) -> int:
-        path = self.tmp / name
-        path.write_text(text + "\n")
-        fd = os.open(path, os.O_RDONLY)  # as IngestFile hands it over (closed by ingest)
-        taken = await self.prov.ingest(fd, name)
-        [job] = taken.queued
-        return job.id
-
-    async def close(self) -> None:
-        await self.station.close()
-        self.prov.close()
-
-    def state(self, job_id: int) -> JobState:
-        job = self.queue.get(job_id)
-        assert job is not None
-        return JobState(job.state)
-
-    def log_rows(self) -> list[list[str]]:
-        path = self.tmp / "provisioning-log.csv"
-        return list(csv.reader(path.open()))[1:] if path.exists() else []
 
 
 def attended() -> Config:
@@ -228,5 +180,102 @@ def test_a_crash_at_any_step_of_a_burn_never_leads_to_a_second_write(
             assert again.prov.retry(job).state == "queued"
         await rig.close()
         await again.close()
+
+    run(scenario())
+
+
+# -- one record and one duplicate wording on every path ---------------------------------
+
+CAROL = "otpauth://totp/Acme:carol?secret=JBSWY3DPEHPK3PXP&issuer=Acme"
+NEWPERSON = "otpauth://totp/Zeta:newperson?secret=JBSWY3DPEHPK3PXP&issuer=Zeta"
+
+
+async def _burn_account(rig: ProvRig, text: str, serial: str = C302, **single: object) -> BurnDone:
+    from tokenstation.daemon.provisioning.molto2_account import SingleOptions, burn_account
+
+    fd = os.memfd_create("account", os.MFD_CLOEXEC)
+    os.write(fd, f"# {os.urandom(4).hex()}\n{text}\n".encode())  # a nonce, as the CLI sends
+    os.lseek(fd, 0, os.SEEK_SET)
+    return await burn_account(rig.prov, fd, "account.txt", serial, single=SingleOptions(**single))  # type: ignore[arg-type]
+
+
+def test_a_duplicate_file_names_the_job_holding_the_secret(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        rig = ProvRig(tmp_path, attended())
+        carol = await rig.add("carol.txt", CAROL)
+        path = tmp_path / "newperson.txt"
+        path.write_text(NEWPERSON + "\n")
+        taken = await rig.prov.ingest(os.open(path, os.O_RDONLY), "newperson.txt")
+        assert taken.queued == ()
+        assert taken.duplicates == (f"job {carol}, Acme:carol (queued)",)
+        assert f"already held by job {carol}, Acme:carol (queued)" in taken.reason
+        assert "Zeta" not in taken.reason
+        await rig.close()
+
+    run(scenario())
+
+
+def test_a_burn_through_the_daemon_refused_as_duplicate_names_the_holder(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        rig = ProvRig(tmp_path, attended())
+        carol = await rig.add("carol.txt", CAROL)
+        rig.place()
+        await rig.settle()
+        with pytest.raises(StationError) as refused:
+            await _burn_account(rig, NEWPERSON)
+        assert f"already held by job {carol}, Acme:carol (queued)" in refused.value.message
+        assert "newperson" not in refused.value.message
+        assert rig.token.seed_writes == 0
+        assert [j.label() for j in rig.queue.jobs(["queued"])] == ["Acme:carol"]
+        await rig.close()
+
+    run(scenario())
+
+
+def test_a_cli_burn_through_the_daemon_is_recorded_and_refused_over_a_burned_token(
+    tmp_path: Path,
+) -> None:
+    async def scenario() -> None:
+        rig = ProvRig(tmp_path, station_mode())
+        rig.place()
+        await rig.settle()
+        done = await _burn_account(rig, CAROL, display_timeout=60)
+        assert done.origin == "manual" and done.settings.display_timeout == 60
+        assert rig.token.seed_writes == 1
+        record = rig.store.token(C302)
+        assert record is not None and record.provisioned
+        assert [(op.kind, op.outcome) for op in rig.store.operations(C302)] == [("burn", "ok")]
+        assert [r[2] for r in rig.log_rows()] == [C302]
+        # Not told the token was burned (it was, meanwhile): refused, nothing written.
+        with pytest.raises(StationError) as refused:
+            await _burn_account(rig, URI2)
+        assert refused.value.kind == ErrorKind.REFUSED and "burned before" in refused.value.message
+        assert rig.token.seed_writes == 1 and rig.queue.jobs(["queued"]) == []
+        # Told, and asked to replace it: burned.
+        await _burn_account(rig, URI2, replace=True)
+        assert rig.token.seed_writes == 2
+        await rig.close()
+
+    run(scenario())
+
+
+def test_station_mode_never_burns_over_a_token_a_direct_cli_burn_recorded(tmp_path: Path) -> None:
+    from tokenstation.daemon.registry import writes
+    from tokenstation.daemon.token.settings import TokenSettings
+
+    async def scenario() -> None:
+        rig = ProvRig(tmp_path, station_mode())
+        # What `tokenstation burn` with no daemon leaves (cli/direct_record.py).
+        rig.store.seen(C302, "C302-i", 1.0)
+        rig.store.record_operation(
+            writes.burned(
+                rig.store, C302, TokenSettings(), 1.0, detail="command line", fingerprint="ab"
+            )
+        )
+        job = await rig.add("bitbucket.txt", URI)
+        rig.place()
+        await rig.settle()
+        assert rig.token.seed_writes == 0 and rig.state(job) == JobState.QUEUED
+        await rig.close()
 
     run(scenario())

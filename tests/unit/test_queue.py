@@ -58,8 +58,24 @@ def test_same_file_and_same_secret_are_not_queued_twice(tmp_path: Path) -> None:
     again = q.take("sha-A", "a.png", "ok", [NewJob(account(1))])
     other_file = q.take("sha-B", "b.txt", "ok", [NewJob(account(1)), NewJob(account(3))])
     assert len(first.queued) == 1 and again.seen_before and not again.queued
-    assert other_file.duplicates == ["ACME:user1 (queued)"] and len(other_file.queued) == 1
+    assert other_file.duplicates == ["job 1, ACME:user1 (queued)"] and len(other_file.queued) == 1
     assert q.waiting() == 2
+
+
+def test_a_duplicate_names_the_job_that_holds_the_secret_not_the_account_refused(
+    tmp_path: Path,
+) -> None:
+    q = JobQueue(tmp_path / "queue.sqlite3")
+    q.take("sha-A", "a.png", "ok", [NewJob(account(1))])
+    [carol] = q.take("sha-B", "b.png", "ok", [NewJob(account(2))]).queued
+    renamed = OtpAccount("totp", "Zeta", "newperson", account(2).secret, "SHA1", 6, 30)
+    refused = q.take("sha-C", "c.png", "ok", [NewJob(renamed)])
+    assert refused.queued == []
+    assert refused.duplicates == [f"job {carol.id}, ACME:user2 (queued)"]
+    q.start_burn(carol.id, C302)
+    q.burned(carol.id, C302)
+    later = q.take("sha-D", "d.png", "ok", [NewJob(renamed)])
+    assert later.duplicates == [f"job {carol.id}, ACME:user2 (burned)"]
 
 
 def test_a_crash_mid_burn_leaves_a_failed_job_never_a_burned_one(tmp_path: Path) -> None:
