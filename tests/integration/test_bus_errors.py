@@ -47,6 +47,7 @@ METHODS: list[tuple[str, str, list[Any]]] = [
     ("IngestFile", "hs", [FD, "alice.txt"]),
     ("RemoveJob", "u", [1]),
     ("RetryJob", "u", [1]),
+    ("GenerateJobs", "a{sv}", [{}]),
     ("BurnJob", "us", [1, C302]),
     ("SkipJob", "us", [1, C302]),
     ("BurnAccount", "hssa{sv}", [FD, "alice.txt", C302, {}]),
@@ -160,6 +161,8 @@ def test_every_method_and_getter_made_to_fail_answers_a_sentence(
     served: Callable[..., Any], tmp_path: Path, failure: Exception
 ) -> None:
     async def scenario(rig: Rig, prov: Provisioner, iface: Any, client: Any) -> None:
+        exported = {m.name for m in dbusio.ServiceInterface._get_methods(iface)}
+        assert exported == {name for name, _s, _b in METHODS}  # every method is tried
         iface.station = iface.clock = iface.provisioner = Broken(failure)
         for member, signature, body in METHODS:
             clean(error_text(await call(client, member, signature, body, tmp_path)))
