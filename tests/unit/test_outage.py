@@ -12,14 +12,15 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
-import os
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from tokenstation.daemon.config import Config, DefaultSettings
 from tokenstation.daemon.events import BurnDone, JobState, StoreReachability
 from tokenstation.daemon.provisioning.away import NOTE
-from tokenstation.daemon.provisioning.provisioner import Provisioner
 from tokenstation.daemon.provisioning.queue import JobQueue
 from tokenstation.daemon.registry.store import Store
 from tokenstation.daemon.simulator.pgserver import PgServer
@@ -28,7 +29,7 @@ from tokenstation.daemon.storage.database import StoreUnavailable
 from tokenstation.daemon.storage.postgres import PostgresDatabase
 from tokenstation.daemon.storage.secretbox import SecretBox
 
-from station_rig import C302, Rig
+from station_rig import C302, ProvRig
 
 KEY = bytes(range(32))
 URI = "otpauth://totp/Bitbucket:alice?secret=JBSWY3DPEHPK3PXP&issuer=Bitbucket"
@@ -60,57 +61,44 @@ async def until_answering(queue: JobQueue) -> None:
     raise AssertionError("the store did not come back")
 
 
-class SharedRig(Rig):
+def shared_rig(tmp: Path, url: str, at_written: Callable[[], None] | None = None) -> ProvRig:
     """A station named desk-c on the shared database; ``at_written`` runs right after the
     seed write (the provisioner's crash point), before any bookkeeping."""
 
-    def __init__(self, tmp: Path, url: str, at_written: object = None) -> None:
-        cfg = Config(token_defaults=DefaultSettings(confirmed=True), station_name="desk-c")
-        super().__init__(tmp, 0.0, cfg)
-        self.station.store = Store(PostgresDatabase(url), station="desk-c")
-        self.queue = JobQueue(
-            PostgresDatabase(url), station="desk-c", box=SecretBox(KEY), lease_s=0.5
-        )
+    def at_step(step: str) -> None:
+        if step == "written" and at_written is not None:
+            at_written()
 
-        def crash(step: str) -> None:
-            if step == "written" and callable(at_written):
-                at_written()
-
-        self.prov = Provisioner(
-            self.station,
-            self.queue,
-            self.cfg,
-            drop_folder=tmp / "drop",
-            log_path=tmp / "provisioning-log.csv",
-            loop=asyncio.get_running_loop(),
-            crash_point=crash,
-        )
-
-    async def add(self) -> int:
-        path = self.tmp / "alice.txt"
-        path.write_text(URI + "\n")
-        taken = await self.prov.ingest(os.open(path, os.O_RDONLY), "alice.txt")
-        [job] = taken.queued
-        return job.id
-
-    async def close(self) -> None:
-        await self.station.close()
-        self.prov.close()
-        self.queue.close()
-        self.station.store.close()
+    cfg = Config(token_defaults=DefaultSettings(confirmed=True), station_name="desk-c")
+    queue = JobQueue(PostgresDatabase(url), station="desk-c", box=SecretBox(KEY), lease_s=0.5)
+    rig = ProvRig(tmp, cfg, queue=queue, at_step=at_step)
+    rig.station.store = Store(PostgresDatabase(url), station="desk-c")
+    return rig
 
 
-def test_a_burn_the_database_could_not_record_is_reported_kept_and_settled_later(
-    tmp_path: Path, pg_server: PgServer, pg_url: str
-) -> None:
+async def close(rig: ProvRig) -> None:
+    await rig.close()
+    rig.queue.close()
+    rig.station.store.close()
+
+
+@pytest.fixture
+def migrated(pg_url: str) -> str:
     db = PostgresDatabase(pg_url)
     schema.migrate(db, schema.PARTS)
     db.close()
+    return pg_url
+
+
+def test_a_burn_the_database_could_not_record_is_reported_kept_and_settled_later(
+    tmp_path: Path, pg_server: PgServer, migrated: str
+) -> None:
+    pg_url = migrated
     other = JobQueue(PostgresDatabase(pg_url), station="desk-b", box=SecretBox(KEY), lease_s=0.5)
 
     async def scenario() -> None:
-        rig = SharedRig(tmp_path, pg_url, lambda: cut(pg_server, pg_url))
-        job_id = await rig.add()
+        rig = shared_rig(tmp_path, pg_url, lambda: cut(pg_server, pg_url))
+        job_id = await rig.add("alice.txt", URI)
         assert rig.prov.count() and rig.prov.queue_length() == 1
         rig.place()
         await rig.settle()
@@ -152,37 +140,35 @@ def test_a_burn_the_database_could_not_record_is_reported_kept_and_settled_later
         assert logged == [("desk-c", C302)]
         assert json.loads((tmp_path / "away-burns.json").read_text()) == []
         assert job_id not in rig.prov.claims
-        await rig.close()
+        await close(rig)
 
     asyncio.run(scenario())
     other.close()
 
 
 def test_an_away_burn_survives_a_restart_and_is_never_taken_as_interrupted(
-    tmp_path: Path, pg_server: PgServer, pg_url: str
+    tmp_path: Path, pg_server: PgServer, migrated: str
 ) -> None:
-    db = PostgresDatabase(pg_url)
-    schema.migrate(db, schema.PARTS)
-    db.close()
+    pg_url = migrated
 
     async def first() -> int:
-        rig = SharedRig(tmp_path, pg_url, lambda: cut(pg_server, pg_url))
-        job_id = await rig.add()
+        rig = shared_rig(tmp_path, pg_url, lambda: cut(pg_server, pg_url))
+        job_id = await rig.add("alice.txt", URI)
         rig.place()
         await rig.settle()
         assert (await rig.prov.burn(job_id, C302)).note == NOTE
-        await rig.close()  # the daemon stops before the database is back
+        await close(rig)  # the daemon stops before the database is back
         return job_id
 
     job_id = asyncio.run(first())
     mend(pg_server, pg_url)
 
     async def second() -> None:
-        rig = SharedRig(tmp_path, pg_url)
+        rig = shared_rig(tmp_path, pg_url)
         assert rig.prov.recover() == []  # settled as the burn it was, not "interrupted"
         job = rig.queue.get(job_id)
         assert job is not None and job.state == "burned"
         assert "while the shared database was away" in job.reason
-        await rig.close()
+        await close(rig)
 
     asyncio.run(second())
