@@ -85,16 +85,8 @@ async def call(bus: Any, member: str, signature: str, body: list[Any], tmp: Path
         else:
             args.append(value)
     interface = PROPS if member in ("Get", "GetAll") else INTERFACE
-    reply = await bus.call(
-        dbusio.Message(
-            destination=BUS_NAME,
-            path=OBJECT_PATH,
-            interface=interface,
-            member=member,
-            signature=signature,
-            body=args,
-            unix_fds=fds,
-        )
+    reply = await dbusio.call_reply(
+        bus, BUS_NAME, OBJECT_PATH, interface, member, signature, args, unix_fds=fds
     )
     for fd in fds:
         with contextlib.suppress(OSError):

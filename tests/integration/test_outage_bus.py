@@ -60,15 +60,8 @@ class PropertyWatch:
 
     def call(self, interface: str, member: str, signature: str = "", body: Any = ()) -> Any:
         async def send() -> Any:
-            return await self.watcher.client.bus.call(
-                dbusio.Message(
-                    destination=BUS_NAME,
-                    path=OBJECT_PATH,
-                    interface=interface,
-                    member=member,
-                    signature=signature,
-                    body=list(body),
-                )
+            return await dbusio.call_reply(
+                self.watcher.client.bus, BUS_NAME, OBJECT_PATH, interface, member, signature, body
             )
 
         return self.watcher.run(send())
