@@ -392,6 +392,9 @@ class BurnDone(CardWriteEvent):
     token_time: int
     expected_code: str | None = None
     expected_code_valid_until: float | None = None
+    #: What else is to be known of the burn, e.g. the shared database was away (the
+    #: burn is recorded at this station and sent when the database is back).
+    note: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)

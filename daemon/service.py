@@ -57,20 +57,33 @@ class StoreRefused(Exception):
 
 
 def open_stores(cfg: Config, registry: Path, queue: Path) -> tuple[Store, JobQueue]:
-    """The registry and the queue: this station's files, or the shared database."""
+    """The registry and the queue: this station's files, or the shared database.
+
+    A shared database that cannot be reached now does not stop the start: the daemon
+    reads and measures tokens as a running station does in an outage, connects in the
+    background, checks the schema, the key and its name once the database answers, and
+    claims nothing before (SharedQueue's keeper). A wrong schema, key or a name taken,
+    found at start, is refused as before."""
     station = cfg.station
     try:
         box = secret_box(cfg)
-        shared = shared_database(cfg)
+        shared = shared_database(cfg, start_away=True)
         if shared is None:
             return Store(registry, station=station), JobQueue(queue, station=station)
-        queue_db = shared_database(cfg)
+        queue_db = shared_database(cfg, start_away=True)
         assert queue_db is not None
         store = Store(shared, station=station)
         try:
             jobs = JobQueue(queue_db, station=station, box=box, lease_s=cfg.store.lease_s)
-            jobs.check_key()  # a station with another key could open no seed
-            jobs.hold_name()  # before recovery: it settles claims made under this name
+            try:
+                jobs.check_key()  # a station with another key could open no seed
+                jobs.hold_name()  # before recovery: it settles claims made under this name
+            except StoreUnavailable as exc:
+                log.warning(
+                    "the shared database cannot be reached at start (%s): tokens are read "
+                    "and measured meanwhile; no job is claimed until it answers",
+                    exc,
+                )
         except BaseException:
             queue_db.close()
             store.close()

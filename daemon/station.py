@@ -346,8 +346,9 @@ class Station:
         for listener in list(self._listeners):
             try:
                 listener(event)
-            except Exception:
-                log.exception("event listener failed on %s", type(event).__name__)
+            except Exception as exc:  # a sentence; the traceback only for debugging
+                log.warning("a listener could not take the %s event: %s", type(event).__name__, exc)
+                log.debug("listener failure on %s", type(event).__name__, exc_info=True)
 
     async def check_clock(self, *, fresh: bool = False) -> ClockTrust:
         """Ask whether the host clock may be trusted (and remember the answer)."""
@@ -552,7 +553,11 @@ class Station:
         if p.profiles is not None:
             trust = await self.check_clock()
             return molto2_decision(p.model, p.ident.drift.drift_s, trust, self.cfg)
-        return await self._decide(p.model, p.ident.drift.drift_s, self.store.token(p.serial))
+        try:
+            record = self.store.token(p.serial)
+        except StoreUnavailable:  # the shared registry away: settings unknown meanwhile
+            record = None
+        return await self._decide(p.model, p.ident.drift.drift_s, record)
 
     def _presented(
         self, reader: str, gen: int, first: TimedInfo, model: Model, event_at: float
@@ -602,6 +607,13 @@ class Station:
             log.warning("token %s measured, not recorded: %s", ident.serial, exc)
             return None
         return record
+
+    def _record_drift_if_reachable(self, p: Presence, ident: Identification) -> None:
+        """After a write: the drift recorded, or (the shared registry away) only shown."""
+        try:
+            self._record_drift(p, ident)
+        except StoreUnavailable as exc:
+            log.warning("token %s measured after the write, not recorded: %s", p.serial, exc)
 
     def _record_drift(self, p: Presence, ident: Identification) -> None:
         writes.drift(self.store, ident, p.reader)
@@ -728,7 +740,7 @@ class Station:
             after = writes.after_write(result) if isinstance(result, WriteResult) else None
             if after is not None and p.model:
                 p.ident = after
-                self._record_drift(p, after)
+                self._record_drift_if_reachable(p, after)
             done = w.succeeded(p, result)
             if p.model is not None and p.ident is not None:
                 p.decision = await self._decide_for(p)
@@ -747,7 +759,10 @@ class Station:
         if written is None:
             return
         op = written.operation
-        self.store.record_operation(op)
+        try:
+            self.store.record_operation(op)
+        except StoreUnavailable as exc:  # the feature keeps its own record of it (a burn)
+            log.warning("%s of token %s not recorded in the registry: %s", op.kind, p.serial, exc)
         level = logging.INFO if op.outcome == Outcome.OK else logging.WARNING
         log.log(level, "%s of token %s: %s %s", op.kind, p.serial, op.outcome, why or op.detail)
         self.publish(written.event)

@@ -12,6 +12,7 @@ import contextlib
 import csv
 import dataclasses
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -109,11 +110,23 @@ class InjectedCrash(BaseException):
 class ProvRig(Rig):
     """Rig with the Provisioner and its queue beside the station."""
 
-    def __init__(self, tmp: Path, cfg: Config, crash_at: str = "") -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        cfg: Config,
+        crash_at: str = "",
+        *,
+        queue: JobQueue | None = None,
+        at_step: Callable[[str], None] | None = None,
+    ) -> None:
+        """``queue``: another queue than this station's own file (a shared one);
+        ``at_step``: called at every crash point of a burn (``crash_at``: dies there)."""
         super().__init__(tmp, 0.0, cfg)
-        self.queue = JobQueue(tmp / "queue.sqlite3")
+        self.queue = queue if queue is not None else JobQueue(tmp / "queue.sqlite3")
 
         def crash(step: str) -> None:
+            if at_step is not None:
+                at_step(step)
             if step == crash_at:
                 raise InjectedCrash(step)
 

@@ -230,7 +230,30 @@ async def call(  # noqa: PLR0917 (mirrors the D-Bus message header fields)
     unix_fds: Sequence[int] = (),
 ) -> list[Any]:
     """One method call; a D-Bus error reply raises :class:`DBusError`."""
-    reply = await bus.call(
+    reply = await call_reply(
+        bus, destination, path, interface, member, signature, body, unix_fds=unix_fds
+    )
+    if reply is None:
+        return []
+    if reply.message_type == MessageType.ERROR:
+        text = reply.body[0] if reply.body else reply.error_name
+        raise DBusError(reply.error_name, text, reply)
+    return list(reply.body)
+
+
+async def call_reply(  # noqa: PLR0917 (mirrors the D-Bus message header fields)
+    bus: Any,
+    destination: str,
+    path: str,
+    interface: str,
+    member: str,
+    signature: str = "",
+    body: Sequence[Any] = (),
+    *,
+    unix_fds: Sequence[int] = (),
+) -> Any:
+    """One method call; its reply message as it came (a return or an error), or None."""
+    return await bus.call(
         Message(
             destination=destination,
             path=path,
@@ -241,12 +264,6 @@ async def call(  # noqa: PLR0917 (mirrors the D-Bus message header fields)
             unix_fds=list(unix_fds),
         )
     )
-    if reply is None:
-        return []
-    if reply.message_type == MessageType.ERROR:
-        text = reply.body[0] if reply.body else reply.error_name
-        raise DBusError(reply.error_name, text, reply)
-    return list(reply.body)
 
 
 async def add_match(bus: Any, rule: str) -> None:

@@ -26,6 +26,7 @@ from tokenstation.daemon.bus.ops import (
     arg_text,
     burn_account_from_fd,
     dbus_error,
+    edge,
     ingest_from_fd,
     job_states,
     page_args,
@@ -58,6 +59,9 @@ class StationInterface(ServiceInterface):
     # -- events -> signals ---------------------------------------------------------------
 
     def _on_event(self, event: Event) -> None:
+        """The event's signal, then PropertiesChanged for what changed: every property is
+        state the daemon holds (the queue length is counted at each queue change), so this
+        asks no database and follows placements during an outage too."""
         name, payload = signal_of(event, self.system_bus)
         getattr(self, name)(payload)
         now = properties(self.station, self.provisioner)
@@ -69,26 +73,31 @@ class StationInterface(ServiceInterface):
     # -- properties ----------------------------------------------------------------------
 
     @dbus_property(access=PropertyAccess.READ)
+    @edge
     def Version(self) -> "u":
         """Interface version (1)."""
         return API_VERSION
 
     @dbus_property(access=PropertyAccess.READ)
+    @edge
     def Readers(self) -> "as":
         """The readers being watched."""
         return sorted(self.station.readers)
 
     @dbus_property(access=PropertyAccess.READ)
+    @edge
     def Present(self) -> "aa{sv}":
         """The cards on the readers now."""
         return [pack(p) for p in self.station.present()]
 
     @dbus_property(access=PropertyAccess.READ)
+    @edge
     def QueueLength(self) -> "u":
-        """Burn jobs waiting for a token."""
+        """Burn jobs waiting for a token (as last counted; see GetStatus's store)."""
         return self.provisioner.queue_length()
 
     @dbus_property(access=PropertyAccess.READ)
+    @edge
     def Paused(self) -> "b":
         """True while the burn queue is paused."""
         return self.provisioner.paused
@@ -96,21 +105,25 @@ class StationInterface(ServiceInterface):
     # -- methods -------------------------------------------------------------------------
 
     @method()
+    @edge
     def GetStatus(self) -> "a{sv}":
         """The station at a glance."""
         return pack(status(self.station, self.provisioner))
 
     @method()
+    @edge
     def ListPresent(self) -> "aa{sv}":
         """The cards on the readers now, with drift and the sync decision."""
         return [pack(p) for p in self.station.present()]
 
     @method()
+    @edge
     def ListTokens(self) -> "aa{sv}":
         """Every token in the registry with its drift rate and forecast."""
         return [pack(t) for t in self.station.registry()]
 
     @method()
+    @edge
     def GetToken(self, serial: "s") -> "a{sv}":
         """One registry entry with its drift history and operations."""
         serial = arg_text("serial", serial)
@@ -122,6 +135,7 @@ class StationInterface(ServiceInterface):
         return pack(found[0])
 
     @method()
+    @edge
     async def SyncToken(self, serial: "s", options: "a{sv}") -> "a{sv}":
         """Set a presented token's clock (serial "" = the only token present)."""
         serial = arg_text("serial", serial)
@@ -132,16 +146,19 @@ class StationInterface(ServiceInterface):
         return await answer("SyncToken", sync)
 
     @method()
+    @edge
     def Pause(self) -> None:
         """Pause the burn queue."""
         self.provisioner.set_paused(True)
 
     @method()
+    @edge
     def Resume(self) -> None:
         """Resume the burn queue (and offer waiting jobs to the tokens present)."""
         self.provisioner.set_paused(False)
 
     @method()
+    @edge
     def ListJobs(self, offset: "u", limit: "u", states: "as") -> "a{sv}":
         """A page of jobs in ``states`` (all when empty), oldest first; no secrets."""
         first, size = page_args(offset, limit)
@@ -151,44 +168,52 @@ class StationInterface(ServiceInterface):
         return pack({"jobs": jobs, "total": queue.total(wanted), "offset": first, "limit": size})
 
     @method()
+    @edge
     def RemoveJob(self, job_id: "u") -> "a{sv}":
         """Remove a queued or failed job; its secret is erased."""
-        return self._guard(lambda: pack(self.provisioner.remove(job_id).as_dict()))
+        return pack(self.provisioner.remove(job_id).as_dict())
 
     @method()
+    @edge
     def RetryJob(self, job_id: "u") -> "a{sv}":
         """Put a failed job back in the queue."""
-        return self._guard(lambda: pack(self.provisioner.retry(job_id).as_dict()))
+        return pack(self.provisioner.retry(job_id).as_dict())
 
     @method()
+    @edge
     def SkipJob(self, job_id: "u", serial: "s") -> None:
         """Do not offer this job to this token while it stays on the reader."""
         serial = arg_text("serial", serial)
-        self._guard(lambda: self.provisioner.skip(job_id, serial))
+        self.provisioner.skip(job_id, serial)
 
     @method()
+    @edge
     async def IngestFile(self, file: "h", name: "s") -> "a{sv}":
         """Read a file the caller opened (its name gives the type), queue its jobs."""
         return await answer("IngestFile", lambda: ingest_from_fd(self.provisioner, file, name))
 
     @method()
+    @edge
     async def GenerateJobs(self, options: "a{sv}") -> "a{sv}":
         """Queue a batch of jobs whose seeds the daemon makes; returns the batch and jobs."""
         return await answer("GenerateJobs", lambda: generate_jobs(self.provisioner, options))
 
     @method()
+    @edge
     async def BurnJob(self, job_id: "u", serial: "s") -> "a{sv}":
         """Burn a queued job onto a presented token (the attended "Burn" action)."""
         serial = arg_text("serial", serial)
         return await answer("BurnJob", lambda: self.provisioner.burn(job_id, serial))
 
     @method()
+    @edge
     async def DeleteProfile(self, serial: "s", profile: "u") -> "a{sv}":
         """Delete one Molto2 profile's seed (title kept); the caller asked a person first."""
         serial = arg_text("serial", serial)
         return await answer("DeleteProfile", lambda: delete_profile(self.station, serial, profile))
 
     @method()
+    @edge
     async def BurnAccount(self, file: "h", name: "s", serial: "s", options: "a{sv}") -> "a{sv}":
         """Burn the one account of a file the caller opened into a Molto2 profile."""
 
@@ -196,12 +221,6 @@ class StationInterface(ServiceInterface):
             return await burn_account_from_fd(self.provisioner, file, name, serial, options)
 
         return await answer("BurnAccount", burn)
-
-    def _guard(self, fn: Any) -> Any:
-        try:
-            return fn()
-        except StationError as exc:
-            raise dbus_error(exc) from None
 
     # -- signals -------------------------------------------------------------------------
 

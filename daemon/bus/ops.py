@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import inspect
 import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable
@@ -20,6 +22,7 @@ from tokenstation.daemon.bus.names import INTERFACE, error_name
 from tokenstation.daemon.events import SIGNALS, ErrorKind, Event, JobState, to_wire
 from tokenstation.daemon.safetext import clip, shown_name
 from tokenstation.daemon.station import Station, StationError
+from tokenstation.daemon.storage.database import StoreUnavailable
 from tokenstation.daemon.token.errors import InvalidInput
 from tokenstation.daemon.token.settings import HmacAlgorithm, TokenSettings
 
@@ -37,8 +40,79 @@ _SYNC_OPTIONS = {"reader", "confirm_untrusted_clock", "algorithm", "period", "di
 def dbus_error(exc: StationError) -> Exception:
     """A StationError as the D-Bus error the client sees (message, then next step)."""
     text = exc.message + (f". {exc.next_step}" if exc.next_step else "")
+    if _leaky(text):  # a sentence of ours never holds these; an exception's text might
+        return _internal()
     result: Exception = DBusError(error_name(exc.kind), text)
     return result
+
+
+#: What an error reply must never hold: a traceback, a source file, an exception's name.
+_LEAKS = ("Traceback", 'File "', '.py"', "Exception")
+
+
+def _leaky(text: str) -> bool:
+    return any(mark in text for mark in _LEAKS)
+
+
+def _internal() -> Exception:
+    result: Exception = DBusError(
+        error_name(ErrorKind.FAILED),
+        "the daemon could not answer this because of an internal error. Try again; if it "
+        "persists, see the daemon's log (journalctl -u tokenstation) and report it",
+    )
+    return result
+
+
+def bus_error(name: str, exc: Exception) -> Exception:
+    """The one mapping from anything a method or property getter raised to the D-Bus error
+    its caller sees: one sentence and a next step, never a traceback, a file path or an
+    exception's name. The log gets a sentence (the traceback at DEBUG only)."""
+    if isinstance(exc, DBusError):  # an argument refused by our checks: already a sentence
+        ours = str(getattr(exc, "type", "")).startswith(INTERFACE + ".Error.")
+        return exc if ours and not _leaky(str(getattr(exc, "text", ""))) else _internal()
+    if isinstance(exc, StationError):
+        return dbus_error(exc)
+    if isinstance(exc, StoreUnavailable):
+        log.info("%s: not answered: %s", name, exc)
+        result: Exception = DBusError(
+            error_name(ErrorKind.FAILED),
+            f"{exc.brief}, so this cannot be answered now. Try again once `tokenstation "
+            "status` says the shared database is reachable",
+        )
+        return result
+    log.warning("%s failed unexpectedly (%s); the traceback is logged at debug level", name, exc)
+    log.debug("%s failed", name, exc_info=exc)
+    return _internal()
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def edge(fn: F) -> F:
+    """A D-Bus method or property getter, its failures answered by :func:`bus_error`
+    (put under ``@method()`` or ``@dbus_property()``; the signature is kept)."""
+    name = fn.__name__
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def guarded_async(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await fn(*args, **kwargs)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                raise bus_error(name, exc) from None
+
+        return guarded_async  # type: ignore[return-value]
+
+    @functools.wraps(fn)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            raise bus_error(name, exc) from None
+
+    return guarded  # type: ignore[return-value]
 
 
 def signal_of(event: Event, system_bus: bool) -> tuple[str, dict[str, Any]]:
@@ -53,7 +127,7 @@ def properties(station: Station, provisioner: Provisioner) -> dict[str, Any]:
         "Readers": sorted(station.readers),
         "Present": [dbusio.pack(p) for p in station.present()],
         "Paused": provisioner.paused,
-        "QueueLength": provisioner.queue_length(),
+        "QueueLength": provisioner.queue_length(),  # held: counted at each queue change
     }
 
 
@@ -63,22 +137,15 @@ def status(station: Station, provisioner: Provisioner) -> dict[str, object]:
 
 
 async def answer(name: str, call: Callable[[], Awaitable[Event | dict[str, object]]]) -> Any:
-    """Await a station call for a D-Bus method: its result packed, its errors as D-Bus errors.
-
-    An unexpected exception is logged and answered as "internal error": no traceback (or
-    anything else from the daemon's memory) crosses the bus.
-    """
+    """Await a station call for a D-Bus method: its result packed, its errors mapped by
+    :func:`bus_error` (no traceback, or anything else from the daemon's memory, crosses
+    the bus)."""
     try:
         result = await call()
-    except StationError as exc:
-        raise dbus_error(exc) from None
-    except (asyncio.CancelledError, DBusError):  # DBusError: an argument refused, as it is
+    except asyncio.CancelledError:
         raise
-    except Exception:
-        log.exception("%s failed unexpectedly", name)
-        raise DBusError(
-            error_name(ErrorKind.FAILED), "internal error; see the daemon log"
-        ) from None
+    except Exception as exc:
+        raise bus_error(name, exc) from None
     return dbusio.pack(to_wire(result) if isinstance(result, Event) else result)
 
 

@@ -36,6 +36,7 @@ from tokenstation.daemon.events import (
     JobView,
     OperationKind,
     Origin,
+    Outcome,
     PresenceState,
     QueueState,
     TokenMeasured,
@@ -48,6 +49,7 @@ from tokenstation.daemon.intake.files import IntakeFiles, Refusal
 from tokenstation.daemon.intake.ingest import NotAFile, Opened, judge_bytes, open_and_read, read_fd
 from tokenstation.daemon.intake.payload import Verdict, advice
 from tokenstation.daemon.provisioning import molto2_burn, provlog
+from tokenstation.daemon.provisioning.away import NOTE, AwayBurn, AwayBurns
 from tokenstation.daemon.provisioning.otpcode import expected_code
 from tokenstation.daemon.provisioning.queue import Intake, Job, JobQueue, NewJob, SealBroken
 from tokenstation.daemon.provisioning.shared import SharedQueue
@@ -69,7 +71,7 @@ from tokenstation.daemon.token.errors import CardLost, RefusedByPolicy, TokenErr
 from tokenstation.daemon.token.models import Model
 from tokenstation.daemon.token.secret import Secret
 from tokenstation.daemon.token.session import ClockKind, DriftEstimate, TokenSession, WriteResult
-from tokenstation.daemon.token.settings import TokenSettings
+from tokenstation.daemon.token.settings import HmacAlgorithm, TokenSettings
 from tokenstation.daemon.xdg import private_dir
 
 log = logging.getLogger(__name__)
@@ -166,6 +168,20 @@ class Provisioner:
         self.decoder = DecodePool()
         self._held: list[Path] = []  # claimed files waiting for the shared database
         self.claims: set[int] = set()  # jobs this station claimed and is burning now
+        #: The queue's counts as last read (-1: never read yet): counted at each queue
+        #: change (the queue's own, and the other stations' NOTIFY), never per event, so
+        #: the bus answers from them while the shared database is away.
+        self.waiting = -1
+        self.failed_count = -1
+        self.handover: dict[str, int] | None = None
+        self.counted_at: float | None = None
+        queue.on_change = self._changed_here
+        #: Burns the shared database could not record, kept until it is back; their jobs
+        #: stay claimed (renewed) by this station meanwhile.
+        self.away = AwayBurns(log_path.with_name("away-burns.json"))
+        self.claims.update(b.job_id for b in self.away.pending())
+        #: False while recovery at start waits for the shared database (see recover).
+        self.recovered = True
         self.keeper = Keeper(queue, cfg.handover.keep_days, loop)
         self.pusher = Pusher(queue, cfg.handover.privacyidea, loop)
         self.shared: SharedQueue | None = None
@@ -175,8 +191,15 @@ class Provisioner:
 
     def recover(self) -> list[Job]:
         """At start-up (single instance assured): settle burns a stop interrupted."""
-        stuck = self.queue.recover()
-        self.settle_interrupted(stuck, "the daemon stopped")
+        try:
+            self.settle_away()  # burned while the database was away: never "interrupted"
+            stuck = self.queue.recover(keep=set(self.claims))
+            self.settle_interrupted(stuck, "the daemon stopped")
+        except StoreUnavailable as exc:  # started while it is away: once it answers
+            log.info("recovery waits for the shared database: %s", exc)
+            self.recovered = False
+            return []
+        self.recovered = True
         return stuck
 
     def settle_interrupted(self, stuck: list[Job], why: str) -> None:
@@ -206,6 +229,7 @@ class Provisioner:
     def start(self) -> None:
         """After recovery: on a shared queue, follow the other stations (loop thread);
         erase exported seeds by time."""
+        self.count()
         self.keeper.start()
         self.pusher.start()
         if self.shared is not None:
@@ -235,19 +259,22 @@ class Provisioner:
             if self.shared is not None
             else {"backend": "sqlite", "location": self.queue.location, "reachable": True},
         }
-        try:
-            out["queue_length"] = self.queue.waiting()
-            out["jobs_failed"] = self.queue.count("failed")
-            out["handover"] = self.queue.handover_counts()
-            if self.pusher.active:
-                out["handover_push"] = self.pusher.status()
-        except StoreUnavailable as exc:
-            self._lost(exc)
-            out["queue_length"] = -1  # unknown while the shared database is unreachable
-            out["jobs_failed"] = -1
+        # As last counted (-1: not yet); with the shared database away, as it was then.
+        out["queue_length"] = self.waiting
+        out["jobs_failed"] = self.failed_count
+        if self.handover is not None:
+            out["handover"] = self.handover
+        if self.counted_at is not None:
+            out["queue_counted_at"] = round(self.counted_at, 3)
+        if self.pusher.active:
+            out["handover_push"] = self.pusher.status()
         if self._held:
             out["files_waiting_for_store"] = len(self._held)
         return out
+
+    def lost(self, exc: StoreUnavailable) -> None:
+        """A statement found the shared database away (loop thread): say so."""
+        self._lost(exc)
 
     def _lost(self, exc: StoreUnavailable) -> None:
         if self.shared is not None:
@@ -264,14 +291,94 @@ class Provisioner:
 
     def catch_up(self) -> None:
         """The shared database is back (loop thread): take the files that waited, offer."""
+        self.settle_away()
         held, self._held = self._held, []
         for path in held:
             self.take(path)
         self._queue_changed()
 
+    def settle_away(self) -> None:
+        """Record the burns the shared database could not take, step by step (each step
+        durable here once done); what it still cannot take waits for the next time."""
+        for burn in self.away.pending():
+            try:
+                self._settle(burn)
+            except StoreUnavailable as exc:
+                log.info("burn of job %d still waits for the shared database: %s", burn.job_id, exc)
+                return
+            self.claims.discard(burn.job_id)
+            self.pusher.burned()  # a seed made here goes on to its hand-over
+            log.info(
+                "burn of job %d (%s) onto %s recorded in the shared database now",
+                burn.job_id,
+                burn.label,
+                burn.serial,
+            )
+
+    def _settle(self, burn: AwayBurn) -> None:
+        store = self.station.store
+        for step in list(burn.steps):
+            if step == "registry" and burn.settings is not None:
+                written = TokenSettings(
+                    HmacAlgorithm.parse(str(burn.settings["hmac"])),
+                    int(burn.settings["period"]),
+                    int(burn.settings["display_timeout"]),
+                )
+                store.record_write(burn.serial, written, burn.at, provisioned=True)
+            elif step == "operation":
+                store.record_operation(
+                    burn_done_row(
+                        burn.serial,
+                        burn.at,
+                        burn.detail + " (recorded after the shared database was back)",
+                        burn.fingerprint,
+                    )
+                )
+            elif step == "job":
+                reason = (
+                    f"burned onto {burn.serial} at station {burn.station} while the shared "
+                    "database was away; recorded when it was back"
+                )
+                settled = self.queue.settle_away(
+                    burn.job_id, burn.serial, burn.at, reason, burn.model
+                )
+                if settled is None:
+                    log.warning(
+                        "job %d (%s) was burned onto %s here while the shared database was "
+                        "away, but meanwhile it was retried or removed elsewhere: check it "
+                        "with `tokenstation queue list --all`",
+                        burn.job_id,
+                        burn.label,
+                        burn.serial,
+                    )
+            elif step == "shared_log" and self.queue.shared:
+                self.queue.log_burn(burn.log_row)
+            self.away.done(burn.job_id, step)
+
     def queue_length(self) -> int:
-        """Jobs waiting for a token."""
-        return self.queue.waiting()
+        """Jobs waiting for a token, as last counted (0 before the first count)."""
+        return max(self.waiting, 0)
+
+    def count(self) -> bool:
+        """Count the queue's waiting and failed jobs (False: the shared database is away,
+        the last counts stand)."""
+        try:
+            waiting, failed = self.queue.waiting(), self.queue.count("failed")
+        except StoreUnavailable as exc:
+            self.loop.call_soon_threadsafe(self._lost, exc)
+            return False
+        self.waiting, self.failed_count, self.counted_at = waiting, failed, time.time()
+        return True
+
+    def _changed_here(self, _what: str) -> None:
+        """The queue changed at this station (any thread): counted again on the loop,
+        after what the change is part of (a burn's steps, a file's jobs) is done."""
+        self.loop.call_soon_threadsafe(self._recount)
+
+    def _recount(self) -> None:
+        before = self.waiting
+        if self.count() and self.waiting != before:
+            self.station.publish(QueueState(paused=self.paused, length=self.waiting))
 
     def close(self) -> None:
         """Stop the file threads and the decoder processes."""
@@ -357,7 +464,7 @@ class Provisioner:
         except StoreUnavailable as exc:
             work.error = StationError(
                 ErrorKind.FAILED,
-                f"{work.name}: not queued: {exc}",
+                f"{work.name}: not queued: {exc.brief}",
                 "Add it again when the shared database is back (`tokenstation status` says), "
                 "or drop it in the drop folder: dropped files wait and are taken then.",
             )
@@ -436,12 +543,9 @@ class Provisioner:
 
     def _queue_changed(self, *, offer: bool = True) -> None:
         """Publish the queue's state (loop thread); with ``offer``, offer jobs to tokens."""
-        try:
-            waiting = self.queue.waiting()
-        except StoreUnavailable as exc:
-            self._lost(exc)
+        if not self.count():
             return
-        self.station.publish(QueueState(paused=self.paused, length=waiting))
+        self.station.publish(QueueState(paused=self.paused, length=self.waiting))
         if offer:
             self.offer_all()
 
@@ -587,7 +691,7 @@ class Provisioner:
         except StoreUnavailable as exc:
             self._lost(exc)
             raise StationError(
-                ErrorKind.FAILED, str(exc), "Burns wait until the shared database is back."
+                ErrorKind.FAILED, exc.brief, "Burns wait until the shared database is back."
             ) from None
         if job is None:
             raise StationError(ErrorKind.INVALID, f"no job {job_id}", _SEE_QUEUE)
@@ -613,8 +717,13 @@ class Provisioner:
         return done
 
     def log_provisioning(self, job: Job, p: Presence) -> None:
-        """Append the provisioning-log row for a burned job (:mod:`provlog`)."""
-        entry = provlog.row(
+        """Append the provisioning-log row for a burned job (:mod:`provlog`; and the
+        shared database's log when there is one)."""
+        provlog.append(self.log_path, self.log_row(job, p), self.queue)
+
+    def log_row(self, job: Job, p: Presence) -> dict[str, object]:
+        """The provisioning-log row of a burned job (no secret)."""
+        return provlog.row(
             at=job.burned_at or time.time(),
             station=self.cfg.station,
             serial=p.serial,
@@ -628,7 +737,6 @@ class Provisioner:
             source=job.source,
             profile=job.profile,
         )
-        provlog.append(self.log_path, entry, self.queue)
 
     # -- queue management --------------------------------------------------------------
 
@@ -735,10 +843,13 @@ class BurnWrite(CardWrite):
                     fingerprint=self.job.fingerprint,
                 )
             ),
+            job=self.job,
+            settings=self.settings,
         )
         assert self.seed is not None
         expected = expected_hint(done, self.seed, self.settings, at)
-        log.info("burned job %d (%s) onto %s", done.id, done.label(), p.serial)
+        if done.id not in self.prov.away:  # else said with the reason already
+            log.info("burned job %d (%s) onto %s", done.id, done.label(), p.serial)
         event = BurnDone(
             reader=p.reader,
             serial=p.serial,
@@ -750,7 +861,14 @@ class BurnWrite(CardWrite):
             token_time=result.token_time_after,
             expected_code=expected[0] if expected else None,
             expected_code_valid_until=expected[1] if expected else None,
+            note=NOTE if done.id in self.prov.away else "",
         )
+        if not ops:  # the registry was away: the same row, recorded when it is back
+            ops.append(
+                burn_done_row(
+                    p.serial, at, f"{self.origin}; {self.job.label()}", self.job.fingerprint
+                )
+            )
         return Written(ops[0], event)
 
     def failed(self, p: Presence, exc: StationError | TokenError) -> Written | None:
@@ -812,7 +930,7 @@ def burn_refusals() -> Iterator[None]:
         ) from None
     except StoreUnavailable as exc:
         raise StationError(
-            ErrorKind.FAILED, str(exc), "Burns wait until the shared database is back."
+            ErrorKind.FAILED, exc.brief, "Burns wait until the shared database is back."
         ) from None
 
 
@@ -822,6 +940,13 @@ def claim_burn(
     """Claim job ``job_id`` for a burn onto ``serial`` (a Molto2's ``profile``): its seed
     is opened first (a wrong key claims nothing), then the queue commits the intent, then
     the claim is renewed while the burn runs (``prov.claims``). Refusals: StationError."""
+    if prov.shared is not None and not (prov.shared.verified and prov.recovered):
+        raise StationError(
+            ErrorKind.FAILED,
+            "this station started while the shared database was away and has not reached "
+            "it yet: it claims no job until it has",
+            "Burns wait until `tokenstation status` says the shared database is reachable.",
+        )
     with burn_refusals():
         seed = prov.queue.secret(job_id)
         job = prov.queue.start_burn(job_id, serial, profile)
@@ -829,22 +954,87 @@ def claim_burn(
     return job, seed
 
 
-def burned(prov: Provisioner, job_id: int, p: Presence, record: Callable[[], None]) -> Job:
+def burned(
+    prov: Provisioner,
+    job_id: int,
+    p: Presence,
+    record: Callable[[], None],
+    *,
+    job: Job | None = None,
+    settings: TokenSettings | None = None,
+) -> Job:
     """After the seed write, in crash-safe order: ``record`` (the registry or the ledger),
-    then the job burned (its secret erased), then the provisioning-log row."""
-    # No more renewals: should the bookkeeping below fail (the shared database gone),
-    # the claim expires and is settled as an interrupted burn.
-    prov.claims.discard(job_id)
+    then the job burned (its secret erased), then the provisioning-log row.
+
+    The shared database away at any of these steps: the steps left are kept here
+    (:mod:`away`), the local log row written, and the job returned as burned with the
+    :data:`away.NOTE` as its reason; it stays claimed (renewed) until it is recorded.
+    Without ``job`` (a Molto2's, whose ledger is local) the loss is raised as before."""
     crash = prov.crash_point
     crash("written")
-    record()
-    crash("registry")
-    done = prov.queue.burned(job_id, p.serial, p.model.name if p.model else "")
-    crash("burned")
-    prov.log_provisioning(done, p)
-    crash("logged")
-    prov.pusher.burned()  # the hand-over's peer: a seed made here goes to privacyIDEA
-    return done
+    steps = ["registry", "operation", "job", "shared_log"]
+    try:
+        record()
+        steps.remove("registry")
+        crash("registry")
+        done = prov.queue.burned(job_id, p.serial, p.model.name if p.model else "")
+        steps.remove("job")
+        prov.claims.discard(job_id)
+        crash("burned")
+        row = prov.log_row(done, p)
+        provlog.append(prov.log_path, row)  # this station's log first, then the shared one
+        crash("logged")
+        if prov.queue.shared:
+            prov.queue.log_burn(row)
+        prov.pusher.burned()  # the hand-over's peer: a seed made here goes to privacyIDEA
+        return done
+    except StoreUnavailable as exc:
+        if job is None:
+            prov.claims.discard(job_id)  # it expires, and is settled as interrupted
+            raise
+        prov.lost(exc)
+        at = time.time()
+        local = dataclasses.replace(
+            job, state="burned", burned_serial=p.serial, burned_at=at, has_secret=False, reason=NOTE
+        )
+        row = prov.log_row(local, p)
+        if "job" in steps:  # else the local row is written already
+            provlog.append(prov.log_path, row)
+        log.warning(
+            "burned job %d (%s) onto %s; the shared database was away (%s): recorded here "
+            "and sent when it is back",
+            job.id,
+            job.label(),
+            p.serial,
+            exc,
+        )
+        prov.away.keep(
+            AwayBurn(
+                job.id,
+                p.serial,
+                at,
+                job.label(),
+                job.fingerprint,
+                prov.cfg.station,
+                job.label(),
+                settings.as_dict() if settings is not None else None,
+                {k: str(v) for k, v in row.items()},
+                steps,
+                p.model.name if p.model else "",
+            )
+        )
+        return local
+    except BaseException:
+        prov.claims.discard(job_id)  # no more renewals: it expires, settled as interrupted
+        raise
+
+
+def burn_done_row(serial: str, at: float, detail: str, fingerprint: str) -> Operation:
+    """The registry's row of a burn done while the shared database was away (the row
+    :func:`writes.burned` returns when it can record the token at once)."""
+    return Operation(
+        serial, at, OperationKind.BURN, Outcome.OK, detail, secret_fingerprint=fingerprint
+    )
 
 
 def expected_hint(

@@ -196,6 +196,8 @@ class JobQueue(StoredPart):
         self.box = box
         self._local_box: SecretBox | None = None
         self.lease_s = lease_s
+        #: Called with what changed after every change this station makes (any thread).
+        self.on_change: NotifyHandler | None = None
         # who sent a notice: never a space in it (a name may have one), so it ends the tag
         self.tag = f"{quote(station, safe='')}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
         with self._lock:
@@ -247,7 +249,9 @@ class JobQueue(StoredPart):
             )
 
     def _changed(self, what: str, job_id: int = 0) -> None:
-        """Tell the other stations (no-op on this station's own file)."""
+        """Tell this station's watcher (:attr:`on_change`) and the other stations."""
+        if self.on_change is not None:
+            self.on_change(what)
         if self._db.shared:
             self._db.notify(f"{self.tag} {what} {job_id}")
 
@@ -558,14 +562,29 @@ class JobQueue(StoredPart):
         scrubbed from the WAL), except a seed made here: it stays sealed, moved to the
         hand-over (pending) in the same statement, until it is exported or pushed."""
         return self._set(
-            job_id,
-            "state = 'burned', handover_seed = CASE WHEN batch <> '' THEN secret END, "
-            "handover = CASE WHEN batch <> '' THEN 'pending' ELSE '' END, secret = NULL, "
-            "burned_serial = ?, burned_at = ?, model = ?, reason = '', lease_until = NULL",
-            (serial, time.time(), model),
-            "burning",
-            scrub=True,
+            job_id, _BURNED + ", reason = ''", (serial, time.time(), model), "burning", scrub=True
         )
+
+    def settle_away(
+        self, job_id: int, serial: str, at: float, reason: str, model: str = ""
+    ) -> Job | None:
+        """A burn this station made while the shared database was away: burning (or
+        failed, its claim expired meanwhile at another station) -> burned, the secret
+        erased, ``reason`` saying what happened. None when the job is in no such state
+        (retried or removed meanwhile)."""
+        with self._lock:
+            cur = self._db.execute(
+                f"UPDATE jobs SET {_BURNED}, reason = ?, updated = ? "
+                "WHERE id = ? AND burned_serial = ? AND claimed_by = ? "
+                "AND state IN ('burning', 'failed')",
+                (serial, at, model, reason, time.time(), job_id, serial, self.station),
+            )
+            if cur.rowcount != 1:
+                return None
+            self._db.scrub()
+            job = self._get(job_id)
+        self._changed("burned", job_id)
+        return job
 
     def back_to_queue(self, job_id: int, reason: str) -> Job:
         """burning -> queued: nothing was written (refused before writing, token gone)."""
@@ -608,15 +627,18 @@ class JobQueue(StoredPart):
         self._changed("removed", job_id)
         return job
 
-    def recover(self) -> list[Job]:
+    def recover(self, keep: Iterable[int] = ()) -> list[Job]:
         """At start: jobs a crash left 'burning' become 'failed' with the reason; a Molto2
         burn (its profile known) stays 'burning', settled by that profile's seed flag
         when the Molto2 is placed (a single-profile token cannot tell).
 
         On a shared queue only this station's own claims: another station's are its
         own to settle, or :meth:`expire`'s once their lease has run out."""
+        kept = set(keep)  # burns this station knows the outcome of (recorded later)
         stuck = [
-            j for j in self.jobs(["burning"]) if not self.shared or j.claimed_by == self.station
+            j
+            for j in self.jobs(["burning"])
+            if (not self.shared or j.claimed_by == self.station) and j.id not in kept
         ]
         for job in stuck:
             if job.profile is not None:
@@ -769,6 +791,14 @@ class JobQueue(StoredPart):
 
 
 NotifyState = Callable[[bool], None]
+
+#: burning -> burned onto ``serial`` at ``burned_at`` (a ``model``): the secret erased,
+#: except a seed made here, moved sealed to the hand-over (pending) in the same statement.
+_BURNED = (
+    "state = 'burned', handover_seed = CASE WHEN batch <> '' THEN secret END, "
+    "handover = CASE WHEN batch <> '' THEN 'pending' ELSE '' END, secret = NULL, "
+    "burned_serial = ?, burned_at = ?, model = ?, lease_until = NULL"
+)
 
 _JOB_COLUMNS = (
     "id, state, fingerprint, issuer, account, algorithm, period, serial, source, "

@@ -20,7 +20,8 @@ import time
 from typing import TYPE_CHECKING
 
 from tokenstation.daemon.events import StoreReachability
-from tokenstation.daemon.storage.database import NameTaken, StoreUnavailable
+from tokenstation.daemon.storage.database import NameTaken, SchemaMismatch, StoreUnavailable
+from tokenstation.daemon.storage.secretbox import KeyProblem
 
 if TYPE_CHECKING:
     from tokenstation.daemon.provisioning.provisioner import Provisioner
@@ -37,6 +38,9 @@ class SharedQueue:
         self.reachable = True
         self.since = time.time()
         self.detail = ""
+        #: False while a station started with the database away has not checked its
+        #: schema and key there: no claims before (provisioner.claim_burn).
+        self.verified = not prov.queue.started_away
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()  # a look at the database now, not at the next period
 
@@ -60,11 +64,14 @@ class SharedQueue:
             "reachable": self.reachable,
             "since": round(self.since, 3),
         }
+        if not self.verified:
+            out["checked"] = False  # started while it was away: schema and key not yet
         if not self.reachable:
+            started = "" if self.verified else "this station started while it was away; "
             out["detail"] = (
-                f"the shared database is unreachable ({self.detail}); tokens are still read "
-                "and measured, dropped files wait and are taken when it is back, no job is "
-                "burned meanwhile"
+                f"{started}the shared database is unreachable ({self.detail}); tokens are "
+                "still read and measured, dropped files wait and are taken when it is back, "
+                "no job is burned meanwhile"
             )
         return out
 
@@ -83,6 +90,8 @@ class SharedQueue:
 
     def _set_reachable(self, reachable: bool, detail: str = "") -> None:
         if reachable == self.reachable:
+            if not reachable and detail:
+                self.detail = detail  # the latest reason, for status
             return
         self.reachable = reachable
         self.since = time.time()
@@ -116,6 +125,10 @@ class SharedQueue:
         )
         self.prov.catch_up()
 
+    def _verify_schemas(self) -> None:
+        self.prov.station.store.verify()
+        self.prov.queue.verify()
+
     def lost(self, exc: StoreUnavailable) -> None:
         """A statement found the database unreachable (loop thread)."""
         self._set_reachable(False, str(exc))
@@ -132,13 +145,29 @@ class SharedQueue:
                 # this station's burns keep their leases first, whatever comes next
                 held = tuple(self.prov.claims)
                 await self.loop.run_in_executor(None, queue.renew, held)
+                if not self.verified:  # started away: the checks a start makes, now
+                    await self.loop.run_in_executor(None, self._verify_schemas)
                 # again after a loss: no claims (the store refuses them) until it is held
                 await self.loop.run_in_executor(None, queue.hold_name)
+                if not self.verified:
+                    await self.loop.run_in_executor(None, queue.check_key)
+                    self.verified = True
+                    log.info("the shared database answers: schema and key checked")
+                if not self.prov.recovered:
+                    self.prov.recover()  # this station's claims from before its start
                 expired = await self.loop.run_in_executor(None, queue.expire)
             except StoreUnavailable as exc:
                 self.lost(exc)
             except NameTaken as exc:  # the server restarted and a same-named station came
                 self.lost(StoreUnavailable(str(exc)))
+            except (SchemaMismatch, KeyProblem) as exc:  # found late: no claims, ever
+                if self.detail != str(exc):
+                    log.error("%s; this station claims no job", exc)
+                self.lost(
+                    StoreUnavailable(
+                        str(exc), "the shared database does not match this station (schema or key)"
+                    )
+                )
             except Exception:
                 log.exception("keeping the queue's leases failed")
             else:

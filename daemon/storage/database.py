@@ -33,7 +33,15 @@ class Rows(Protocol):
 
 
 class StoreUnavailable(Exception):
-    """The shared database cannot be reached now (the message says why; no secret in it)."""
+    """The shared database cannot be reached now (the message says why; no secret in it).
+
+    ``brief`` says it without the server's location or its error text (a Unix socket's
+    folder, a client library's words): what a D-Bus error reply, which any local user may
+    provoke, carries."""
+
+    def __init__(self, message: str, brief: str = "") -> None:
+        super().__init__(message)
+        self.brief = brief or "the shared database cannot be reached now"
 
 
 class NameTaken(Exception):
@@ -66,6 +74,9 @@ class Database(ABC):
 
     def __init__(self) -> None:
         self.lock = threading.RLock()
+        #: A shared database that could not be reached when opened (a daemon started
+        #: while it was down): its schema and key are checked once it answers.
+        self.started_away = False
 
     @property
     @abstractmethod

@@ -15,16 +15,18 @@ def key_file(cfg: Config) -> Path:
     return cfg.store.key_file if cfg.store.key_file is not None else default_key_file()
 
 
-def shared_database(cfg: Config) -> Database | None:
+def shared_database(cfg: Config, *, start_away: bool = False) -> Database | None:
     """A connection to the shared database, or None when this station keeps its own files.
 
-    Raises StoreUnavailable (the server cannot be reached, or psycopg is missing).
+    Raises StoreUnavailable (the server cannot be reached, or psycopg is missing); with
+    ``start_away`` a server that cannot be reached now is connected to in the background
+    (a daemon starting while the database is down), psycopg missing still raises.
     """
     if not cfg.store.shared:
         return None
     from .postgres import PostgresDatabase
 
-    return PostgresDatabase(cfg.store.url)
+    return PostgresDatabase(cfg.store.url, start_away=start_away)
 
 
 def secret_box(cfg: Config) -> SecretBox | None:

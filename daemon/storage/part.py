@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import schema
-from .database import Database
+from .database import Database, StoreUnavailable
 from .sqlite_db import SqliteDatabase
 
 
@@ -26,12 +26,31 @@ class StoredPart:
         self.station = station
         self._db = db
         self._lock = db.lock
-        schema.prepare(db, (part,))
+        self._part = part
+        #: False while a shared database away at opening has not had its schema checked.
+        self.verified = False
+        try:
+            self.verify()
+        except StoreUnavailable:
+            if not db.started_away:  # checked when it answers (SharedQueue's keeper)
+                raise
+
+    def verify(self) -> None:
+        """Check (shared) or migrate (own file) the schema, once; StoreUnavailable while
+        the shared database is away, SchemaMismatch when it is not this version's."""
+        if not self.verified:
+            schema.prepare(self._db, (self._part,))
+            self.verified = True
 
     @property
     def location(self) -> str:
         """Where the part is (a path, or the shared database)."""
         return str(self._db.location)
+
+    @property
+    def started_away(self) -> bool:
+        """True when the shared database could not be reached as this was opened."""
+        return bool(self._db.started_away)
 
     @property
     def shared(self) -> bool:

@@ -129,7 +129,9 @@ class PostgresDatabase(Database):
         "bytes": "BYTEA",
     }
 
-    def __init__(self, conninfo: str) -> None:
+    def __init__(self, conninfo: str, *, start_away: bool = False) -> None:
+        """Connect now (StoreUnavailable when the server cannot be reached), or with
+        ``start_away``, take the server as gone and connect in the background."""
         super().__init__()
         self.conninfo = conninfo
         self._where = describe(conninfo)
@@ -147,7 +149,13 @@ class PostgresDatabase(Database):
         #: like every write of more than one statement, are transactions: those are refused.
         self._unnamed: str | None = None
         with self.lock:
-            self._conn = connect(conninfo, self._where)
+            try:
+                self._conn = connect(conninfo, self._where)
+            except StoreUnavailable as exc:
+                if not start_away:
+                    raise
+                self.started_away = True
+                self._gone(str(exc))
 
     @property
     def location(self) -> str:
