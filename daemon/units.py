@@ -43,6 +43,7 @@ ExecStart={exe} daemon
 Restart=on-failure
 RestartSec=3
 UMask=0077
+LimitCORE=0
 
 [Install]
 WantedBy=default.target
@@ -84,12 +85,20 @@ ProtectKernelLogs=yes
 ProtectControlGroups=yes
 ProtectClock=yes
 ProtectHostname=yes
-RestrictAddressFamilies=AF_UNIX
+# AF_UNIX: pcscd, the system bus; AF_INET/AF_INET6: a shared PostgreSQL ([store] url).
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
 RestrictNamespaces=yes
 RestrictRealtime=yes
+RestrictSUIDSGID=yes
+RemoveIPC=yes
+ProtectProc=invisible
 LockPersonality=yes
 SystemCallArchitectures=native
+SystemCallFilter=@system-service
+SystemCallErrorNumber=EPERM
 CapabilityBoundingSet=
+# No seed in a core dump (the daemon also sets RLIMIT_CORE 0 and PR_SET_DUMPABLE 0).
+LimitCORE=0
 
 [Install]
 WantedBy=multi-user.target

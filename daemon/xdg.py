@@ -52,12 +52,14 @@ class SharedFolder(OSError):
 
 
 def private_dir(path: Path) -> Path:
-    """Create ``path`` (and parents) 0700 if needed, tighten a folder of ours to 0700; return it.
+    """Create ``path`` (and parents) 0700 if it is missing; return it.
 
-    An existing folder that any user may write in (``/tmp``, a world-writable share) is
-    refused with :class:`SharedFolder`, never made 0700: that would lock every other user
-    out of it, and files that hold seeds do not belong there. A folder of another user is
-    used as it is (its owner decides who may read it).
+    An existing folder is used as it is, never re-moded: tokenstation did not make it
+    (it may be ``/``, ``/etc``, ``/var/lib`` or a folder others rely on), and the files it
+    puts there are private on their own (every command runs with umask 077, see
+    :func:`hardening.private_files`). One that any user may write in (``/tmp``, a
+    world-writable share) is refused with :class:`SharedFolder`: files that hold seeds do
+    not belong where others can swap them.
     """
     try:
         st = os.stat(path)
@@ -70,6 +72,4 @@ def private_dir(path: Path) -> Path:
             "tokenstation keeps seeds and its state only in private folders: name a folder of "
             "your own (it is created 0700)"
         )
-    if st.st_uid == os.geteuid() and stat.S_IMODE(st.st_mode) != 0o700:
-        os.chmod(path, 0o700)
     return path

@@ -68,6 +68,15 @@ def cmd_daemon(args: argparse.Namespace) -> int:
             EXIT_UNAVAILABLE,
             busaddress.reach_advice(cfg.bus),
         )
+    import logging
+
+    from tokenstation.daemon.hardening import dumpable, no_core_dumps
+
+    no_core_dumps()  # no seed the daemon handles outlives its use in a core dump
+    if dumpable() == 0:
+        logging.getLogger("tokenstation.daemon").info(
+            "no core dumps: RLIMIT_CORE 0, not dumpable (PR_SET_DUMPABLE 0)"
+        )
     try:
         return asyncio.run(serve(cfg))
     except AlreadyRunning as exc:

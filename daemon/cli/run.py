@@ -17,9 +17,12 @@ def run(parser: argparse.ArgumentParser | None, args: argparse.Namespace) -> int
     ``parser`` words a bad --log-level; None when the words were read without it (they
     hold no --log-level then).
     """
+    from tokenstation.daemon.hardening import private_files
+
     from ..token.errors import TokenError
     from .common import ensure_logging, exit_code_for, logging_level
 
+    private_files()  # what any command creates is private, whatever folder it lands in
     as_json = bool(getattr(args, "json", False))
     level = args.log_level or getattr(args, "default_log_level", "warning")
     try:

@@ -34,31 +34,13 @@ import struct
 import sys
 from typing import Any, BinaryIO
 
+from tokenstation.daemon.hardening import dumpable, no_core_dumps
 from tokenstation.daemon.qr.symbols import DecodeResult, Symbol
 
 REQUEST = struct.Struct(">Qd")
 REPLY = struct.Struct(">I")
 #: The largest reply the pool reads (a few codes' texts; anything bigger is a fault).
 MAX_REPLY = 4 * 2**20
-PR_GET_DUMPABLE = 3
-PR_SET_DUMPABLE = 4
-
-
-def no_core_dumps() -> None:
-    """No core file and no ptrace/proc access to this process's memory by the user."""
-    import ctypes
-
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed")
-
-
-def dumpable() -> int:
-    """This process's PR_GET_DUMPABLE (0: no core, no same-user ptrace or /proc reads)."""
-    import ctypes
-
-    return int(ctypes.CDLL(None).prctl(PR_GET_DUMPABLE, 0, 0, 0, 0))
 
 
 # -- the wire ------------------------------------------------------------------------

@@ -17,15 +17,21 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
-def test_a_new_folder_is_made_0700_and_an_own_loose_one_is_tightened(tmp_path: Path) -> None:
+def test_a_new_folder_is_made_0700_and_an_existing_one_is_left_as_it_is(tmp_path: Path) -> None:
+    """tokenstation never re-modes a folder it did not make (it may be /, /etc, /var/lib);
+    the files it puts there are private on their own."""
     queue = JobQueue(tmp_path / "new" / "queue.sqlite3")
     queue.close()
     assert _mode(tmp_path / "new") == 0o700
-    loose = tmp_path / "loose"
-    loose.mkdir(mode=0o755)
-    os.chmod(loose, 0o755)
-    Store(loose / "registry.sqlite3").close()
-    assert _mode(loose) == 0o700
+    existing = tmp_path / "existing"
+    existing.mkdir(mode=0o755)
+    os.chmod(existing, 0o755)
+    store = Store(existing / "registry.sqlite3")
+    store.close()
+    assert _mode(existing) == 0o755
+    files = list(existing.iterdir())
+    assert files
+    assert {f.name: _mode(f) for f in files} == {f.name: 0o600 for f in files}
 
 
 def test_a_folder_every_user_may_write_in_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
