@@ -23,15 +23,33 @@ the core). Where it differs from the default personality:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Protocol
 
 from ..token import commands
 from ..token.crypto import auth_response, cbc_mac, mac_input, sm4_ecb_decrypt
 from ..token.errors import SW
 from ..token.secret import Secret
 
-if TYPE_CHECKING:
-    from .token import SimulatedToken
+
+class CoreToken(Protocol):
+    """What the firmware core reads and changes of a simulated token's state (the
+    simulator's SimulatedToken is one; named here so this module needs no import of it)."""
+
+    key: bytes
+    challenge: bytes | None
+    authed: bool
+    fail_count: int
+    raw_config: tuple[int, int, int]
+
+    @property
+    def random(self) -> Callable[[int], bytes]: ...
+
+    def store_seed(self, seed: Secret | None) -> None: ...
+
+    def apply_config(self, raw_config: tuple[int, int, int], utc: int) -> None: ...
+
+    def info_answer(self, form: commands.InfoForm) -> bytes: ...
 
 #: The config body's one accepted length: 81 11 [1F 01 d] [0F 04 tttt] [86 06 [0A 01 h] [0D 01 s]].
 _CONFIG_LENGTH = 19
@@ -44,7 +62,7 @@ def _sw(sw: int) -> bytes:
 class FirmwareCore:
     """Answers APDUs for one simulated token as the firmware core would."""
 
-    def __init__(self, token: SimulatedToken) -> None:
+    def __init__(self, token: CoreToken) -> None:
         self.token = token
 
     def process(self, raw: bytes) -> bytes:
