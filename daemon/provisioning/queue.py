@@ -24,7 +24,6 @@ to queued while the secret is still held), or removed.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import time
@@ -164,11 +163,6 @@ def holder_words(job_id: int, issuer: str, account: str, state: str) -> str:
     return f"job {job_id}, {label} ({state})"
 
 
-def secret_hash(secret: Secret) -> str:
-    """Full SHA-256 of the secret, for recognising duplicates."""
-    return hashlib.sha256(secret.reveal()).hexdigest()
-
-
 class SealBroken(Exception):
     """A job's sealed seed does not open with this station's key."""
 
@@ -202,6 +196,7 @@ class JobQueue(StoredPart):
         self.tag = f"{quote(station, safe='')}/{os.getpid()}/{uuid.uuid4().hex[:8]}"
         with self._lock:
             self._db.scrub()  # a stop between an erasure and its checkpoint left old pages
+        self._rekey_digests()
         if self.path is not None:
             for sidecar in (
                 self.path.with_name(self.path.name + "-wal"),
@@ -270,11 +265,39 @@ class JobQueue(StoredPart):
     # -- intake ----------------------------------------------------------------------------
 
     def file_digest(self, data: bytes) -> str:
-        """How a file's bytes are remembered (keyed on a shared database)."""
-        return self.box.digest(data) if self.box else hashlib.sha256(data).hexdigest()
+        """How a file's bytes are remembered: keyed (HMAC), as the seeds' digests are."""
+        return self._handover_box().digest(data)
 
     def _secret_hash(self, secret: Secret) -> str:
-        return self.box.digest(secret.reveal()) if self.box else secret_hash(secret)
+        """The keyed digest (HMAC-SHA256) a duplicate is recognised by: with the store key
+        on a shared database, else this station's queue key; never a bare hash."""
+        return self._handover_box().digest(secret.reveal())
+
+    def _rekey_digests(self) -> None:
+        """Digests from before queue schema 6 were bare SHA-256 on a station's own queue
+        (a shared database's were always keyed): re-key them where the seed is still
+        held, drop them where it is gone, then scrub the old pages."""
+        with self._lock:
+            if self.box is not None:
+                self._db.execute("UPDATE jobs SET digest_keyed = 1 WHERE digest_keyed = 0")
+                return
+            rows = self._db.execute(
+                "SELECT id, secret, batch FROM jobs WHERE digest_keyed = 0"
+            ).fetchall()
+            if not rows:
+                return
+            with self._db.transaction():
+                for job_id, secret, batch in rows:
+                    keyed = (
+                        self._handover_box().digest(bytes(secret))
+                        if secret is not None and not batch  # a batch's seed is sealed
+                        else ""  # the seed is gone: nothing left to recognise it by
+                    )
+                    self._db.execute(
+                        "UPDATE jobs SET secret_hash = ?, digest_keyed = 1 WHERE id = ?",
+                        (keyed, job_id),
+                    )
+            self._db.scrub()
 
     def file_seen(self, sha256: str) -> bool:
         """True when a file with these bytes was processed before."""
@@ -327,8 +350,8 @@ class JobQueue(StoredPart):
         (job_id,) = self._db.execute(
             "INSERT INTO jobs (state, secret, secret_hash, fingerprint, issuer, "
             "account, algorithm, period, serial, source, created, updated, station, "
-            "batch, upn) "
-            "VALUES ('queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            "batch, upn, digest_keyed) "
+            "VALUES ('queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1) RETURNING id",
             (
                 None if box else a.secret.reveal(),
                 h,

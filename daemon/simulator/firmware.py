@@ -51,6 +51,7 @@ class CoreToken(Protocol):
 
     def info_answer(self, form: commands.InfoForm) -> bytes: ...
 
+
 #: The config body's one accepted length: 81 11 [1F 01 d] [0F 04 tttt] [86 06 [0A 01 h] [0D 01 s]].
 _CONFIG_LENGTH = 19
 

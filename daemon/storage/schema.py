@@ -171,6 +171,12 @@ QUEUE = Part(
         CREATE INDEX IF NOT EXISTS jobs_queued_serial ON jobs (serial, id)
             WHERE state = 'queued'
         """,
+        # 6: the duplicate digest is keyed (an HMAC) everywhere; rows marked 0 were made
+        # with a bare SHA-256 on a station's own queue and are re-keyed (or dropped, where
+        # the seed is gone) when the queue opens (JobQueue._rekey_digests).
+        """
+        ALTER TABLE jobs ADD COLUMN digest_keyed INTEGER NOT NULL DEFAULT 0
+        """,
     ),
 )
 
