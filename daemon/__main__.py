@@ -2,6 +2,6 @@
 
 import sys
 
-from .cli import program
+from tokenstation.daemon.cli import program
 
 sys.exit(program())

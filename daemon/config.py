@@ -17,11 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from tokenstation.daemon.intake.payload import MAX_JOBS_PER_FILE, MAX_TEXT_BYTES, Limits
-
-from .token.errors import InvalidInput
-from .token.models import Model, VendorFamily
-from .token.molto2 import DEFAULT_CUSTOMER_KEY, parse_customer_key
-from .token.settings import DISPLAY_TIMEOUT_CODES, PERIODS, HmacAlgorithm, TokenSettings
+from tokenstation.daemon.token.errors import InvalidInput
+from tokenstation.daemon.token.models import Model, VendorFamily
+from tokenstation.daemon.token.molto2 import DEFAULT_CUSTOMER_KEY, parse_customer_key
+from tokenstation.daemon.token.settings import (
+    DISPLAY_TIMEOUT_CODES,
+    PERIODS,
+    HmacAlgorithm,
+    TokenSettings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -486,7 +490,7 @@ def _check_ranges(cfg: Config, source: str) -> None:
 
 def load(path: Path | None, *, required: bool) -> Config:
     """Read ``path`` (or the XDG default when None). A missing default file is no error."""
-    from . import xdg
+    from tokenstation.daemon import xdg
 
     target = path if path is not None else xdg.config_file()
     try:

@@ -21,7 +21,7 @@ from enum import Enum, StrEnum
 from typing import Any, TypeVar, Union
 
 # SyncDone.clock_kind is the token layer's enum (its values are the wire strings).
-from .token.session import ClockKind
+from tokenstation.daemon.token.session import ClockKind
 
 # -- fixed sets ----------------------------------------------------------------------------
 

@@ -20,9 +20,9 @@ from types import TracebackType
 
 from smartcard import scard
 
-from .events import ReaderChange
-from .log import TRAFFIC
-from .token.errors import CardLost, ReaderUnavailable, TransportError
+from tokenstation.daemon.events import ReaderChange
+from tokenstation.daemon.log import TRAFFIC
+from tokenstation.daemon.token.errors import CardLost, ReaderUnavailable, TransportError
 
 log = logging.getLogger(__name__)
 

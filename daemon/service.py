@@ -20,24 +20,23 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tokenstation.daemon import pcsc, xdg
 from tokenstation.daemon.bus import dbusio
 from tokenstation.daemon.bus.interface import StationInterface
 from tokenstation.daemon.bus.names import BUS_NAME, OBJECT_PATH
 from tokenstation.daemon.bus.ops import DAEMON_TAKES_FDS
 from tokenstation.daemon.clocksync.hostclock import HostClockTrust
 from tokenstation.daemon.clocksync.sync import ClockSync
+from tokenstation.daemon.config import Config
+from tokenstation.daemon.instance import AlreadyRunning, InstanceLock
 from tokenstation.daemon.intake.dropfolder import DropFolder
 from tokenstation.daemon.provisioning.provisioner import Provisioner, default_paths
 from tokenstation.daemon.provisioning.queue import JobQueue
 from tokenstation.daemon.registry.store import Store
+from tokenstation.daemon.station import Station
 from tokenstation.daemon.storage.database import NameTaken, SchemaMismatch, StoreUnavailable
 from tokenstation.daemon.storage.opening import secret_box, shared_database
 from tokenstation.daemon.storage.secretbox import KeyProblem
-
-from . import pcsc, xdg
-from .config import Config
-from .instance import AlreadyRunning, InstanceLock
-from .station import Station
 
 __all__ = ["AlreadyRunning", "BusUnavailable", "StoreRefused", "registry_path", "serve"]
 

@@ -20,6 +20,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
+from tokenstation.daemon import __version__
 from tokenstation.daemon.clocksync.policy import (
     ClockTrust,
     SyncDecision,
@@ -27,14 +28,8 @@ from tokenstation.daemon.clocksync.policy import (
     known_settings,
     molto2_decision,
 )
-from tokenstation.daemon.registry import writes
-from tokenstation.daemon.registry.drift import estimate_rate
-from tokenstation.daemon.registry.store import Operation, Store, TokenRecord
-from tokenstation.daemon.storage.database import StoreUnavailable
-
-from . import __version__
-from .config import Config
-from .events import (
+from tokenstation.daemon.config import Config
+from tokenstation.daemon.events import (
     CardIgnored,
     CardKind,
     DriftDetected,
@@ -59,9 +54,13 @@ from .events import (
     TokenUpdated,
     to_wire,
 )
-from .pcsc import ReaderEvent
-from .token import molto2 as m
-from .token.errors import (
+from tokenstation.daemon.pcsc import ReaderEvent
+from tokenstation.daemon.registry import writes
+from tokenstation.daemon.registry.drift import estimate_rate
+from tokenstation.daemon.registry.store import Operation, Store, TokenRecord
+from tokenstation.daemon.storage.database import StoreUnavailable
+from tokenstation.daemon.token import molto2 as m
+from tokenstation.daemon.token.errors import (
     AuthenticationRefused,
     CardLost,
     MalformedResponse,
@@ -70,8 +69,8 @@ from .token.errors import (
     TokenError,
     TransportError,
 )
-from .token.models import Model, ModelTable
-from .token.molto2_session import (
+from tokenstation.daemon.token.models import Model, ModelTable
+from tokenstation.daemon.token.molto2_session import (
     Molto2Session,
     is_virtual_reader,
     molto2_drift,
@@ -79,7 +78,7 @@ from .token.molto2_session import (
     molto2_model,
     recognise,
 )
-from .token.session import (
+from tokenstation.daemon.token.session import (
     Connection,
     DriftEstimate,
     HostClock,
@@ -91,7 +90,7 @@ from .token.session import (
     describe_drift,
     single_read_estimate,
 )
-from .token.settings import TokenSettings
+from tokenstation.daemon.token.settings import TokenSettings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

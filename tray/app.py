@@ -21,11 +21,10 @@ from tokenstation.daemon.bus import dbusio
 from tokenstation.daemon.bus.client import DaemonError, StationClient
 from tokenstation.daemon.bus.names import BUS_NAME
 from tokenstation.daemon.events import BurnDone, Event, decode
-
-from . import icons
-from .icon import TrayIcon, choose_backend, xembed_tray_present
-from .model import Bubble, Command, NotifyChoices, TrayModel, TrayState
-from .notify import Notifier
+from tokenstation.tray import icons
+from tokenstation.tray.icon import TrayIcon, choose_backend, xembed_tray_present
+from tokenstation.tray.model import Bubble, Command, NotifyChoices, TrayModel, TrayState
+from tokenstation.tray.notify import Notifier
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from PIL import Image
 
-from .model import Command, MenuEntry
+from tokenstation.tray.model import Command, MenuEntry
 
 log = logging.getLogger(__name__)
 

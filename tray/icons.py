@@ -12,7 +12,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from .model import TrayState
+from tokenstation.tray.model import TrayState
 
 COLOURS: dict[TrayState, tuple[int, int, int]] = {
     TrayState.IDLE: (96, 110, 128),

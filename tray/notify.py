@@ -15,8 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tokenstation.daemon.bus import dbusio
-
-from .model import Bubble
+from tokenstation.tray.model import Bubble
 
 log = logging.getLogger(__name__)
 

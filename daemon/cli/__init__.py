@@ -9,8 +9,8 @@ from __future__ import annotations
 import importlib
 import sys
 
-from .. import __version__
-from .commands import COMMANDS, QUICK
+from tokenstation.daemon import __version__
+from tokenstation.daemon.cli.commands import COMMANDS, QUICK
 
 TYPE_CHECKING = False  # True for type checkers; saves importing typing at start-up
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     commands from the table (for --help and errors) without importing any."""
     import argparse
 
-    from .parsers import Parser, RawFormatter
+    from tokenstation.daemon.cli.parsers import Parser, RawFormatter
 
     known = command == "*" or command in COMMANDS
     if known:
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None, *, quick_exit: bool = False) -> int:
     if args is None:
         parser = build_parser(command if command in COMMANDS else None)
         args = parser.parse_args(argv)
-    from . import run
+    from tokenstation.daemon.cli import run
 
     code = run.run(parser, args)
     if quick_exit and getattr(args, "quick_exit", False):

@@ -12,8 +12,15 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from .common import EXIT_NO_READER, EXIT_USAGE, CliError, confirm, emit_json, utc
-from .daemon_link import DaemonAbsent, DaemonRefused, daemon_call
+from tokenstation.daemon.cli.common import (
+    EXIT_NO_READER,
+    EXIT_USAGE,
+    CliError,
+    confirm,
+    emit_json,
+    utc,
+)
+from tokenstation.daemon.cli.daemon_link import DaemonAbsent, DaemonRefused, daemon_call
 
 if TYPE_CHECKING:
     from tokenstation.daemon.token.secret import Secret
@@ -51,9 +58,8 @@ def burn_via_daemon(
     settings: TokenSettings,
 ) -> int:
     """Burn through the running daemon (BurnAccount); the exit code."""
+    from tokenstation.daemon.cli.molto2_daemon import account_text, daemon_presence, send_account
     from tokenstation.daemon.token import molto2 as m
-
-    from .molto2_daemon import account_text, daemon_presence, send_account
 
     found = daemon_presence(args, reader)
     if found is None:

@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import sys
 
-from ..token.errors import InvalidInput, ReaderUnavailable, RefusedByPolicy, TokenError
+from tokenstation.daemon.token.errors import (
+    InvalidInput,
+    ReaderUnavailable,
+    RefusedByPolicy,
+    TokenError,
+)
 
 TYPE_CHECKING = False  # True for type checkers; saves importing typing at start-up
 if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any, NoReturn
 
-    from ..config import Config
+    from tokenstation.daemon.config import Config
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # the operation failed or the token refused it
@@ -33,7 +38,7 @@ _logging_ready: list[bool] = [False]
 def logging_level(name: str) -> None:
     """Check and remember the log level; logging itself is set up by ensure_logging."""
     if name.strip().lower() not in ("traffic", "debug", "info", "warning", "error"):
-        from .. import log as logsetup
+        from tokenstation.daemon import log as logsetup
 
         logsetup.parse_level(name)  # raises ValueError with the accepted names
     _log_level[0] = name
@@ -44,7 +49,7 @@ def ensure_logging() -> None:
     load what logs (the D-Bus client, the registry), so their quick answers stay quick."""
     if _logging_ready[0]:
         return
-    from .. import log as logsetup
+    from tokenstation.daemon import log as logsetup
 
     logsetup.setup(logsetup.parse_level(_log_level[0]))
     _logging_ready[0] = True
@@ -171,7 +176,7 @@ def as_path(text: str) -> Path:
 
 def load_config(path: Path | None) -> Config:
     """The config file (XDG default when None), errors as usage errors."""
-    from ..config import ConfigError, load
+    from tokenstation.daemon.config import ConfigError, load
 
     if path is not None and not path.exists():
         raise CliError(

@@ -5,9 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..config import CLOCK_TRUST
-from .commands import summary
-from .common import EXIT_FAILED, EXIT_UNAVAILABLE, EXIT_USAGE, CliError, load_config
+from tokenstation.daemon.cli.commands import summary
+from tokenstation.daemon.cli.common import (
+    EXIT_FAILED,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    CliError,
+    load_config,
+)
+from tokenstation.daemon.config import CLOCK_TRUST
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -45,8 +51,8 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     """Run the service until SIGTERM."""
     import asyncio
 
-    from ..config import ConfigError
-    from ..service import AlreadyRunning, BusUnavailable, StoreRefused, serve
+    from tokenstation.daemon.config import ConfigError
+    from tokenstation.daemon.service import AlreadyRunning, BusUnavailable, StoreRefused, serve
 
     cfg = load_config(args.config)
     try:

@@ -7,7 +7,7 @@ the reader); those ask with ``fallback=True`` and get :class:`DaemonAbsent` inst
 
 from __future__ import annotations
 
-from .common import (
+from tokenstation.daemon.cli.common import (
     EXIT_FAILED,
     EXIT_NO_READER,
     EXIT_REFUSED,

@@ -24,11 +24,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .commands import summary
-from .common import EXIT_NO_READER, CliError, rough_drift_words
+from tokenstation.daemon.cli.commands import summary
+from tokenstation.daemon.cli.common import EXIT_NO_READER, CliError, rough_drift_words
 
 if TYPE_CHECKING:
-    from ..simulator.stations import SiteParts
+    from tokenstation.daemon.simulator.stations import SiteParts
 
 DEMO_SEED = "JBSWY3DPEHPK3PXP"  # the well-known example seed of the otpauth documentation
 ENROLMENT = (
@@ -99,8 +99,8 @@ def station_config(work: Path) -> str:
 def start_station(work: Path, name: str, readers: int) -> SiteParts:
     """A private pcscd with ``readers`` vpcd readers, a private bus with timedated and a
     running daemon, all homed in ``work``: the demo's station and the lab's."""
-    from ..simulator.stack import StackUnavailable
-    from ..simulator.stations import SiteParts, write_config
+    from tokenstation.daemon.simulator.stack import StackUnavailable
+    from tokenstation.daemon.simulator.stations import SiteParts, write_config
 
     try:
         parts = SiteParts(name, work, readers=readers)
@@ -121,11 +121,10 @@ async def _run(demo: Demo, work: Path) -> None:  # noqa: PLR0915 (a script, read
     from tokenstation.daemon.bus.client import StationClient
     from tokenstation.daemon.intake.otpauth import parse_secret
     from tokenstation.daemon.provisioning.otpcode import expected_code
-
-    from ..simulator.runner import HISTORICAL_BYTES
-    from ..simulator.token import SimulatedToken
-    from ..simulator.vpcd import VpcdLink, contactless_atr
-    from ..token.settings import TokenSettings
+    from tokenstation.daemon.simulator.runner import HISTORICAL_BYTES
+    from tokenstation.daemon.simulator.token import SimulatedToken
+    from tokenstation.daemon.simulator.vpcd import VpcdLink, contactless_atr
+    from tokenstation.daemon.token.settings import TokenSettings
 
     drop = work / "drop"
     parts = start_station(work, "demo", readers=2)

@@ -20,10 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tokenstation.daemon.cli.common import EXIT_REFUSED, EXIT_UNAVAILABLE, CliError, load_config
 from tokenstation.daemon.registry import writes
 from tokenstation.daemon.token.session import Identification, WriteResult
-
-from .common import EXIT_REFUSED, EXIT_UNAVAILABLE, CliError, load_config
 
 if TYPE_CHECKING:
     from tokenstation.daemon.config import Config

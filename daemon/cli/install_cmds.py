@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .. import units, xdg
-from .commands import summary
-from .common import EXIT_FAILED, CliError
+from tokenstation.daemon import units, xdg
+from tokenstation.daemon.cli.commands import summary
+from tokenstation.daemon.cli.common import EXIT_FAILED, CliError
 
 MARKER = "# Written by `tokenstation install-user-service`; removed by uninstall-user-service.\n"
 

@@ -17,9 +17,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..token import molto2 as m
-from ..token.errors import InvalidInput, ReaderUnavailable, TransportError
-from ..token.molto2_session import (
+from tokenstation.daemon.cli.commands import summary
+from tokenstation.daemon.cli.common import (
+    EXIT_NO_READER,
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    CliError,
+    confirm,
+    emit_json,
+    utc,
+)
+from tokenstation.daemon.token import molto2 as m
+from tokenstation.daemon.token.errors import InvalidInput, ReaderUnavailable, TransportError
+from tokenstation.daemon.token.molto2_session import (
     Molto2Session,
     is_virtual_reader,
     molto2_drift,
@@ -27,10 +37,8 @@ from ..token.molto2_session import (
     profile_clock_drift,
     recognise,
 )
-from ..token.secret import Secret
-from ..token.settings import HmacAlgorithm, TokenSettings
-from .commands import summary
-from .common import EXIT_NO_READER, EXIT_REFUSED, EXIT_USAGE, CliError, confirm, emit_json, utc
+from tokenstation.daemon.token.secret import Secret
+from tokenstation.daemon.token.settings import HmacAlgorithm, TokenSettings
 
 if TYPE_CHECKING:
     from tokenstation.daemon.config import Config
@@ -102,7 +110,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _config(config_path: Path | None) -> Config:
-    from .. import config
+    from tokenstation.daemon import config
 
     try:
         return config.load(config_path, required=config_path is not None)
@@ -134,8 +142,8 @@ def _held(
     ``molto2_only`` (a command only a Molto2 takes): without --reader, tokens on several
     readers of which one is a Molto2 mean that one.
     """
-    from .. import pcsc
-    from .molto2_daemon import held_molto2
+    from tokenstation.daemon import pcsc
+    from tokenstation.daemon.cli.molto2_daemon import held_molto2
 
     try:
         reader = pcsc.choose_reader(args.reader)
@@ -153,8 +161,8 @@ def _the_one_molto2(args: argparse.Namespace) -> str | None:
     The daemon's view when it runs; else by reader name, and behind vpcd by the same
     one public-data read :func:`recognise` makes (real tokens are never probed).
     """
-    from .. import pcsc
-    from .daemon_link import DaemonAbsent, daemon_call
+    from tokenstation.daemon import pcsc
+    from tokenstation.daemon.cli.daemon_link import DaemonAbsent, daemon_call
 
     try:
         present: list[dict[str, Any]] = daemon_call(
@@ -179,7 +187,7 @@ def _the_one_molto2(args: argparse.Namespace) -> str | None:
 def exclusive_connection(reader: str) -> Iterator[PcscConnection]:
     """The Molto2's reader opened exclusively: while the command drives it no other
     session can start (the daemon's included), and none is running when it starts."""
-    from .. import pcsc
+    from tokenstation.daemon import pcsc
 
     try:
         conn = pcsc.PcscConnection(reader, exclusive=True)
@@ -199,7 +207,7 @@ def molto2_session(
     reader: str | None, config_path: Path | None = None
 ) -> Iterator[tuple[str, Molto2Session]]:
     """Connect to the chosen reader; refuse anything that is not a Molto2."""
-    from .. import pcsc
+    from tokenstation.daemon import pcsc
 
     name = pcsc.choose_reader(reader)
     key = customer_key(config_path)
@@ -228,7 +236,7 @@ def refuse_single_profile(reader: str) -> None:
 
 def cmd_profiles(args: argparse.Namespace) -> int:
     """List every profile: index, title, seed, algorithm, digits, period, account burned."""
-    from .molto2_daemon import profiles_via_daemon, show_profiles
+    from tokenstation.daemon.cli.molto2_daemon import profiles_via_daemon, show_profiles
 
     reader, held = _held(args, molto2_only=True)
     if held is not None:
@@ -262,7 +270,7 @@ def cmd_profiles(args: argparse.Namespace) -> int:
 
 def cmd_delete(args: argparse.Namespace) -> int:
     """Delete one profile's seed after confirmation (through the daemon when it holds it)."""
-    from .molto2_daemon import delete_via_daemon
+    from tokenstation.daemon.cli.molto2_daemon import delete_via_daemon
 
     m.check_profile(args.profile)
     reader, held = _held(args, molto2_only=True)
@@ -305,9 +313,8 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 def _account(args: argparse.Namespace) -> tuple[Secret, str, m.ProfileSettings]:
     """Seed, account label and settings from --uri or --secret and the flags."""
+    from tokenstation.daemon.cli.secret_input import secret_source
     from tokenstation.daemon.intake.otpauth import parse_otpauth, parse_secret
-
-    from .secret_input import secret_source
 
     display = args.display_timeout or 30
     text, is_uri = secret_source(args)
@@ -376,9 +383,8 @@ def burn_hook(args: argparse.Namespace) -> int | None:
 
 def cmd_burn(args: argparse.Namespace) -> int:
     """Burn a seed into one profile (never over a seed), verify, and say what it shows."""
+    from tokenstation.daemon.cli.molto2_daemon import burn_via_daemon
     from tokenstation.daemon.provisioning.otpcode import expected_code
-
-    from .molto2_daemon import burn_via_daemon
 
     wanted = _profile_arg(args.profile)
     reader, held = _held(args)
@@ -437,7 +443,7 @@ def sync_hook(args: argparse.Namespace) -> int | None:
     A Molto2 is known by its reader name; behind vpcd it is asked once, and only when
     no single-profile settings were given (they make no sense for a Molto2).
     """
-    from .. import pcsc
+    from tokenstation.daemon import pcsc
 
     try:
         reader = pcsc.choose_reader(args.reader)
@@ -446,7 +452,7 @@ def sync_hook(args: argparse.Namespace) -> int | None:
     settings_given = any((args.algorithm, args.period, args.display_timeout))
     if not (m.is_molto2_reader(reader) or (is_virtual_reader(reader) and not settings_given)):
         return None
-    from .molto2_daemon import daemon_presence, refuse_beside
+    from tokenstation.daemon.cli.molto2_daemon import daemon_presence, refuse_beside
 
     held = daemon_presence(args, reader)
     if held is not None and "profiles_total" not in held:
@@ -459,7 +465,7 @@ def sync_hook(args: argparse.Namespace) -> int | None:
                 "Run `tokenstation sync` without --direct: the daemon syncs it. To drive it "
                 "directly, stop the daemon first.",
             )
-        from .sync_via_daemon import sync_via_daemon
+        from tokenstation.daemon.cli.sync_via_daemon import sync_via_daemon
 
         args.reader = args.reader or reader
         return sync_via_daemon(args)
@@ -478,7 +484,7 @@ def sync_hook(args: argparse.Namespace) -> int | None:
                 "Plug in the intended device; nothing was written.",
             )
         if seeded:
-            from .token_cmds import _untrusted_clock_reason
+            from tokenstation.daemon.cli.token_cmds import _untrusted_clock_reason
 
             untrusted = _untrusted_clock_reason()
             question = (
@@ -533,7 +539,7 @@ def sync_hook(args: argparse.Namespace) -> int | None:
 
 def _new_key(args: argparse.Namespace) -> str:
     """The new customer key: from a file or stdin, a prompt, or (warned) the command line."""
-    from .secret_input import prompt, read_one, warn_argv
+    from tokenstation.daemon.cli.secret_input import prompt, read_one, warn_argv
 
     if args.new_key is not None:
         warn_argv("--new-key")
@@ -560,7 +566,7 @@ def cmd_admin(args: argparse.Namespace) -> int:
     else:
         new_key = b""
         question = "Factory-reset the Molto2? Every profile, seed and title is erased"
-    from .molto2_daemon import STOP_DAEMON, refuse_beside
+    from tokenstation.daemon.cli.molto2_daemon import STOP_DAEMON, refuse_beside
 
     reader, held = _held(args)
     if held is not None:

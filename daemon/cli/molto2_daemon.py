@@ -16,8 +16,15 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from .common import EXIT_NO_READER, EXIT_REFUSED, CliError, confirm, emit_json, utc
-from .daemon_link import DaemonAbsent, DaemonRefused, daemon_call
+from tokenstation.daemon.cli.common import (
+    EXIT_NO_READER,
+    EXIT_REFUSED,
+    CliError,
+    confirm,
+    emit_json,
+    utc,
+)
+from tokenstation.daemon.cli.daemon_link import DaemonAbsent, DaemonRefused, daemon_call
 
 if TYPE_CHECKING:
     from tokenstation.daemon.bus.client import StationClient
@@ -101,9 +108,8 @@ def refuse_beside(found: dict[str, Any], what: str, way_out: str) -> CliError:
 
 def _rows(found: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any]]:
     """The presence's profiles with this station's ledger (unreadable here: unknown)."""
+    from tokenstation.daemon.cli.molto2_cmds import state_dir
     from tokenstation.daemon.registry.molto2_ledger import station_ledger
-
-    from .molto2_cmds import state_dir
 
     try:
         burned = station_ledger(state_dir(args.config)).accounts(found["serial"])

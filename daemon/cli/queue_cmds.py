@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from .commands import summary
-from .common import EXIT_REFUSED, EXIT_USAGE, CliError, as_path, emit_json, utc, warn
-from .daemon_link import daemon_call
+from tokenstation.daemon.cli.commands import summary
+from tokenstation.daemon.cli.common import (
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    CliError,
+    as_path,
+    emit_json,
+    utc,
+    warn,
+)
+from tokenstation.daemon.cli.daemon_link import daemon_call
 
 TYPE_CHECKING = False  # True for type checkers; saves importing typing at start-up
 if TYPE_CHECKING:

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import time
 
-from ..token.errors import SECURITY_KEY_WORDS
-from .commands import summary
-from .common import (
+from tokenstation.daemon.cli.commands import summary
+from tokenstation.daemon.cli.common import (
     EXIT_FAILED,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
@@ -23,7 +22,8 @@ from .common import (
     rough_drift_words,
     utc,
 )
-from .daemon_link import DaemonAbsent, DaemonRefused, daemon_call
+from tokenstation.daemon.cli.daemon_link import DaemonAbsent, DaemonRefused, daemon_call
+from tokenstation.daemon.token.errors import SECURITY_KEY_WORDS
 
 TYPE_CHECKING = False  # True for type checkers; saves importing typing at start-up
 if TYPE_CHECKING:
@@ -73,7 +73,7 @@ def quick_args(argv: list[str]) -> argparse.Namespace | None:
     any other words: the parser reads those, and words any error, as ever)."""
     if argv not in (["status"], ["status", "--json"]):
         return None
-    from .quick import namespace
+    from tokenstation.daemon.cli.quick import namespace
 
     return namespace("status", _STATUS_DEFAULTS, bus="session", json=len(argv) == 2)
 
@@ -163,7 +163,7 @@ def describe_presence(p: dict[str, Any] | None) -> str:
 
 def _registry_direct(args: argparse.Namespace, serial: str | None) -> list[dict[str, Any]]:
     """The registry read from its file (no daemon): read only, nothing created."""
-    from .. import xdg
+    from tokenstation.daemon import xdg
 
     cfg = load_config(args.config)
     path = xdg.registry_file(cfg.state_dir)
@@ -173,8 +173,7 @@ def _registry_direct(args: argparse.Namespace, serial: str | None) -> list[dict[
         return []
     ensure_logging()
     from tokenstation.daemon.registry.store import Store
-
-    from ..station import token_view
+    from tokenstation.daemon.station import token_view
 
     store = _shared_registry(cfg) if cfg.store.shared else Store.read_only(path)
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .common import EXIT_FAILED, EXIT_INTERRUPTED, CliError, fail
+from tokenstation.daemon.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, CliError, fail
 
 TYPE_CHECKING = False  # True for type checkers; saves importing typing (and argparse)
 if TYPE_CHECKING:
@@ -17,10 +17,9 @@ def run(parser: argparse.ArgumentParser | None, args: argparse.Namespace) -> int
     ``parser`` words a bad --log-level; None when the words were read without it (they
     hold no --log-level then).
     """
+    from tokenstation.daemon.cli.common import ensure_logging, exit_code_for, logging_level
     from tokenstation.daemon.hardening import private_files
-
-    from ..token.errors import TokenError
-    from .common import ensure_logging, exit_code_for, logging_level
+    from tokenstation.daemon.token.errors import TokenError
 
     private_files()  # what any command creates is private, whatever folder it lands in
     as_json = bool(getattr(args, "json", False))

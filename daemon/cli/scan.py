@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .commands import summary
-from .common import EXIT_OK, EXIT_USAGE, emit_json
+from tokenstation.daemon.cli.commands import summary
+from tokenstation.daemon.cli.common import EXIT_OK, EXIT_USAGE, emit_json
 
 if TYPE_CHECKING:
     import argparse
@@ -43,7 +43,7 @@ def quick_args(argv: list[str]) -> argparse.Namespace | None:
     files = [word for word in argv[1:] if word != "--json"]
     if not files or any(word.startswith("-") for word in files):
         return None
-    from .quick import namespace
+    from tokenstation.daemon.cli.quick import namespace
 
     return namespace(
         "scan",

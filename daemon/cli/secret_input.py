@@ -13,7 +13,7 @@ import stat
 import sys
 from pathlib import Path
 
-from .common import EXIT_USAGE, CliError, warn
+from tokenstation.daemon.cli.common import EXIT_USAGE, CliError, warn
 
 #: More than any otpauth URI a token can take; a bigger file is not a secret file.
 MAX_BYTES = 16 * 1024

@@ -5,14 +5,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tokenstation.daemon.cli.common import EXIT_NO_READER, CliError
 from tokenstation.daemon.intake.otpauth import parse_secret
-
-from ..simulator.foreign import KINDS
-from ..simulator.runner import SimulatorRunner
-from ..simulator.token import CLOCK_PHASES, PROFILES, Faults, SimulatedToken, default_settings
-from ..simulator.vpcd import SlotProblem
-from ..token.crypto import TOKEN2_KEY
-from .common import EXIT_NO_READER, CliError
+from tokenstation.daemon.simulator.foreign import KINDS
+from tokenstation.daemon.simulator.runner import SimulatorRunner
+from tokenstation.daemon.simulator.token import (
+    CLOCK_PHASES,
+    PROFILES,
+    Faults,
+    SimulatedToken,
+    default_settings,
+)
+from tokenstation.daemon.simulator.vpcd import SlotProblem
+from tokenstation.daemon.token.crypto import TOKEN2_KEY
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -119,7 +124,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="not a token: 'plain' (the default) refuses every command, like a bank card; "
         "'fido' is a FIDO2 security key that answers the FIDO and OATH applets' SELECTs",
     )
-    from ..simulator import molto2_runner
+    from tokenstation.daemon.simulator import molto2_runner
 
     molto2_runner.add_arguments(p)
     p.set_defaults(func=cmd_simulate)
@@ -135,11 +140,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def _simulate(args: argparse.Namespace) -> int:
     if args.foreign_card:
-        from ..simulator.foreign import run_foreign
+        from tokenstation.daemon.simulator.foreign import run_foreign
 
         return run_foreign(args.port, args.host, args.state_file, args.foreign_card)
     if args.model == "molto2":
-        from ..simulator import molto2_runner
+        from tokenstation.daemon.simulator import molto2_runner
 
         return molto2_runner.run(args)
     seed = parse_secret(args.seed)[0] if args.seed else None

@@ -5,12 +5,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .commands import summary
-from .common import EXIT_FAILED, EXIT_UNAVAILABLE, EXIT_USAGE, CliError, emit_json, load_config
+from tokenstation.daemon.cli.commands import summary
+from tokenstation.daemon.cli.common import (
+    EXIT_FAILED,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    CliError,
+    emit_json,
+    load_config,
+)
 
 TYPE_CHECKING = False  # True for type checkers; saves importing typing at start-up
 if TYPE_CHECKING:
-    from ..config import Config
+    from tokenstation.daemon.config import Config
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -41,7 +48,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def cmd_store(args: argparse.Namespace) -> int:
     """Run one store action."""
-    from ..config import ConfigError
+    from tokenstation.daemon.config import ConfigError
 
     cfg = load_config(args.config)
     try:
@@ -54,8 +61,8 @@ def cmd_store(args: argparse.Namespace) -> int:
 
 
 def _init_key(args: argparse.Namespace, cfg: Config) -> int:
-    from ..storage.opening import key_file
-    from ..storage.secretbox import KeyProblem, init_key
+    from tokenstation.daemon.storage.opening import key_file
+    from tokenstation.daemon.storage.secretbox import KeyProblem, init_key
 
     path = args.key_file if args.key_file is not None else key_file(cfg)
     try:
@@ -75,12 +82,12 @@ def _init_key(args: argparse.Namespace, cfg: Config) -> int:
 
 
 def _migrate(args: argparse.Namespace, cfg: Config) -> int:
-    from ..provisioning.provisioner import default_paths
-    from ..service import registry_path
-    from ..storage import schema
-    from ..storage.database import Database, SchemaMismatch, StoreUnavailable
-    from ..storage.opening import shared_database
-    from ..storage.sqlite_db import SqliteDatabase
+    from tokenstation.daemon.provisioning.provisioner import default_paths
+    from tokenstation.daemon.service import registry_path
+    from tokenstation.daemon.storage import schema
+    from tokenstation.daemon.storage.database import Database, SchemaMismatch, StoreUnavailable
+    from tokenstation.daemon.storage.opening import shared_database
+    from tokenstation.daemon.storage.sqlite_db import SqliteDatabase
 
     try:
         shared = shared_database(cfg)

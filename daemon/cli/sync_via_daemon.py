@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from .common import EXIT_NO_READER, EXIT_USAGE, CliError, confirm, emit_json
-from .daemon_link import DaemonAbsent, DaemonRefused, daemon_call
+from tokenstation.daemon.cli.common import EXIT_NO_READER, EXIT_USAGE, CliError, confirm, emit_json
+from tokenstation.daemon.cli.daemon_link import DaemonAbsent, DaemonRefused, daemon_call
 
 if TYPE_CHECKING:
     from tokenstation.daemon.bus.client import StationClient
@@ -103,7 +103,7 @@ def sync_via_daemon(args: argparse.Namespace) -> int:
         + (f"; now {after} (±{result['drift_after_uncertainty_s']:.3f} s)." if after else ".")
     )
     if "clock_kind" in result:
-        from .token_cmds import clock_kind_words
+        from tokenstation.daemon.cli.token_cmds import clock_kind_words
 
         kind, writes = str(result["clock_kind"]), int(result["clock_writes"])
         print(clock_kind_words(kind, writes, "The daemon remembers it: next time, one write."))

@@ -6,22 +6,8 @@ import argparse
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from tokenstation.daemon.intake.otpauth import parse_otpauth, parse_secret, require_burnable
-from tokenstation.daemon.provisioning.otpcode import expected_code
-
-from ..token.errors import InvalidInput
-from ..token.models import Model
-from ..token.secret import Secret
-from ..token.session import (
-    ClockKind,
-    Identification,
-    TokenSession,
-    WriteResult,
-    describe_drift,
-)
-from ..token.settings import HmacAlgorithm, TokenSettings
-from .commands import summary
-from .common import (
+from tokenstation.daemon.cli.commands import summary
+from tokenstation.daemon.cli.common import (
     EXIT_NO_READER,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
@@ -34,8 +20,21 @@ from .common import (
     utc,
     warn,
 )
-from .direct_record import Account, Record
-from .secret_input import add_source_args, secret_source
+from tokenstation.daemon.cli.direct_record import Account, Record
+from tokenstation.daemon.cli.secret_input import add_source_args, secret_source
+from tokenstation.daemon.intake.otpauth import parse_otpauth, parse_secret, require_burnable
+from tokenstation.daemon.provisioning.otpcode import expected_code
+from tokenstation.daemon.token.errors import InvalidInput
+from tokenstation.daemon.token.models import Model
+from tokenstation.daemon.token.secret import Secret
+from tokenstation.daemon.token.session import (
+    ClockKind,
+    Identification,
+    TokenSession,
+    WriteResult,
+    describe_drift,
+)
+from tokenstation.daemon.token.settings import HmacAlgorithm, TokenSettings
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -77,7 +76,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     add_source_args(p)
     _settings_args(p, required_note=False)
     p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    from . import molto2_cmds
+    from tokenstation.daemon.cli import molto2_cmds
 
     molto2_cmds.add_burn_args(p)
     p.set_defaults(func=cmd_burn)
@@ -105,10 +104,10 @@ def _settings_args(p: argparse.ArgumentParser, *, required_note: bool) -> None:
 @contextmanager
 def token_session(reader: str | None) -> Iterator[tuple[str, TokenSession]]:
     """Connect to the chosen reader and yield a session on it."""
-    from .. import pcsc
+    from tokenstation.daemon import pcsc
 
     name = pcsc.choose_reader(reader)
-    from . import molto2_cmds
+    from tokenstation.daemon.cli import molto2_cmds
 
     molto2_cmds.refuse_single_profile(name)
     with pcsc.PcscConnection(name) as conn:
@@ -179,20 +178,20 @@ def _settings_from_args(args: argparse.Namespace, defaults: TokenSettings | None
 
 def cmd_sync(args: argparse.Namespace) -> int:
     """Set the clock, refusing where it would erase the seed."""
-    from . import molto2_cmds
+    from tokenstation.daemon.cli import molto2_cmds
 
     handled = molto2_cmds.sync_hook(args)
     if handled is not None:
         return handled
     if not args.direct:
-        from .sync_via_daemon import DaemonAbsent, sync_via_daemon
+        from tokenstation.daemon.cli.sync_via_daemon import DaemonAbsent, sync_via_daemon
 
         try:
             return sync_via_daemon(args)
         except DaemonAbsent as exc:
             _direct_instead(args, exc.message, exc.next_step)
     settings = _settings_from_args(args, None)
-    from .direct_record import direct_record
+    from tokenstation.daemon.cli.direct_record import direct_record
 
     with (
         token_session(args.reader) as (reader, session),
@@ -289,9 +288,9 @@ def _secret_from_args(args: argparse.Namespace) -> tuple[Secret, Account, TokenS
 def cmd_burn(args: argparse.Namespace) -> int:
     """Burn a seed with its settings and the host's time: through the running daemon
     when there is one, else directly, recorded as the daemon records its burns."""
-    from . import molto2_cmds
-    from .burn_via_daemon import burn_via_daemon, daemon_runs
-    from .direct_record import direct_record, record_failure
+    from tokenstation.daemon.cli import molto2_cmds
+    from tokenstation.daemon.cli.burn_via_daemon import burn_via_daemon, daemon_runs
+    from tokenstation.daemon.cli.direct_record import direct_record, record_failure
 
     handled = molto2_cmds.burn_hook(args)
     if handled is not None:
@@ -299,7 +298,7 @@ def cmd_burn(args: argparse.Namespace) -> int:
     seed, who, settings = _secret_from_args(args)
     label = who.label()
     if daemon_runs(args):
-        from .. import pcsc
+        from tokenstation.daemon import pcsc
 
         return burn_via_daemon(args, pcsc.choose_reader(args.reader), seed, label, settings)
     with (
@@ -361,7 +360,7 @@ def _burned_words(record: Record, serial: str) -> str:
 
 def _model_name(serial: str) -> str:
     """The model's name by the serial, for a failure's record ("" when unknown)."""
-    from ..token.models import ModelTable
+    from tokenstation.daemon.token.models import ModelTable
 
     try:
         return ModelTable().lookup(serial).name

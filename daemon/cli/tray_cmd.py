@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .commands import summary
-from .common import EXIT_UNAVAILABLE, CliError, load_config
+from tokenstation.daemon.cli.commands import summary
+from tokenstation.daemon.cli.common import EXIT_UNAVAILABLE, CliError, load_config
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

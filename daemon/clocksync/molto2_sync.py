@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 
+from tokenstation.daemon.clocksync.steps import host_clock_or_confirmed, sync_failed
 from tokenstation.daemon.events import (
     OperationKind,
     Origin,
@@ -34,8 +35,6 @@ from tokenstation.daemon.token.molto2_session import (
     profile_clock_drift,
 )
 from tokenstation.daemon.token.session import Connection, HostClock
-
-from .steps import host_clock_or_confirmed, sync_failed
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,9 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
+from tokenstation.daemon.clocksync.molto2_sync import Molto2SyncWrite
 from tokenstation.daemon.clocksync.policy import KnownSettings, known_settings, unsafe_reason
+from tokenstation.daemon.clocksync.steps import host_clock_or_confirmed, sync_failed
 from tokenstation.daemon.events import (
     ErrorKind,
     Event,
@@ -44,9 +46,6 @@ from tokenstation.daemon.token.session import (
     describe_drift,
 )
 from tokenstation.daemon.token.settings import TokenSettings
-
-from .molto2_sync import Molto2SyncWrite
-from .steps import host_clock_or_confirmed, sync_failed
 
 log = logging.getLogger(__name__)
 

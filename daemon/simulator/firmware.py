@@ -26,10 +26,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from ..token import commands
-from ..token.crypto import auth_response, cbc_mac, mac_input, sm4_ecb_decrypt
-from ..token.errors import SW
-from ..token.secret import Secret
+from tokenstation.daemon.token import commands
+from tokenstation.daemon.token.crypto import auth_response, cbc_mac, mac_input, sm4_ecb_decrypt
+from tokenstation.daemon.token.errors import SW
+from tokenstation.daemon.token.secret import Secret
 
 
 class CoreToken(Protocol):

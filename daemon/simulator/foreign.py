@@ -12,9 +12,9 @@ import threading
 import time
 from pathlib import Path
 
-from ..token import commands
-from .runner import write_json_atomic
-from .vpcd import VpcdLink, contactless_atr
+from tokenstation.daemon.simulator.runner import write_json_atomic
+from tokenstation.daemon.simulator.vpcd import VpcdLink, contactless_atr
+from tokenstation.daemon.token import commands
 
 #: Historical bytes that look like a FIDO authenticator's, not a token's.
 FOREIGN_HISTORICAL_BYTES = b"FIDO_2_0"

@@ -32,10 +32,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..token import commands
-from ..token import molto2 as m
-from ..token.apdu import Command
-from ..token.crypto import (
+from tokenstation.daemon.simulator.token import TokenClock
+from tokenstation.daemon.simulator.totp import totp
+from tokenstation.daemon.token import commands
+from tokenstation.daemon.token import molto2 as m
+from tokenstation.daemon.token.apdu import Command
+from tokenstation.daemon.token.crypto import (
     auth_response,
     cbc_mac,
     decrypt_seed,
@@ -43,10 +45,8 @@ from ..token.crypto import (
     sm4_ecb_decrypt,
     unpad_method2,
 )
-from ..token.errors import SW, MalformedResponse
-from ..token.secret import Secret
-from .token import TokenClock
-from .totp import totp
+from tokenstation.daemon.token.errors import SW, MalformedResponse
+from tokenstation.daemon.token.secret import Secret
 
 SW_WRONG_P1P2_NOT_FOUND = 0x6A86
 FLAG_WRITTEN = 0x20

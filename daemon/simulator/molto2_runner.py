@@ -17,13 +17,12 @@ from types import FrameType
 from typing import TextIO
 
 from tokenstation.daemon.intake.otpauth import parse_secret
-
-from ..token import molto2 as m
-from ..token.errors import InvalidInput
-from ..token.settings import HmacAlgorithm
-from .molto2 import Molto2Faults, SimulatedMolto2
-from .runner import REINSERT_DELAY_S, write_json_atomic
-from .vpcd import PLACE_TIMEOUT_S, VpcdLink, contactless_atr
+from tokenstation.daemon.simulator.molto2 import Molto2Faults, SimulatedMolto2
+from tokenstation.daemon.simulator.runner import REINSERT_DELAY_S, write_json_atomic
+from tokenstation.daemon.simulator.vpcd import PLACE_TIMEOUT_S, VpcdLink, contactless_atr
+from tokenstation.daemon.token import molto2 as m
+from tokenstation.daemon.token.errors import InvalidInput
+from tokenstation.daemon.token.settings import HmacAlgorithm
 
 #: ATR historical bytes of the simulated device. Made up: the real Molto2's ATR is not known.
 MOLTO2_HISTORICAL_BYTES = b"TS-MOLTO2"

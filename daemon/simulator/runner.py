@@ -13,8 +13,8 @@ from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
-from .token import SimulatedToken
-from .vpcd import PLACE_TIMEOUT_S, VpcdLink, contactless_atr
+from tokenstation.daemon.simulator.token import SimulatedToken
+from tokenstation.daemon.simulator.vpcd import PLACE_TIMEOUT_S, VpcdLink, contactless_atr
 
 log = logging.getLogger(__name__)
 

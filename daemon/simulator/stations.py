@@ -15,8 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from .privatebus import PrivateBus, isolated_env, timedated_service
-from .stack import PcscStack
+from tokenstation.daemon.simulator.privatebus import PrivateBus, isolated_env, timedated_service
+from tokenstation.daemon.simulator.stack import PcscStack
 
 
 def station_config(

@@ -23,21 +23,27 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..token import commands
-from ..token.apdu import Command, Response
-from ..token.crypto import TOKEN2_KEY, auth_response, cbc_mac, decrypt_seed, mac_input
-from ..token.errors import SW, MalformedResponse
-from ..token.models import ModelTable
-from ..token.secret import Secret
-from ..token.settings import (
+from tokenstation.daemon.simulator.firmware import FirmwareCore
+from tokenstation.daemon.simulator.totp import totp
+from tokenstation.daemon.token import commands
+from tokenstation.daemon.token.apdu import Command, Response
+from tokenstation.daemon.token.crypto import (
+    TOKEN2_KEY,
+    auth_response,
+    cbc_mac,
+    decrypt_seed,
+    mac_input,
+)
+from tokenstation.daemon.token.errors import SW, MalformedResponse
+from tokenstation.daemon.token.models import ModelTable
+from tokenstation.daemon.token.secret import Secret
+from tokenstation.daemon.token.settings import (
     DISPLAY_TIMEOUT_CODES,
     PERIODS,
     HmacAlgorithm,
     TokenSettings,
     decode_config,
 )
-from .firmware import FirmwareCore
-from .totp import totp
 
 log = logging.getLogger(__name__)
 

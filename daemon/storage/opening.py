@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from tokenstation.daemon.config import Config
-
-from .database import Database
-from .secretbox import SecretBox, default_key_file
+from tokenstation.daemon.storage.database import Database
+from tokenstation.daemon.storage.secretbox import SecretBox, default_key_file
 
 
 def key_file(cfg: Config) -> Path:
@@ -24,7 +23,7 @@ def shared_database(cfg: Config, *, start_away: bool = False) -> Database | None
     """
     if not cfg.store.shared:
         return None
-    from .postgres import PostgresDatabase
+    from tokenstation.daemon.storage.postgres import PostgresDatabase
 
     return PostgresDatabase(cfg.store.url, start_away=start_away)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import schema
-from .database import Database, StoreUnavailable
-from .sqlite_db import SqliteDatabase
+from tokenstation.daemon.storage import schema
+from tokenstation.daemon.storage.database import Database, StoreUnavailable
+from tokenstation.daemon.storage.sqlite_db import SqliteDatabase
 
 
 class StoredPart:

@@ -29,7 +29,13 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
-from .database import Database, NameTaken, NotifyHandler, Rows, StoreUnavailable
+from tokenstation.daemon.storage.database import (
+    Database,
+    NameTaken,
+    NotifyHandler,
+    Rows,
+    StoreUnavailable,
+)
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .database import Database, SchemaMismatch
+from tokenstation.daemon.storage.database import Database, SchemaMismatch
 
 META = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 MIGRATE_COMMAND = "tokenstation store migrate"

@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from tokenstation.daemon.sqlite_file import open_private
-
-from .database import Database, Rows
+from tokenstation.daemon.storage.database import Database, Rows
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import MalformedResponse
+from tokenstation.daemon.token.errors import MalformedResponse
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from .apdu import Command
-from .crypto import auth_response, cbc_mac, encrypt_seed, mac_input
-from .errors import MalformedResponse
-from .secret import Secret
-from .settings import TokenSettings, encode_config
-from .tlv import encode as tlv_encode
+from tokenstation.daemon.token.apdu import Command
+from tokenstation.daemon.token.crypto import auth_response, cbc_mac, encrypt_seed, mac_input
+from tokenstation.daemon.token.errors import MalformedResponse
+from tokenstation.daemon.token.secret import Secret
+from tokenstation.daemon.token.settings import TokenSettings, encode_config
+from tokenstation.daemon.token.tlv import encode as tlv_encode
 
 CLA_PLAIN = 0x80
 CLA_MAC = 0x84

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import InvalidInput
-from .limits import MAX_SEED_BYTES
-from .secret import Secret
+from tokenstation.daemon.token.errors import InvalidInput
+from tokenstation.daemon.token.limits import MAX_SEED_BYTES
+from tokenstation.daemon.token.secret import Secret
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers import Cipher

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .crypto import TOKEN2_KEY
-from .settings import DISPLAY_TIMEOUT_CODES, PERIODS, HmacAlgorithm
+from tokenstation.daemon.token.crypto import TOKEN2_KEY
+from tokenstation.daemon.token.settings import DISPLAY_TIMEOUT_CODES, PERIODS, HmacAlgorithm
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from .apdu import Command
-from .commands import (
+from tokenstation.daemon.token.apdu import Command
+from tokenstation.daemon.token.commands import (
     CLA_PLAIN,
     INS_GET_CHALLENGE,
     INS_GET_INFO,
@@ -24,10 +24,10 @@ from .commands import (
     parse_info,
     secured,
 )
-from .crypto import BLOCK, encrypt_seed, pad_method2, sm4_ecb_encrypt
-from .errors import InvalidInput, MalformedResponse
-from .secret import Secret
-from .settings import (
+from tokenstation.daemon.token.crypto import BLOCK, encrypt_seed, pad_method2, sm4_ecb_encrypt
+from tokenstation.daemon.token.errors import InvalidInput, MalformedResponse
+from tokenstation.daemon.token.secret import Secret
+from tokenstation.daemon.token.settings import (
     DISPLAY_TIMEOUT_CODES,
     PERIODS,
     TAG_DISPLAY_TIMEOUT,
@@ -39,7 +39,7 @@ from .settings import (
     U32_MAX,
     HmacAlgorithm,
 )
-from .tlv import encode, parse, parse_one, require
+from tokenstation.daemon.token.tlv import encode, parse, parse_one, require
 
 #: The factory customer key (ASCII "TOKEN2MOLTO1-KEY"); the SM4 key is derived from it.
 DEFAULT_CUSTOMER_KEY = b"TOKEN2MOLTO1-KEY"

@@ -15,12 +15,12 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from . import molto2 as m
-from .apdu import Response
-from .commands import PublicInfo
-from .commands import authenticate as auth_apdu
-from .crypto import CHALLENGE_LENGTH, check_seed
-from .errors import (
+from tokenstation.daemon.token import molto2 as m
+from tokenstation.daemon.token.apdu import Response
+from tokenstation.daemon.token.commands import PublicInfo
+from tokenstation.daemon.token.commands import authenticate as auth_apdu
+from tokenstation.daemon.token.crypto import CHALLENGE_LENGTH, check_seed
+from tokenstation.daemon.token.errors import (
     AuthenticationRefused,
     CardLost,
     MalformedResponse,
@@ -29,9 +29,9 @@ from .errors import (
     TransportError,
     VerificationFailed,
 )
-from .models import Model, VendorFamily
-from .secret import Secret
-from .session import (
+from tokenstation.daemon.token.models import Model, VendorFamily
+from tokenstation.daemon.token.secret import Secret
+from tokenstation.daemon.token.session import (
     Connection,
     DriftEstimate,
     HostClock,

@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
-from . import commands
-from .apdu import Response
-from .commands import ChallengeForm, PublicInfo
-from .crypto import CHALLENGE_LENGTH, check_seed
-from .errors import (
+from tokenstation.daemon.token import commands
+from tokenstation.daemon.token.apdu import Response
+from tokenstation.daemon.token.commands import ChallengeForm, PublicInfo
+from tokenstation.daemon.token.crypto import CHALLENGE_LENGTH, check_seed
+from tokenstation.daemon.token.errors import (
     SECURITY_KEY_WORDS,
     AuthenticationRefused,
     CardLost,
@@ -40,9 +40,9 @@ from .errors import (
     VerificationFailed,
     error_for,
 )
-from .models import Model, ModelTable
-from .secret import Secret
-from .settings import TokenSettings
+from tokenstation.daemon.token.models import Model, ModelTable
+from tokenstation.daemon.token.secret import Secret
+from tokenstation.daemon.token.settings import TokenSettings
 
 log = logging.getLogger(__name__)
 

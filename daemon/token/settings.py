@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-from .errors import InvalidInput, MalformedResponse
-from .limits import PERIODS as PERIODS  # noqa: PLC0414 (re-exported, as mypy strict wants)
-from .tlv import Tlv, encode, parse, parse_one, require
+from tokenstation.daemon.token.errors import InvalidInput, MalformedResponse
+from tokenstation.daemon.token.limits import PERIODS as PERIODS  # noqa: PLC0414 (re-exported, as mypy strict wants)
+from tokenstation.daemon.token.tlv import Tlv, encode, parse, parse_one, require
 
 TAG_SYS_CONFIG = 0x81
 TAG_DISPLAY_TIMEOUT = 0x1F
