@@ -192,3 +192,10 @@ def load_config(path: Path | None) -> Config:
         raise CliError(
             f"configuration: {exc}", EXIT_USAGE, f"Fix {where} and run the command again."
         ) from None
+
+
+def os_words(exc: OSError) -> str:
+    """What the operating system said, in words (never the exception's class name)."""
+    if isinstance(exc, IsADirectoryError):
+        return "it is a folder, not a file"
+    return (exc.strerror or "the system refused it").lower()

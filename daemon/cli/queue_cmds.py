@@ -11,6 +11,7 @@ from tokenstation.daemon.cli.common import (
     CliError,
     as_path,
     emit_json,
+    os_words,
     utc,
     warn,
 )
@@ -142,7 +143,7 @@ def _add(args: argparse.Namespace) -> int:
         result, jobs = daemon_call(args.bus, ingest)
     except OSError as exc:  # opened here and passed to the daemon as a descriptor
         raise CliError(
-            f"{file} cannot be read ({exc.strerror or type(exc).__name__})",
+            f"{file} cannot be read ({os_words(exc)})",
             EXIT_USAGE,
             "Give a regular file you may read (not a symbolic link); nothing was queued.",
         ) from None

@@ -42,16 +42,37 @@ def run(parser: argparse.ArgumentParser | None, args: argparse.Namespace) -> int
         fail("interrupted", "", EXIT_INTERRUPTED, as_json)
     except BrokenPipeError:
         return 0
-    except Exception as exc:  # the last resort: one line, the traceback only at debug level
-        import logging
+    except OSError as exc:  # a folder or file the command was pointed at
+        from tokenstation.daemon.cli.common import EXIT_USAGE
+        from tokenstation.daemon.xdg import SharedFolder
 
-        logging.getLogger("tokenstation").debug("unexpected error", exc_info=True)
+        _debug_trace()
+        if isinstance(exc, SharedFolder):
+            fail(str(exc), "", EXIT_USAGE, as_json)
+        where = f"{exc.filename}: " if exc.filename else ""
+        what = (exc.strerror or "the operating system refused it").lower()
         fail(
-            f"unexpected error: {type(exc).__name__}",
-            "Run it again with --log-level debug for details.",
+            f"{where}{what}",
+            "Check that the path exists and that this user may use it, then run it again.",
             EXIT_FAILED,
             as_json,
         )
+    except Exception:  # the last resort: one sentence, the traceback only at debug level
+        _debug_trace()
+        command = getattr(args, "command", "") or ""
+        fail(
+            f"`tokenstation {command}` stopped on an error it did not expect",
+            "Run it again with --log-level debug to see where, and report it.",
+            EXIT_FAILED,
+            as_json,
+        )
+
+
+def _debug_trace() -> None:
+    """The traceback of the error being handled, at debug level only."""
+    import logging
+
+    logging.getLogger("tokenstation").debug("the error, in full", exc_info=True)
 
 
 def quick_exit(code: int) -> None:

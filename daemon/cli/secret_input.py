@@ -13,7 +13,7 @@ import stat
 import sys
 from pathlib import Path
 
-from tokenstation.daemon.cli.common import EXIT_USAGE, CliError, warn
+from tokenstation.daemon.cli.common import EXIT_USAGE, CliError, os_words, warn
 
 #: More than any otpauth URI a token can take; a bigger file is not a secret file.
 MAX_BYTES = 16 * 1024
@@ -128,7 +128,7 @@ def _read_file(path: Path, what: str) -> bytes:
         ) from None
     except OSError as exc:
         raise CliError(
-            f"the {what} file {path} cannot be read ({exc.strerror or type(exc).__name__})",
+            f"the {what} file {path} cannot be read ({os_words(exc)})",
             EXIT_USAGE,
             "Give a file you can read, or `-` for standard input.",
         ) from None

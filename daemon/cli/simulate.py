@@ -20,6 +20,15 @@ from tokenstation.daemon.simulator.vpcd import SlotProblem
 from tokenstation.daemon.token.crypto import TOKEN2_KEY
 
 
+def port_number(text: str) -> int:
+    """A TCP port (1 to 65535), or argparse's error in words."""
+    import argparse
+
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is no TCP port: give a number from 1 to 65535")
+    return int(text)
+
+
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register simulate."""
     p = sub.add_parser(
@@ -32,7 +41,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         ),
     )
     p.add_argument(
-        "--port", type=int, required=True, help="vpcd slot port (35963 by default in Debian)"
+        "--port",
+        type=port_number,
+        required=True,
+        help="vpcd slot port (35963 by default in Debian)",
     )
     p.add_argument("--host", default="127.0.0.1", help="vpcd host")
     p.add_argument(

@@ -8,6 +8,7 @@ from pathlib import Path
 from tokenstation.daemon.cli.commands import summary
 from tokenstation.daemon.cli.common import (
     EXIT_FAILED,
+    EXIT_REFUSED,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
     CliError,
@@ -65,6 +66,12 @@ def _init_key(args: argparse.Namespace, cfg: Config) -> int:
     from tokenstation.daemon.storage.secretbox import KeyProblem, init_key
 
     path = args.key_file if args.key_file is not None else key_file(cfg)
+    if path.exists() or path.is_symlink():  # refused for safety (exit 4), nothing written
+        raise CliError(
+            f"{path} exists already: a new key would make every queued seed unreadable",
+            EXIT_REFUSED,
+            "Keep it (copy it to the other stations) or move it away first.",
+        )
     try:
         init_key(path)
     except KeyProblem as exc:

@@ -92,6 +92,12 @@ def build(args: argparse.Namespace) -> SimulatedMolto2:
         secret, _, title = rest.partition(":")
         if not index.isdigit() or not secret:
             raise InvalidInput(f"--profile-seed {index}:...: expected N:SECRET[:TITLE]")
+        if int(index) >= device.profiles:
+            raise InvalidInput(
+                f"--profile-seed {index}:...: this Molto2 has profiles 0 to "
+                f"{device.profiles - 1} (--profiles {device.profiles}); give a profile "
+                "within them"
+            )
         device.preload(int(index), parse_secret(secret)[0], settings, title)
     return device
 
