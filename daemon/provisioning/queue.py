@@ -277,10 +277,9 @@ class JobQueue(StoredPart):
         """Digests from before queue schema 6 were bare SHA-256 on a station's own queue
         (a shared database's were always keyed): re-key them where the seed is still
         held, drop them where it is gone, then scrub the old pages."""
+        if self.box is not None:  # a shared database: keyed from the start, and it may
+            return  # be away at start (a station still starts and reads tokens)
         with self._lock:
-            if self.box is not None:
-                self._db.execute("UPDATE jobs SET digest_keyed = 1 WHERE digest_keyed = 0")
-                return
             rows = self._db.execute(
                 "SELECT id, secret, batch FROM jobs WHERE digest_keyed = 0"
             ).fetchall()
