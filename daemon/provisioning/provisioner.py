@@ -364,10 +364,12 @@ class Provisioner:
         the last counts stand)."""
         try:
             waiting, failed = self.queue.waiting(), self.queue.count("failed")
+            handover = self.queue.handover_counts()
         except StoreUnavailable as exc:
             self.loop.call_soon_threadsafe(self._lost, exc)
             return False
         self.waiting, self.failed_count, self.counted_at = waiting, failed, time.time()
+        self.handover = handover
         return True
 
     def _changed_here(self, _what: str) -> None:
