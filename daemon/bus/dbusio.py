@@ -23,6 +23,28 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
+class _LibraryTraceback(logging.Filter):
+    """dbus-next logs a handler's escaped error at ERROR on the root logger with the whole
+    traceback ("got unexpected error processing a message: ...\n<traceback>"). Our replies
+    are already sentences (bus/ops.py ``edge``); the line becomes one sentence at WARNING
+    and the traceback goes to debug level, as every traceback of ours does."""
+
+    PREFIX = "got unexpected error processing a message"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if record.name == "root" and text.startswith(self.PREFIX):
+            first, _, trace = text.partition("\n")
+            record.msg, record.args = first, ()
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            if trace:
+                log.debug("the D-Bus library's traceback of that error:\n%s", trace)
+        return True
+
+
+logging.getLogger().addFilter(_LibraryTraceback())
+
+
 def _miscounts_utf8(lib: Any) -> bool:
     """Whether this dbus-fast sends a string's length in characters, not UTF-8 bytes
     (fixed in 2.11.1); the bus daemon disconnects a client that does."""
