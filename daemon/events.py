@@ -220,7 +220,13 @@ class PresenceView:
     reason: str | None = None
     settings: SettingsView | None = None
     settings_source: str | None = None
-    # A Molto2 (multi-profile token): its profiles and how many hold a seed.
+    # The token's family (``daemon/families/``: "single", "molto2") and its words: how
+    # views name the token ("Token 123 (C302-i)", "Molto2v2 123") and, for a token with
+    # profiles, what it holds ("12 of 100 profiles used").
+    family: str | None = None
+    name_words: str | None = None
+    holds_words: str | None = None
+    # A token with profiles (a Molto2): its profiles and how many hold a seed.
     profiles: tuple[ProfileView, ...] | None = None
     profiles_total: int | None = None
     profiles_used: int | None = None

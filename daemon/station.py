@@ -13,21 +13,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from tokenstation.daemon import __version__
-from tokenstation.daemon.clocksync.policy import (
-    ClockTrust,
-    SyncDecision,
-    decide,
-    known_settings,
-    molto2_decision,
+from tokenstation.daemon.cards import (
+    CardOperation,
+    CardWrite,
+    Presence,
+    StationError,
+    Written,
+    settings_view,
 )
+from tokenstation.daemon.clocksync.policy import ClockTrust, SyncDecision
 from tokenstation.daemon.config import Config
 from tokenstation.daemon.events import (
     CardIgnored,
@@ -40,13 +40,10 @@ from tokenstation.daemon.events import (
     OperationKind,
     Outcome,
     PresenceState,
-    PresenceView,
-    ProfileView,
     ReaderAdded,
     ReaderChange,
     ReaderRemoved,
     ServiceBack,
-    SettingsView,
     SyncVerdict,
     TokenMeasured,
     TokenPresented,
@@ -54,12 +51,13 @@ from tokenstation.daemon.events import (
     TokenUpdated,
     to_wire,
 )
+from tokenstation.daemon.families import table as families
+from tokenstation.daemon.families.base import Family, Reading
 from tokenstation.daemon.pcsc import ReaderEvent
 from tokenstation.daemon.registry import writes
 from tokenstation.daemon.registry.drift import estimate_rate
-from tokenstation.daemon.registry.store import Operation, Store, TokenRecord
+from tokenstation.daemon.registry.store import Store, TokenRecord
 from tokenstation.daemon.storage.database import StoreUnavailable
-from tokenstation.daemon.token import molto2 as m
 from tokenstation.daemon.token.errors import (
     AuthenticationRefused,
     CardLost,
@@ -70,14 +68,7 @@ from tokenstation.daemon.token.errors import (
     TransportError,
 )
 from tokenstation.daemon.token.models import Model, ModelTable
-from tokenstation.daemon.token.molto2_session import (
-    Molto2Session,
-    is_virtual_reader,
-    molto2_drift,
-    molto2_drift_words,
-    molto2_model,
-    recognise,
-)
+from tokenstation.daemon.token.profiles import ProfileInfo
 from tokenstation.daemon.token.session import (
     Connection,
     DriftEstimate,
@@ -85,12 +76,22 @@ from tokenstation.daemon.token.session import (
     Identification,
     SystemClock,
     TimedInfo,
-    TokenSession,
     WriteResult,
-    describe_drift,
     single_read_estimate,
 )
-from tokenstation.daemon.token.settings import TokenSettings
+
+# The write-path words live in cards.py (below the families); the features name them here.
+__all__ = [
+    "CardOperation",
+    "CardWrite",
+    "ClockTrustSource",
+    "Presence",
+    "Station",
+    "StationError",
+    "Written",
+    "settings_view",
+    "token_view",
+]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -109,191 +110,6 @@ class ClockTrustSource(Protocol):
     async def check(self, *, fresh: bool = False) -> ClockTrust:
         """The current answer."""
         ...
-
-
-class StationError(Exception):
-    """A request the station (or a feature) refused or could not carry out."""
-
-    def __init__(self, kind: ErrorKind, message: str, next_step: str = "") -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-        self.next_step = next_step
-
-
-@dataclass
-class Presence:
-    """What is on one reader right now (owned and changed by the Station only)."""
-
-    reader: str
-    generation: int
-    atr: bytes
-    placed_at: float
-    state: PresenceState = PresenceState.IDENTIFYING
-    serial: str = ""
-    model: Model | None = None
-    ident: Identification | None = None
-    precise: bool = False
-    decision: SyncDecision | None = None
-    detail: str = ""
-    #: A Molto2: every profile's public data as last read (None: a single-profile token).
-    profiles: list[m.ProfileInfo] | None = None
-    #: The token refused the key: no write authenticates again while it stays placed.
-    key_refused: bool = False
-
-    @property
-    def measured(self) -> bool:
-        """A token whose precise drift is known and that nothing is writing to."""
-        return self.model is not None and self.precise and self.state == PresenceState.TOKEN
-
-    def fields(self) -> dict[str, Any]:
-        """The presence's view fields (for PresenceView and the events built on it)."""
-        out: dict[str, Any] = {
-            "reader": self.reader,
-            "state": self.state,
-            "placed_at": round(self.placed_at, 3),
-            "detail": self.detail or None,
-        }
-        if self.model is not None:
-            out.update(
-                serial=self.serial,
-                model=self.model.name,
-                programmable=self.model.programmable,
-                restricted_sync=self.model.restricted_sync,
-            )
-        if self.ident is not None:
-            d = self.ident.drift
-            out.update(
-                token_time=self.ident.token_time,
-                host_time=round(self.ident.host_time, 3),
-                drift_s=round(d.drift_s, 3),
-                drift_uncertainty_s=round(d.uncertainty_s, 3),
-                drift_method=d.method,
-                drift_words=(
-                    describe_drift(d.drift_s)
-                    if self.profiles is None
-                    else molto2_drift_words(d.drift_s)
-                ),
-                precise=self.precise,
-            )
-        dec = self.decision
-        if dec is not None:
-            out.update(
-                verdict=dec.verdict,
-                sync_safe=dec.sync_safe,
-                sync_offered=dec.sync_offered,
-                needs_confirmation=dec.needs_confirmation,
-                auto_sync=dec.auto_sync,
-                reason=dec.reason,
-            )
-            if dec.settings is not None:
-                out["settings"] = settings_view(dec.settings.settings)
-                out["settings_source"] = dec.settings.source
-        if self.profiles is not None:
-            free = self.free_profiles()
-            out.update(
-                profiles=tuple(profile_view(i) for i in self.profiles),
-                profiles_total=len(self.profiles),
-                profiles_used=len(self.profiles) - len(free),
-                next_free_profile=free[0] if free else None,
-            )
-        return out
-
-    def free_profiles(self) -> list[int]:
-        """A Molto2's profiles without a seed, lowest first (empty for other tokens)."""
-        return [i.index for i in self.profiles or () if not i.seed_present]
-
-    def view(self) -> PresenceView:
-        """The presence as clients see it."""
-        return PresenceView(**self.fields())
-
-    @property
-    def model_name(self) -> str:
-        """The model's name ("" before identification)."""
-        return self.model.name if self.model else ""
-
-
-def settings_view(s: TokenSettings) -> SettingsView:
-    """Token settings as events carry them."""
-    return SettingsView(hmac=s.hmac.label, period=s.period, display_timeout=s.display_timeout)
-
-
-def profile_view(info: m.ProfileInfo) -> ProfileView:
-    """A Molto2 profile's public data as events carry it (nothing here is secret)."""
-    hmac = info.hmac
-    return ProfileView(
-        profile=info.index,
-        title=info.title,
-        seed_present=info.seed_present,
-        hmac=hmac.label if hmac is not None else f"code {info.algorithm}",
-        digits=info.digits,
-        period=info.period,
-    )
-
-
-@dataclass(frozen=True)
-class Molto2Reading:
-    """What examining a Molto2 read: its GET INFO (serial, device clock) and every profile."""
-
-    first: TimedInfo
-    profiles: list[m.ProfileInfo]
-    drifts: dict[int, float]  # seeded profile -> its clock's drift (whole seconds)
-
-    def drift(self) -> DriftEstimate:
-        """The Molto2's one drift figure (:func:`molto2_drift`)."""
-        return molto2_drift(self.drifts, self.first)
-
-
-@dataclass(frozen=True)
-class Written:
-    """What a card write's feature reports back: the registry row and the event."""
-
-    operation: Operation
-    event: Event
-
-
-class CardOperation(ABC, Generic[R]):
-    """One write to a card, described by the feature that asks for it (sync, burn, ...).
-
-    :meth:`Station.write` runs it: under the reader's lock, after the generation check,
-    ``prepare`` (may refuse: raise StationError); ``perform`` on a fresh connection in
-    the card I/O pool; then ``succeeded`` or ``failed`` do the feature's bookkeeping and
-    say what to record and publish. One instance per attempt, so it may keep what it
-    learnt. Single-profile writes are :class:`CardWrite`; Molto2 writes open their own
-    session on the connection.
-    """
-
-    kind: OperationKind
-    busy: PresenceState
-    #: False: refuse (busy) instead of queueing behind another operation on the reader.
-    wait: bool = True
-
-    @abstractmethod
-    async def prepare(self, p: Presence) -> None:
-        """Checks before touching the card (loop thread, reader locked)."""
-
-    @abstractmethod
-    def perform(self, conn: Connection, clock: HostClock, models: ModelTable) -> R:
-        """The card I/O on a fresh connection (a pool thread)."""
-
-    @abstractmethod
-    def succeeded(self, p: Presence, result: R) -> Written:
-        """Bookkeeping after the write (loop thread, reader still locked)."""
-
-    @abstractmethod
-    def failed(self, p: Presence, exc: StationError | TokenError) -> Written | None:
-        """Bookkeeping after a refusal or failure; None: nothing to record or publish."""
-
-
-class CardWrite(CardOperation[WriteResult]):
-    """A write to a single-profile token: ``run`` on a fresh :class:`TokenSession`."""
-
-    def perform(self, conn: Connection, clock: HostClock, models: ModelTable) -> WriteResult:
-        return self.run(TokenSession(conn, models, clock))
-
-    @abstractmethod
-    def run(self, session: TokenSession) -> WriteResult:
-        """The card I/O (a pool thread)."""
 
 
 class Station:
@@ -455,17 +271,20 @@ class Station:
     async def _examine(self, reader: str, gen: int, event_at: float) -> None:
         loop = asyncio.get_running_loop()
 
-        def presented(first: TimedInfo, model: Model) -> None:
-            loop.call_soon_threadsafe(self._presented, reader, gen, first, model, event_at)
+        def announce(family: Family, first: TimedInfo, model: Model) -> None:
+            loop.call_soon_threadsafe(self._presented, reader, gen, family, first, model, event_at)
 
-        def identify(conn: Connection, clock: HostClock) -> Identification | Molto2Reading:
-            return self._identify(reader, conn, clock, presented)
+        def identify(conn: Connection, clock: HostClock) -> Reading:
+            # A pool thread: what the card is, read once per placement (never in a loop).
+            return families.examine(
+                reader, conn, clock, cfg=self.cfg, models=self.models, announce=announce
+            )
 
         async with self._lock(reader):
             if self._current(reader, gen) is None:
                 return
             try:
-                ident = await self._on_connection(reader, identify)
+                reading = await self._on_connection(reader, identify)
             except (StatusWordError, MalformedResponse) as exc:
                 self._not_a_token(reader, gen, exc)
                 return
@@ -475,68 +294,12 @@ class Station:
             p = self._current(reader, gen)
             if p is None:
                 return
-            if isinstance(ident, Molto2Reading):
-                await self._molto2_measured(p, ident, event_at)
-            else:
-                await self._measured(p, ident)
-
-    def _identify(
-        self,
-        reader: str,
-        conn: Connection,
-        clock: HostClock,
-        presented: Callable[[TimedInfo, Model], None],
-    ) -> Identification | Molto2Reading:
-        """A pool thread: what the card is, read once per placement (never in a loop).
-
-        A Molto2 is known by its reader's name (nothing is sent to find out); behind
-        vpcd, a token whose serial no model matches is asked one public-data read.
-        """
-        molto2 = Molto2Session(conn, self.cfg.molto2_customer_key, clock)
-        drifts: dict[int, float] = {}
-        if m.is_molto2_reader(reader):
-            first = molto2.read_info()
-            return Molto2Reading(first, molto2.read_profiles(drifts=drifts), drifts)
-        session = TokenSession(conn, self.models, clock)
-        first = session.read_first()
-        unknown = not self.models.lookup(first.info.serial).prefix
-        if unknown and is_virtual_reader(reader) and recognise(reader, conn):
-            return Molto2Reading(first, molto2.read_profiles(drifts=drifts), drifts)
-        return session.identify(on_first=presented, first=first)
-
-    async def _molto2_measured(self, p: Presence, reading: Molto2Reading, event_at: float) -> None:
-        """A Molto2 was read: its profiles and its device clock's whole-second drift."""
-        first = reading.first
-        model = molto2_model(len(reading.profiles), self.cfg.molto2_customer_key)
-        p.state = PresenceState.TOKEN
-        p.serial = first.info.serial
-        p.model = model
-        p.profiles = reading.profiles
-        drift = reading.drift()
-        ident = Identification(
-            p.serial, model, round(first.midpoint + drift.drift_s), first.midpoint, drift
-        )
-        p.ident = ident
-        p.precise = True
-        self._recorded(p, ident)
-        p.decision = await self._decide_for(p)
-        log.info(
-            "Molto2 %s on %s: %d of %d profiles hold a seed, clock %s",
-            p.serial,
-            p.reader,
-            len(reading.profiles) - len(p.free_profiles()),
-            len(reading.profiles),
-            molto2_drift_words(ident.drift.drift_s),
-        )
-        self.publish(TokenPresented(**p.fields(), event_at=round(event_at, 6)))
-        self.publish(TokenMeasured(**p.fields()))
-        if p.decision.verdict == SyncVerdict.DRIFT:
-            self.publish(DriftDetected(**p.fields()))
+            await self._measured(p, reading, event_at)
 
     def update_profiles(
-        self, p: Presence, changed: list[m.ProfileInfo], drift: DriftEstimate | None = None
+        self, p: Presence, changed: list[ProfileInfo], drift: DriftEstimate | None = None
     ) -> None:
-        """A Molto2 write read profiles back (and maybe the device clock): keep them."""
+        """A write read profiles back (and maybe the clock): the presence keeps them."""
         if p.profiles is None:
             return
         by_index = {i.index: i for i in changed}
@@ -547,24 +310,31 @@ class Station:
             self._record_drift(p, p.ident)
 
     async def _decide_for(self, p: Presence) -> SyncDecision:
-        """The sync decision for a presented token (a Molto2's needs no known settings)."""
-        assert p.model is not None and p.ident is not None
-        if p.profiles is not None:
-            trust = await self.check_clock()
-            return molto2_decision(p.model, p.ident.drift.drift_s, trust, self.cfg)
-        try:
-            record = self.store.token(p.serial)
-        except StoreUnavailable:  # the shared registry away: settings unknown meanwhile
-            record = None
-        return await self._decide(p.model, p.ident.drift.drift_s, record)
+        """The sync decision for a presented token, as its family makes it."""
+        family = families.family_of(p)
+        record = None
+        if family.settings_from_registry:
+            try:
+                record = self.store.token(p.serial)
+            except StoreUnavailable:  # the shared registry away: settings unknown meanwhile
+                record = None
+        return await self._decide(p, record)
 
-    def _presented(
-        self, reader: str, gen: int, first: TimedInfo, model: Model, event_at: float
+    def _presented(  # noqa: PLR0917 (called back through call_soon_threadsafe)
+        self,
+        reader: str,
+        gen: int,
+        family: Family,
+        first: TimedInfo,
+        model: Model,
+        event_at: float,
     ) -> None:
+        """The family announced a token at its first read (whole-second drift)."""
         p = self._current(reader, gen)
         if p is None:
             return
         p.state = PresenceState.TOKEN
+        p.family = family
         p.serial = first.info.serial
         p.model = model
         p.ident = Identification(
@@ -577,18 +347,23 @@ class Station:
         log.info("token %s (%s) on %s", p.serial, model.name, reader)
         self.publish(TokenPresented(**p.fields(), event_at=round(event_at, 6)))
 
-    async def _measured(self, p: Presence, ident: Identification) -> None:
+    async def _measured(self, p: Presence, reading: Reading, event_at: float) -> None:
+        """The card was read: who it is, its drift, its decision; TokenPresented (unless
+        its family announced it at the first read), TokenMeasured, maybe DriftDetected."""
+        family, ident = reading.family, reading.ident
+        announced = p.state == PresenceState.TOKEN
+        p.state = PresenceState.TOKEN
+        p.family = family
+        p.serial = ident.serial
+        p.model = ident.model
+        p.profiles = reading.profiles
         p.ident = ident
         p.precise = True
-        record = self._recorded(p, ident, known=True)
-        p.decision = await self._decide(ident.model, ident.drift.drift_s, record)
-        log.info(
-            "token %s: %s (±%.3f s), %s",
-            ident.serial,
-            describe_drift(ident.drift.drift_s),
-            ident.drift.uncertainty_s,
-            p.decision.verdict,
-        )
+        record = self._recorded(p, ident, known=family.settings_from_registry)
+        p.decision = await self._decide(p, record)
+        log.info("%s", family.log_words(p))
+        if not announced:
+            self.publish(TokenPresented(**p.fields(), event_at=round(event_at, 6)))
         self.publish(TokenMeasured(**p.fields()))
         if p.decision.verdict == SyncVerdict.DRIFT:
             self.publish(DriftDetected(**p.fields()))
@@ -617,12 +392,12 @@ class Station:
     def _record_drift(self, p: Presence, ident: Identification) -> None:
         writes.drift(self.store, ident, p.reader)
 
-    async def _decide(
-        self, model: Model, drift_s: float, record: TokenRecord | None
-    ) -> SyncDecision:
+    async def _decide(self, p: Presence, record: TokenRecord | None) -> SyncDecision:
+        assert p.model is not None and p.ident is not None
         trust = await self.check_clock()
-        known = known_settings(record.settings if record else None, self.cfg)
-        return decide(model, drift_s, known, trust, self.cfg)
+        settings = record.settings if record else None
+        family = families.family_of(p)
+        return family.decide(p.model, p.ident.drift.drift_s, trust, self.cfg, settings)
 
     def _not_a_token(self, reader: str, gen: int, exc: TokenError) -> None:
         p = self._current(reader, gen)

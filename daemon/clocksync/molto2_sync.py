@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 
+from tokenstation.daemon.cards import CardOperation, Presence, StationError, StationPort, Written
 from tokenstation.daemon.clocksync.steps import host_clock_or_confirmed, sync_failed
 from tokenstation.daemon.events import (
     OperationKind,
@@ -23,7 +24,6 @@ from tokenstation.daemon.events import (
     ProfileSyncView,
 )
 from tokenstation.daemon.registry.store import Operation
-from tokenstation.daemon.station import CardOperation, Presence, Station, StationError, Written
 from tokenstation.daemon.token import molto2 as m
 from tokenstation.daemon.token.errors import RefusedByPolicy, TokenError
 from tokenstation.daemon.token.models import ModelTable
@@ -47,7 +47,7 @@ class Molto2SyncWrite(CardOperation[list[ProfileSync]]):
 
     def __init__(
         self,
-        station: Station,
+        station: StationPort,
         origin: Origin,
         *,
         confirm_untrusted_clock: bool = False,

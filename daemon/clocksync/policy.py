@@ -7,7 +7,7 @@ with the reason in words an operator can act on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from tokenstation.daemon.config import Config
 from tokenstation.daemon.events import SyncVerdict
@@ -135,10 +135,3 @@ def decide(
         reason=reason,
         settings=settings,
     )
-
-
-def molto2_decision(model: Model, drift_s: float, trust: ClockTrust, cfg: Config) -> SyncDecision:
-    """As :func:`decide`, for a Molto2: its sync is time-only per profile, with each
-    profile's settings read from it, so no settings need to be known or confirmed."""
-    read_back = KnownSettings(cfg.token_defaults.settings(), "read from each profile")
-    return replace(decide(model, drift_s, read_back, trust, cfg), settings=None)

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import time
 
+from tokenstation.daemon.cards import Presence, StationError, StationPort, Written
 from tokenstation.daemon.events import ErrorKind, OperationKind, Origin, Outcome, SyncFailed
 from tokenstation.daemon.registry.store import Operation
-from tokenstation.daemon.station import Presence, Station, StationError, Written
 from tokenstation.daemon.token.errors import TokenError
 
 
-async def host_clock_or_confirmed(station: Station, confirmed: bool) -> bool:
+async def host_clock_or_confirmed(station: StationPort, confirmed: bool) -> bool:
     """Check the host clock now; True when it is untrusted but its use was confirmed.
 
     Raises StationError (NEEDS_CONFIRMATION) when it is untrusted and not confirmed."""

@@ -1,0 +1,3 @@
+"""Token families: one module per family behind one small protocol (``base.Family``),
+listed once in ``table.FAMILIES``. Kept empty so that the light modules here
+(``capabilities``, ``views``) load without the families themselves."""

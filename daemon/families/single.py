@@ -1,0 +1,123 @@
+"""The single-profile family: one seed per token (C302-i, OTPC-P2-i, miniOTP, SafeID,
+ExcelSecu: the model table in ``token/models.py``, token-protocol.md).
+
+Known by its serial prefix after one GET INFO; its drift is measured to a tenth of a
+second; a clock write rewrites its settings, so they must be known (the registry's, the
+caller's or confirmed defaults), and on a model whose clock write erases the seed
+(``restricted_sync``) it is never a sync at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from tokenstation.daemon.cards import CardOperation, Presence, StationPort
+from tokenstation.daemon.clocksync.policy import (
+    ClockTrust,
+    KnownSettings,
+    SyncDecision,
+    decide,
+    known_settings,
+)
+from tokenstation.daemon.clocksync.single_sync import SyncWrite, settings_for
+from tokenstation.daemon.config import Config
+from tokenstation.daemon.events import Origin
+from tokenstation.daemon.families.base import Announce, Reading
+from tokenstation.daemon.families.capabilities import ONE_SEED, Capabilities
+from tokenstation.daemon.token.models import Model, ModelTable
+from tokenstation.daemon.token.session import (
+    Connection,
+    HostClock,
+    TimedInfo,
+    TokenSession,
+    describe_drift,
+)
+from tokenstation.daemon.token.settings import TokenSettings
+
+
+class SingleFamily:
+    """The single-profile tokens."""
+
+    name = "single"
+    settings_from_registry = True
+
+    def recognise(self, thing: object) -> bool:
+        if isinstance(thing, Reading | Presence):
+            return thing.family is self
+        if isinstance(thing, Mapping):
+            return bool(thing.get("family", self.name) == self.name)
+        return thing == self.name
+
+    def by_reader(self, reader: str) -> bool:
+        return False  # a reader's name never says it: the serial prefix does
+
+    def probe(self, reader: str, conn: Connection) -> bool:
+        return False  # the first GET INFO is its probe; nothing more is ever sent
+
+    def examine(
+        self,
+        conn: Connection,
+        clock: HostClock,
+        *,
+        cfg: Config,
+        models: ModelTable,
+        first: TimedInfo | None,
+        announce: Announce,
+    ) -> Reading:
+        session = TokenSession(conn, models, clock)
+        ident = session.identify(
+            on_first=lambda read, model: announce(self, read, model), first=first
+        )
+        return Reading(self, ident)
+
+    def capabilities(self, model: Model | None = None) -> Capabilities:
+        if model is None:
+            return ONE_SEED
+        return replace(ONE_SEED, sync_keeps_seed=not model.restricted_sync)
+
+    def decide(
+        self,
+        model: Model,
+        drift_s: float,
+        trust: ClockTrust,
+        cfg: Config,
+        registry: TokenSettings | None,
+    ) -> SyncDecision:
+        return decide(model, drift_s, known_settings(registry, cfg), trust, cfg)
+
+    def sync_settings(
+        self, station: StationPort, p: Presence, given: TokenSettings | None
+    ) -> KnownSettings | None:
+        return settings_for(station, p.serial, given)
+
+    def sync_write(
+        self,
+        station: StationPort,
+        known: KnownSettings | None,
+        origin: Origin,
+        *,
+        confirm: bool,
+        wait: bool,
+    ) -> CardOperation[Any]:
+        return SyncWrite(station, known, origin, confirm_untrusted_clock=confirm, wait=wait)
+
+    # -- words -------------------------------------------------------------------------------
+
+    def drift_words(self, drift_s: float | None) -> str:
+        return "unknown" if drift_s is None else describe_drift(drift_s)
+
+    def view_fields(self, p: Presence) -> dict[str, Any]:
+        return {"family": self.name, "name_words": f"Token {p.serial} ({p.model_name})"}
+
+    def log_words(self, p: Presence) -> str:
+        assert p.ident is not None and p.decision is not None
+        d = p.ident.drift
+        return (
+            f"token {p.serial}: {describe_drift(d.drift_s)} (±{d.uncertainty_s:.3f} s), "
+            f"{p.decision.verdict}"
+        )
+
+
+SINGLE = SingleFamily()
