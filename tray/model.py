@@ -218,14 +218,15 @@ class TrayModel:
             return []
         if verdict == SyncVerdict.DRIFT and not self.choices.drift:
             return []
-        summary = f"Token {serial} ({model})"
-        if p.profiles_total is not None:
-            summary, words = f"{model} {serial}", molto2_words(p)
+        # The family's words, as the daemon published them (``daemon/families/``).
+        summary = p.name_words or f"Token {serial} ({model})"
+        if p.holds_words:  # a token with profiles: what it holds, then its one drift figure
+            words = _token_words(p)
         if verdict == SyncVerdict.READ_ONLY:
             return [Bubble(f"token:{serial}", summary, f"Clock {words}. {p.reason or ''}.")]
         body = (
             f"{_sentence(words)}"
-            if p.profiles_total is not None
+            if p.holds_words
             else f"Clock {words} (±{p.drift_uncertainty_s or 0.0:.2f} s)."
         )
         actions: tuple[tuple[str, str], ...] = ()
@@ -548,17 +549,12 @@ class TrayModel:
 _OPEN = (JobState.QUEUED, JobState.BURNING, JobState.FAILED)
 
 
-def molto2_words(p: PresenceView) -> str:
-    """A Molto2 in words: "12 of 100 profiles used, 3 s fast (whole-second clock, ±1 s)"
-    (the daemon's one drift figure and its words, as `status` and `profiles` show it)."""
-    return f"{p.profiles_used or 0} of {p.profiles_total or 0} profiles used, " + (
-        p.drift_words or f"drift {_seconds(p.drift_s)}"
-    )
-
-
 def _token_words(p: PresenceView) -> str:
-    if p.profiles_total is not None:
-        return molto2_words(p)
+    """A token in its family's words: "12 of 100 profiles used, 3 s fast (whole-second
+    clock, ±1 s)" for a token with profiles (the daemon's one drift figure and its words,
+    as `status` and `profiles` show it), its drift words otherwise."""
+    if p.holds_words:
+        return f"{p.holds_words}, " + (p.drift_words or f"drift {_seconds(p.drift_s)}")
     return p.drift_words or "measuring"
 
 

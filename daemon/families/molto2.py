@@ -35,11 +35,7 @@ from tokenstation.daemon.token.settings import TokenSettings
 
 #: What a Molto2 profile holds (token-protocol.md 6): SHA1 or SHA256, 4 to 10 digits.
 MOLTO2_TAKES = Capabilities(
-    noun="Molto2 profiles",
-    profiles=m.PROFILES,
-    sync_keeps_seed=True,
-    digits=m.DIGITS,
-    settings_per_profile=True,
+    "Molto2 profiles", m.PROFILES, True, digits=m.DIGITS, settings_per_profile=True
 )
 
 

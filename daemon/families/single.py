@@ -10,7 +10,6 @@ caller's or confirmed defaults), and on a model whose clock write erases the see
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any
 
 from tokenstation.daemon.cards import CardOperation, Presence, StationPort
@@ -75,7 +74,7 @@ class SingleFamily:
     def capabilities(self, model: Model | None = None) -> Capabilities:
         if model is None:
             return ONE_SEED
-        return replace(ONE_SEED, sync_keeps_seed=not model.restricted_sync)
+        return ONE_SEED.seed_erased_by_sync() if model.restricted_sync else ONE_SEED
 
     def decide(
         self,

@@ -12,13 +12,10 @@ import binascii
 import re
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from tokenstation.daemon.families.capabilities import ONE_SEED
 from tokenstation.daemon.records import Frozen
 from tokenstation.daemon.token.errors import InvalidInput
-from tokenstation.daemon.token.limits import MAX_SEED_BYTES, PERIODS
 from tokenstation.daemon.token.secret import Secret
-
-TOKEN_DIGITS = 6
-TOKEN_ALGORITHMS = ("SHA1", "SHA256")
 
 _B32_ALPHABET = set("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
 _HEX_DIGITS = set("0123456789abcdefABCDEF")
@@ -200,23 +197,9 @@ def _int_param(params: dict[str, str], name: str, default: int) -> int:
 
 
 def burnable_refusals(account: OtpAccount) -> list[str]:
-    """Why a single-profile token cannot hold this account (empty when it can)."""
-    out = []
-    if account.type != "totp":
-        out.append("type: HOTP (counter-based) codes cannot be burned; these tokens are TOTP only")
-    if account.algorithm not in TOKEN_ALGORITHMS:
-        out.append(
-            f"algorithm: {account.algorithm} is not supported; these tokens take SHA1 or SHA256"
-        )
-    if account.digits != TOKEN_DIGITS:
-        out.append(f"digits: {account.digits} digits cannot be shown; these tokens show 6")
-    if account.period not in PERIODS:
-        out.append(f"period: {account.period} s is not supported; these tokens step 30 or 60 s")
-    if not 1 <= len(account.secret) <= MAX_SEED_BYTES:
-        out.append(
-            f"secret: {len(account.secret)} bytes; these tokens hold 1 to {MAX_SEED_BYTES} bytes"
-        )
-    return out
+    """Why a queued job could not hold this account (empty when it can): the one rule
+    (``families/capabilities.py``) for what every token family takes."""
+    return ONE_SEED.refusals(account)
 
 
 def require_burnable(account: OtpAccount) -> None:

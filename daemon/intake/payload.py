@@ -17,16 +17,16 @@ from enum import StrEnum
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from tokenstation.daemon.intake.otpauth import (
-    OtpAccount,
-    burnable_refusals,
-    parse_otpauth,
-    parse_secret,
-)
+from tokenstation.daemon.families.capabilities import ONE_SEED
+from tokenstation.daemon.intake.otpauth import OtpAccount, parse_otpauth, parse_secret
 from tokenstation.daemon.records import Frozen, Record
 from tokenstation.daemon.safetext import clip
 from tokenstation.daemon.token.errors import InvalidInput
 from tokenstation.daemon.token.limits import RECOMMENDED_MIN_BITS
+
+#: Whether a token can take an account is its family's rule; a queued job must fit any
+#: token (any family, any free profile), so intake asks what every family takes.
+JOB_FITS = ONE_SEED
 
 # What `tokenstation scan` needs only for some files is imported where it is used: the
 # export parser, the CSV reader and the model table (a serial barcode).
@@ -268,7 +268,7 @@ def judge(
     for i, account in enumerate(accounts):
         v.warnings.extend(account.warnings)
         v.warnings.extend(weak_secret_warning(account))
-        why = burnable_refusals(account)
+        why = JOB_FITS.refusals(account)
         where = origin if len(accounts) == 1 else f"account {i + 1} of {len(accounts)}"
         if why:
             refusals.append(f"{account.label() or where}: {'; '.join(why)}")
@@ -445,7 +445,7 @@ def read_csv_file(path: Path, data: bytes, limits: Limits = DEFAULT_LIMITS) -> V
             problems.append(f"row {n}: secret: {exc.message}")
             continue
         account = OtpAccount("totp", issuer, name or serial or f"row {n}", secret)
-        why = burnable_refusals(account)
+        why = JOB_FITS.refusals(account)
         if why:
             problems.append(f"row {n}: {'; '.join(why)}")
             continue
