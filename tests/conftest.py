@@ -14,8 +14,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
-
-from tokenstation.daemon.simulator.pgserver import PgServer, PgUnavailable
+from pgserver import PgServer, PgUnavailable
 
 
 @pytest.fixture(scope="session")

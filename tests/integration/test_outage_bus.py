@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pgserver import PgServer
 
 from tokenstation.daemon.bus import dbusio
 from tokenstation.daemon.bus.names import BUS_NAME, INTERFACE, OBJECT_PATH
-from tokenstation.daemon.simulator.pgserver import PgServer
 
 from conftest import BusWatcher, wait_until
 

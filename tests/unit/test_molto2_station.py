@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from pgserver import PgServer
 from test_provisioner import STEPS
 
 from tokenstation.daemon.config import Config, DefaultSettings
@@ -38,7 +39,6 @@ from tokenstation.daemon.provisioning.queue import Job, JobQueue, NewJob
 from tokenstation.daemon.registry.molto2_ledger import Ledger
 from tokenstation.daemon.registry.store import Store
 from tokenstation.daemon.simulator.molto2 import Molto2Faults, SimulatedMolto2
-from tokenstation.daemon.simulator.pgserver import PgServer
 from tokenstation.daemon.station import StationError
 from tokenstation.daemon.storage import schema
 from tokenstation.daemon.storage.postgres import PostgresDatabase
