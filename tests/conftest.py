@@ -1,4 +1,6 @@
-"""Shared fixtures: make tests/ importable for its helpers."""
+"""Shared fixtures: make tests/ importable for its helpers; mark each test with the real
+parts it starts (``-m 'not postgres'``, ``-m bus``, ...), read from the fixtures it uses
+and the helpers its module imports, so a marker cannot be forgotten."""
 
 from __future__ import annotations
 
@@ -34,3 +36,24 @@ def pg_server() -> Iterator[PgServer]:
 def pg_url(pg_server: PgServer) -> str:
     """A fresh empty database on the session's server."""
     return pg_server.new_database()
+
+
+# -- markers from what a test starts ------------------------------------------------------
+
+#: marker -> (fixtures that start the part, names a module imports to start it itself)
+PARTS: dict[str, tuple[set[str], set[str]]] = {
+    "postgres": ({"pg_server", "pg_url"}, {"PgServer"}),
+    "bus": ({"private_bus", "station_env", "cli_bus", "start_daemon", "desktop"}, {"PrivateBus"}),
+    "pcsc": ({"pcsc_stack", "simulator", "cli", "station_env"}, {"PcscStack"}),
+    "desktop": ({"desktop"}, set()),
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Add the marker of each real part a test starts."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        module = vars(getattr(item, "module", None) or object())
+        for marker, (starting_fixtures, helpers) in PARTS.items():
+            if fixtures & starting_fixtures or any(h in module for h in helpers):
+                item.add_marker(getattr(pytest.mark, marker))
