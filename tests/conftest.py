@@ -12,6 +12,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 # -- a real PostgreSQL server, one per session -----------------------------------------------
 
+import functools
+import inspect
 import os
 from collections.abc import Iterator
 
@@ -50,10 +52,22 @@ PARTS: dict[str, tuple[set[str], set[str]]] = {
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Add the marker of each real part a test starts."""
+    """Add the marker of each real part a test starts: through a fixture named above, or
+    through a helper its own code or one of its fixtures' code calls."""
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
-        module = vars(getattr(item, "module", None) or object())
+        code = _source(getattr(item, "function", None))
+        info = getattr(item, "_fixtureinfo", None)
+        for defs in getattr(info, "name2fixturedefs", {}).values():
+            code += "".join(_source(d.func) for d in defs)
         for marker, (starting_fixtures, helpers) in PARTS.items():
-            if fixtures & starting_fixtures or any(h in module for h in helpers):
+            if fixtures & starting_fixtures or any(h in code for h in helpers):
                 item.add_marker(getattr(pytest.mark, marker))
+
+
+@functools.cache
+def _source(fn: object) -> str:
+    try:
+        return inspect.getsource(fn)  # type: ignore[arg-type]
+    except (OSError, TypeError):
+        return ""
