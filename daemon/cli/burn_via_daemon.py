@@ -58,8 +58,8 @@ def burn_via_daemon(
     settings: TokenSettings,
 ) -> int:
     """Burn through the running daemon (BurnAccount); the exit code."""
-    from tokenstation.daemon.cli.molto2_daemon import account_text, daemon_presence, send_account
-    from tokenstation.daemon.token import molto2 as m
+    from tokenstation.daemon.cli.held import account_text, daemon_presence, send_account
+    from tokenstation.daemon.families.views import SINGLE, family_name
 
     found = daemon_presence(args, reader)
     if found is None:
@@ -70,9 +70,9 @@ def burn_via_daemon(
             "what the daemon sees), then run it again; nothing was written.",
         )
     serial = str(found["serial"])
-    if "profiles_total" in found:
+    if family_name(found) != SINGLE:  # a token with profiles: `burn --profile` is its burn
         raise CliError(
-            f"the device on {reader} is Molto2 {serial}, which holds up to 100 profiles",
+            f"the device on {reader} is {found.get('name_words') or serial}, which holds profiles",
             EXIT_USAGE,
             "Burn into a profile with --profile N or --profile next; nothing was written.",
         )
@@ -90,9 +90,7 @@ def burn_via_daemon(
     options: dict[str, Any] = {"replace": bool(before)}
     if args.display_timeout:
         options["display_timeout"] = args.display_timeout
-    text = account_text(
-        seed, label, m.ProfileSettings(settings.hmac, settings.period, 6, settings.display_timeout)
-    )
+    text = account_text(seed, label, settings.hmac, settings.period)
     done = send_account(args.bus, text, serial, options, f"token {serial}")
     return _report(args, done, seed, label)
 

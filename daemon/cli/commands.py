@@ -8,8 +8,8 @@ from __future__ import annotations
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("token_cmds", "read a token's serial, model and clock drift"),
-    "sync": ("token_cmds", "set a token's clock to the host's"),
-    "burn": ("token_cmds", "program a TOTP seed (and the clock) onto a token"),
+    "sync": ("sync_cmd", "set a token's clock to the host's"),
+    "burn": ("burn_cmd", "program a TOTP seed (and the clock) onto a token"),
     "profiles": (
         "molto2_cmds",
         "list the profiles of a Token2 Molto2 (title, seed, settings, account burned)",
@@ -64,3 +64,7 @@ def summary(name: str) -> str:
 #: The commands whose plainest form is read without argparse (``cli/quick.py``), and the
 #: module whose ``quick_args`` reads it.
 QUICK = {"scan": "scan", "status": "readout_cmds"}
+
+#: The command-line modules of the token families other than the single-profile one
+#: (``token_cmds``, what is left), in the order the verbs ask them (``cli/families.py``).
+FAMILY_MODULES = ("molto2_cmds",)

@@ -28,7 +28,7 @@ from tokenstation.daemon.cli.common import (
     utc,
 )
 from tokenstation.daemon.token import molto2 as m
-from tokenstation.daemon.token.errors import InvalidInput, ReaderUnavailable, TransportError
+from tokenstation.daemon.token.errors import InvalidInput, TransportError
 from tokenstation.daemon.token.molto2_session import (
     Molto2Session,
     is_virtual_reader,
@@ -41,7 +41,6 @@ from tokenstation.daemon.token.secret import Secret
 from tokenstation.daemon.token.settings import HmacAlgorithm, TokenSettings
 
 if TYPE_CHECKING:
-    from tokenstation.daemon.config import Config
     from tokenstation.daemon.pcsc import PcscConnection
     from tokenstation.daemon.registry.molto2_ledger import Ledger
 
@@ -109,26 +108,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bus", choices=["session", "system"], default="session", help="daemon's bus")
 
 
-def _config(config_path: Path | None) -> Config:
-    from tokenstation.daemon import config
-
-    try:
-        return config.load(config_path, required=config_path is not None)
-    except config.ConfigError as exc:
-        raise CliError(str(exc), EXIT_USAGE, "Fix the configuration file.") from None
-
-
-def customer_key(config_path: Path | None) -> bytes:
-    """The configured customer key ([molto2] customer_key; default Token2's factory key)."""
-    return _config(config_path).molto2_customer_key
-
-
-def state_dir(config_path: Path | None) -> Path | None:
-    """The configured state folder (None: the XDG one), where the ledger is."""
-    return _config(config_path).state_dir
-
-
 def _ledger(config_path: Path | None) -> Ledger:
+    from tokenstation.daemon.cli.molto2_daemon import state_dir
     from tokenstation.daemon.registry.molto2_ledger import station_ledger
 
     return station_ledger(state_dir(config_path))
@@ -163,12 +144,14 @@ def _the_one_molto2(args: argparse.Namespace) -> str | None:
     """
     from tokenstation.daemon import pcsc
     from tokenstation.daemon.cli.daemon_link import DaemonAbsent, daemon_call
+    from tokenstation.daemon.cli.molto2_daemon import FAMILY
+    from tokenstation.daemon.families.views import family_name
 
     try:
         present: list[dict[str, Any]] = daemon_call(
             getattr(args, "bus", "session"), lambda c: c.present(), fallback=True
         )
-        found = [str(p["reader"]) for p in present if "profiles_total" in p]
+        found = [str(p["reader"]) for p in present if family_name(p) == FAMILY]
     except DaemonAbsent:
         found = []
         for reader in pcsc.readers_with_card()[1]:
@@ -208,6 +191,7 @@ def molto2_session(
 ) -> Iterator[tuple[str, Molto2Session]]:
     """Connect to the chosen reader; refuse anything that is not a Molto2."""
     from tokenstation.daemon import pcsc
+    from tokenstation.daemon.cli.molto2_daemon import customer_key
 
     name = pcsc.choose_reader(reader)
     key = customer_key(config_path)
@@ -368,17 +352,18 @@ def _profile_arg(text: str) -> int | None:
         raise InvalidInput(f"--profile {text!r}: give a number 0..99 or 'next'") from None
 
 
-def burn_hook(args: argparse.Namespace) -> int | None:
-    """`burn` with --profile is a Molto2 burn (the exit code); None lets the usual burn run."""
+def burn_claims(args: argparse.Namespace) -> bool:
+    """Whether `burn` is a Molto2 burn: --profile given (--title and --digits without it
+    are refused: they are for profiles only)."""
     if args.profile is not None:
-        return cmd_burn(args)
+        return True
     if args.title is not None or args.digits is not None:
         raise CliError(
             "--title and --digits are for Molto2 profiles",
             EXIT_USAGE,
             "Add --profile N (or --profile next) for a Molto2; nothing was written.",
         )
-    return None
+    return False
 
 
 def cmd_burn(args: argparse.Namespace) -> int:
@@ -434,41 +419,33 @@ def cmd_burn(args: argparse.Namespace) -> int:
 # -- sync ------------------------------------------------------------------------------------
 
 
-def sync_hook(args: argparse.Namespace) -> int | None:
-    """`sync` on a Molto2: handled here (the exit code); None lets the usual sync run.
-
-    A Molto2 the running daemon holds is synced by the daemon; --direct is refused then
-    (two sessions on one Molto2 break each other).
-
-    A Molto2 is known by its reader name; behind vpcd it is asked once, and only when
-    no single-profile settings were given (they make no sense for a Molto2).
-    """
-    from tokenstation.daemon import pcsc
-
-    try:
-        reader = pcsc.choose_reader(args.reader)
-    except ReaderUnavailable:
-        return None
+def sync_claims(args: argparse.Namespace, reader: str) -> bool:
+    """Whether the device on ``reader`` may be a Molto2 for `sync`: by its reader's name;
+    behind vpcd only when no single-profile settings were given (they make no sense for
+    a Molto2), and then it is asked once (:func:`sync_direct`)."""
     settings_given = any((args.algorithm, args.period, args.display_timeout))
-    if not (m.is_molto2_reader(reader) or (is_virtual_reader(reader) and not settings_given)):
-        return None
-    from tokenstation.daemon.cli.molto2_daemon import daemon_presence, refuse_beside
+    return m.is_molto2_reader(reader) or (is_virtual_reader(reader) and not settings_given)
 
-    held = daemon_presence(args, reader)
-    if held is not None and "profiles_total" not in held:
-        return None  # a single-profile token: the usual sync
-    if held is not None:
-        if args.direct:
-            raise refuse_beside(
-                held,
-                "a direct sync",
-                "Run `tokenstation sync` without --direct: the daemon syncs it. To drive it "
-                "directly, stop the daemon first.",
-            )
-        from tokenstation.daemon.cli.sync_via_daemon import sync_via_daemon
 
-        args.reader = args.reader or reader
-        return sync_via_daemon(args)
+def refuse_direct_sync(held: dict[str, Any]) -> CliError:
+    """`sync --direct` on a Molto2 the daemon holds: two sessions on one Molto2 break
+    each other."""
+    from tokenstation.daemon.cli.molto2_daemon import refuse_beside
+
+    return refuse_beside(
+        held,
+        "a direct sync",
+        "Run `tokenstation sync` without --direct: the daemon syncs it. To drive it "
+        "directly, stop the daemon first.",
+    )
+
+
+def sync_direct(args: argparse.Namespace, reader: str) -> int | None:
+    """Set the clocks of a Molto2's seeded profiles directly (time only; their settings
+    stay); None when the device on ``reader`` turns out not to be a Molto2."""
+    from tokenstation.daemon.cli.clock_words import untrusted_clock_reason
+    from tokenstation.daemon.cli.molto2_daemon import customer_key
+
     key = customer_key(getattr(args, "config", None))
     with exclusive_connection(reader) as conn:
         if not recognise(reader, conn):
@@ -484,9 +461,7 @@ def sync_hook(args: argparse.Namespace) -> int | None:
                 "Plug in the intended device; nothing was written.",
             )
         if seeded:
-            from tokenstation.daemon.cli.token_cmds import _untrusted_clock_reason
-
-            untrusted = _untrusted_clock_reason()
+            untrusted = untrusted_clock_reason()
             question = (
                 f"Set the clock of the {len(seeded)} profiles holding a seed on Molto2 {serial} "
                 "(time only; their settings stay)?"
@@ -566,7 +541,8 @@ def cmd_admin(args: argparse.Namespace) -> int:
     else:
         new_key = b""
         question = "Factory-reset the Molto2? Every profile, seed and title is erased"
-    from tokenstation.daemon.cli.molto2_daemon import STOP_DAEMON, refuse_beside
+    from tokenstation.daemon.cli.held import STOP_DAEMON
+    from tokenstation.daemon.cli.molto2_daemon import refuse_beside
 
     reader, held = _held(args)
     if held is not None:

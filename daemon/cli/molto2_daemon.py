@@ -14,68 +14,48 @@ still reading a device placed a moment ago, the command waits for it.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tokenstation.daemon.cli.common import (
     EXIT_NO_READER,
     EXIT_REFUSED,
+    EXIT_USAGE,
     CliError,
     confirm,
     emit_json,
     utc,
 )
-from tokenstation.daemon.cli.daemon_link import DaemonAbsent, DaemonRefused, daemon_call
+from tokenstation.daemon.cli.daemon_link import DaemonRefused, daemon_call
+from tokenstation.daemon.cli.held import STOP_DAEMON, account_text, daemon_presence, send_account
+from tokenstation.daemon.families.views import family_name
 
 if TYPE_CHECKING:
-    from tokenstation.daemon.bus.client import StationClient
+    from tokenstation.daemon.config import Config
     from tokenstation.daemon.token.molto2 import ProfileSettings
     from tokenstation.daemon.token.secret import Secret
 
-#: How long a command waits for the daemon to finish reading a device just placed.
-IDENTIFY_WAIT_S = 20.0
-_POLL_S = 0.2
-
-#: The way back to driving the Molto2 directly.
-STOP_DAEMON = (
-    "stop the daemon first (`systemctl --user stop tokenstation`; a station: "
-    "`sudo systemctl stop tokenstation-station`), run it, then start the daemon again"
-)
+#: This family's name in the daemon's views (``families/molto2.py``).
+FAMILY = "molto2"
 
 
-def daemon_presence(args: argparse.Namespace, reader: str) -> dict[str, Any] | None:
-    """What a running daemon holds on ``reader`` (None: no daemon, or nothing it holds).
-
-    A device the daemon is still identifying is waited for (never driven beside it); a
-    card it found not to be a token, or could not read, is not held.
-    """
-
-    async def look(client: StationClient) -> dict[str, Any] | None:
-        import asyncio
-        import time
-
-        deadline = time.monotonic() + IDENTIFY_WAIT_S
-        while True:
-            present = await client.present()
-            found = next((p for p in present if p.get("reader") == reader), None)
-            if found is None or found.get("state") in ("not-a-token", "error"):
-                return None
-            if "serial" in found and (found.get("precise") or "profiles_total" in found):
-                return found
-            if time.monotonic() > deadline:
-                raise CliError(
-                    f"the running daemon is still reading the device on {reader}",
-                    EXIT_REFUSED,
-                    "Run it again in a moment; nothing was sent.",
-                )
-            await asyncio.sleep(_POLL_S)
+def _config(config_path: Path | None) -> Config:
+    from tokenstation.daemon import config
 
     try:
-        found: dict[str, Any] | None = daemon_call(
-            getattr(args, "bus", "session"), look, fallback=True
-        )
-    except DaemonAbsent:
-        return None
-    return found
+        return config.load(config_path, required=config_path is not None)
+    except config.ConfigError as exc:
+        raise CliError(str(exc), EXIT_USAGE, "Fix the configuration file.") from None
+
+
+def customer_key(config_path: Path | None) -> bytes:
+    """The configured customer key ([molto2] customer_key; default Token2's factory key)."""
+    return _config(config_path).molto2_customer_key
+
+
+def state_dir(config_path: Path | None) -> Path | None:
+    """The configured state folder (None: the XDG one), where the ledger is."""
+    return _config(config_path).state_dir
 
 
 def held_molto2(args: argparse.Namespace, reader: str) -> dict[str, Any] | None:
@@ -86,7 +66,7 @@ def held_molto2(args: argparse.Namespace, reader: str) -> dict[str, Any] | None:
     found = daemon_presence(args, reader)
     if found is None:
         return None
-    if "profiles_total" not in found:
+    if family_name(found) != FAMILY:
         raise CliError(
             f"the device on {reader} is token {found.get('serial')} ({found.get('model')}), "
             "not a Token2 Molto2",
@@ -108,7 +88,6 @@ def refuse_beside(found: dict[str, Any], what: str, way_out: str) -> CliError:
 
 def _rows(found: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any]]:
     """The presence's profiles with this station's ledger (unreadable here: unknown)."""
-    from tokenstation.daemon.cli.molto2_cmds import state_dir
     from tokenstation.daemon.registry.molto2_ledger import station_ledger
 
     try:
@@ -244,48 +223,6 @@ def delete_via_daemon(args: argparse.Namespace, found: dict[str, Any]) -> int:
     return 0
 
 
-def account_text(seed: Secret, label: str, settings: ProfileSettings) -> bytes:
-    """The account as the one-line otpauth URI the daemon's intake reads (in memory only)."""
-    import base64
-    import secrets
-    from urllib.parse import quote, urlencode
-
-    query = urlencode(
-        {
-            "secret": base64.b32encode(seed.reveal()).decode().rstrip("="),
-            "algorithm": settings.hmac.name,
-            "digits": settings.digits,
-            "period": settings.period,
-        }
-    )
-    # A comment line with a nonce: the intake takes the same bytes once, and a burn
-    # that was refused (its job removed) may be asked for again.
-    nonce = f"# tokenstation burn --profile {secrets.token_hex(8)}\n"
-    return (nonce + f"otpauth://totp/{quote(label, safe=':@')}?{query}\n").encode()
-
-
-def send_account(
-    bus: str, text: bytes, serial: str, options: dict[str, Any], who: str
-) -> dict[str, Any]:
-    """BurnAccount with ``text`` in a memory-only file (never in a D-Bus message); a
-    refusal's message starts with ``who`` (the device)."""
-    import os
-
-    fd = os.memfd_create("tokenstation-account", os.MFD_CLOEXEC)
-    try:
-        os.write(fd, text)
-        os.lseek(fd, 0, os.SEEK_SET)
-        try:
-            done: dict[str, Any] = daemon_call(
-                bus, lambda c: c.burn_account(fd, "account.txt", serial, **options)
-            )
-        except DaemonRefused as exc:
-            raise DaemonRefused(exc.kind, f"{who}: {exc}", exc.next_step) from None
-    finally:
-        os.close(fd)
-    return done
-
-
 def burn_via_daemon(
     args: argparse.Namespace,
     found: dict[str, Any],
@@ -334,7 +271,9 @@ def burn_via_daemon(
         options["profile"] = wanted
     if args.title is not None:
         options["title"] = args.title
-    text = account_text(seed, label or (args.title or ""), settings)
+    text = account_text(
+        seed, label or (args.title or ""), settings.hmac, settings.period, settings.digits
+    )
     done = send_account(args.bus, text, serial, options, f"Molto2 {serial}")
     job = done["job"]
     profile = int(job["profile"])

@@ -83,13 +83,9 @@ def sync_via_daemon(args: argparse.Namespace) -> int:
     if args.json:
         emit_json({"ok": True, "via": "daemon", **result})
         return 0
-    if "synced" in result:  # a Molto2: its seeded profiles, time only
-        from tokenstation.daemon.token.molto2_session import molto2_drift_words as words
-
-        before = result.get("drift_before_words") or words(
-            result.get("drift_before_s"), precision=False
-        )
-        after = result.get("drift_after_words") or words(result.get("drift_after_s"))
+    if "synced" in result:  # a token with profiles: its seeded ones, time only
+        before = result.get("drift_before_words", "unknown")
+        after = result.get("drift_after_words", "unknown")
         print(
             f"Set the clock of {result['synced']} profiles of {result['model']} {serial} on "
             f"{result['reader']} (through the daemon): the largest drift was {before}; now "
@@ -103,7 +99,7 @@ def sync_via_daemon(args: argparse.Namespace) -> int:
         + (f"; now {after} (±{result['drift_after_uncertainty_s']:.3f} s)." if after else ".")
     )
     if "clock_kind" in result:
-        from tokenstation.daemon.cli.token_cmds import clock_kind_words
+        from tokenstation.daemon.cli.clock_words import clock_kind_words
 
         kind, writes = str(result["clock_kind"]), int(result["clock_writes"])
         print(clock_kind_words(kind, writes, "The daemon remembers it: next time, one write."))

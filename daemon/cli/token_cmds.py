@@ -6,13 +6,13 @@ import argparse
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from tokenstation.daemon.cli.clock_words import clock_kind_words, untrusted_clock_reason
 from tokenstation.daemon.cli.commands import summary
 from tokenstation.daemon.cli.common import (
     EXIT_NO_READER,
     EXIT_UNAVAILABLE,
     EXIT_USAGE,
     CliError,
-    as_path,
     confirm,
     emit_json,
     note,
@@ -21,7 +21,7 @@ from tokenstation.daemon.cli.common import (
     warn,
 )
 from tokenstation.daemon.cli.direct_record import Account, Record
-from tokenstation.daemon.cli.secret_input import add_source_args, secret_source
+from tokenstation.daemon.cli.secret_input import secret_source
 from tokenstation.daemon.intake.otpauth import parse_otpauth, parse_secret, require_burnable
 from tokenstation.daemon.provisioning.otpcode import expected_code
 from tokenstation.daemon.token.errors import InvalidInput
@@ -38,58 +38,21 @@ from tokenstation.daemon.token.settings import HmacAlgorithm, TokenSettings
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register info, sync and burn."""
+    """Register info (sync and burn: their verb modules, sync_cmd and burn_cmd)."""
     p = sub.add_parser("info", help=summary("info"))
-    _reader_args(p)
+    reader_args(p)
     p.add_argument("--quick", action="store_true", help="one read: whole-second drift only")
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser(
-        "sync",
-        help=summary("sync"),
-        description="Through the running daemon when there is one (it knows the settings "
-        "this station wrote); directly otherwise (saying so), with the settings given as flags.",
-    )
-    _reader_args(p)
-    p.add_argument("--serial", help="the token to sync (default: the only one present)")
-    _settings_args(p, required_note=True)
-    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    p.add_argument("--bus", choices=["session", "system"], default="session", help="daemon's bus")
-    p.add_argument("--direct", action="store_true", help="talk to the reader, not the daemon")
-    p.add_argument("--config", type=as_path, metavar="FILE", help=argparse.SUPPRESS)
-    p.add_argument(
-        "--clock-kind",
-        choices=[k.value for k in ClockKind if k is not ClockKind.UNKNOWN],
-        help="direct sync only: what an earlier sync reported of this token's clock "
-        "(a phase-keeping clock is then set with one write)",
-    )
-    p.set_defaults(func=cmd_sync)
 
-    p = sub.add_parser(
-        "burn",
-        help=summary("burn"),
-        description="The secret comes from a file or standard input (--secret-file, "
-        "--uri-file; `-` is standard input) or, on a terminal, is asked for without echo. "
-        "--secret and --uri also work but leave it readable by other local users.",
-    )
-    _reader_args(p)
-    add_source_args(p)
-    _settings_args(p, required_note=False)
-    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    from tokenstation.daemon.cli import molto2_cmds
-
-    molto2_cmds.add_burn_args(p)
-    p.set_defaults(func=cmd_burn)
-
-
-def _reader_args(p: argparse.ArgumentParser) -> None:
+def reader_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--reader", metavar="NAME", help="reader name (default: the one holding a token)"
     )
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
 
 
-def _settings_args(p: argparse.ArgumentParser, *, required_note: bool) -> None:
+def settings_args(p: argparse.ArgumentParser, *, required_note: bool) -> None:
     note = " (the token cannot report it: give what it was burned with)" if required_note else ""
     p.add_argument("--algorithm", choices=["sha1", "sha256"], type=str.lower, help="HMAC" + note)
     p.add_argument("--period", type=int, choices=[30, 60], help="time step in seconds" + note)
@@ -107,9 +70,9 @@ def token_session(reader: str | None) -> Iterator[tuple[str, TokenSession]]:
     from tokenstation.daemon import pcsc
 
     name = pcsc.choose_reader(reader)
-    from tokenstation.daemon.cli import molto2_cmds
+    from tokenstation.daemon.cli.families import refuse_other_families
 
-    molto2_cmds.refuse_single_profile(name)
+    refuse_other_families(name)
     with pcsc.PcscConnection(name) as conn:
         yield name, TokenSession(conn)
 
@@ -176,20 +139,9 @@ def _settings_from_args(args: argparse.Namespace, defaults: TokenSettings | None
     )
 
 
-def cmd_sync(args: argparse.Namespace) -> int:
-    """Set the clock, refusing where it would erase the seed."""
-    from tokenstation.daemon.cli import molto2_cmds
-
-    handled = molto2_cmds.sync_hook(args)
-    if handled is not None:
-        return handled
-    if not args.direct:
-        from tokenstation.daemon.cli.sync_via_daemon import DaemonAbsent, sync_via_daemon
-
-        try:
-            return sync_via_daemon(args)
-        except DaemonAbsent as exc:
-            _direct_instead(args, exc.message, exc.next_step)
+def sync_direct(args: argparse.Namespace) -> int:
+    """Set a single-profile token's clock through the reader, refusing where it would
+    erase the seed (the `sync` verb, ``sync_cmd``, decided it goes here)."""
     settings = _settings_from_args(args, None)
     from tokenstation.daemon.cli.direct_record import direct_record
 
@@ -205,7 +157,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
                 "Place the intended token; nothing was written.",
             )
         if ident.model.programmable and not ident.model.restricted_sync:
-            untrusted = _untrusted_clock_reason()
+            untrusted = untrusted_clock_reason()
             question = (
                 f"Set the clock of {ident.model.name} token {ident.serial} "
                 f"({ident.drift.describe()}) with {settings.hmac.name}, {settings.period} s step, "
@@ -227,7 +179,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return 0
 
 
-def _direct_instead(args: argparse.Namespace, absent: str, start: str) -> None:
+def direct_instead(args: argparse.Namespace, absent: str, start: str) -> None:
     """No daemon: go to the reader directly, saying so; refuse when settings are missing."""
     given = (args.algorithm, args.period, args.display_timeout)
     if any(v is not None for v in given):  # meant for the reader: checked there
@@ -240,23 +192,6 @@ def _direct_instead(args: argparse.Namespace, absent: str, start: str) -> None:
         f"{start} Or give --algorithm, --period and --display-timeout as the token was "
         "burned. Nothing was written.",
     )
-
-
-def _untrusted_clock_reason() -> str:
-    """Why the host clock is not trusted, or "" when it is (asks systemd-timedated)."""
-    import asyncio
-
-    from tokenstation.daemon.clocksync.hostclock import HostClockTrust
-
-    async def ask() -> str:
-        trust = HostClockTrust(log_changes=False)
-        try:
-            answer = await trust.check()
-        finally:
-            await trust.close()
-        return "" if answer.trusted else answer.reason
-
-    return asyncio.run(ask())
 
 
 def _secret_from_args(args: argparse.Namespace) -> tuple[Secret, Account, TokenSettings]:
@@ -285,16 +220,13 @@ def _secret_from_args(args: argparse.Namespace) -> tuple[Secret, Account, TokenS
     return secret, Account(), _settings_from_args(args, TokenSettings())
 
 
-def cmd_burn(args: argparse.Namespace) -> int:
-    """Burn a seed with its settings and the host's time: through the running daemon
-    when there is one, else directly, recorded as the daemon records its burns."""
-    from tokenstation.daemon.cli import molto2_cmds
+def burn(args: argparse.Namespace) -> int:
+    """Burn a seed with its settings and the host's time onto a single-profile token:
+    through the running daemon when there is one, else directly, recorded as the daemon
+    records its burns (the `burn` verb, ``burn_cmd``, decided it goes here)."""
     from tokenstation.daemon.cli.burn_via_daemon import burn_via_daemon, daemon_runs
     from tokenstation.daemon.cli.direct_record import direct_record, record_failure
 
-    handled = molto2_cmds.burn_hook(args)
-    if handled is not None:
-        return handled
     seed, who, settings = _secret_from_args(args)
     label = who.label()
     if daemon_runs(args):
@@ -398,16 +330,3 @@ def _clock_kind_words(result: WriteResult) -> str:
     return clock_kind_words(
         result.clock_kind.value, result.clock_writes, "Next time: --clock-kind phase-keeping."
     )
-
-
-def clock_kind_words(kind: str, writes: int, next_time: str) -> str:
-    """One line on a token's clock kind and the writes a sync took (also for daemon syncs)."""
-    count = f"{writes} clock write{'s' if writes > 1 else ''}"
-    if kind == ClockKind.PHASE_KEEPING:
-        return (
-            f"Its clock is phase-keeping: it keeps its sub-second phase when set, so whole "
-            f"seconds bring it within 0.5 s and no closer ({count}). {next_time}"
-        )
-    if kind == ClockKind.PHASE_RESETTING:
-        return f"Its clock is phase-resetting: it starts the written second at once ({count})."
-    return f"Its clock kind could not be told from this sync ({count})."
