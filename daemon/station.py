@@ -300,10 +300,9 @@ class Station:
         self, p: Presence, changed: list[ProfileInfo], drift: DriftEstimate | None = None
     ) -> None:
         """A write read profiles back (and maybe the clock): the presence keeps them."""
-        if p.profiles is None:
-            return
         by_index = {i.index: i for i in changed}
-        p.profiles = [by_index.get(i.index, i) for i in p.profiles]
+        if p.profiles and by_index:
+            p.profiles = [by_index.get(i.index, i) for i in p.profiles]
         if drift is not None and p.model is not None:
             host = self._host_clock().time()
             p.ident = Identification(p.serial, p.model, round(host + drift.drift_s), host, drift)

@@ -42,7 +42,7 @@ from tokenstation.daemon.token.settings import HmacAlgorithm, TokenSettings
 
 if TYPE_CHECKING:
     from tokenstation.daemon.pcsc import PcscConnection
-    from tokenstation.daemon.registry.molto2_ledger import Ledger
+    from tokenstation.daemon.families.molto2_ledger import Ledger
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -110,7 +110,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _ledger(config_path: Path | None) -> Ledger:
     from tokenstation.daemon.cli.molto2_daemon import state_dir
-    from tokenstation.daemon.registry.molto2_ledger import station_ledger
+    from tokenstation.daemon.families.molto2_ledger import station_ledger
 
     return station_ledger(state_dir(config_path))
 

@@ -88,7 +88,7 @@ def refuse_beside(found: dict[str, Any], what: str, way_out: str) -> CliError:
 
 def _rows(found: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any]]:
     """The presence's profiles with this station's ledger (unreadable here: unknown)."""
-    from tokenstation.daemon.registry.molto2_ledger import station_ledger
+    from tokenstation.daemon.families.molto2_ledger import station_ledger
 
     try:
         burned = station_ledger(state_dir(args.config)).accounts(found["serial"])

@@ -147,8 +147,8 @@ def describe_presence(p: dict[str, Any] | None) -> str:
     if "serial" not in p:
         return f"{p['state']}{': ' + p['detail'] if p.get('detail') else ''}"
     line = f"{p['model']} token {p['serial']}"
-    if "profiles_total" in p:  # a Molto2
-        line += f", {p.get('profiles_used', 0)} of {p['profiles_total']} profiles used"
+    if p.get("holds_words"):  # what a token with profiles holds, in its family's words
+        line += f", {p['holds_words']}"
     if "drift_words" in p:
         precise = p.get("precise")
         line += f", {p['drift_words'] if precise else rough_drift_words(p['drift_s'])}"

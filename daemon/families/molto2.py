@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from tokenstation.daemon.cards import CardOperation, Presence, StationError, StationPort
-from tokenstation.daemon.clocksync.molto2_sync import Molto2SyncWrite
+from tokenstation.daemon.families.molto2_sync import Molto2SyncWrite
 from tokenstation.daemon.clocksync.policy import ClockTrust, KnownSettings, SyncDecision, decide
 from tokenstation.daemon.config import Config
 from tokenstation.daemon.events import ErrorKind, Origin, ProfileView

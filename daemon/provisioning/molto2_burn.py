@@ -41,7 +41,7 @@ from tokenstation.daemon.events import (
 )
 from tokenstation.daemon.provisioning import steps
 from tokenstation.daemon.provisioning.queue import Job
-from tokenstation.daemon.registry.molto2_ledger import Ledger, station_ledger
+from tokenstation.daemon.families.molto2_ledger import Ledger, station_ledger
 from tokenstation.daemon.registry.store import Operation
 from tokenstation.daemon.station import (
     CardOperation,

@@ -24,7 +24,7 @@ from tokenstation.daemon.events import (
     PresenceState,
     ProfileDeleted,
 )
-from tokenstation.daemon.registry.molto2_ledger import station_ledger
+from tokenstation.daemon.families.molto2_ledger import station_ledger
 from tokenstation.daemon.registry.store import Operation
 from tokenstation.daemon.station import CardOperation, Presence, Station, StationError, Written
 from tokenstation.daemon.token import molto2 as m

@@ -36,7 +36,7 @@ from tokenstation.daemon.provisioning.molto2_burn import (
     profile_title,
 )
 from tokenstation.daemon.provisioning.queue import Job, JobQueue, NewJob
-from tokenstation.daemon.registry.molto2_ledger import Ledger
+from tokenstation.daemon.families.molto2_ledger import Ledger
 from tokenstation.daemon.registry.store import Store
 from tokenstation.daemon.simulator.molto2 import Molto2Faults, SimulatedMolto2
 from tokenstation.daemon.station import StationError

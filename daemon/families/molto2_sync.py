@@ -1,4 +1,5 @@
-"""Clock sync of a Molto2: every profile holding a seed, time only, through Station.write.
+"""Clock sync of a Molto2 (its family's sync write): every profile holding a seed, time
+only, through Station.write.
 
 A Molto2 keeps a clock per profile. The time-only write (token-protocol.md 6.1) sets
 a profile's clock and nothing else, and each profile's settings are read from it
