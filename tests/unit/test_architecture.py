@@ -264,9 +264,7 @@ def molto2_names(path: Path) -> list[str]:
             names = [node.attr]
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             names = [node.name]
-        elif isinstance(node, ast.arg):
-            names = [node.arg]
-        elif isinstance(node, ast.keyword) and node.arg:
+        elif isinstance(node, ast.arg) or (isinstance(node, ast.keyword) and node.arg):
             names = [node.arg]
         elif isinstance(node, ast.alias):
             names = [node.name, node.asname or ""]
