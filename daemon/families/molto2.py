@@ -14,12 +14,12 @@ from dataclasses import replace
 from typing import Any
 
 from tokenstation.daemon.cards import CardOperation, Presence, StationError, StationPort
-from tokenstation.daemon.families.molto2_sync import Molto2SyncWrite
 from tokenstation.daemon.clocksync.policy import ClockTrust, KnownSettings, SyncDecision, decide
 from tokenstation.daemon.config import Config
 from tokenstation.daemon.events import ErrorKind, Origin, ProfileView
 from tokenstation.daemon.families.base import Announce, Reading
-from tokenstation.daemon.families.capabilities import ONE_SEED, Capabilities
+from tokenstation.daemon.families.capabilities import Capabilities
+from tokenstation.daemon.families.molto2_sync import Molto2SyncWrite
 from tokenstation.daemon.token import molto2 as m
 from tokenstation.daemon.token.models import Model, ModelTable
 from tokenstation.daemon.token.molto2_session import (
@@ -163,6 +163,3 @@ class Molto2Family:
 
 
 MOLTO2 = Molto2Family()
-
-# Every job the queue holds fits a profile (intake judges by what every family takes).
-assert MOLTO2_TAKES.takes(ONE_SEED)

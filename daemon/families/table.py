@@ -8,6 +8,8 @@ single-profile family is the rest.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from tokenstation.daemon.config import Config
 from tokenstation.daemon.families.base import Announce, Family, Reading
 from tokenstation.daemon.families.molto2 import MOLTO2
@@ -22,9 +24,16 @@ FAMILIES: tuple[Family, ...] = (MOLTO2, SINGLE)
 def family_of(thing: object) -> Family:
     """The family of a Presence, a Reading, a presence's wire view or a family name
     (anything unnamed is a single-profile token's)."""
-    named = getattr(thing, "family", None)  # a Presence's or a Reading's own
+    named: object = getattr(thing, "family", None)  # a Presence's or a Reading's own
+    if isinstance(thing, Mapping):
+        named = thing.get("family")
+    elif isinstance(thing, str):
+        named = thing
     for f in FAMILIES:
-        if named is f or f.recognise(thing):
+        if named is f or named == f.name:
+            return f
+    for f in FAMILIES:
+        if f.recognise(thing):
             return f
     return SINGLE
 
