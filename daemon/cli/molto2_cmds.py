@@ -27,6 +27,7 @@ from tokenstation.daemon.cli.common import (
     emit_json,
     utc,
 )
+from tokenstation.daemon.cli.molto2_daemon import FAMILY
 from tokenstation.daemon.token import molto2 as m
 from tokenstation.daemon.token.errors import InvalidInput, TransportError
 from tokenstation.daemon.token.molto2_session import (
@@ -41,8 +42,8 @@ from tokenstation.daemon.token.secret import Secret
 from tokenstation.daemon.token.settings import HmacAlgorithm, TokenSettings
 
 if TYPE_CHECKING:
-    from tokenstation.daemon.pcsc import PcscConnection
     from tokenstation.daemon.families.molto2_ledger import Ledger
+    from tokenstation.daemon.pcsc import PcscConnection
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -144,7 +145,6 @@ def _the_one_molto2(args: argparse.Namespace) -> str | None:
     """
     from tokenstation.daemon import pcsc
     from tokenstation.daemon.cli.daemon_link import DaemonAbsent, daemon_call
-    from tokenstation.daemon.cli.molto2_daemon import FAMILY
     from tokenstation.daemon.families.views import family_name
 
     try:
