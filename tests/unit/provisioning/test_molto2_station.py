@@ -139,6 +139,10 @@ def test_the_tray_shows_the_offer_and_the_molto2_in_words() -> None:
         verdict="drift",  # type: ignore[arg-type]
         sync_safe=True,
         sync_offered=True,
+        # The family's words, as the station publishes them (families/molto2.py).
+        family="molto2",
+        name_words="Molto2v2 58000001",
+        holds_words="12 of 100 profiles used",
         profiles_total=100,
         profiles_used=12,
         next_free_profile=12,
