@@ -11,7 +11,7 @@ never test what a token holds.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -20,6 +20,7 @@ from tokenstation.daemon.clocksync.policy import ClockTrust, KnownSettings, Sync
 from tokenstation.daemon.config import Config
 from tokenstation.daemon.events import Origin
 from tokenstation.daemon.families.capabilities import Capabilities
+from tokenstation.daemon.families.views import SINGLE
 from tokenstation.daemon.token.models import Model, ModelTable
 from tokenstation.daemon.token.profiles import ProfileInfo
 from tokenstation.daemon.token.session import Connection, HostClock, Identification, TimedInfo
@@ -112,3 +113,13 @@ class Family(FamilyView, Protocol):
     def log_words(self, p: Presence) -> str:
         """One log line for a measured token."""
         ...
+
+
+def is_of(family: Family, thing: object) -> bool:
+    """Whether ``thing`` (a Reading, a Presence, a presence's wire view, or a family name)
+    is of ``family`` (a view that names no family is a single-profile token's)."""
+    if isinstance(thing, Reading | Presence):
+        return thing.family is family
+    if isinstance(thing, Mapping):
+        return bool(thing.get("family", SINGLE) == family.name)
+    return thing == family.name

@@ -9,7 +9,6 @@ drift is one whole-second figure (the largest of its seeded profiles' clocks).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -17,7 +16,7 @@ from tokenstation.daemon.cards import CardOperation, Presence, StationError, Sta
 from tokenstation.daemon.clocksync.policy import ClockTrust, KnownSettings, SyncDecision, decide
 from tokenstation.daemon.config import Config
 from tokenstation.daemon.events import ErrorKind, Origin, ProfileView
-from tokenstation.daemon.families.base import Announce, Reading
+from tokenstation.daemon.families.base import Announce, Reading, is_of
 from tokenstation.daemon.families.capabilities import Capabilities
 from tokenstation.daemon.families.molto2_sync import Molto2SyncWrite
 from tokenstation.daemon.token import molto2 as m
@@ -66,11 +65,7 @@ class Molto2Family:
     settings_from_registry = False
 
     def recognise(self, thing: object) -> bool:
-        if isinstance(thing, Reading | Presence):
-            return thing.family is self
-        if isinstance(thing, Mapping):
-            return bool(thing.get("family") == self.name)
-        return thing == self.name
+        return is_of(self, thing)
 
     def by_reader(self, reader: str) -> bool:
         return m.is_molto2_reader(reader)

@@ -9,7 +9,6 @@ caller's or confirmed defaults), and on a model whose clock write erases the see
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from tokenstation.daemon.cards import CardOperation, Presence, StationPort
@@ -23,8 +22,9 @@ from tokenstation.daemon.clocksync.policy import (
 from tokenstation.daemon.clocksync.single_sync import SyncWrite, settings_for
 from tokenstation.daemon.config import Config
 from tokenstation.daemon.events import Origin
-from tokenstation.daemon.families.base import Announce, Reading
+from tokenstation.daemon.families.base import Announce, Reading, is_of
 from tokenstation.daemon.families.capabilities import ONE_SEED, Capabilities
+from tokenstation.daemon.families.views import SINGLE as SINGLE_NAME
 from tokenstation.daemon.token.models import Model, ModelTable
 from tokenstation.daemon.token.session import (
     Connection,
@@ -39,15 +39,11 @@ from tokenstation.daemon.token.settings import TokenSettings
 class SingleFamily:
     """The single-profile tokens."""
 
-    name = "single"
+    name = SINGLE_NAME
     settings_from_registry = True
 
     def recognise(self, thing: object) -> bool:
-        if isinstance(thing, Reading | Presence):
-            return thing.family is self
-        if isinstance(thing, Mapping):
-            return bool(thing.get("family", self.name) == self.name)
-        return thing == self.name
+        return is_of(self, thing)
 
     def by_reader(self, reader: str) -> bool:
         return False  # a reader's name never says it: the serial prefix does
