@@ -26,8 +26,9 @@ from tokenstation.daemon.token.profiles import ProfileInfo
 from tokenstation.daemon.token.session import Connection, HostClock, Identification, TimedInfo
 from tokenstation.daemon.token.settings import TokenSettings
 
-#: Told of a token at its first read, before the precise drift (family, read, model).
-Announce = Callable[["Family", TimedInfo, Model], None]
+#: Told of a token at its first read, before the precise drift (family, read, model);
+#: False: no precise measurement (a burn follows at once and measures it after).
+Announce = Callable[["Family", TimedInfo, Model], bool]
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class Reading:
     family: Family
     ident: Identification
     profiles: list[ProfileInfo] | None = None
+    #: Measured as precisely as the family measures (False: one read, a burn follows).
+    precise: bool = True
 
 
 class Family(FamilyView, Protocol):

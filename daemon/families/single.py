@@ -65,7 +65,7 @@ class SingleFamily:
         ident = session.identify(
             on_first=lambda read, model: announce(self, read, model), first=first
         )
-        return Reading(self, ident)
+        return Reading(self, ident, precise=ident.drift.method == "rollover")
 
     def capabilities(self, model: Model | None = None) -> Capabilities:
         if model is None:

@@ -39,9 +39,9 @@ from tokenstation.daemon.events import (
     Outcome,
     PresenceState,
 )
+from tokenstation.daemon.families.molto2_ledger import Ledger, station_ledger
 from tokenstation.daemon.provisioning import steps
 from tokenstation.daemon.provisioning.queue import Job
-from tokenstation.daemon.families.molto2_ledger import Ledger, station_ledger
 from tokenstation.daemon.registry.store import Operation
 from tokenstation.daemon.station import (
     CardOperation,

@@ -28,6 +28,7 @@ from tokenstation.daemon.events import (
     ReaderChange,
     TokenMeasured,
 )
+from tokenstation.daemon.families.molto2_ledger import Ledger
 from tokenstation.daemon.intake.otpauth import OtpAccount
 from tokenstation.daemon.pcsc import ReaderEvent
 from tokenstation.daemon.provisioning.molto2_burn import (
@@ -36,7 +37,6 @@ from tokenstation.daemon.provisioning.molto2_burn import (
     profile_title,
 )
 from tokenstation.daemon.provisioning.queue import Job, JobQueue, NewJob
-from tokenstation.daemon.families.molto2_ledger import Ledger
 from tokenstation.daemon.registry.store import Store
 from tokenstation.daemon.simulator.molto2 import Molto2Faults, SimulatedMolto2
 from tokenstation.daemon.station import StationError
