@@ -162,13 +162,27 @@ class Written:
 
 
 class StationPort(Protocol):
-    """What a family's card write needs of the Station (``station.Station`` is one)."""
+    """What a family's card writes and the features' steps need of the Station
+    (``station.Station`` is one), so that they need not import it."""
 
     cfg: Config
     store: Store
+    models: ModelTable
+    readers: dict[str, Presence | None]
 
     async def check_clock(self, *, fresh: bool = False) -> ClockTrust:
         """Whether the host clock may be trusted now."""
+        ...
+
+    def publish(self, event: Event) -> None:
+        """Send an event to every subscriber."""
+
+    def find(self, serial: str = "", reader: str = "") -> Presence:
+        """The presented token to act on."""
+        ...
+
+    async def write(self, p: Presence, w: CardOperation[Any]) -> Event:
+        """Carry out one card write on the one write path."""
         ...
 
     def update_profiles(
