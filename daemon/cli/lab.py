@@ -136,29 +136,26 @@ class _FidoKey:
 
 def _serial(spec: TokenSpec, n: int) -> str:
     """The serial of token ``n``: its model's prefix and the reader's number."""
-    if spec.kind == "molto2":
-        return f"5800{n + 1:04d}"
-    return f"{SINGLE_KINDS[spec.kind].prefix}{417 + n:07d}"
+    from tokenstation.daemon.simulator.devices import lab_serial
+
+    return lab_serial(spec.kind, n) or f"{SINGLE_KINDS[spec.kind].prefix}{417 + n:07d}"
 
 
 def _runner(spec: TokenSpec, n: int, port: int, folder: Path) -> Placed:
     """The simulator runner of token ``n`` (its display log and state file in ``folder``)."""
     from tokenstation.daemon.intake.otpauth import parse_secret
-    from tokenstation.daemon.simulator.molto2 import SimulatedMolto2
-    from tokenstation.daemon.simulator.molto2_runner import Molto2Runner
+    from tokenstation.daemon.simulator.devices import lab_runner
     from tokenstation.daemon.simulator.runner import SimulatorRunner
     from tokenstation.daemon.simulator.token import SimulatedToken
-    from tokenstation.daemon.token.molto2 import ProfileSettings
 
     if spec.kind == "fido":
         return _FidoKey(port)
     seed = parse_secret(DEMO_SEED)[0]
     out = (folder / f"{n}-{spec.kind}.log").open("a", buffering=1)
     state = folder / f"{n}-{spec.kind}.json"
-    if spec.kind == "molto2":
-        device = SimulatedMolto2(serial=_serial(spec, n), clock_offset_s=spec.offset)
-        device.preload(0, seed, ProfileSettings(), "Example:lab")
-        return Molto2Runner(device, port, state_file=state, out=out)
+    device = lab_runner(spec.kind, n, spec.offset, port, seed=seed, state=state, out=out)
+    if device is not None:
+        return device
     token = SimulatedToken(serial=_serial(spec, n), clock_offset_s=spec.offset, seed=seed)
     return SimulatorRunner(token, port, state_file=state, out=out)
 

@@ -136,9 +136,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="not a token: 'plain' (the default) refuses every command, like a bank card; "
         "'fido' is a FIDO2 security key that answers the FIDO and OATH applets' SELECTs",
     )
-    from tokenstation.daemon.simulator import molto2_runner
+    from tokenstation.daemon.simulator.devices import add_device_arguments
 
-    molto2_runner.add_arguments(p)
+    add_device_arguments(p)
     p.set_defaults(func=cmd_simulate)
 
 
@@ -155,10 +155,11 @@ def _simulate(args: argparse.Namespace) -> int:
         from tokenstation.daemon.simulator.foreign import run_foreign
 
         return run_foreign(args.port, args.host, args.state_file, args.foreign_card)
-    if args.model == "molto2":
-        from tokenstation.daemon.simulator import molto2_runner
+    from tokenstation.daemon.simulator.devices import run_model
 
-        return molto2_runner.run(args)
+    ran = run_model(args.model, args)
+    if ran is not None:
+        return ran
     seed = parse_secret(args.seed)[0] if args.seed else None
     token = SimulatedToken(
         serial=args.serial or "86596320000001",

@@ -239,9 +239,6 @@ MOLTO2_NAMED_STILL = {
     "tokenstation.daemon.bus.ops",
     # The [molto2] section of the configuration (its customer key).
     "tokenstation.daemon.config",
-    # The simulator's command-line faces (`simulate --molto2`, `lab`).
-    "tokenstation.daemon.cli.lab",
-    "tokenstation.daemon.cli.simulate",
 }
 
 
