@@ -187,6 +187,10 @@ SAMPLES: list[Event] = [
             "drift_words": "37 s fast (whole-second clock, ±1 s)",
             "drift_method": "profile-clock",
         },
+        # The family's words, as the station publishes them (families/molto2.py).
+        family="molto2",
+        name_words="Molto2v2 58000001",
+        holds_words="3 of 100 profiles used",
         profiles=tuple(
             ProfileView(
                 profile=i, title=f"P{i}", seed_present=i < 3, hmac="SHA1", digits=6, period=30
