@@ -45,8 +45,8 @@ from tokenstation.daemon.events import (
 from tokenstation.daemon.faults import CrashPoint
 from tokenstation.daemon.handover.keeper import Keeper
 from tokenstation.daemon.handover.pusher import Pusher
-from tokenstation.daemon.intake.files import IntakeFiles, Refusal
-from tokenstation.daemon.intake.ingest import NotAFile, Opened, judge_bytes, open_and_read, read_fd
+from tokenstation.daemon.intake.files import IntakeFiles, Refusal, UnsafeFolder
+from tokenstation.daemon.intake.ingest import NotAFile, NotTrusted, Opened, judge_bytes, read_fd
 from tokenstation.daemon.intake.payload import Verdict, advice
 from tokenstation.daemon.provisioning import molto2_burn, provlog
 from tokenstation.daemon.provisioning.away import NOTE, AwayBurn, AwayBurns
@@ -152,7 +152,7 @@ class Provisioner:
         self.queue = queue
         self.cfg = cfg
         self.folder = drop_folder
-        self.files = IntakeFiles(drop_folder)
+        self.files = IntakeFiles(drop_folder, cfg.drop.owner_uids())
         self.log_path = log_path
         self.loop = loop
         self.paused = False
@@ -252,7 +252,13 @@ class Provisioner:
             "paused": self.paused,
             "mode": self.cfg.mode,
             "drop_folder": str(self.folder),
-            "drop_folder_watch": self._watch_mode,
+            "drop_folder_watch": self._watch_mode
+            + (
+                f"; NOT TAKING FILES THAT NEED IT: {trouble}"
+                if (trouble := self.files.trouble)
+                else ""
+            ),
+            "drop_folder_writers": self.files.writers,
             "qr_decoders": self.decoder.describe(),
             "station": self.cfg.station,
             "store": self.shared.status()
@@ -396,9 +402,14 @@ class Provisioner:
         """A claimed file (drop-folder thread): judge, queue, clear away; see intake_files."""
         name = shown_name(path.name)
         try:
-            opened = open_and_read(path, self.cfg.drop.max_file_bytes, for_erasing=True)
+            opened = self.files.open_claimed(path, self.cfg.drop.max_file_bytes)
         except FileNotFoundError:
             return Verdict(name, "gone", "ignored", "the file went away before it was read")
+        except UnsafeFolder as exc:  # it stays claimed, judged again at the next start
+            log.error("%s waits: %s", name, exc)
+            return Verdict(name, "waiting", "ignored", str(exc))
+        except NotTrusted as exc:
+            return self._refuse(path, Verdict(name, "untrusted-file", "error", str(exc)))
         except NotAFile as exc:
             return self._refuse(path, Verdict(name, "unsupported-file", "error", str(exc)))
         except OSError as exc:
@@ -420,7 +431,10 @@ class Provisioner:
                 return self._refuse(path, verdict, opened)
             if verdict.verdict != "ok":
                 return self._refuse(path, verdict, opened)
-            self._clear_away(opened)
+            try:
+                self._clear_away(opened)
+            except UnsafeFolder as exc:  # queued; erased as seen before at the next start
+                log.error("%s stays claimed: %s", name, exc)
         finally:
             opened.close()
         self._announce(verdict, intake)
