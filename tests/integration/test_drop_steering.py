@@ -18,6 +18,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -61,8 +62,12 @@ class _AnyUserBus(PrivateBus):
     """The session-like private bus, open to every local user (daemon and watcher differ)."""
 
     def config(self) -> str:
-        return super().config().replace(
-            '<policy context="default">', '<policy context="default">\n    <allow user="*"/>', 1
+        return (
+            super()
+            .config()
+            .replace(
+                '<policy context="default">', '<policy context="default">\n    <allow user="*"/>', 1
+            )
         )
 
 
@@ -151,7 +156,7 @@ class _Starter:
             st.env, ["--config", str(config)], st.base / f"daemon{n}.log", st.as_user
         )
         self.started.append((daemon, watcher))
-        wait_until(lambda: (st.drop / ".taking" / "erase").is_dir(), 5.0, "subfolders made")
+        wait_until((st.drop / ".taking" / "erase").is_dir, 5.0, "subfolders made")
         assert (st.drop / ".taking").stat().st_uid == st.uid  # made by the daemon's user
         return daemon, watcher
 
@@ -192,13 +197,12 @@ def test_a_replaced_failed_folder_gets_nothing_and_status_says_so(
 ) -> None:
     st = station
     daemon, bus = start()
-    assert "others may write in it: the group users" in status(st)
     # A member hides failed/ and puts a link to the vault in its place, then drops a file
     # that is refused (another user's): on main it was moved into the vault.
     member("mv failed failed.old && ln -s ../vault failed && echo 'rm -rf /' > evil.sh", st)
     event = bus.expect("FileTaken", file="evil.sh")
-    assert event["verdict"] == "error" and event["moved_to"] == ""
     victim_untouched(st)
+    assert event["verdict"] == "error" and event["moved_to"] == ""
     assert (st.drop / ".taking" / "claim" / "evil.sh").exists()  # held where it was claimed
     wait_until(lambda: "failed is a symbolic link" in daemon.output(), 3.0, "logged")
     shown = status(st)
@@ -211,7 +215,8 @@ def test_a_replaced_failed_folder_gets_nothing_and_status_says_so(
     assert event["moved_to"] == str(st.drop / "failed" / "notes.doc")
     reason = (st.drop / "failed" / "notes.doc.reason.txt").read_text()
     assert "belongs to nobody" in reason and "[drop] owners" in reason
-    assert "NOT TAKING" not in status(st)
+    shown = status(st)
+    assert "NOT TAKING" not in shown and "others may write in it: the group users" in shown
     victim_untouched(st)
     assert daemon.proc.poll() is None
 
@@ -222,15 +227,24 @@ def test_a_replaced_claim_folder_takes_nothing(station: Station, start: _Starter
     # .taking replaced by a link to a folder of the member's, whose claim/ is a link to
     # the vault; then a file named like the victim is dropped.
     member(
-        "mkdir -m 700 /tmp/ts-steer-$$ && ln -s \"$PWD/../vault\" /tmp/ts-steer-$$/claim"
+        'mkdir -m 700 /tmp/ts-steer-$$ && ln -s "$PWD/../vault" /tmp/ts-steer-$$/claim'
         " && mkdir /tmp/ts-steer-$$/erase && mv .taking .taking.old"
         " && ln -s /tmp/ts-steer-$$ .taking && echo hello > victim.txt",
         st,
     )
     try:
-        wait_until(lambda: ".taking is a symbolic link" in daemon.output(), 5.0, "refused")
+        wait_until(
+            lambda: (
+                ".taking is a symbolic link" in daemon.output()
+                or not (st.drop / "victim.txt").exists()
+                or bus.count("FileTaken") > 0
+            ),
+            5.0,
+            "refused",
+        )
         victim_untouched(st)
-        assert (st.drop / "victim.txt").read_text() == "hello\n"  # never claimed
+        # Never claimed: on main it was moved through the links into the vault, judged there.
+        assert (st.drop / "victim.txt").read_text() == "hello\n"
         assert bus.count("FileTaken") == 0
         assert ".taking is a symbolic link" in status(st)
     finally:
@@ -241,22 +255,40 @@ def test_a_replaced_claim_folder_takes_nothing(station: Station, start: _Starter
     member("mkdir -m 777 .taking && ln -s ../../vault .taking/claim", st)
     wait_until(lambda: "a folder of another user (nobody)" in daemon.output(), 5.0, "refused")
     victim_untouched(st)
+    assert (st.drop / "victim.txt").read_text() == "hello\n"
     assert daemon.proc.poll() is None
 
 
-def test_a_replaced_archive_keeps_nothing_and_listed_owners_are_taken(
-    station: Station, start: _Starter
-) -> None:
+def test_a_replaced_archive_keeps_nothing(station: Station, start: _Starter) -> None:
     st = station
-    daemon, bus = start('after = "archive"\nowners = ["nobody"]\n')
-    member(f"mv archive archive.old && ln -s ../vault archive && echo '{DROPPED}' > in.txt", st)
-    event = bus.expect("FileTaken", file="in.txt")  # nobody is listed: taken
+    daemon, bus = start('after = "archive"\n')
+    member("mv archive archive.old && ln -s ../vault archive", st)
+    dropped = st.drop / "in.txt"
+    dropped.write_text(DROPPED)
+    st.own(dropped, 0o600)  # the daemon's user's own file: taken
+    event = bus.expect("FileTaken", file="in.txt")
     assert event["verdict"] == "ok" and len(event["queued"]) == 1
-    wait_until(lambda: "archive is a symbolic link" in daemon.output(), 3.0, "refused")
+    wait_until(
+        lambda: (
+            not (st.drop / ".taking" / "claim" / "in.txt").exists()
+            or ("archive is a symbolic link" in daemon.output())
+        ),
+        3.0,
+        "kept or refused",
+    )
     victim_untouched(st)
-    assert (st.drop / ".taking" / "claim" / "in.txt").read_text() == DROPPED + "\n"
+    assert (st.drop / ".taking" / "claim" / "in.txt").read_text() == DROPPED  # held there
     assert "archive is a symbolic link" in status(st)
     assert daemon.proc.poll() is None
+
+
+def test_a_file_of_a_listed_owner_is_taken(station: Station, start: _Starter) -> None:
+    st = station
+    _daemon, bus = start('owners = ["nobody"]\n')
+    member(f"echo '{DROPPED}' > in.txt", st)
+    event = bus.expect("FileTaken", file="in.txt")
+    assert event["verdict"] == "ok" and len(event["queued"]) == 1
+    wait_until(lambda: not list(st.drop.rglob("in.txt")), 3.0, "taken and erased")
 
 
 def test_a_hard_link_is_refused_unread_and_its_target_untouched(
@@ -269,12 +301,14 @@ def test_a_hard_link_is_refused_unread_and_its_target_untouched(
     st.own(target, 0o640)
     os.link(target, st.drop / "linked.txt")  # the daemon's user's file, a second name
     event = bus.expect("FileTaken", file="linked.txt")
-    assert event["verdict"] == "error" and event["queued"] == []
-    reason = (st.drop / "failed" / "linked.txt.reason.txt").read_text()
-    assert "hard link" in reason and "neither read, zeroed nor changed" in reason
+    wait_until(lambda: not (st.drop / "linked.txt").exists(), 3.0, "claimed")
+    time.sleep(0.5)  # what main did next: zero the inode and re-mode it
     info = os.stat(target)
     assert target.read_text() == VICTIM and stat.S_IMODE(info.st_mode) == 0o640
     assert info.st_uid == st.uid
+    assert event["verdict"] == "error" and event["queued"] == []
+    reason = (st.drop / "failed" / "linked.txt.reason.txt").read_text()
+    assert "hard link" in reason and "neither read, zeroed nor changed" in reason
 
 
 def test_a_file_of_another_owner_is_refused_unread(station: Station, start: _Starter) -> None:
