@@ -227,7 +227,7 @@ def test_a_replaced_claim_folder_takes_nothing(station: Station, start: _Starter
     # .taking replaced by a link to a folder of the member's, whose claim/ is a link to
     # the vault; then a file named like the victim is dropped.
     member(
-        'mkdir -m 700 /tmp/ts-steer-$$ && ln -s "$PWD/../vault" /tmp/ts-steer-$$/claim'
+        'mkdir -m 755 /tmp/ts-steer-$$ && ln -s "$PWD/../vault" /tmp/ts-steer-$$/claim'
         " && mkdir /tmp/ts-steer-$$/erase && mv .taking .taking.old"
         " && ln -s /tmp/ts-steer-$$ .taking && echo hello > victim.txt",
         st,
