@@ -1,6 +1,6 @@
 """Cost as work grows: the shared PostgreSQL queue with 1-30 stations and 1k-100k jobs.
 
-One private PostgreSQL (daemon/simulator/pgserver.py, fsync off) and, per jobs count,
+One private PostgreSQL (tests/pgserver.py, fsync off) and, per jobs count,
 one fresh database holding that many jobs (half queued, half burned history with a
 token serial each, inserted in one statement). Stations are in-process threads, each
 with its own ``JobQueue`` and connections, doing what a station does when a token is
@@ -171,7 +171,8 @@ def cell(url: str, stations: int, seconds: float) -> dict[str, Any]:
 
 
 def run_tree(seconds: float, jobs: tuple[int, ...], stations: tuple[int, ...]) -> dict[str, Any]:
-    from tokenstation.daemon.simulator.pgserver import PgServer
+    from pgserver import PgServer
+
     from tokenstation.daemon.storage.postgres import PostgresDatabase
 
     server = PgServer().start()
