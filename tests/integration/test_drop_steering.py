@@ -104,7 +104,7 @@ class Station:
 def station(request: pytest.FixtureRequest, station_user: str) -> Iterator[Station]:
     base = Path(tempfile.mkdtemp(prefix="ts-steer-"))
     base.chmod(0o755)  # the member and the daemon's user reach their folders in it
-    bus = _AnyUserBus().start()
+    bus: PrivateBus = _AnyUserBus().start()
     try:
         if request.param == "root":
             uid, gid, as_user = 0, 0, []
