@@ -261,13 +261,13 @@ class IntakeFiles:
         try:
             fd = os.open(self.folder, _DIR_FLAGS)
         except OSError as exc:
-            if exc.errno == errno.ELOOP:
+            if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                raise
+            if os.path.islink(self.folder):
                 raise UnsafeFolder(
                     f"{shown} is a symbolic link: name the folder it points to as [drop] folder"
                 ) from None
-            if exc.errno == errno.ENOTDIR:
-                raise UnsafeFolder(f"{shown} is not a folder: name a folder") from None
-            raise
+            raise UnsafeFolder(f"{shown} is not a folder: name a folder") from None
         st = os.fstat(fd)
         who = writers(st)
         sticky = bool(st.st_mode & stat.S_ISVTX)
