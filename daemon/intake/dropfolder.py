@@ -121,7 +121,7 @@ class DropFolder:
         try:
             self.prepare()
         except (UnsafeFolder, OSError) as exc:
-            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            why = f"it cannot be opened ({exc.strerror})" if isinstance(exc, OSError) else str(exc)
             self.mode = f"not watching: {why}; then restart the daemon"
             log.error("drop folder %s: %s", self.path, self.mode)
             return
