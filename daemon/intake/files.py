@@ -294,25 +294,31 @@ class IntakeFiles:
 
     def _sub(self, parts: tuple[str, ...]) -> int:
         """The subfolder ``parts`` opened now, each step relative to its parent's
-        descriptor; raises :class:`UnsafeFolder` (kept as :attr:`trouble`)."""
+        descriptor; raises :class:`UnsafeFolder` (kept as :attr:`trouble` until that
+        folder is found usable again)."""
         fd = self._open_folder()
         opened: list[int] = []
         try:
             for i, name in enumerate(parts):
-                fd = _open_dir(fd, name, shown_name(str(self.folder.joinpath(*parts[: i + 1]))))
+                where = parts[: i + 1]
+                try:
+                    fd = _open_dir(fd, name, shown_name(str(self.folder.joinpath(*where))))
+                except UnsafeFolder as exc:
+                    if self._trouble.get(where) != str(exc):
+                        log.error("drop folder: %s", exc)
+                    self._trouble[where] = str(exc)
+                    raise
                 opened.append(fd)
-        except UnsafeFolder as exc:
-            if self._trouble.get(parts) != str(exc):
-                log.error("drop folder: %s", exc)
-            self._trouble[parts] = str(exc)
+        except BaseException:
+            for each in opened:
+                os.close(each)
             raise
-        finally:
-            for other in opened[:-1]:
-                os.close(other)
-        if self._trouble.pop(parts, None) is not None:
-            log.info(
-                "drop folder: %s is usable again", shown_name(str(self.folder.joinpath(*parts)))
-            )
+        for each in opened[:-1]:
+            os.close(each)
+        for i in range(1, len(parts) + 1):
+            if self._trouble.pop(parts[:i], None) is not None:
+                shown = shown_name(str(self.folder.joinpath(*parts[:i])))
+                log.info("drop folder: %s is usable again", shown)
         return opened[-1]
 
     @contextlib.contextmanager

@@ -358,6 +358,29 @@ def test_a_subfolder_replaced_while_running_is_refused_and_made_again_once_gone(
     files.failed.unlink()
     assert files.refuse(claimed, refusal) == files.failed / "x.txt"
     assert files.trouble == ""
+    # .taking itself replaced: nothing is claimed, and no descriptor is left open.
+    os.rename(files.work, tmp_path / "old-taking")
+    os.symlink(elsewhere, files.work)
+    (files.folder / "y.txt").write_text("hello")
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(3):
+        with pytest.raises(UnsafeFolder, match=r"\.taking is a symbolic link"):
+            files.claim(files.folder / "y.txt")
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert (files.folder / "y.txt").exists() and os.listdir(elsewhere) == []
+    assert files.trouble.count(".taking is a symbolic link") == 1
+    files.work.unlink()
+    # The claim folder inside it replaced (only our own user could): the same.
+    files_in(tmp_path)
+    os.rename(files.claims, tmp_path / "old-claim")
+    os.symlink(elsewhere, files.claims)
+    before = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(UnsafeFolder, match="claim is a symbolic link"):
+        files.claim(files.folder / "y.txt")
+    assert len(os.listdir("/proc/self/fd")) == before
+    files.claims.unlink()
+    assert files.claim(files.folder / "y.txt") == files.claims / "y.txt"
+    assert files.trouble == ""
 
 
 def test_a_hard_link_or_another_users_file_is_refused_unread_and_never_remoded(
