@@ -14,8 +14,9 @@ import asyncio
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
@@ -24,6 +25,7 @@ from tokenstation.daemon import __version__
 from tokenstation.daemon.clocksync.policy import (
     ClockTrust,
     SyncDecision,
+    burn_follows,
     decide,
     known_settings,
     molto2_decision,
@@ -98,6 +100,10 @@ R = TypeVar("R")
 
 #: A card that is not a token is announced once per reader and ATR in this window.
 IGNORED_CARD_QUIET_S = 60.0
+
+#: How long a placement's examination waits for the answer to "does a burn follow at
+#: once?" (a few queue reads) before it measures the token as any placement is.
+BURN_QUESTION_S = 2.0
 
 Listener = Callable[[Event], None]
 ConnectionFactory = Callable[[str], AbstractContextManager[Connection]]
@@ -332,6 +338,11 @@ class Station:
         self._ignored: dict[tuple[str, bytes], float] = {}
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="token-io")
         self.started_at = time.time()
+        #: Asked at a placement, once the token is known (set by station mode's burner):
+        #: will a burn follow at once? Then the placement is measured by its one read (a
+        #: one-second window) and not precisely: the burn sets the clock and measures it
+        #: precisely after. None: every placement is measured precisely.
+        self.burns_at_once: Callable[[Presence], Awaitable[bool]] | None = None
 
     # -- subscribers ---------------------------------------------------------------------
 
@@ -455,8 +466,18 @@ class Station:
     async def _examine(self, reader: str, gen: int, event_at: float) -> None:
         loop = asyncio.get_running_loop()
 
-        def presented(first: TimedInfo, model: Model) -> None:
-            loop.call_soon_threadsafe(self._presented, reader, gen, first, model, event_at)
+        def presented(first: TimedInfo, model: Model) -> bool:
+            """On the pool thread: announce the token; False: no precise measurement."""
+            if self.burns_at_once is None:
+                loop.call_soon_threadsafe(self._presented, reader, gen, first, model, event_at)
+                return True
+            asked = asyncio.run_coroutine_threadsafe(
+                self._presented_asking(reader, gen, first, model, event_at), loop
+            )
+            try:
+                return not asked.result(timeout=BURN_QUESTION_S)
+            except FutureTimeout:  # no answer in time: measured as any placement is
+                return True
 
         def identify(conn: Connection, clock: HostClock) -> Identification | Molto2Reading:
             return self._identify(reader, conn, clock, presented)
@@ -485,7 +506,7 @@ class Station:
         reader: str,
         conn: Connection,
         clock: HostClock,
-        presented: Callable[[TimedInfo, Model], None],
+        presented: Callable[[TimedInfo, Model], bool],
     ) -> Identification | Molto2Reading:
         """A pool thread: what the card is, read once per placement (never in a loop).
 
@@ -577,8 +598,33 @@ class Station:
         log.info("token %s (%s) on %s", p.serial, model.name, reader)
         self.publish(TokenPresented(**p.fields(), event_at=round(event_at, 6)))
 
+    async def _presented_asking(
+        self, reader: str, gen: int, first: TimedInfo, model: Model, event_at: float
+    ) -> bool:
+        """Announce the token, then ask whether a burn follows at once."""
+        self._presented(reader, gen, first, model, event_at)
+        p = self._current(reader, gen)
+        if p is None or self.burns_at_once is None or not model.programmable:
+            return False
+        try:
+            return await self.burns_at_once(p)
+        except Exception:  # the question is an optimisation: never a lost placement
+            log.exception("deciding whether token %s is burned at once failed", p.serial)
+            return False
+
     async def _measured(self, p: Presence, ident: Identification) -> None:
         p.ident = ident
+        if ident.drift.method != "rollover":  # a burn follows at once and sets the clock
+            self._recorded(p, ident)
+            p.decision = burn_follows(ident.drift.drift_s, self.cfg)
+            log.info(
+                "token %s: %s (one read, ±%.1f s); a burn follows at once and measures it after",
+                ident.serial,
+                describe_drift(ident.drift.drift_s),
+                ident.drift.uncertainty_s,
+            )
+            self.publish(TokenMeasured(**p.fields()))
+            return
         p.precise = True
         record = self._recorded(p, ident, known=True)
         p.decision = await self._decide(ident.model, ident.drift.drift_s, record)
@@ -739,6 +785,7 @@ class Station:
             after = writes.after_write(result) if isinstance(result, WriteResult) else None
             if after is not None and p.model:
                 p.ident = after
+                p.precise = p.precise or after.drift.method == "rollover"  # a fast burn's
                 self._record_drift_if_reachable(p, after)
             done = w.succeeded(p, result)
             if p.model is not None and p.ident is not None:

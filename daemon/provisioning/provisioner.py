@@ -125,6 +125,8 @@ class Provisioner:
         if queue.shared:
             self.shared = SharedQueue(self, loop)
         station.subscribe(self._on_event)
+        if cfg.mode == "station":  # a burn at once needs no precise drift before it
+            station.burns_at_once = self.burns_at_once
 
     def recover(self) -> list[Job]:
         """At start-up (single instance assured): settle burns a stop interrupted."""
@@ -590,6 +592,22 @@ class Provisioner:
             question=f"Burn {choice.job.label()} onto token {p.serial}?",
             warning=choice.reason,
         )
+
+    async def burns_at_once(self, p: Presence) -> bool:
+        """Station mode, at a placement (a single-profile token, known by its first read):
+        will a job be burned onto it at once? The same choice :meth:`_consider_now`
+        makes then; any doubt (paused, the shared database away, not yet recovered)
+        says no, and the token is measured precisely as any placement is."""
+        if self.paused or not self.recovered or p.model is None or p.profiles is not None:
+            return False
+        try:
+            page = self.queue.claimable(p.serial, CANDIDATES + len(self._skipped) + len(self.held))
+            why = self.burned_before(p.serial)
+        except StoreUnavailable:
+            return False
+        waiting = self._waiting(page, p)
+        choice = choose_job(p.model, p.serial, bool(why), waiting, self.cfg.mode, why=why)
+        return choice.job is not None and choice.automatic
 
     def _waiting(self, jobs: list[Job], p: Presence) -> list[Job]:
         """``jobs`` without those skipped for this placement or held by a caller."""
