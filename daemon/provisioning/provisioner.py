@@ -570,7 +570,16 @@ class Provisioner:
         if p is None or p.model is None or self.paused:
             return
         if p.profiles is not None:  # a Molto2: the next jobs into its free profiles
-            await molto2_burn.consider(self, p, self._waiting(self.queue.jobs(["queued"]), p))
+            # A page, as below (a batch read every waiting job per profile burned before).
+            page = self.queue.claimable(p.serial, CANDIDATES + len(self._skipped) + len(self.held))
+            waiting = self._waiting(page, p)
+            free = p.free_profiles()
+            if (
+                len(page) >= CANDIDATES
+                and not molto2_burn.choose_profile_job(p.serial, free, waiting, self.cfg.mode).job
+            ):
+                waiting = self._waiting(self.queue.jobs(["queued"]), p)
+            await molto2_burn.consider(self, p, waiting)
             return
         # A page of candidates, not the whole queue; the whole queue only when that page
         # holds nothing this token can take (all skipped, held or of other settings).
