@@ -59,6 +59,7 @@ from tokenstation.daemon.station import (
     StationError,
 )
 from tokenstation.daemon.storage.database import StoreUnavailable
+from tokenstation.daemon.storage.secretbox import KeyProblem
 from tokenstation.daemon.token.settings import HmacAlgorithm, TokenSettings
 from tokenstation.daemon.xdg import private_dir
 
@@ -365,7 +366,12 @@ class Provisioner:
             except Exception as exc:  # a bug or a broken queue: refuse, never loop
                 log.exception("judging %s failed", name)
                 verdict = Verdict(
-                    name, "unreadable", "error", f"internal error ({type(exc).__name__})"
+                    name,
+                    "unreadable",
+                    "error",
+                    f"not queued: {exc}"
+                    if isinstance(exc, KeyProblem)
+                    else "not queued because of an internal error (the daemon's log has it)",
                 )
                 return self._refuse(path, verdict, opened)
             if verdict.verdict != "ok":
