@@ -103,6 +103,7 @@ def _drop_folder(cfg: Config, path: Path, provisioner: Provisioner) -> DropFolde
         stability_s=cfg.drop.stability_s,
         polling=cfg.drop.polling,
         poll_interval_s=cfg.drop.poll_interval_s,
+        files=provisioner.files,
     )
 
 

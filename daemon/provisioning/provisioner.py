@@ -39,8 +39,8 @@ from tokenstation.daemon.events import (
 from tokenstation.daemon.faults import CrashPoint
 from tokenstation.daemon.handover.keeper import Keeper
 from tokenstation.daemon.handover.pusher import Pusher
-from tokenstation.daemon.intake.files import IntakeFiles, Refusal
-from tokenstation.daemon.intake.ingest import NotAFile, Opened, judge_bytes, open_and_read, read_fd
+from tokenstation.daemon.intake.files import IntakeFiles, Refusal, UnsafeFolder
+from tokenstation.daemon.intake.ingest import NotAFile, NotTrusted, Opened, judge_bytes, read_fd
 from tokenstation.daemon.intake.payload import Verdict, advice
 from tokenstation.daemon.provisioning import molto2_burn, provlog
 from tokenstation.daemon.provisioning.away import AwayBurn, AwayBurns
@@ -59,6 +59,7 @@ from tokenstation.daemon.station import (
     StationError,
 )
 from tokenstation.daemon.storage.database import StoreUnavailable
+from tokenstation.daemon.storage.secretbox import KeyProblem
 from tokenstation.daemon.token.settings import HmacAlgorithm, TokenSettings
 from tokenstation.daemon.xdg import private_dir
 
@@ -89,7 +90,7 @@ class Provisioner:
         self.queue = queue
         self.cfg = cfg
         self.folder = drop_folder
-        self.files = IntakeFiles(drop_folder)
+        self.files = IntakeFiles(drop_folder, cfg.drop.owner_uids())
         self.log_path = log_path
         self.loop = loop
         self.paused = False
@@ -191,7 +192,13 @@ class Provisioner:
             "paused": self.paused,
             "mode": self.cfg.mode,
             "drop_folder": str(self.folder),
-            "drop_folder_watch": self._watch_mode,
+            "drop_folder_watch": self._watch_mode
+            + (
+                f"; NOT TAKING FILES THAT NEED IT: {trouble}"
+                if (trouble := self.files.trouble)
+                else ""
+            ),
+            "drop_folder_writers": self.files.writers,
             "qr_decoders": self.decoder.describe(),
             "station": self.cfg.station,
             "store": self.shared.status()
@@ -335,9 +342,14 @@ class Provisioner:
         """A claimed file (drop-folder thread): judge, queue, clear away; see intake_files."""
         name = shown_name(path.name)
         try:
-            opened = open_and_read(path, self.cfg.drop.max_file_bytes, for_erasing=True)
+            opened = self.files.open_claimed(path, self.cfg.drop.max_file_bytes)
         except FileNotFoundError:
             return Verdict(name, "gone", "ignored", "the file went away before it was read")
+        except UnsafeFolder as exc:  # it stays claimed, judged again at the next start
+            log.error("%s waits: %s", name, exc)
+            return Verdict(name, "waiting", "ignored", str(exc))
+        except NotTrusted as exc:
+            return self._refuse(path, Verdict(name, "untrusted-file", "error", str(exc)))
         except NotAFile as exc:
             return self._refuse(path, Verdict(name, "unsupported-file", "error", str(exc)))
         except OSError as exc:
@@ -354,12 +366,20 @@ class Provisioner:
             except Exception as exc:  # a bug or a broken queue: refuse, never loop
                 log.exception("judging %s failed", name)
                 verdict = Verdict(
-                    name, "unreadable", "error", f"internal error ({type(exc).__name__})"
+                    name,
+                    "unreadable",
+                    "error",
+                    f"not queued: {exc}"
+                    if isinstance(exc, KeyProblem)
+                    else "not queued because of an internal error (the daemon's log has it)",
                 )
                 return self._refuse(path, verdict, opened)
             if verdict.verdict != "ok":
                 return self._refuse(path, verdict, opened)
-            self._clear_away(opened)
+            try:
+                self._clear_away(opened)
+            except UnsafeFolder as exc:  # queued; erased as seen before at the next start
+                log.error("%s stays claimed: %s", name, exc)
         finally:
             opened.close()
         self._announce(verdict, intake)
@@ -556,7 +576,16 @@ class Provisioner:
         if p is None or p.model is None or self.paused:
             return
         if p.profiles is not None:  # a Molto2: the next jobs into its free profiles
-            await molto2_burn.consider(self, p, self._waiting(self.queue.jobs(["queued"]), p))
+            # A page, as below (a batch read every waiting job per profile burned before).
+            page = self.queue.claimable(p.serial, CANDIDATES + len(self._skipped) + len(self.held))
+            waiting = self._waiting(page, p)
+            free = p.free_profiles()
+            if (
+                len(page) >= CANDIDATES
+                and not molto2_burn.choose_profile_job(p.serial, free, waiting, self.cfg.mode).job
+            ):
+                waiting = self._waiting(self.queue.jobs(["queued"]), p)
+            await molto2_burn.consider(self, p, waiting)
             return
         # A page of candidates, not the whole queue; the whole queue only when that page
         # holds nothing this token can take (all skipped, held or of other settings).
