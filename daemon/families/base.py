@@ -21,6 +21,8 @@ from tokenstation.daemon.config import Config
 from tokenstation.daemon.events import Origin
 from tokenstation.daemon.families.capabilities import Capabilities
 from tokenstation.daemon.families.views import SINGLE
+from tokenstation.daemon.provisioning.context import BurnContext
+from tokenstation.daemon.provisioning.queue import Job
 from tokenstation.daemon.token.models import Model, ModelTable
 from tokenstation.daemon.token.profiles import ProfileInfo
 from tokenstation.daemon.token.session import Connection, HostClock, Identification, TimedInfo
@@ -112,6 +114,22 @@ class Family(FamilyView, Protocol):
     ) -> CardOperation[Any]:
         """The clock write for a presented token of this family."""
         ...
+
+    def burn_write(self, ctx: BurnContext, job: Job, origin: Origin) -> CardOperation[Any]:
+        """The burn of a queued job onto (or into) a presented token of this family."""
+        ...
+
+    async def consider(
+        self,
+        ctx: BurnContext,
+        p: Presence,
+        waiting: list[Job],
+        every: Callable[[], list[Job]] | None,
+    ) -> None:
+        """A token with profiles: offer or burn the next jobs into its free profiles, one
+        after another (``waiting``: a page of the jobs it may take; ``every``: all of
+        them, when the page may not hold one it takes). A one-seed token's job is chosen
+        by the Provisioner itself (``provisioning/choice.py``)."""
 
     def log_words(self, p: Presence) -> str:
         """One log line for a measured token."""

@@ -9,6 +9,7 @@ drift is one whole-second figure (the largest of its seeded profiles' clocks).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -18,7 +19,11 @@ from tokenstation.daemon.config import Config
 from tokenstation.daemon.events import ErrorKind, Origin, ProfileView
 from tokenstation.daemon.families.base import Announce, Reading, is_of
 from tokenstation.daemon.families.capabilities import Capabilities
+from tokenstation.daemon.families.molto2_burn import Molto2BurnWrite, choose_profile_job
+from tokenstation.daemon.families.molto2_burn import consider as consider_profiles
 from tokenstation.daemon.families.molto2_sync import Molto2SyncWrite
+from tokenstation.daemon.provisioning.context import BurnContext
+from tokenstation.daemon.provisioning.queue import Job
 from tokenstation.daemon.token import molto2 as m
 from tokenstation.daemon.token.models import Model, ModelTable
 from tokenstation.daemon.token.molto2_session import (
@@ -127,6 +132,21 @@ class Molto2Family:
         wait: bool,
     ) -> CardOperation[Any]:
         return Molto2SyncWrite(station, origin, confirm_untrusted_clock=confirm, wait=wait)
+
+    def burn_write(self, ctx: BurnContext, job: Job, origin: Origin) -> CardOperation[Any]:
+        return Molto2BurnWrite(ctx, job, origin)
+
+    async def consider(
+        self,
+        ctx: BurnContext,
+        p: Presence,
+        waiting: list[Job],
+        every: Callable[[], list[Job]] | None,
+    ) -> None:
+        free = p.free_profiles()
+        if every is not None and not choose_profile_job(p.serial, free, waiting, ctx.cfg.mode).job:
+            waiting = every()  # the page held none it takes: look at every waiting job
+        await consider_profiles(ctx, p, waiting)
 
     # -- words -------------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ caller's or confirmed defaults), and on a model whose clock write erases the see
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from tokenstation.daemon.cards import CardOperation, Presence, StationPort
@@ -25,6 +26,9 @@ from tokenstation.daemon.events import Origin
 from tokenstation.daemon.families.base import Announce, Reading, is_of
 from tokenstation.daemon.families.capabilities import ONE_SEED, Capabilities
 from tokenstation.daemon.families.views import SINGLE as SINGLE_NAME
+from tokenstation.daemon.provisioning.burn_write import BurnWrite
+from tokenstation.daemon.provisioning.context import BurnContext
+from tokenstation.daemon.provisioning.queue import Job
 from tokenstation.daemon.token.models import Model, ModelTable
 from tokenstation.daemon.token.session import (
     Connection,
@@ -97,6 +101,18 @@ class SingleFamily:
         wait: bool,
     ) -> CardOperation[Any]:
         return SyncWrite(station, known, origin, confirm_untrusted_clock=confirm, wait=wait)
+
+    def burn_write(self, ctx: BurnContext, job: Job, origin: Origin) -> CardOperation[Any]:
+        return BurnWrite(ctx, job, origin)
+
+    async def consider(
+        self,
+        ctx: BurnContext,
+        p: Presence,
+        waiting: list[Job],
+        every: Callable[[], list[Job]] | None,
+    ) -> None:
+        return None  # one seed: the Provisioner chooses the job (provisioning/choice.py)
 
     # -- words -------------------------------------------------------------------------------
 

@@ -5,6 +5,13 @@ from __future__ import annotations
 
 import logging
 
+from tokenstation.daemon.cards import (
+    CardWrite,
+    Presence,
+    StationError,
+    Written,
+    settings_view,
+)
 from tokenstation.daemon.events import (
     BurnDone,
     BurnOutcome,
@@ -26,13 +33,6 @@ from tokenstation.daemon.provisioning.steps import (
 )
 from tokenstation.daemon.registry import writes
 from tokenstation.daemon.registry.store import Operation
-from tokenstation.daemon.station import (
-    CardWrite,
-    Presence,
-    StationError,
-    Written,
-    settings_view,
-)
 from tokenstation.daemon.token.errors import CardLost, RefusedByPolicy, TokenError, TransportError
 from tokenstation.daemon.token.secret import Secret
 from tokenstation.daemon.token.session import ClockKind, DriftEstimate, TokenSession, WriteResult

@@ -7,13 +7,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
+from tokenstation.daemon.cards import Presence, StationPort
 from tokenstation.daemon.config import Config
 from tokenstation.daemon.events import FileTaken
 from tokenstation.daemon.faults import CrashPoint
 from tokenstation.daemon.handover.pusher import Pusher
 from tokenstation.daemon.provisioning.away import AwayBurns
 from tokenstation.daemon.provisioning.queue import Job, JobQueue
-from tokenstation.daemon.station import Presence, Station
 from tokenstation.daemon.storage.database import StoreUnavailable
 
 
@@ -38,7 +38,11 @@ class BurnContext(Protocol):
     """The provisioner as a burn sees it: the queue, this station's claims, the
     bookkeeping kept while the shared database is away, and where to log."""
 
-    station: Station
+    @property
+    def station(self) -> StationPort:
+        """The station (read only here)."""
+        ...
+
     queue: JobQueue
     cfg: Config
     paused: bool
@@ -93,7 +97,11 @@ class BurnContext(Protocol):
 class Follower(Protocol):
     """The provisioner as the shared queue's follower sees it."""
 
-    station: Station
+    @property
+    def station(self) -> StationPort:
+        """The station (read only here)."""
+        ...
+
     queue: JobQueue
     recovered: bool
     claims: set[int]

@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from tokenstation.daemon.cards import CardOperation, Presence, StationError
 from tokenstation.daemon.events import BurnDone, ErrorKind, Origin
+from tokenstation.daemon.families.molto2_burn import Molto2BurnWrite
 from tokenstation.daemon.provisioning.burn_write import RequestedBurnWrite
-from tokenstation.daemon.provisioning.molto2_burn import Molto2BurnWrite
 from tokenstation.daemon.provisioning.queue import Job
-from tokenstation.daemon.station import CardOperation, Presence, StationError
 from tokenstation.daemon.token import molto2 as m
 from tokenstation.daemon.token.errors import InvalidInput
 from tokenstation.daemon.token.settings import TokenSettings

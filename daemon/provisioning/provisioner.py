@@ -30,12 +30,12 @@ from tokenstation.daemon.events import (
     QueueState,
     TokenMeasured,
 )
+from tokenstation.daemon.families.table import family_of
 from tokenstation.daemon.faults import CrashPoint
 from tokenstation.daemon.handover.keeper import Keeper
 from tokenstation.daemon.handover.pusher import Pusher
-from tokenstation.daemon.provisioning import molto2_burn, provlog
+from tokenstation.daemon.provisioning import provlog
 from tokenstation.daemon.provisioning.away import AwayBurn, AwayBurns
-from tokenstation.daemon.provisioning.burn_write import BurnWrite
 from tokenstation.daemon.provisioning.choice import CANDIDATES, choose_job
 from tokenstation.daemon.provisioning.intake_service import FileIntake
 from tokenstation.daemon.provisioning.queue import Job, JobQueue
@@ -43,7 +43,6 @@ from tokenstation.daemon.provisioning.shared import SharedQueue
 from tokenstation.daemon.provisioning.steps import SEE_QUEUE, burn_done_row, job_view
 from tokenstation.daemon.registry import writes
 from tokenstation.daemon.station import (
-    CardOperation,
     Presence,
     Station,
     StationError,
@@ -381,17 +380,17 @@ class Provisioner:
         p = self.station.readers.get(reader)
         if p is None or p.model is None or self.paused:
             return
-        if p.profiles is not None:  # a Molto2: the next jobs into its free profiles
+        family = family_of(p)
+        if family.capabilities(p.model).profiles > 1:  # jobs into its free profiles
             # A page, as below (a batch read every waiting job per profile burned before).
             page = self.queue.claimable(p.serial, CANDIDATES + len(self._skipped) + len(self.held))
-            waiting = self._waiting(page, p)
-            free = p.free_profiles()
-            if (
-                len(page) >= CANDIDATES
-                and not molto2_burn.choose_profile_job(p.serial, free, waiting, self.cfg.mode).job
-            ):
-                waiting = self._waiting(self.queue.jobs(["queued"]), p)
-            await molto2_burn.consider(self, p, waiting)
+            every = len(page) >= CANDIDATES
+            await family.consider(
+                self,
+                p,
+                self._waiting(page, p),
+                (lambda: self._waiting(self.queue.jobs(["queued"]), p)) if every else None,
+            )
             return
         # A page of candidates, not the whole queue; the whole queue only when that page
         # holds nothing this token can take (all skipped, held or of other settings).
@@ -419,7 +418,9 @@ class Provisioner:
         will a job be burned onto it at once? The same choice :meth:`_consider_now`
         makes then; any doubt (paused, the shared database away, not yet recovered)
         says no, and the token is measured precisely as any placement is."""
-        if self.paused or not self.recovered or p.model is None or p.profiles is not None:
+        if self.paused or not self.recovered or p.model is None:
+            return False
+        if family_of(p).capabilities(p.model).profiles > 1:  # its own choice, per profile
             return False
         try:
             page = self.queue.claimable(p.serial, CANDIDATES + len(self._skipped) + len(self.held))
@@ -493,17 +494,12 @@ class Provisioner:
                 f"job {job_id} is bound to token {job.serial}, not {p.serial}",
                 f"Place token {job.serial}, or remove the job and queue its file again unbound.",
             )
-        molto2 = p.profiles is not None
-        write: CardOperation[Any] = (
-            molto2_burn.Molto2BurnWrite(self, job, origin)
-            if molto2
-            else BurnWrite(self, job, origin)
-        )
+        family = family_of(p)
         try:
-            done = await self.station.write(p, write)
+            done = await self.station.write(p, family.burn_write(self, job, origin))
         finally:
             self.queue_changed(offer=False)
-        if molto2:
+        if family.capabilities(p.model).profiles > 1:
             self.offer(p.reader)  # the next job into the next free profile
         assert isinstance(done, BurnDone)
         return done

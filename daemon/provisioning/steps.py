@@ -15,6 +15,11 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 
+from tokenstation.daemon.cards import (
+    Presence,
+    StationError,
+    Written,
+)
 from tokenstation.daemon.events import (
     BurnFailed,
     BurnOutcome,
@@ -32,11 +37,6 @@ from tokenstation.daemon.provisioning.otpcode import expected_code
 from tokenstation.daemon.provisioning.queue import Job, SealBroken
 from tokenstation.daemon.registry import writes
 from tokenstation.daemon.registry.store import Operation
-from tokenstation.daemon.station import (
-    Presence,
-    StationError,
-    Written,
-)
 from tokenstation.daemon.storage.database import StoreUnavailable
 from tokenstation.daemon.token.errors import TokenError
 from tokenstation.daemon.token.secret import Secret

@@ -28,14 +28,14 @@ from tokenstation.daemon.events import (
     ReaderChange,
     TokenMeasured,
 )
-from tokenstation.daemon.families.molto2_ledger import Ledger
-from tokenstation.daemon.intake.otpauth import OtpAccount
-from tokenstation.daemon.pcsc import ReaderEvent
-from tokenstation.daemon.provisioning.molto2_burn import (
+from tokenstation.daemon.families.molto2_burn import (
     choose_profile_job,
     offer_question,
     profile_title,
 )
+from tokenstation.daemon.families.molto2_ledger import Ledger
+from tokenstation.daemon.intake.otpauth import OtpAccount
+from tokenstation.daemon.pcsc import ReaderEvent
 from tokenstation.daemon.provisioning.queue import Job, JobQueue, NewJob
 from tokenstation.daemon.registry.store import Store
 from tokenstation.daemon.simulator.molto2 import Molto2Faults, SimulatedMolto2

@@ -29,6 +29,13 @@ import logging
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from tokenstation.daemon.cards import (
+    CardOperation,
+    Presence,
+    StationError,
+    Written,
+    settings_view,
+)
 from tokenstation.daemon.events import (
     BurnDone,
     BurnOutcome,
@@ -43,13 +50,6 @@ from tokenstation.daemon.families.molto2_ledger import Ledger, station_ledger
 from tokenstation.daemon.provisioning import steps
 from tokenstation.daemon.provisioning.queue import Job
 from tokenstation.daemon.registry.store import Operation
-from tokenstation.daemon.station import (
-    CardOperation,
-    Presence,
-    StationError,
-    Written,
-    settings_view,
-)
 from tokenstation.daemon.storage.database import StoreUnavailable
 from tokenstation.daemon.token import molto2 as m
 from tokenstation.daemon.token.errors import CardLost, RefusedByPolicy, TokenError, TransportError

@@ -14,6 +14,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from tokenstation.daemon.cards import CardOperation, Presence, StationError, StationPort, Written
 from tokenstation.daemon.events import (
     ErrorKind,
     Fault,
@@ -26,7 +27,6 @@ from tokenstation.daemon.events import (
 )
 from tokenstation.daemon.families.molto2_ledger import station_ledger
 from tokenstation.daemon.registry.store import Operation
-from tokenstation.daemon.station import CardOperation, Presence, Station, StationError, Written
 from tokenstation.daemon.token import molto2 as m
 from tokenstation.daemon.token.errors import RefusedByPolicy, TokenError
 from tokenstation.daemon.token.models import ModelTable
@@ -52,7 +52,7 @@ class Molto2DeleteWrite(CardOperation[Deleted]):
     busy = PresenceState.BURNING  # the presence says a write is under way
     wait = True
 
-    def __init__(self, station: Station, profile: int, origin: Origin = Origin.MANUAL) -> None:
+    def __init__(self, station: StationPort, profile: int, origin: Origin = Origin.MANUAL) -> None:
         self.station = station
         self.profile = profile
         self.origin = origin
@@ -140,7 +140,7 @@ class Molto2DeleteWrite(CardOperation[Deleted]):
 
 
 async def delete_profile(
-    station: Station, serial: str, profile: int, *, reader: str = ""
+    station: StationPort, serial: str, profile: int, *, reader: str = ""
 ) -> ProfileDeleted:
     """DeleteProfile: the seed of ``profile`` of the presented Molto2 ``serial``."""
     if not 0 <= profile < m.PROFILES:
