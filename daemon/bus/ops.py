@@ -339,7 +339,7 @@ async def burn_account_from_fd(
     account burned into options' ``profile`` (absent: the next free one) of the Molto2
     ``serial``, titled options' ``title`` (absent: issuer:account, cut); or onto the
     single-profile token ``serial`` (options ``replace``, ``display_timeout``)."""
-    from tokenstation.daemon.provisioning.molto2_account import SingleOptions, burn_account
+    from tokenstation.daemon.provisioning.account import SingleOptions, burn_account
 
     try:
         if isinstance(fd, bool) or not isinstance(fd, int) or fd < 0:

@@ -119,6 +119,19 @@ class Family(FamilyView, Protocol):
         """The burn of a queued job onto (or into) a presented token of this family."""
         ...
 
+    def account_burn(
+        self,
+        p: Presence,
+        *,
+        profile: int | None,
+        title: str | None,
+        replace: bool,
+        display_timeout: int | None,
+    ) -> Callable[[BurnContext, Job], CardOperation[Any]]:
+        """BurnAccount's options checked for this token (StationError where one makes no
+        sense for it), and the write of the caller's job (once it is queued)."""
+        ...
+
     async def consider(
         self,
         ctx: BurnContext,

@@ -19,12 +19,17 @@ from tokenstation.daemon.config import Config
 from tokenstation.daemon.events import ErrorKind, Origin, ProfileView
 from tokenstation.daemon.families.base import Announce, Reading, is_of
 from tokenstation.daemon.families.capabilities import Capabilities
-from tokenstation.daemon.families.molto2_burn import Molto2BurnWrite, choose_profile_job
+from tokenstation.daemon.families.molto2_burn import (
+    AccountBurnWrite,
+    Molto2BurnWrite,
+    choose_profile_job,
+)
 from tokenstation.daemon.families.molto2_burn import consider as consider_profiles
 from tokenstation.daemon.families.molto2_sync import Molto2SyncWrite
 from tokenstation.daemon.provisioning.context import BurnContext
 from tokenstation.daemon.provisioning.queue import Job
 from tokenstation.daemon.token import molto2 as m
+from tokenstation.daemon.token.errors import InvalidInput
 from tokenstation.daemon.token.models import Model, ModelTable
 from tokenstation.daemon.token.molto2_session import (
     Molto2Session,
@@ -135,6 +140,37 @@ class Molto2Family:
 
     def burn_write(self, ctx: BurnContext, job: Job, origin: Origin) -> CardOperation[Any]:
         return Molto2BurnWrite(ctx, job, origin)
+
+    def account_burn(
+        self,
+        p: Presence,
+        *,
+        profile: int | None,
+        title: str | None,
+        replace: bool,
+        display_timeout: int | None,
+    ) -> Callable[[BurnContext, Job], CardOperation[Any]]:
+        if replace or display_timeout is not None:
+            raise StationError(
+                ErrorKind.INVALID,
+                f"Molto2 {p.serial}: replace and display_timeout are for single-profile tokens",
+                "A profile is burned only where no seed is, with the daemon's display timeout.",
+            )
+        profiles = len(p.profiles or ())
+        if profile is not None and not 0 <= profile < profiles:
+            raise StationError(
+                ErrorKind.INVALID,
+                f"Molto2 {p.serial} has profiles 0..{profiles - 1}, not {profile}",
+                "See the profiles with `tokenstation profiles`.",
+            )
+        if title is not None:
+            try:
+                m.title_bytes(title)
+            except (InvalidInput, ValueError) as exc:
+                raise StationError(
+                    ErrorKind.INVALID, f"title: {exc}", "Give a shorter title."
+                ) from None
+        return lambda ctx, job: AccountBurnWrite(ctx, job, profile, title)
 
     async def consider(
         self,

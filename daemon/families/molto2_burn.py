@@ -388,3 +388,30 @@ def _read_back(result: ProfileWrite) -> m.ProfileInfo:
 
 def _view(job: Job) -> JobView:
     return steps.job_view(job)
+
+
+class AccountBurnWrite(Molto2BurnWrite):
+    """A Molto2 burn into the profile asked for (None: the lowest free one when the
+    burn starts, under the reader's lock), with the caller's title when given."""
+
+    def __init__(self, prov: BurnContext, job: Job, profile: int | None, title: str | None) -> None:
+        super().__init__(prov, job, Origin.MANUAL, profile=profile)
+        self.given_title = title
+
+    def _title(self) -> str:
+        """The title by today's rules: given, else issuer:account cut, else "Profile N"."""
+        if self.given_title is not None:
+            return self.given_title
+        named = self.job.issuer or self.job.account
+        return (m.fit_title(self.job.label()) if named else "") or f"Profile {self.profile}"
+
+    async def prepare(self, p: Presence) -> None:
+        if self.wanted is not None and self.wanted not in p.free_profiles():
+            raise StationError(
+                ErrorKind.REFUSED,
+                f"profile {self.wanted} of Molto2 {p.serial} already holds a seed; it was "
+                "not touched",
+                "Choose a free profile (--profile next), or delete this profile's seed "
+                "first with `tokenstation delete --profile N` if it is really no longer needed.",
+            )
+        await super().prepare(p)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tokenstation.daemon.cards import CardOperation, Presence, StationPort
+from tokenstation.daemon.cards import CardOperation, Presence, StationError, StationPort
 from tokenstation.daemon.clocksync.policy import (
     ClockTrust,
     KnownSettings,
@@ -22,13 +22,14 @@ from tokenstation.daemon.clocksync.policy import (
 )
 from tokenstation.daemon.clocksync.single_sync import SyncWrite, settings_for
 from tokenstation.daemon.config import Config
-from tokenstation.daemon.events import Origin
+from tokenstation.daemon.events import ErrorKind, Origin
 from tokenstation.daemon.families.base import Announce, Reading, is_of
 from tokenstation.daemon.families.capabilities import ONE_SEED, Capabilities
 from tokenstation.daemon.families.views import SINGLE as SINGLE_NAME
-from tokenstation.daemon.provisioning.burn_write import BurnWrite
+from tokenstation.daemon.provisioning.burn_write import BurnWrite, RequestedBurnWrite
 from tokenstation.daemon.provisioning.context import BurnContext
 from tokenstation.daemon.provisioning.queue import Job
+from tokenstation.daemon.token.errors import InvalidInput
 from tokenstation.daemon.token.models import Model, ModelTable
 from tokenstation.daemon.token.session import (
     Connection,
@@ -104,6 +105,30 @@ class SingleFamily:
 
     def burn_write(self, ctx: BurnContext, job: Job, origin: Origin) -> CardOperation[Any]:
         return BurnWrite(ctx, job, origin)
+
+    def account_burn(
+        self,
+        p: Presence,
+        *,
+        profile: int | None,
+        title: str | None,
+        replace: bool,
+        display_timeout: int | None,
+    ) -> Callable[[BurnContext, Job], CardOperation[Any]]:
+        if profile is not None or title is not None:
+            raise StationError(
+                ErrorKind.INVALID,
+                f"token {p.serial} ({p.model_name}) has no profiles",
+                "Profiles and titles exist only on multi-profile tokens (Token2 Molto2).",
+            )
+        if display_timeout is not None and p.model is not None:
+            try:
+                TokenSettings(display_timeout=display_timeout)
+            except (InvalidInput, ValueError) as exc:
+                raise StationError(ErrorKind.INVALID, f"display_timeout: {exc}") from None
+        return lambda ctx, job: RequestedBurnWrite(
+            ctx, job, replace=replace, display_timeout=display_timeout
+        )
 
     async def consider(
         self,

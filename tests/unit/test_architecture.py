@@ -229,11 +229,8 @@ MOLTO2_HOMES = (
 #: Modules that still name it outside its homes: the list only shrinks (the test fails
 #: when a module not listed names it, and when a listed one no longer does: strike it).
 MOLTO2_NAMED_STILL = {
-    # BurnAccount (either family: an account into a chosen profile, or onto one token).
-    "tokenstation.daemon.provisioning.molto2_account",
-    # The D-Bus methods DeleteProfile and BurnAccount reach their writes by name.
+    # The D-Bus method DeleteProfile reaches the Molto2's delete write by name.
     "tokenstation.daemon.bus.interface",
-    "tokenstation.daemon.bus.ops",
     # The [molto2] section of the configuration (its customer key).
     "tokenstation.daemon.config",
 }

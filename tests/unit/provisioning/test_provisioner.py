@@ -191,7 +191,7 @@ NEWPERSON = "otpauth://totp/Zeta:newperson?secret=JBSWY3DPEHPK3PXP&issuer=Zeta"
 
 
 async def _burn_account(rig: ProvRig, text: str, serial: str = C302, **single: object) -> BurnDone:
-    from tokenstation.daemon.provisioning.molto2_account import SingleOptions, burn_account
+    from tokenstation.daemon.provisioning.account import SingleOptions, burn_account
 
     fd = os.memfd_create("account", os.MFD_CLOEXEC)
     os.write(fd, f"# {os.urandom(4).hex()}\n{text}\n".encode())  # a nonce, as the CLI sends
