@@ -38,7 +38,7 @@ from tokenstation.daemon.bus.ops import (
 )
 from tokenstation.daemon.clocksync.sync import ClockSync
 from tokenstation.daemon.events import ErrorKind, Event
-from tokenstation.daemon.families.molto2_delete import delete_profile
+from tokenstation.daemon.provisioning.delete import delete_profile
 from tokenstation.daemon.provisioning.provisioner import Provisioner
 from tokenstation.daemon.station import Station, StationError
 

@@ -119,6 +119,11 @@ class Family(FamilyView, Protocol):
         """The burn of a queued job onto (or into) a presented token of this family."""
         ...
 
+    def delete_write(self, station: StationPort, profile: int) -> CardOperation[Any]:
+        """The delete of one profile's seed (its title kept); a token without profiles
+        refuses (StationError)."""
+        ...
+
     def account_burn(
         self,
         p: Presence,

@@ -25,6 +25,7 @@ from tokenstation.daemon.families.molto2_burn import (
     choose_profile_job,
 )
 from tokenstation.daemon.families.molto2_burn import consider as consider_profiles
+from tokenstation.daemon.families.molto2_delete import Molto2DeleteWrite
 from tokenstation.daemon.families.molto2_sync import Molto2SyncWrite
 from tokenstation.daemon.provisioning.context import BurnContext
 from tokenstation.daemon.provisioning.queue import Job
@@ -140,6 +141,9 @@ class Molto2Family:
 
     def burn_write(self, ctx: BurnContext, job: Job, origin: Origin) -> CardOperation[Any]:
         return Molto2BurnWrite(ctx, job, origin)
+
+    def delete_write(self, station: StationPort, profile: int) -> CardOperation[Any]:
+        return Molto2DeleteWrite(station, profile)
 
     def account_burn(
         self,

@@ -137,17 +137,3 @@ class Molto2DeleteWrite(CardOperation[Deleted]):
             next_step=exc.next_step or "Run `tokenstation profiles` to see what it holds now.",
         )
         return Written(op, event)
-
-
-async def delete_profile(
-    station: StationPort, serial: str, profile: int, *, reader: str = ""
-) -> ProfileDeleted:
-    """DeleteProfile: the seed of ``profile`` of the presented Molto2 ``serial``."""
-    if not 0 <= profile < m.PROFILES:
-        raise StationError(
-            ErrorKind.INVALID, f"profile {profile}: give 0..{m.PROFILES - 1}", "Nothing was sent."
-        )
-    p = station.find(serial, reader)
-    done = await station.write(p, Molto2DeleteWrite(station, profile))
-    assert isinstance(done, ProfileDeleted)
-    return done

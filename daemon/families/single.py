@@ -106,6 +106,13 @@ class SingleFamily:
     def burn_write(self, ctx: BurnContext, job: Job, origin: Origin) -> CardOperation[Any]:
         return BurnWrite(ctx, job, origin)
 
+    def delete_write(self, station: StationPort, profile: int) -> CardOperation[Any]:
+        raise StationError(
+            ErrorKind.INVALID,
+            "a single-profile token has no profiles",
+            "Profiles exist only on multi-profile tokens (Token2 Molto2).",
+        )
+
     def account_burn(
         self,
         p: Presence,

@@ -229,8 +229,6 @@ MOLTO2_HOMES = (
 #: Modules that still name it outside its homes: the list only shrinks (the test fails
 #: when a module not listed names it, and when a listed one no longer does: strike it).
 MOLTO2_NAMED_STILL = {
-    # The D-Bus method DeleteProfile reaches the Molto2's delete write by name.
-    "tokenstation.daemon.bus.interface",
     # The [molto2] section of the configuration (its customer key).
     "tokenstation.daemon.config",
 }

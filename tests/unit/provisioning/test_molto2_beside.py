@@ -13,9 +13,9 @@ import pytest
 from test_molto2_station import SERIAL, Molto2Rig, attended, preload, station_mode
 
 from tokenstation.daemon.events import BurnOffered, Fault, ProfileDeleted, decode, to_wire
-from tokenstation.daemon.families.molto2_delete import delete_profile
 from tokenstation.daemon.families.molto2_ledger import station_ledger
 from tokenstation.daemon.provisioning.account import burn_account
+from tokenstation.daemon.provisioning.delete import delete_profile
 from tokenstation.daemon.simulator.molto2 import Molto2Faults
 from tokenstation.daemon.station import StationError
 from tray.model import TrayModel
