@@ -34,6 +34,31 @@ Announce = Callable[["Family", TimedInfo, Model], bool]
 
 
 @dataclass(frozen=True)
+class CardAtHand:
+    """A card to examine, on the card I/O pool: its connection and clock, the station's
+    configuration and model table, its first public read when one was made to recognise
+    it (None: none yet), and whom to tell of a token at its first read."""
+
+    conn: Connection
+    clock: HostClock
+    cfg: Config
+    models: ModelTable
+    first: TimedInfo | None
+    announce: Announce
+
+
+@dataclass(frozen=True)
+class AccountOptions:
+    """BurnAccount's options: a profile and its title (a token with profiles), or the
+    replace confirmation and display timeout (a single-profile token)."""
+
+    profile: int | None = None
+    title: str | None = None
+    replace: bool = False
+    display_timeout: int | None = None
+
+
+@dataclass(frozen=True)
 class Reading:
     """What examining a card read: who it is, its drift, and (a token with profiles)
     every profile's public data."""
@@ -67,18 +92,8 @@ class Family(FamilyView, Protocol):
         read, and only where no real token can be (vpcd); never in a loop."""
         ...
 
-    def examine(
-        self,
-        conn: Connection,
-        clock: HostClock,
-        *,
-        cfg: Config,
-        models: ModelTable,
-        first: TimedInfo | None,
-        announce: Announce,
-    ) -> Reading:
-        """Read the card once per placement (a pool thread); ``first``: its first
-        public read when one was made to recognise it."""
+    def examine(self, card: CardAtHand) -> Reading:
+        """Read the card once per placement (a pool thread)."""
         ...
 
     def capabilities(self, model: Model | None = None) -> Capabilities:
@@ -125,13 +140,7 @@ class Family(FamilyView, Protocol):
         ...
 
     def account_burn(
-        self,
-        p: Presence,
-        *,
-        profile: int | None,
-        title: str | None,
-        replace: bool,
-        display_timeout: int | None,
+        self, p: Presence, asked: AccountOptions
     ) -> Callable[[BurnContext, Job], CardOperation[Any]]:
         """BurnAccount's options checked for this token (StationError where one makes no
         sense for it), and the write of the caller's job (once it is queued)."""

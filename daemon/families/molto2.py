@@ -17,7 +17,7 @@ from tokenstation.daemon.cards import CardOperation, Presence, StationError, Sta
 from tokenstation.daemon.clocksync.policy import ClockTrust, KnownSettings, SyncDecision, decide
 from tokenstation.daemon.config import Config
 from tokenstation.daemon.events import ErrorKind, Origin, ProfileView
-from tokenstation.daemon.families.base import Announce, Reading, is_of
+from tokenstation.daemon.families.base import AccountOptions, CardAtHand, Reading, is_of
 from tokenstation.daemon.families.capabilities import Capabilities
 from tokenstation.daemon.families.molto2_burn import (
     AccountBurnWrite,
@@ -31,7 +31,7 @@ from tokenstation.daemon.provisioning.context import BurnContext
 from tokenstation.daemon.provisioning.queue import Job
 from tokenstation.daemon.token import molto2 as m
 from tokenstation.daemon.token.errors import InvalidInput
-from tokenstation.daemon.token.models import Model, ModelTable
+from tokenstation.daemon.token.models import Model
 from tokenstation.daemon.token.molto2_session import (
     Molto2Session,
     is_virtual_reader,
@@ -40,7 +40,7 @@ from tokenstation.daemon.token.molto2_session import (
     molto2_model,
     recognise,
 )
-from tokenstation.daemon.token.session import Connection, HostClock, Identification, TimedInfo
+from tokenstation.daemon.token.session import Connection, Identification
 from tokenstation.daemon.token.settings import TokenSettings
 
 #: What a Molto2 profile holds (token-protocol.md 6): SHA1 or SHA256, 4 to 10 digits.
@@ -84,22 +84,14 @@ class Molto2Family:
     def probe(self, reader: str, conn: Connection) -> bool:
         return is_virtual_reader(reader) and recognise(reader, conn)
 
-    def examine(
-        self,
-        conn: Connection,
-        clock: HostClock,
-        *,
-        cfg: Config,
-        models: ModelTable,
-        first: TimedInfo | None,
-        announce: Announce,
-    ) -> Reading:
-        session = Molto2Session(conn, cfg.molto2_customer_key, clock)
-        first = first if first is not None else session.read_info()
+    def examine(self, card: CardAtHand) -> Reading:
+        key = card.cfg.molto2_customer_key
+        session = Molto2Session(card.conn, key, card.clock)
+        first = card.first if card.first is not None else session.read_info()
         drifts: dict[int, float] = {}
         profiles = session.read_profiles(drifts=drifts)
         drift = molto2_drift(drifts, first)
-        model = molto2_model(len(profiles), cfg.molto2_customer_key)
+        model = molto2_model(len(profiles), key)
         at = first.midpoint
         ident = Identification(first.info.serial, model, round(at + drift.drift_s), at, drift)
         return Reading(self, ident, profiles)
@@ -146,35 +138,29 @@ class Molto2Family:
         return Molto2DeleteWrite(station, profile)
 
     def account_burn(
-        self,
-        p: Presence,
-        *,
-        profile: int | None,
-        title: str | None,
-        replace: bool,
-        display_timeout: int | None,
+        self, p: Presence, asked: AccountOptions
     ) -> Callable[[BurnContext, Job], CardOperation[Any]]:
-        if replace or display_timeout is not None:
+        if asked.replace or asked.display_timeout is not None:
             raise StationError(
                 ErrorKind.INVALID,
                 f"Molto2 {p.serial}: replace and display_timeout are for single-profile tokens",
                 "A profile is burned only where no seed is, with the daemon's display timeout.",
             )
         profiles = len(p.profiles or ())
-        if profile is not None and not 0 <= profile < profiles:
+        if asked.profile is not None and not 0 <= asked.profile < profiles:
             raise StationError(
                 ErrorKind.INVALID,
-                f"Molto2 {p.serial} has profiles 0..{profiles - 1}, not {profile}",
+                f"Molto2 {p.serial} has profiles 0..{profiles - 1}, not {asked.profile}",
                 "See the profiles with `tokenstation profiles`.",
             )
-        if title is not None:
+        if asked.title is not None:
             try:
-                m.title_bytes(title)
+                m.title_bytes(asked.title)
             except (InvalidInput, ValueError) as exc:
                 raise StationError(
                     ErrorKind.INVALID, f"title: {exc}", "Give a shorter title."
                 ) from None
-        return lambda ctx, job: AccountBurnWrite(ctx, job, profile, title)
+        return lambda ctx, job: AccountBurnWrite(ctx, job, asked.profile, asked.title)
 
     async def consider(
         self,

@@ -23,18 +23,16 @@ from tokenstation.daemon.clocksync.policy import (
 from tokenstation.daemon.clocksync.single_sync import SyncWrite, settings_for
 from tokenstation.daemon.config import Config
 from tokenstation.daemon.events import ErrorKind, Origin
-from tokenstation.daemon.families.base import Announce, Reading, is_of
+from tokenstation.daemon.families.base import AccountOptions, CardAtHand, Reading, is_of
 from tokenstation.daemon.families.capabilities import ONE_SEED, Capabilities
 from tokenstation.daemon.families.views import SINGLE as SINGLE_NAME
 from tokenstation.daemon.provisioning.burn_write import BurnWrite, RequestedBurnWrite
 from tokenstation.daemon.provisioning.context import BurnContext
 from tokenstation.daemon.provisioning.queue import Job
 from tokenstation.daemon.token.errors import InvalidInput
-from tokenstation.daemon.token.models import Model, ModelTable
+from tokenstation.daemon.token.models import Model
 from tokenstation.daemon.token.session import (
     Connection,
-    HostClock,
-    TimedInfo,
     TokenSession,
     describe_drift,
 )
@@ -56,19 +54,10 @@ class SingleFamily:
     def probe(self, reader: str, conn: Connection) -> bool:
         return False  # the first GET INFO is its probe; nothing more is ever sent
 
-    def examine(
-        self,
-        conn: Connection,
-        clock: HostClock,
-        *,
-        cfg: Config,
-        models: ModelTable,
-        first: TimedInfo | None,
-        announce: Announce,
-    ) -> Reading:
-        session = TokenSession(conn, models, clock)
+    def examine(self, card: CardAtHand) -> Reading:
+        session = TokenSession(card.conn, card.models, card.clock)
         ident = session.identify(
-            on_first=lambda read, model: announce(self, read, model), first=first
+            on_first=lambda read, model: card.announce(self, read, model), first=card.first
         )
         return Reading(self, ident, precise=ident.drift.method == "rollover")
 
@@ -114,27 +103,21 @@ class SingleFamily:
         )
 
     def account_burn(
-        self,
-        p: Presence,
-        *,
-        profile: int | None,
-        title: str | None,
-        replace: bool,
-        display_timeout: int | None,
+        self, p: Presence, asked: AccountOptions
     ) -> Callable[[BurnContext, Job], CardOperation[Any]]:
-        if profile is not None or title is not None:
+        if asked.profile is not None or asked.title is not None:
             raise StationError(
                 ErrorKind.INVALID,
                 f"token {p.serial} ({p.model_name}) has no profiles",
                 "Profiles and titles exist only on multi-profile tokens (Token2 Molto2).",
             )
-        if display_timeout is not None and p.model is not None:
+        if asked.display_timeout is not None and p.model is not None:
             try:
-                TokenSettings(display_timeout=display_timeout)
+                TokenSettings(display_timeout=asked.display_timeout)
             except (InvalidInput, ValueError) as exc:
                 raise StationError(ErrorKind.INVALID, f"display_timeout: {exc}") from None
         return lambda ctx, job: RequestedBurnWrite(
-            ctx, job, replace=replace, display_timeout=display_timeout
+            ctx, job, replace=asked.replace, display_timeout=asked.display_timeout
         )
 
     async def consider(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from tokenstation.daemon.config import Config
-from tokenstation.daemon.families.base import Announce, Family, Reading
+from tokenstation.daemon.families.base import Announce, CardAtHand, Family, Reading
 from tokenstation.daemon.families.molto2 import MOLTO2
 from tokenstation.daemon.families.single import SINGLE
 from tokenstation.daemon.token.models import ModelTable
@@ -50,14 +50,11 @@ def examine(
     """What the card on ``reader`` is, read once per placement (never in a loop)."""
     for family in FAMILIES:
         if family.by_reader(reader):
-            return family.examine(
-                conn, clock, cfg=cfg, models=models, first=None, announce=announce
-            )
+            return family.examine(CardAtHand(conn, clock, cfg, models, None, announce))
     first = TokenSession(conn, models, clock).read_first()
+    card = CardAtHand(conn, clock, cfg, models, first, announce)
     if not models.lookup(first.info.serial).prefix:
         for family in FAMILIES:
             if family.probe(reader, conn):
-                return family.examine(
-                    conn, clock, cfg=cfg, models=models, first=first, announce=announce
-                )
-    return SINGLE.examine(conn, clock, cfg=cfg, models=models, first=first, announce=announce)
+                return family.examine(card)
+    return SINGLE.examine(card)

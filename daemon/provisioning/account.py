@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from tokenstation.daemon.cards import StationError
 from tokenstation.daemon.events import BurnDone, ErrorKind
+from tokenstation.daemon.families.base import AccountOptions
 from tokenstation.daemon.families.table import family_of
 
 if TYPE_CHECKING:
@@ -58,13 +59,8 @@ async def burn_account(
     try:
         p = prov.station.find(serial)
         # The token's family checks the options and gives the write (never a guess).
-        write_for = family_of(p).account_burn(
-            p,
-            profile=profile,
-            title=title,
-            replace=single.replace,
-            display_timeout=single.display_timeout,
-        )
+        asked = AccountOptions(profile, title, single.replace, single.display_timeout)
+        write_for = family_of(p).account_burn(p, asked)
     except BaseException:
         with contextlib.suppress(OSError):
             os.close(fd)

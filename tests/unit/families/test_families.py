@@ -15,7 +15,7 @@ from tokenstation.daemon.clocksync.policy import ClockTrust, KnownSettings, Sync
 from tokenstation.daemon.config import Config, DefaultSettings
 from tokenstation.daemon.events import Origin, TokenMeasured, TokenPresented
 from tokenstation.daemon.families import table
-from tokenstation.daemon.families.base import Announce, Reading
+from tokenstation.daemon.families.base import CardAtHand, Reading
 from tokenstation.daemon.families.capabilities import ONE_SEED, Capabilities
 from tokenstation.daemon.families.molto2 import MOLTO2
 from tokenstation.daemon.families.single import SINGLE
@@ -23,7 +23,7 @@ from tokenstation.daemon.intake.otpauth import OtpAccount
 from tokenstation.daemon.intake.payload import JOB_FITS
 from tokenstation.daemon.token.models import Model, ModelTable
 from tokenstation.daemon.token.secret import Secret
-from tokenstation.daemon.token.session import Connection, HostClock, TimedInfo, TokenSession
+from tokenstation.daemon.token.session import Connection, TokenSession
 from tokenstation.daemon.token.settings import TokenSettings
 
 from station_rig import C302, Rig
@@ -90,17 +90,8 @@ class ThirdFamily:
     def probe(self, reader: str, conn: Connection) -> bool:
         return False
 
-    def examine(
-        self,
-        conn: Connection,
-        clock: HostClock,
-        *,
-        cfg: Config,
-        models: ModelTable,
-        first: TimedInfo | None,
-        announce: Announce,
-    ) -> Reading:
-        ident = TokenSession(conn, models, clock).identify(first=first)
+    def examine(self, card: CardAtHand) -> Reading:
+        ident = TokenSession(card.conn, card.models, card.clock).identify(first=card.first)
         return Reading(self, ident)
 
     def capabilities(self, model: Model | None = None) -> Capabilities:
