@@ -105,6 +105,12 @@ IGNORED_CARD_QUIET_S = 60.0
 #: Molto2 profile burns gives one, not one per profile).
 UPDATE_SETTLE_S = 0.05
 
+#: What the log adds to a measured token's drift, by verdict ("in time" says it all).
+VERDICT_WORDS = {
+    SyncVerdict.DRIFT: ", beyond the {:g} s threshold",
+    SyncVerdict.READ_ONLY: ", a model tokenstation only reads",
+}
+
 #: How long a placement's examination waits for the answer to "does a burn follow at
 #: once?" (a few queue reads) before it measures the token as any placement is.
 BURN_QUESTION_S = 2.0
@@ -635,11 +641,11 @@ class Station:
         record = self._recorded(p, ident, known=True)
         p.decision = await self._decide(ident.model, ident.drift.drift_s, record)
         log.info(
-            "token %s: %s (±%.3f s), %s",
+            "token %s: %s (±%.3f s)%s",
             ident.serial,
             describe_drift(ident.drift.drift_s),
             ident.drift.uncertainty_s,
-            p.decision.verdict,
+            VERDICT_WORDS.get(p.decision.verdict, "").format(self.cfg.drift_threshold_s),
         )
         self.publish(TokenMeasured(**p.fields()))
         if p.decision.verdict == SyncVerdict.DRIFT:

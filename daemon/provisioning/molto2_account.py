@@ -106,8 +106,9 @@ def _check(p: Presence, profile: int | None, title: str | None, single: SingleOp
         try:
             m.title_bytes(title)
         except (InvalidInput, ValueError) as exc:
+            what = exc.message if isinstance(exc, InvalidInput) else str(exc)
             raise StationError(
-                ErrorKind.INVALID, f"title: {exc}", "Give a shorter title."
+                ErrorKind.INVALID, f"title: {what}", "Give a shorter title; nothing was written."
             ) from None
 
 
