@@ -474,12 +474,19 @@ class JobQueue(StoredPart):
             row = self._db.execute(
                 "SELECT secret, serial, batch FROM jobs WHERE id = ?", (job_id,)
             ).fetchone()
-        if row is None or row[0] is None:
+        if row is None:
             raise KeyError(f"job {job_id} holds no secret")
-        box = self._handover_box() if row[2] else self.box
+        return self._open(job_id, *row)
+
+    def _open(self, job_id: int, stored: object, serial: str, batch: str) -> Secret:
+        """A job's stored secret, opened with the key that sealed it (if sealed)."""
+        if stored is None:
+            raise KeyError(f"job {job_id} holds no secret")
+        assert isinstance(stored, bytes | bytearray | memoryview)
+        box = self._handover_box() if batch else self.box
         if box is None:
-            return Secret(bytes(row[0]))
-        plain = box.open(bytes(row[0]), job_id, str(row[1]))
+            return Secret(bytes(stored))
+        plain = box.open(bytes(stored), job_id, str(serial))
         if plain is None:
             raise SealBroken(
                 f"the seed of job {job_id} does not open with this station's store key: "
@@ -512,32 +519,65 @@ class JobQueue(StoredPart):
         (or, on a shared queue, by :meth:`expire` at another station once the lease runs
         out) after a crash.
 
-        The row is locked with ``FOR UPDATE SKIP LOCKED`` on a shared queue: of two
-        stations claiming one job, one gets it and the other is told at once."""
+        One statement: the row is chosen with ``FOR UPDATE SKIP LOCKED`` on a shared
+        queue and changed at once; of two stations claiming one job, one gets it and the
+        other is told at once (ValueError), never kept waiting for the other's lock."""
+        return self._claim(job_id, serial, profile, None, with_seed=False)[0]
+
+    def claim(
+        self, job_id: int, serial: str, profile: int | None = None, *, like: Job | None = None
+    ) -> tuple[Job, Secret]:
+        """:meth:`start_burn` with the seed, opened inside the claim's transaction: a seed
+        this station's key cannot open (SealBroken) rolls the claim back, nothing claimed.
+
+        With ``like`` (the free job a station-mode placement chose): the oldest free
+        waiting job with its algorithm and period, in the same one statement, skipping
+        the rows other stations are claiming at that moment. Stations placing tokens
+        together so each take the next job instead of all racing for the oldest one and
+        all but one reading the queue again; the job is as good for the token (the same
+        settings), and oldest first stays the order."""
+        job, seed = self._claim(job_id, serial, profile, like, with_seed=True)
+        assert seed is not None
+        return job, seed
+
+    def _claim(
+        self, job_id: int, serial: str, profile: int | None, like: Job | None, *, with_seed: bool
+    ) -> tuple[Job, Secret | None]:
+        if like is not None:
+            pick = (
+                "SELECT id FROM jobs WHERE state = 'queued' AND serial = '' AND algorithm = ? "
+                "AND period = ? ORDER BY id LIMIT 1"
+            )
+            picked: tuple[object, ...] = (like.algorithm, like.period)
+        else:
+            pick, picked = "SELECT id FROM jobs WHERE id = ? AND state = 'queued'", (job_id,)
         with self._db.transaction():
-            row = self._db.execute(
-                "SELECT state, claimed_by FROM jobs WHERE id = ?" + self._db.skip_locked,
-                (job_id,),
-            ).fetchone()
-            if row is None:
-                known = self._db.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone()
-                raise ValueError(
-                    f"job {job_id} is being claimed by another station"
-                    if known
-                    else f"job {job_id} is unknown, not queued"
-                )
-            if row[0] != "queued":
-                by = f" (by {row[1]})" if row[1] and row[0] == "burning" else ""
-                raise ValueError(f"job {job_id} is {row[0]}{by}, not queued")
-            self._db.execute(
+            rows = self._db.execute(
                 "UPDATE jobs SET state = 'burning', attempts = attempts + 1, burned_serial = ?, "
                 f"profile = ?, claimed_by = ?, lease_until = {self._db.now} + ?, updated = ? "
-                "WHERE id = ?",
-                (serial, profile, self.station, self.lease_s, time.time(), job_id),
-            )
-            job = self._get(job_id)
-        self._changed("claimed", job_id)
-        return job
+                f"WHERE state = 'queued' AND id = ({pick}{self._db.skip_locked}) "
+                f"RETURNING {_JOB_FIELDS}, secret, batch",
+                (serial, profile, self.station, self.lease_s, time.time(), *picked),
+            ).fetchall()
+            if not rows:
+                raise ValueError(self._not_claimable(job_id, like is not None))
+            job = _job(rows[0][:-2])
+            seed = self._open(job.id, rows[0][-2], job.serial, rows[0][-1]) if with_seed else None
+        self._changed("claimed", job.id)
+        return job, seed
+
+    def _not_claimable(self, job_id: int, like: bool) -> str:
+        """Why job ``job_id`` (or, with ``like``, any job like it) could not be claimed."""
+        row = self._db.execute(
+            "SELECT state, claimed_by FROM jobs WHERE id = ?", (job_id,)
+        ).fetchone()
+        others = "; no other waiting job has its settings" if like else ""
+        if row is None:
+            return f"job {job_id} is unknown, not queued"
+        if row[0] == "queued":  # locked: another station's claim is being committed
+            return f"job {job_id} is being claimed by another station{others}"
+        by = f" (by {row[1]})" if row[1] and row[0] == "burning" else ""
+        return f"job {job_id} is {row[0]}{by}, not queued{others}"
 
     def renew(self, job_ids: Iterable[int]) -> int:
         """Extend the leases of the claims this station knows it holds; how many.
@@ -795,7 +835,7 @@ class JobQueue(StoredPart):
         """How many burned generated seeds are in each hand-over state."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT handover, COUNT(*) FROM jobs WHERE handover <> '' GROUP BY handover"
+                "SELECT handover, COUNT(*) FROM jobs WHERE handover > '' GROUP BY handover"
             ).fetchall()
         return {str(k): int(n) for k, n in rows}
 
@@ -826,10 +866,11 @@ _JOB_COLUMNS = (
     "id, state, fingerprint, issuer, account, algorithm, period, serial, source, "
     "created, updated, attempts, reason, burned_serial, burned_at"
 )
-_JOB_SELECT = (
-    f"SELECT {_JOB_COLUMNS}, secret IS NOT NULL, station, claimed_by, profile, "
-    "batch, upn, model, handover, handover_at, handover_reason FROM jobs"
+_JOB_FIELDS = (
+    f"{_JOB_COLUMNS}, secret IS NOT NULL, station, claimed_by, profile, "
+    "batch, upn, model, handover, handover_at, handover_reason"
 )
+_JOB_SELECT = f"SELECT {_JOB_FIELDS} FROM jobs"
 
 
 def _where(states: Iterable[str] | None) -> tuple[str, tuple[str, ...]]:
