@@ -11,8 +11,9 @@ jobs (``claimable``; main before it: every queued job), then the claim of the fi
 with its seed (this tree: ``claim(..., like=job)``, one statement that takes the oldest
 free job of those settings no other station is claiming; the code before it:
 ``secret`` + ``start_burn``, and on "another station has it" the page again and a
-retry), then, after ``--burn-ms`` (the card write; 0: stations place tokens back to
-back, all the machine can take), ``burned``. Per cell, each station places tokens for
+retry), then, after ``--burn-ms`` (the card write and the next placement: uniform in
+0.5-1.5x that, each station starting at a random moment; 0: stations place tokens back
+to back, all the machine can take), ``burned``. Per cell, each station places tokens for
 ``--seconds`` (the claim in flight then finishes). Measured per cell:
 
 - claim latency: token placed -> claim committed, p50/p99, and claims/s over all;
@@ -41,6 +42,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -215,6 +217,9 @@ def cell(url: str, stations: int, seconds: float, burn_s: float) -> dict[str, An
     deadline = time.perf_counter() + seconds
 
     def station(i: int, q: JobQueue) -> None:
+        rng = random.Random(i)  # operators place tokens at their own moments, not in step
+        if burn_s:
+            time.sleep(rng.uniform(0, burn_s))
         k = 0
         while time.perf_counter() < deadline:
             serial = f"S{i}-{k}"
@@ -229,7 +234,7 @@ def cell(url: str, stations: int, seconds: float, burn_s: float) -> dict[str, An
             with lock:
                 claim_ms.append((t1 - t0) * 1000)
             if burn_s:
-                time.sleep(burn_s)  # the card write
+                time.sleep(rng.uniform(0.5, 1.5) * burn_s)  # the card write, the next token
             q.burned(job.id, serial)
 
     threads = [threading.Thread(target=station, args=(i, q)) for i, q in enumerate(queues)]

@@ -243,10 +243,17 @@ class JobQueue(StoredPart):
                 "the other stations (0600) to this one and name it in [store] key_file"
             )
 
-    def _changed(self, what: str, job_id: int = 0) -> None:
-        """Tell this station's watcher (:attr:`on_change`) and the other stations."""
+    def _changed(self, what: str, job_id: int = 0, *, told: bool = False) -> None:
+        """Tell this station's watcher (:attr:`on_change`) and the other stations (unless
+        ``told`` already, inside the change's transaction: see :meth:`_tell`)."""
         if self.on_change is not None:
             self.on_change(what)
+        if self._db.shared and not told:
+            self._db.notify(f"{self.tag} {what} {job_id}")
+
+    def _tell(self, what: str, job_id: int) -> None:
+        """Inside a transaction: the other stations are told at its commit (one round
+        trip fewer than after it, and nothing told if it does not commit)."""
         if self._db.shared:
             self._db.notify(f"{self.tag} {what} {job_id}")
 
@@ -500,18 +507,19 @@ class JobQueue(StoredPart):
         self, job_id: int, sql: str, args: tuple[object, ...], expect: str, *, scrub: bool = False
     ) -> Job:
         with self._lock:
-            cur = self._db.execute(
-                f"UPDATE jobs SET {sql}, updated = ? WHERE id = ? AND state = ?",
+            rows = self._db.execute(
+                f"UPDATE jobs SET {sql}, updated = ? WHERE id = ? AND state = ? "
+                f"RETURNING {_JOB_FIELDS}",
                 (*args, time.time(), job_id, expect),
-            )
-            if cur.rowcount != 1:
+            ).fetchall()
+            if len(rows) != 1:
                 job = self._db.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
                 raise ValueError(f"job {job_id} is {job[0] if job else 'unknown'}, not {expect}")
             if scrub:
                 self._db.scrub()
-            job = self._get(job_id)
-        self._changed(job.state, job_id)
-        return job
+        done = _job(rows[0])
+        self._changed(done.state, job_id)
+        return done
 
     def start_burn(self, job_id: int, serial: str, profile: int | None = None) -> Job:
         """queued -> burning onto ``serial`` (and a Molto2's ``profile``): the claim and the
@@ -563,7 +571,8 @@ class JobQueue(StoredPart):
                 raise ValueError(self._not_claimable(job_id, like is not None))
             job = _job(rows[0][:-2])
             seed = self._open(job.id, rows[0][-2], job.serial, rows[0][-1]) if with_seed else None
-        self._changed("claimed", job.id)
+            self._tell("claimed", job.id)
+        self._changed("claimed", job.id, told=True)
         return job, seed
 
     def _not_claimable(self, job_id: int, like: bool) -> str:
