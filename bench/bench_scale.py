@@ -1,6 +1,6 @@
 """Cost as work grows: the shared PostgreSQL queue with 1-30 stations and 1k-100k jobs.
 
-One private PostgreSQL (daemon/simulator/pgserver.py, fsync off) and, per jobs count,
+One private PostgreSQL (tests/pgserver.py, fsync off) and, per jobs count,
 one fresh database holding that many jobs: half burned history, half queued with a
 sealed seed each (``--fill history``, the default: the history older than what waits, as
 in a queue that has run for a while; ``--fill interleaved``: odd ids queued, even ids
@@ -301,7 +301,8 @@ def explain(url: str) -> dict[str, Any]:
 def run_tree(
     seconds: float, jobs: tuple[int, ...], stations: tuple[int, ...], burn_s: float, order: str
 ) -> dict[str, Any]:
-    from tokenstation.daemon.simulator.pgserver import PgServer
+    from pgserver import PgServer
+
     from tokenstation.daemon.storage.postgres import PostgresDatabase
 
     server = PgServer().start()

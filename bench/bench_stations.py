@@ -48,10 +48,10 @@ from pathlib import Path
 from typing import Any
 
 from benchlib import machine, report
+from pgserver import PgServer
 
 from tokenstation.daemon.intake.otpauth import OtpAccount
 from tokenstation.daemon.provisioning.queue import JobQueue, NewJob
-from tokenstation.daemon.simulator.pgserver import PgServer
 from tokenstation.daemon.storage import schema
 from tokenstation.daemon.storage.postgres import PostgresDatabase
 from tokenstation.daemon.storage.secretbox import SecretBox

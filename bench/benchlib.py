@@ -20,6 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+#: The test helpers the benchmarks share with the tests (a private PostgreSQL:
+#: ``tests/pgserver.py``); they are not part of the installed package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
 if TYPE_CHECKING:
     from tokenstation.daemon.simulator.privatebus import PrivateBus
     from tokenstation.daemon.simulator.stack import PcscStack

@@ -3,6 +3,6 @@
 #: The version, written here so that start-up needs no importlib.metadata (which costs
 #: more than the rest of `--help`); pyproject.toml and debian/changelog say the same
 #: (setuptools' dynamic ``attr`` cannot find this namespace package on Debian 12's
-#: setuptools 66, which builds the Debian package), and tests/unit/test_cli_startup.py
+#: setuptools 66, which builds the Debian package), and tests/unit/cli/test_cli_startup.py
 #: checks all three agree.
 __version__ = "0.1.0"

@@ -239,7 +239,8 @@ class TrayApp:
             # The daemon's SyncFailed/BurnFailed signal carries the details for syncs and
             # burns; other refusals are shown here.
             if kind not in ("sync", "burn"):
-                self._show([Bubble(f"error:{kind}", "tokenstation", exc.text, urgency=2)])
+                text = f"{exc.text}. {exc.next_step}" if exc.next_step else exc.text
+                self._show([Bubble(f"error:{kind}", "tokenstation", text, urgency=2)])
         except Exception as exc:
             self._show(
                 [Bubble(f"error:{kind}", "tokenstation", f"{kind} failed: {exc}", urgency=2)]

@@ -41,23 +41,25 @@ class BusUnreachable(DaemonNotRunning):
 
 
 class DaemonError(Exception):
-    """The daemon answered with an error: ``kind`` as in StationError, ``text`` for people."""
+    """The daemon answered with an error: ``kind`` as in StationError, ``text`` for people,
+    ``next_step`` what to do ("" when the reply named none)."""
 
-    def __init__(self, kind: ErrorKind, text: str) -> None:
+    def __init__(self, kind: ErrorKind, text: str, next_step: str = "") -> None:
         super().__init__(text)
         self.kind = kind
         self.text = text
+        self.next_step = next_step
 
 
-def _denied(bus: str, member: str) -> str:
-    """The bus policy refused a call: what it means and what to do (message. next step)."""
+def _denied(bus: str, member: str) -> tuple[str, str]:
+    """The bus policy refused a call: what it means, and what to do."""
     if bus == "system":
         return (
             f"the system bus refused this user's call to {member}: on a station only members "
-            "of the tokenstation group may change anything. Ask an administrator to run "
-            "`sudo adduser $USER tokenstation`, then log in again"
+            "of the tokenstation group may change anything",
+            "Ask an administrator to run `sudo adduser $USER tokenstation`, then log in again.",
         )
-    return f"the {bus} bus refused this user's call to {member} (its policy denies it)"
+    return f"the {bus} bus refused this user's call to {member} (its policy denies it)", ""
 
 
 class StationClient:
@@ -119,12 +121,12 @@ class StationClient:
             name = str(getattr(exc, "type", ""))
             kind = _KIND_BY_SUFFIX.get(name.removeprefix(ERROR_PREFIX), ErrorKind.FAILED)
             if name.endswith("AccessDenied"):
-                raise DaemonError(ErrorKind.DENIED, _denied(self.bus_kind, member)) from None
+                raise DaemonError(ErrorKind.DENIED, *_denied(self.bus_kind, member)) from None
             if name.endswith(("ServiceUnknown", "NameHasNoOwner")):
                 raise DaemonNotRunning(
                     busaddress.not_running(self.bus_kind), busaddress.start_advice(self.bus_kind)
                 ) from None
-            raise DaemonError(kind, str(getattr(exc, "text", exc))) from None
+            raise DaemonError(kind, *dbusio.error_parts(exc)) from None
         return dbusio.unpack(reply[0]) if reply else None
 
     async def status(self) -> dict[str, Any]:

@@ -93,6 +93,36 @@ PropertyAccess: Any = _lib.PropertyAccess
 ServiceInterface: Any = _service.ServiceInterface
 
 
+class ProblemError(DBusError):  # type: ignore[misc]
+    """A D-Bus error reply with two strings: the message (the first, as every D-Bus client
+    expects) and the next step, its own field, so neither is ever cut out of joined text."""
+
+    def __init__(self, name: str, message: str, next_step: str = "") -> None:
+        super().__init__(name, message)
+        self.next_step = next_step
+
+    def _as_message(self, msg: Any) -> Any:  # both libraries build an error reply so
+        return Message(
+            message_type=MessageType.ERROR,
+            reply_serial=msg.serial,
+            destination=msg.sender,
+            error_name=self.type,
+            signature="ss",
+            body=[self.text, self.next_step],
+        )
+
+
+def error_parts(exc: Any) -> tuple[str, str]:
+    """(message, next step) of a D-Bus error a call raised; the next step is "" when the
+    reply carried only a message (another service, the bus itself)."""
+    reply = getattr(exc, "reply", None)
+    body = list(getattr(reply, "body", None) or [])
+    text = str(getattr(exc, "text", exc))
+    if len(body) >= 2 and isinstance(body[1], str):
+        return text, body[1]
+    return text, ""
+
+
 def _quiet(factory: Any) -> Any:
     """``factory`` (dbus-next's method/signal/dbus_property) without the Python 3.13
     DeprecationWarning each call of it raises (typing.no_type_check_decorator)."""

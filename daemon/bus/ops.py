@@ -17,7 +17,7 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from tokenstation.daemon.bus import dbusio
-from tokenstation.daemon.bus.dbusio import DBusError
+from tokenstation.daemon.bus.dbusio import DBusError, ProblemError
 from tokenstation.daemon.bus.names import INTERFACE, error_name
 from tokenstation.daemon.events import SIGNALS, ErrorKind, Event, JobState, to_wire
 from tokenstation.daemon.safetext import clip, shown_name
@@ -38,11 +38,11 @@ _SYNC_OPTIONS = {"reader", "confirm_untrusted_clock", "algorithm", "period", "di
 
 
 def dbus_error(exc: StationError) -> Exception:
-    """A StationError as the D-Bus error the client sees (message, then next step)."""
-    text = exc.message + (f". {exc.next_step}" if exc.next_step else "")
-    if _leaky(text):  # a sentence of ours never holds these; an exception's text might
+    """A StationError as the D-Bus error the client sees: the message and the next step,
+    each its own string of the reply."""
+    if _leaky(exc.message + exc.next_step):  # never in a sentence of ours; in an exception's
         return _internal()
-    result: Exception = DBusError(error_name(exc.kind), text)
+    result: Exception = ProblemError(error_name(exc.kind), exc.message, exc.next_step)
     return result
 
 
@@ -55,10 +55,11 @@ def _leaky(text: str) -> bool:
 
 
 def _internal() -> Exception:
-    result: Exception = DBusError(
+    result: Exception = ProblemError(
         error_name(ErrorKind.FAILED),
-        "the daemon could not answer this because of an internal error. Try again; if it "
-        "persists, see the daemon's log (journalctl -u tokenstation) and report it",
+        "the daemon could not answer this because of an internal error",
+        "Try again; if it persists, see the daemon's log (journalctl -u tokenstation) "
+        "and report it.",
     )
     return result
 
@@ -74,10 +75,10 @@ def bus_error(name: str, exc: Exception) -> Exception:
         return dbus_error(exc)
     if isinstance(exc, StoreUnavailable):
         log.info("%s: not answered: %s", name, exc)
-        result: Exception = DBusError(
+        result: Exception = ProblemError(
             error_name(ErrorKind.FAILED),
-            f"{exc.brief}, so this cannot be answered now. Try again once `tokenstation "
-            "status` says the shared database is reachable",
+            f"{exc.brief}, so this cannot be answered now",
+            "Try again once `tokenstation status` says the shared database is reachable.",
         )
         return result
     log.warning("%s failed unexpectedly (%s); the traceback is logged at debug level", name, exc)

@@ -59,8 +59,7 @@ NEXT_FOR_KIND = {
 class DaemonRefused(CliError):
     """The daemon answered with an error; ``kind`` is its StationError kind."""
 
-    def __init__(self, kind: str, text: str) -> None:
-        message, _, next_step = text.partition(". ")
+    def __init__(self, kind: str, message: str, next_step: str = "") -> None:
         next_step = next_step or NEXT_FOR_KIND.get(kind, NEXT_FOR_KIND["failed"])
         super().__init__(message, EXIT_FOR_KIND.get(kind, EXIT_FAILED), next_step)
         self.kind = kind
@@ -119,4 +118,4 @@ def _call(bus: str, fn: Callable[[StationClient], Awaitable[Any]]) -> Any:
     except DaemonNotRunning as exc:
         raise DaemonAbsent(exc.message, exc.next_step) from None
     except DaemonError as exc:
-        raise DaemonRefused(exc.kind, exc.text) from None
+        raise DaemonRefused(exc.kind, exc.text, exc.next_step) from None

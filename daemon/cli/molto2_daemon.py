@@ -220,7 +220,7 @@ def delete_via_daemon(args: argparse.Namespace, found: dict[str, Any]) -> int:
         try:
             done = daemon_call(args.bus, lambda c: c.delete_profile(serial, n))
         except DaemonRefused as exc:
-            raise DaemonRefused(exc.kind, f"Molto2 {serial}: {exc}. {exc.next_step}") from None
+            raise DaemonRefused(exc.kind, f"Molto2 {serial}: {exc}", exc.next_step) from None
         deleted = bool(done.get("deleted"))
     if args.json:
         emit_json(
@@ -280,7 +280,7 @@ def send_account(
                 bus, lambda c: c.burn_account(fd, "account.txt", serial, **options)
             )
         except DaemonRefused as exc:
-            raise DaemonRefused(exc.kind, f"{who}: {exc}. {exc.next_step}") from None
+            raise DaemonRefused(exc.kind, f"{who}: {exc}", exc.next_step) from None
     finally:
         os.close(fd)
     return done

@@ -3,7 +3,7 @@
 option the program does not have, nor miss one it has.
 
 ``python -m tokenstation.daemon.cli.reference`` rewrites both files from a checkout;
-``tests/unit/cli/test_reference.py`` fails when a committed copy is out of date.
+``tests/unit/test_docs.py`` fails when a committed copy is out of date.
 """
 
 from __future__ import annotations

@@ -79,7 +79,7 @@ def sync_via_daemon(args: argparse.Namespace) -> int:
     try:
         result = daemon_call(args.bus, lambda c: c.sync(serial, reader=token["reader"], **options))
     except DaemonRefused as exc:
-        raise DaemonRefused(exc.kind, f"token {serial}: {exc}. {exc.next_step}") from None
+        raise DaemonRefused(exc.kind, f"token {serial}: {exc}", exc.next_step) from None
     if args.json:
         emit_json({"ok": True, "via": "daemon", **result})
         return 0

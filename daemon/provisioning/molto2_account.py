@@ -24,8 +24,8 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from tokenstation.daemon.events import BurnDone, ErrorKind, Origin
+from tokenstation.daemon.provisioning.burn_write import RequestedBurnWrite
 from tokenstation.daemon.provisioning.molto2_burn import Molto2BurnWrite
-from tokenstation.daemon.provisioning.provisioner import RequestedBurnWrite
 from tokenstation.daemon.provisioning.queue import Job
 from tokenstation.daemon.station import CardOperation, Presence, StationError
 from tokenstation.daemon.token import molto2 as m
@@ -33,7 +33,7 @@ from tokenstation.daemon.token.errors import InvalidInput
 from tokenstation.daemon.token.settings import TokenSettings
 
 if TYPE_CHECKING:
-    from tokenstation.daemon.provisioning.provisioner import Provisioner
+    from tokenstation.daemon.provisioning.context import BurnContext
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class AccountBurnWrite(Molto2BurnWrite):
     """A Molto2 burn into the profile asked for (None: the lowest free one when the
     burn starts, under the reader's lock), with the caller's title when given."""
 
-    def __init__(self, prov: Provisioner, job: Job, profile: int | None, title: str | None) -> None:
+    def __init__(self, prov: BurnContext, job: Job, profile: int | None, title: str | None) -> None:
         super().__init__(prov, job, Origin.MANUAL, profile=profile)
         self.given_title = title
 
@@ -112,7 +112,7 @@ def _check(p: Presence, profile: int | None, title: str | None, single: SingleOp
 
 
 async def burn_account(
-    prov: Provisioner,
+    prov: BurnContext,
     fd: int,
     name: str,
     serial: str,
@@ -166,7 +166,7 @@ async def burn_account(
             raise
     finally:
         prov.held.discard(key)
-        prov._queue_changed()  # the queue's state published; other jobs offered again
+        prov.queue_changed()  # the queue's state published; other jobs offered again
     assert isinstance(done, BurnDone)
     if p.profiles is not None:
         log.info("burned %s into profile %s of Molto2 %s", done.job.label, done.job.profile, serial)

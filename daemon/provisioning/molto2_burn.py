@@ -39,7 +39,7 @@ from tokenstation.daemon.events import (
     Outcome,
     PresenceState,
 )
-from tokenstation.daemon.provisioning import provisioner
+from tokenstation.daemon.provisioning import steps
 from tokenstation.daemon.provisioning.queue import Job
 from tokenstation.daemon.registry.molto2_ledger import Ledger, station_ledger
 from tokenstation.daemon.registry.store import Operation
@@ -66,7 +66,7 @@ from tokenstation.daemon.token.session import Connection, HostClock
 from tokenstation.daemon.token.settings import PERIODS, HmacAlgorithm, TokenSettings
 
 if TYPE_CHECKING:
-    from tokenstation.daemon.provisioning.provisioner import Provisioner
+    from tokenstation.daemon.provisioning.context import BurnContext
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def profile_settings(job: Job, display_timeout: int) -> m.ProfileSettings:
     return m.ProfileSettings(HmacAlgorithm.parse(job.algorithm), job.period, 6, display_timeout)
 
 
-async def consider(prov: Provisioner, p: Presence, waiting: list[Job]) -> None:
+async def consider(prov: BurnContext, p: Presence, waiting: list[Job]) -> None:
     """A measured Molto2 and the waiting jobs: settle an interrupted burn, then offer or
     (station mode) burn the next job into the next free profile."""
     for job in prov.queue.interrupted_burns(p.serial):
@@ -177,7 +177,7 @@ class Molto2BurnWrite(CardOperation[ProfileWrite]):
 
     def __init__(
         self,
-        prov: Provisioner,
+        prov: BurnContext,
         job: Job,
         origin: Origin,
         *,
@@ -217,9 +217,7 @@ class Molto2BurnWrite(CardOperation[ProfileWrite]):
                 self.foreign = str(entry.get("account", "another account"))
             self.job, self.seed = self._reclaim(p)  # last: nothing after it can raise
         else:
-            self.job, self.seed = provisioner.claim_burn(
-                self.prov, self.job.id, p.serial, self.profile
-            )
+            self.job, self.seed = steps.claim_burn(self.prov, self.job.id, p.serial, self.profile)
             self.started = True
         self.prov.crash_point("intent")
 
@@ -231,7 +229,7 @@ class Molto2BurnWrite(CardOperation[ProfileWrite]):
         """A resume, under the reader's lock: the job read again, settled only while it is
         still an interrupted burn into this profile of this Molto2 (not a burn in progress
         here, not requeued, burned or claimed again meanwhile); its claim renewed again."""
-        with provisioner.burn_refusals():
+        with steps.burn_refusals():
             job = self.prov.queue.get(self.job.id)
             if (
                 job is None
@@ -277,7 +275,7 @@ class Molto2BurnWrite(CardOperation[ProfileWrite]):
 
     def succeeded(self, p: Presence, result: ProfileWrite) -> Written:
         ledger = self._ledger()
-        done = provisioner.burned(
+        done = steps.burned(
             self.prov,
             self.job.id,
             p,
@@ -288,7 +286,7 @@ class Molto2BurnWrite(CardOperation[ProfileWrite]):
         self.prov.station.update_profiles(p, [_read_back(result)])
         assert self.seed is not None
         token_settings = TokenSettings(self.settings.hmac, self.settings.period)
-        expected = provisioner.expected_hint(
+        expected = steps.expected_hint(
             done, self.seed, token_settings, result.host_time, self.settings.digits
         )
         how = "the seed had landed before the Molto2 was pulled; " if self.settled else ""
@@ -345,7 +343,7 @@ class Molto2BurnWrite(CardOperation[ProfileWrite]):
             occupied = [i for i in p.profiles or () if i.index == self.profile]
             self.prov.station.update_profiles(p, [replace(i, seed_present=True) for i in occupied])
             if not self.resume and self.wanted is None:
-                self.prov._offer(p.reader)  # the job into the next free profile
+                self.prov.offer(p.reader)  # the job into the next free profile
         if gone and seed_sent:
             job = queue.interrupted(
                 self.job.id,
@@ -366,7 +364,7 @@ class Molto2BurnWrite(CardOperation[ProfileWrite]):
             )
             job = queue.failed(self.job.id, exc.message + uncertain)
             outcome = BurnOutcome.FAILED
-        return provisioner.burn_failed(p, self.origin, job, outcome, exc, profile=self.profile)
+        return steps.burn_failed(p, self.origin, job, outcome, exc, profile=self.profile)
 
 
 _SEE_QUEUE = "See the jobs and their states with `tokenstation queue list --all`."
@@ -389,4 +387,4 @@ def _read_back(result: ProfileWrite) -> m.ProfileInfo:
 
 
 def _view(job: Job) -> JobView:
-    return provisioner.job_view(job)
+    return steps.job_view(job)

@@ -17,7 +17,7 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,21 +26,15 @@ from tokenstation.daemon import faults
 from tokenstation.daemon.config import Config
 from tokenstation.daemon.events import (
     BurnDone,
-    BurnFailed,
     BurnOffered,
-    BurnOutcome,
     ErrorKind,
     Event,
     FileTaken,
     FileVerdict,
-    JobView,
     OperationKind,
     Origin,
-    Outcome,
-    PresenceState,
     QueueState,
     TokenMeasured,
-    decode,
 )
 from tokenstation.daemon.faults import CrashPoint
 from tokenstation.daemon.handover.keeper import Keeper
@@ -49,83 +43,26 @@ from tokenstation.daemon.intake.files import IntakeFiles, Refusal
 from tokenstation.daemon.intake.ingest import NotAFile, Opened, judge_bytes, open_and_read, read_fd
 from tokenstation.daemon.intake.payload import Verdict, advice
 from tokenstation.daemon.provisioning import molto2_burn, provlog
-from tokenstation.daemon.provisioning.away import NOTE, AwayBurn, AwayBurns
-from tokenstation.daemon.provisioning.otpcode import expected_code
-from tokenstation.daemon.provisioning.queue import Intake, Job, JobQueue, NewJob, SealBroken
+from tokenstation.daemon.provisioning.away import AwayBurn, AwayBurns
+from tokenstation.daemon.provisioning.burn_write import BurnWrite
+from tokenstation.daemon.provisioning.choice import CANDIDATES, choose_job
+from tokenstation.daemon.provisioning.queue import Intake, Job, JobQueue, NewJob
 from tokenstation.daemon.provisioning.shared import SharedQueue
+from tokenstation.daemon.provisioning.steps import SEE_QUEUE, burn_done_row, job_view
 from tokenstation.daemon.qr.pool import DecodePool
 from tokenstation.daemon.registry import writes
-from tokenstation.daemon.registry.store import Operation
 from tokenstation.daemon.safetext import shown_name
 from tokenstation.daemon.station import (
     CardOperation,
-    CardWrite,
     Presence,
     Station,
     StationError,
-    Written,
-    settings_view,
 )
 from tokenstation.daemon.storage.database import StoreUnavailable
-from tokenstation.daemon.token.errors import CardLost, RefusedByPolicy, TokenError, TransportError
-from tokenstation.daemon.token.models import Model
-from tokenstation.daemon.token.secret import Secret
-from tokenstation.daemon.token.session import ClockKind, DriftEstimate, TokenSession, WriteResult
 from tokenstation.daemon.token.settings import HmacAlgorithm, TokenSettings
 from tokenstation.daemon.xdg import private_dir
 
 log = logging.getLogger(__name__)
-
-_SEE_QUEUE = "See the jobs and their states with `tokenstation queue list --all`."
-
-
-@dataclass(frozen=True)
-class BurnChoice:
-    """Which job (if any) a token should get, and whether without asking."""
-
-    job: Job | None
-    automatic: bool
-    reason: str  # why nothing, or a warning for the offer
-
-
-def choose_job(
-    model: Model, serial: str, provisioned: bool, waiting: list[Job], mode: str, *, why: str = ""
-) -> BurnChoice:
-    """Pure policy: bound jobs first; station mode never burns over a provisioned token
-    (``why``: what records it as burned, for the reason)."""
-    if not model.programmable:
-        return BurnChoice(None, False, "read-only model")
-    usable = [
-        j
-        for j in waiting
-        if j.algorithm in {a.name for a in model.algorithms} and j.period in model.periods
-    ]
-    bound = [j for j in usable if j.serial == serial]
-    if bound:
-        return BurnChoice(bound[0], mode == "station", "")
-    free = [j for j in usable if not j.serial]
-    if not free:
-        return BurnChoice(None, False, "no job for this token")
-    if mode == "station":
-        if provisioned:
-            return BurnChoice(
-                None,
-                False,
-                f"token {serial} was provisioned before ({why or 'by this station'}); "
-                "station mode never burns over it (bind a job to it by naming the file "
-                "<serial>.png)",
-            )
-        return BurnChoice(free[0], True, "")
-    warning = (
-        f"token {serial} was provisioned by this station before; burning replaces its seed"
-        if provisioned
-        else ""
-    )
-    return BurnChoice(free[0], False, warning)
-
-
-#: Waiting jobs a placement reads first (plus as many as were skipped or held).
-CANDIDATES = 32
 
 
 class Provisioner:
@@ -282,12 +219,12 @@ class Provisioner:
 
     def jobs_added(self) -> None:
         """Jobs were queued here but not from a file (seeds made here): publish, offer."""
-        self._queue_changed()
+        self.queue_changed()
 
     def queue_changed_elsewhere(self, what: str) -> None:
         """Another station changed the shared queue (loop thread): publish, offer again."""
         log.debug("queue changed at another station: %s", what)
-        self._queue_changed()
+        self.queue_changed()
 
     def catch_up(self) -> None:
         """The shared database is back (loop thread): take the files that waited, offer."""
@@ -295,7 +232,7 @@ class Provisioner:
         held, self._held = self._held, []
         for path in held:
             self.take(path)
-        self._queue_changed()
+        self.queue_changed()
 
     def settle_away(self) -> None:
         """Record the burns the shared database could not take, step by step (each step
@@ -537,13 +474,13 @@ class Provisioner:
         )
         self._emit(event)
         if queued:
-            self.loop.call_soon_threadsafe(self._queue_changed)
+            self.loop.call_soon_threadsafe(self.queue_changed)
         return event
 
     def _emit(self, event: Event) -> None:
         self.loop.call_soon_threadsafe(self.station.publish, event)
 
-    def _queue_changed(self, *, offer: bool = True) -> None:
+    def queue_changed(self, *, offer: bool = True) -> None:
         """Publish the queue's state (loop thread); with ``offer``, offer jobs to tokens."""
         if not self.count():
             return
@@ -555,7 +492,7 @@ class Provisioner:
         """Pause (no offers, no burns) or resume the queue; a resume offers jobs again."""
         if paused != self.paused:
             self.paused = paused
-            self._queue_changed(offer=False)
+            self.queue_changed(offer=False)
         if not paused:
             self.offer_all()
 
@@ -563,15 +500,15 @@ class Provisioner:
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, TokenMeasured):
-            self._offer(event.reader)
+            self.offer(event.reader)
 
     def offer_all(self) -> None:
         """Consider every measured token (after a resume, or when jobs arrive)."""
         for p in self.station.presences():
             if p.measured:
-                self._offer(p.reader)
+                self.offer(p.reader)
 
-    def _offer(self, reader: str) -> None:
+    def offer(self, reader: str) -> None:
         """Consider ``reader``'s token soon. Changes that arrive before that consideration
         starts share it: a burst of taken files (each a queue change) costs one look at
         the queue per token, not one per file, so the loop keeps answering."""
@@ -682,7 +619,7 @@ class Provisioner:
         """Do not offer this job to this token again while it stays on the reader."""
         p = self.station.find(serial)
         self._skipped.add((job_id, p.reader, p.generation))
-        self._offer(p.reader)
+        self.offer(p.reader)
 
     async def burn(self, job_id: int, serial: str, origin: Origin = Origin.MANUAL) -> BurnDone:
         """Burn job ``job_id`` onto the presented token ``serial``."""
@@ -696,7 +633,7 @@ class Provisioner:
                 ErrorKind.FAILED, exc.brief, "Burns wait until the shared database is back."
             ) from None
         if job is None:
-            raise StationError(ErrorKind.INVALID, f"no job {job_id}", _SEE_QUEUE)
+            raise StationError(ErrorKind.INVALID, f"no job {job_id}", SEE_QUEUE)
         if job.serial and job.serial != p.serial:
             raise StationError(
                 ErrorKind.REFUSED,
@@ -712,9 +649,9 @@ class Provisioner:
         try:
             done = await self.station.write(p, write)
         finally:
-            self._queue_changed(offer=False)
+            self.queue_changed(offer=False)
         if molto2:
-            self._offer(p.reader)  # the next job into the next free profile
+            self.offer(p.reader)  # the next job into the next free profile
         assert isinstance(done, BurnDone)
         return done
 
@@ -748,8 +685,8 @@ class Provisioner:
         try:
             job = self.queue.remove(job_id)
         except ValueError as exc:
-            raise StationError(ErrorKind.INVALID, str(exc), _SEE_QUEUE) from None
-        self._queue_changed()
+            raise StationError(ErrorKind.INVALID, str(exc), SEE_QUEUE) from None
+        self.queue_changed()
         return job
 
     def retry(self, job_id: int) -> Job:
@@ -758,334 +695,22 @@ class Provisioner:
         try:
             job = self.queue.retry(job_id)
         except ValueError as exc:
-            raise StationError(ErrorKind.INVALID, str(exc), _SEE_QUEUE) from None
-        self._queue_changed()
+            raise StationError(ErrorKind.INVALID, str(exc), SEE_QUEUE) from None
+        self.queue_changed()
         return job
 
     def _existing(self, job_id: int, verb: str, states: tuple[str, ...]) -> None:
         """An unknown id, or a job in another state, is bad input (not a safety refusal)."""
         job = self.queue.get(job_id)
         if job is None:
-            raise StationError(ErrorKind.INVALID, f"there is no job {job_id}", _SEE_QUEUE)
+            raise StationError(ErrorKind.INVALID, f"there is no job {job_id}", SEE_QUEUE)
         if job.state not in states:
             raise StationError(
                 ErrorKind.INVALID,
                 f"job {job_id} ({job.label()}) is {job.state}; only {' or '.join(states)} "
                 f"jobs can be {verb}",
-                _SEE_QUEUE,
+                SEE_QUEUE,
             )
-
-
-class BurnWrite(CardWrite):
-    """One burn, in crash-safe order.
-
-    1. ``prepare``: the queue commits "burning job J onto serial S" (synchronous=FULL)
-       before the card is touched: the intent a restart resolves (:meth:`Provisioner.recover`).
-    2. ``run``: the seed write.
-    3. ``succeeded``: the registry marks the token provisioned with its settings, then the
-       queue marks the job burned (erasing the secret), then the provisioning-log row;
-       the station records the operation and publishes BurnDone.
-
-    A stop anywhere leaves either the intent (resolved at start-up: token provisioned,
-    job failed for a person to decide) or a burned job with a provisioned token.
-    """
-
-    kind = OperationKind.BURN
-    busy = PresenceState.BURNING
-    wait = True
-
-    def __init__(self, prov: Provisioner, job: Job, origin: Origin) -> None:
-        self.prov = prov
-        self.job = job
-        self.origin = origin
-        self.started = False
-        self.settings = job.settings(prov.cfg.token_defaults.display_timeout)
-        self.seed: Secret | None = None
-        self.serial = ""
-        self.before: DriftEstimate | None = None
-        self.clock_kind = ClockKind.UNKNOWN
-
-    async def prepare(self, p: Presence) -> None:
-        if self.prov.paused and self.origin == Origin.STATION:
-            raise StationError(ErrorKind.REFUSED, "the queue is paused", "Resume it first.")
-        like = self.job if self.origin == Origin.STATION else None  # not an offer's
-        self.job, self.seed = claim_burn(self.prov, self.job.id, p.serial, like=like)
-        self.started = True
-        self.serial = p.serial
-        # Measured after the write (as a sync is), so every view shows the drift after.
-        self.before = p.ident.drift if p.ident is not None else None
-        self.clock_kind = ClockKind.parse(self.prov.station.store.clock_kind(p.serial))
-        self.prov.crash_point("intent")
-
-    def run(self, session: TokenSession) -> WriteResult:
-        assert self.seed is not None
-        return session.burn(
-            self.seed,
-            self.settings,
-            expect_serial=self.serial,
-            measure_after=True,
-            clock_kind=self.clock_kind,
-            before=self.before,
-        )
-
-    def succeeded(self, p: Presence, result: WriteResult) -> Written:
-        at = result.host_time_after
-        store = self.prov.station.store
-        ops: list[Operation] = []
-        done = burned(
-            self.prov,
-            self.job.id,
-            p,
-            lambda: ops.append(
-                writes.burned(
-                    store,
-                    p.serial,
-                    self.settings,
-                    at,
-                    detail=f"{self.origin}; {self.job.label()}",
-                    fingerprint=self.job.fingerprint,
-                )
-            ),
-            job=self.job,
-            settings=self.settings,
-        )
-        assert self.seed is not None
-        expected = expected_hint(done, self.seed, self.settings, at)
-        if done.id not in self.prov.away:  # else said with the reason already
-            log.info("burned job %d (%s) onto %s", done.id, done.label(), p.serial)
-        event = BurnDone(
-            reader=p.reader,
-            serial=p.serial,
-            model=p.model_name,
-            origin=self.origin,
-            job=job_view(done),
-            settings=settings_view(self.settings),
-            power_cycle_required=True,
-            token_time=result.token_time_after,
-            expected_code=expected[0] if expected else None,
-            expected_code_valid_until=expected[1] if expected else None,
-            note=NOTE if done.id in self.prov.away else "",
-        )
-        if not ops:  # the registry was away: the same row, recorded when it is back
-            ops.append(
-                burn_done_row(
-                    p.serial, at, f"{self.origin}; {self.job.label()}", self.job.fingerprint
-                )
-            )
-        return Written(ops[0], event)
-
-    def failed(self, p: Presence, exc: StationError | TokenError) -> Written | None:
-        if not self.started:
-            return None  # refused before the queue or the card was touched
-        self.prov.claims.discard(self.job.id)
-        nothing_written = isinstance(exc, StationError | RefusedByPolicy)
-        gone = isinstance(exc, CardLost | TransportError)
-        queue = self.prov.queue
-        if nothing_written or gone:
-            job = queue.back_to_queue(self.job.id, exc.message)
-            outcome = BurnOutcome.REQUEUED
-        else:
-            job = queue.failed(self.job.id, exc.message)
-            outcome = BurnOutcome.FAILED
-        return burn_failed(p, self.origin, job, outcome, exc)
-
-
-class RequestedBurnWrite(BurnWrite):
-    """BurnAccount onto a single-profile token (`tokenstation burn` while the daemon runs):
-    a manual burn of the caller's own job, with the caller's display timeout (None: the
-    daemon's). Onto a token this station or the shared registry already burned only with
-    ``replace``: the caller's question named that burn (one made meanwhile is refused)."""
-
-    def __init__(
-        self, prov: Provisioner, job: Job, *, replace: bool, display_timeout: int | None
-    ) -> None:
-        super().__init__(prov, job, Origin.MANUAL)
-        self.replace = replace
-        if display_timeout is not None:
-            self.settings = job.settings(display_timeout)
-
-    async def prepare(self, p: Presence) -> None:
-        why = "" if self.replace else self.prov.burned_before(p.serial)
-        if why:
-            raise StationError(
-                ErrorKind.REFUSED,
-                f"token {p.serial} was burned before ({why}); it was not touched",
-                "Run the burn again: its question then names the earlier burn, and a yes "
-                "replaces that seed.",
-            )
-        await super().prepare(p)
-
-
-# -- what the single-profile and the Molto2 burn share ---------------------------------
-
-
-@contextlib.contextmanager
-def burn_refusals() -> Iterator[None]:
-    """The queue's refusals of a burn (a job in another state, no secret, a seed this
-    station's key does not open, the shared database away) as :class:`StationError`."""
-    try:
-        yield
-    except (ValueError, KeyError) as exc:
-        raise StationError(ErrorKind.REFUSED, str(exc).strip("'\""), _SEE_QUEUE) from None
-    except SealBroken as exc:
-        raise StationError(
-            ErrorKind.REFUSED, str(exc), "Copy the key file of the other stations here."
-        ) from None
-    except StoreUnavailable as exc:
-        raise StationError(
-            ErrorKind.FAILED, exc.brief, "Burns wait until the shared database is back."
-        ) from None
-
-
-def claim_burn(
-    prov: Provisioner,
-    job_id: int,
-    serial: str,
-    profile: int | None = None,
-    *,
-    like: Job | None = None,
-) -> tuple[Job, Secret]:
-    """Claim job ``job_id`` for a burn onto ``serial`` (a Molto2's ``profile``): the queue
-    commits the intent with the seed opened in the same transaction (a wrong key claims
-    nothing), then the claim is renewed while the burn runs (``prov.claims``). With
-    ``like`` (station mode's free job): the oldest free job of its settings, which another
-    station placing a token at the same moment is not claiming (:meth:`JobQueue.claim`);
-    only ``job_id`` while some jobs are held by a caller or skipped. Refusals: StationError."""
-    if prov.shared is not None and not (prov.shared.verified and prov.recovered):
-        raise StationError(
-            ErrorKind.FAILED,
-            "this station started while the shared database was away and has not reached "
-            "it yet: it claims no job until it has",
-            "Burns wait until `tokenstation status` says the shared database is reachable.",
-        )
-    if prov.held or prov._skipped or (like is not None and like.serial):
-        like = None  # held or skipped jobs are not this token's: the one chosen, exactly
-    with burn_refusals():
-        job, seed = prov.queue.claim(job_id, serial, profile, like=like)
-    prov.claims.add(job.id)
-    return job, seed
-
-
-def burned(
-    prov: Provisioner,
-    job_id: int,
-    p: Presence,
-    record: Callable[[], None],
-    *,
-    job: Job | None = None,
-    settings: TokenSettings | None = None,
-) -> Job:
-    """After the seed write, in crash-safe order: ``record`` (the registry or the ledger),
-    then the job burned (its secret erased), then the provisioning-log row.
-
-    The shared database away at any of these steps: the steps left are kept here
-    (:mod:`away`), the local log row written, and the job returned as burned with the
-    :data:`away.NOTE` as its reason; it stays claimed (renewed) until it is recorded.
-    Without ``job`` (a Molto2's, whose ledger is local) the loss is raised as before."""
-    crash = prov.crash_point
-    crash("written")
-    steps = ["registry", "operation", "job", "shared_log"]
-    try:
-        record()
-        steps.remove("registry")
-        crash("registry")
-        done = prov.queue.burned(job_id, p.serial, p.model.name if p.model else "")
-        steps.remove("job")
-        prov.claims.discard(job_id)
-        crash("burned")
-        row = prov.log_row(done, p)
-        provlog.append(prov.log_path, row)  # this station's log first, then the shared one
-        crash("logged")
-        if prov.queue.shared:
-            prov.queue.log_burn(row)
-        prov.pusher.burned()  # the hand-over's peer: a seed made here goes to privacyIDEA
-        return done
-    except StoreUnavailable as exc:
-        if job is None:
-            prov.claims.discard(job_id)  # it expires, and is settled as interrupted
-            raise
-        prov.lost(exc)
-        at = time.time()
-        local = dataclasses.replace(
-            job, state="burned", burned_serial=p.serial, burned_at=at, has_secret=False, reason=NOTE
-        )
-        row = prov.log_row(local, p)
-        if "job" in steps:  # else the local row is written already
-            provlog.append(prov.log_path, row)
-        log.warning(
-            "burned job %d (%s) onto %s; the shared database was away (%s): recorded here "
-            "and sent when it is back",
-            job.id,
-            job.label(),
-            p.serial,
-            exc,
-        )
-        prov.away.keep(
-            AwayBurn(
-                job.id,
-                p.serial,
-                at,
-                job.label(),
-                job.fingerprint,
-                prov.cfg.station,
-                job.label(),
-                settings.as_dict() if settings is not None else None,
-                {k: str(v) for k, v in row.items()},
-                steps,
-                p.model.name if p.model else "",
-            )
-        )
-        return local
-    except BaseException:
-        prov.claims.discard(job_id)  # no more renewals: it expires, settled as interrupted
-        raise
-
-
-def burn_done_row(serial: str, at: float, detail: str, fingerprint: str) -> Operation:
-    """The registry's row of a burn done while the shared database was away (the row
-    :func:`writes.burned` returns when it can record the token at once)."""
-    return Operation(
-        serial, at, OperationKind.BURN, Outcome.OK, detail, secret_fingerprint=fingerprint
-    )
-
-
-def expected_hint(
-    job: Job, seed: Secret, settings: TokenSettings, at: float, digits: int = 6
-) -> tuple[str, float] | None:
-    """The code the token should show now, and until when (None: the burn stands, only
-    the hint is missing)."""
-    try:
-        return expected_code(seed, settings, at, digits)
-    except Exception:
-        log.exception("could not compute the expected code for job %d", job.id)
-        return None
-
-
-def burn_failed(
-    p: Presence,
-    origin: Origin,
-    job: Job,
-    outcome: BurnOutcome,
-    exc: StationError | TokenError,
-    *,
-    profile: int | None = None,
-) -> Written:
-    """The registry row and the BurnFailed event of a burn that did not complete."""
-    where = "" if profile is None else f"profile {profile}: "
-    op = writes.burn_failed(
-        p.serial, time.time(), where + exc.message, fingerprint=job.fingerprint, profile=profile
-    )
-    event = BurnFailed(
-        reader=p.reader,
-        serial=p.serial,
-        model=p.model_name,
-        origin=origin,
-        job=job_view(job),
-        outcome=outcome,
-        message=exc.message,
-        next_step=exc.next_step,
-    )
-    return Written(op, event)
 
 
 @dataclass(eq=False)
@@ -1096,11 +721,6 @@ class _Ingest:
     name: str
     taken: FileTaken | None = None
     error: StationError | None = None
-
-
-def job_view(job: Job) -> JobView:
-    """A job as events carry it."""
-    return decode(JobView, job.as_dict())
 
 
 def _file_taken(verdict: Verdict, **extra: Any) -> FileTaken:

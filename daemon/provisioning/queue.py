@@ -539,8 +539,9 @@ class JobQueue(StoredPart):
         this station's key cannot open (SealBroken) rolls the claim back, nothing claimed.
 
         With ``like`` (the free job a station-mode placement chose): the oldest free
-        waiting job with its algorithm and period, in the same one statement, skipping
-        the rows other stations are claiming at that moment. Stations placing tokens
+        waiting job with its algorithm and period from it on (the older ones were passed
+        over), in the same one statement, skipping the rows other stations are claiming
+        at that moment. Stations placing tokens
         together so each take the next job instead of all racing for the oldest one and
         all but one reading the queue again; the job is as good for the token (the same
         settings), and oldest first stays the order."""
@@ -553,10 +554,10 @@ class JobQueue(StoredPart):
     ) -> tuple[Job, Secret | None]:
         if like is not None:
             pick = (
-                "SELECT id FROM jobs WHERE state = 'queued' AND serial = '' AND algorithm = ? "
-                "AND period = ? ORDER BY id LIMIT 1"
+                "SELECT id FROM jobs WHERE state = 'queued' AND serial = '' AND id >= ? "
+                "AND algorithm = ? AND period = ? ORDER BY id LIMIT 1"
             )
-            picked: tuple[object, ...] = (like.algorithm, like.period)
+            picked: tuple[object, ...] = (like.id, like.algorithm, like.period)
         else:
             pick, picked = "SELECT id FROM jobs WHERE id = ? AND state = 'queued'", (job_id,)
         with self._db.transaction():

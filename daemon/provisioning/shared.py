@@ -29,7 +29,7 @@ from tokenstation.daemon.storage.database import NameTaken, SchemaMismatch, Stor
 from tokenstation.daemon.storage.secretbox import KeyProblem
 
 if TYPE_CHECKING:
-    from tokenstation.daemon.provisioning.provisioner import Provisioner
+    from tokenstation.daemon.provisioning.context import Follower
 
 log = logging.getLogger(__name__)
 
@@ -88,14 +88,14 @@ class Coalescer:
 class SharedQueue:
     """Keeps a station in step with the others on a shared queue."""
 
-    def __init__(self, prov: Provisioner, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, prov: Follower, loop: asyncio.AbstractEventLoop) -> None:
         self.prov = prov
         self.loop = loop
         self.reachable = True
         self.since = time.time()
         self.detail = ""
         #: False while a station started with the database away has not checked its
-        #: schema and key there: no claims before (provisioner.claim_burn).
+        #: schema and key there: no claims before (steps.claim_burn).
         self.verified = not prov.queue.started_away
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()  # a look at the database now, not at the next period

@@ -2,9 +2,10 @@
 
 Each station has its own private pcscd + vpcd (:class:`~.stack.PcscStack`), its own
 private dbus-daemon (:class:`~.privatebus.PrivateBus`) and its own home folder; all
-use one PostgreSQL database (a :class:`~.pgserver.PgServer` of the caller's). The
-station's daemon is a real ``tokenstation daemon`` process, started, stopped or killed
-(SIGKILL) as a crash would; its tokens are ``tokenstation simulate`` processes.
+use one PostgreSQL database (the caller's; the tests and benchmarks start a private one
+with ``tests/pgserver.py``). The station's daemon is a real ``tokenstation daemon``
+process, started, stopped or killed (SIGKILL) as a crash would; its tokens are
+``tokenstation simulate`` processes.
 """
 
 from __future__ import annotations

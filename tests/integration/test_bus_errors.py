@@ -19,13 +19,16 @@ from typing import Any
 import pytest
 
 from tokenstation.daemon.bus import dbusio
+from tokenstation.daemon.bus.client import DaemonError, StationClient
 from tokenstation.daemon.bus.interface import StationInterface
 from tokenstation.daemon.bus.names import BUS_NAME, INTERFACE, OBJECT_PATH
 from tokenstation.daemon.bus.ops import DAEMON_TAKES_FDS
 from tokenstation.daemon.clocksync.sync import ClockSync
 from tokenstation.daemon.config import Config
+from tokenstation.daemon.events import ErrorKind
 from tokenstation.daemon.provisioning.provisioner import Provisioner
 from tokenstation.daemon.provisioning.queue import JobQueue
+from tokenstation.daemon.station import StationError
 from tokenstation.daemon.storage.database import StoreUnavailable
 
 from station_rig import C302, Rig
@@ -95,10 +98,13 @@ async def call(bus: Any, member: str, signature: str, body: list[Any], tmp: Path
 
 
 def error_text(reply: Any) -> str:
+    """The error reply's message and next step (each its own string), as a person reads them."""
     assert reply.message_type == dbusio.MessageType.ERROR, reply.body
     assert reply.error_name.startswith(INTERFACE + ".Error."), reply.error_name
-    (text,) = reply.body
-    return str(text)
+    assert reply.signature == "ss", reply.body  # the message, then the next step
+    text, next_step = reply.body
+    assert next_step and not text.endswith("."), reply.body  # a sentence each, not joined
+    return f"{text}. {next_step}"
 
 
 def clean(text: str) -> None:
@@ -189,5 +195,28 @@ def test_with_the_store_broken_underneath_properties_answer_and_errors_are_sente
             reply = await call(client, member, signature, body, tmp_path)
             if reply.message_type == dbusio.MessageType.ERROR:
                 clean(error_text(reply))
+
+    served(scenario)
+
+
+def test_the_next_step_travels_as_its_own_field_however_many_periods_either_holds(
+    served: Callable[..., Any], tmp_path: Path
+) -> None:
+    """A message holding ". " (e.g. "i.e. ") and a next step of two sentences reach the
+    client each whole: nothing joins them into one text that is split again."""
+    message = "job 7 (Acme: e.g. alice. bob) is bound to token 1. 2"
+    next_step = "Place token 1. 2 first. Then run it again."
+
+    async def scenario(rig: Rig, prov: Provisioner, iface: Any, client: Any) -> None:
+        class Refusing:
+            def __getattr__(self, name: str) -> Any:
+                raise StationError(ErrorKind.REFUSED, message, next_step)
+
+        iface.provisioner = Refusing()
+        station_client = StationClient(client)
+        with pytest.raises(DaemonError) as caught:
+            await station_client.remove_job(7)
+        assert caught.value.kind == ErrorKind.REFUSED
+        assert (caught.value.text, caught.value.next_step) == (message, next_step)
 
     served(scenario)

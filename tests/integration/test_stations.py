@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pgserver import PgServer
 
 from tokenstation.daemon.faults import CRASH_ENV, CRASH_STATUS
-from tokenstation.daemon.simulator.pgserver import PgServer
 from tokenstation.daemon.simulator.privatebus import PrivateBus, timedated_service
 from tokenstation.daemon.simulator.stack import PcscStack
 from tokenstation.daemon.simulator.stations import station_config, write_config

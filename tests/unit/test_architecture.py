@@ -152,11 +152,6 @@ KNOWN_CYCLES = [
         "tokenstation.daemon.cli.sync_via_daemon",
         "tokenstation.daemon.cli.token_cmds",
     ],
-    [
-        "tokenstation.daemon.provisioning.molto2_burn",
-        "tokenstation.daemon.provisioning.provisioner",
-        "tokenstation.daemon.provisioning.shared",
-    ],
 ]
 
 

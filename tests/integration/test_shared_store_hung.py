@@ -12,8 +12,9 @@ import contextlib
 import threading
 from collections.abc import Iterator
 
+from pgserver import PgServer
+
 from tokenstation.daemon.provisioning.queue import JobQueue
-from tokenstation.daemon.simulator.pgserver import PgServer
 from tokenstation.daemon.storage import schema
 from tokenstation.daemon.storage.database import StoreUnavailable
 from tokenstation.daemon.storage.postgres import PostgresDatabase

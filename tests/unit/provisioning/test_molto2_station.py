@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from pgserver import PgServer
 from test_provisioner import STEPS
 
 from tokenstation.daemon.config import Config, DefaultSettings
@@ -38,7 +39,6 @@ from tokenstation.daemon.provisioning.queue import Job, JobQueue, NewJob
 from tokenstation.daemon.registry.molto2_ledger import Ledger
 from tokenstation.daemon.registry.store import Store
 from tokenstation.daemon.simulator.molto2 import Molto2Faults, SimulatedMolto2
-from tokenstation.daemon.simulator.pgserver import PgServer
 from tokenstation.daemon.station import StationError
 from tokenstation.daemon.storage import schema
 from tokenstation.daemon.storage.postgres import PostgresDatabase
@@ -486,7 +486,7 @@ def test_a_second_look_during_a_burn_does_not_resume_the_burn_in_progress(
 
         def look_again() -> None:
             claimed.append(set(rig.prov.claims))
-            rig.prov._offer(MOLTO2_READER)
+            rig.prov.offer(MOLTO2_READER)
 
         rig.prov.crash_point = _on_first("intent", look_again)
         jobs = await rig.batch(2)
@@ -521,7 +521,7 @@ def test_a_second_look_after_a_refused_burn_never_touches_the_other_profile(
 
         def taken_meanwhile() -> None:
             rig.device.preload(0, Secret(b"another account!"), theirs, "Other")
-            rig.prov._offer(MOLTO2_READER)
+            rig.prov.offer(MOLTO2_READER)
 
         rig.prov.crash_point = _on_first("intent", taken_meanwhile)
         [job_id] = await rig.batch(1)

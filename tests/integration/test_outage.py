@@ -17,13 +17,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from pgserver import PgServer
 
 from tokenstation.daemon.config import Config, DefaultSettings
 from tokenstation.daemon.events import BurnDone, JobState, StoreReachability
 from tokenstation.daemon.provisioning.away import NOTE
 from tokenstation.daemon.provisioning.queue import JobQueue
 from tokenstation.daemon.registry.store import Store
-from tokenstation.daemon.simulator.pgserver import PgServer
 from tokenstation.daemon.storage import schema
 from tokenstation.daemon.storage.database import StoreUnavailable
 from tokenstation.daemon.storage.postgres import PostgresDatabase

@@ -148,7 +148,7 @@ def test_cli_bad_paths_are_sentences(tmp_path: Path, where: str, first_line: str
 
 def test_the_daemon_package_never_imports_matplotlib() -> None:
     """Only registry/plot.py imports it (the CLI imports that module when plotting)."""
-    root = Path(__file__).resolve().parents[2] / "daemon"
+    root = Path(__file__).resolve().parents[3] / "daemon"
     importers = sorted(
         str(p.relative_to(root))
         for p in root.rglob("*.py")

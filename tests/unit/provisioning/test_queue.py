@@ -14,7 +14,7 @@ import pytest
 
 from tokenstation.daemon.intake.dropfolder import DropFolder, ignored_name
 from tokenstation.daemon.intake.otpauth import OtpAccount
-from tokenstation.daemon.provisioning.provisioner import choose_job
+from tokenstation.daemon.provisioning.choice import choose_job
 from tokenstation.daemon.provisioning.queue import JobQueue, NewJob
 from tokenstation.daemon.token.models import ModelTable
 from tokenstation.daemon.token.secret import Secret

@@ -89,7 +89,7 @@ def test_version_without_metadata_matches_the_installed_one_and_the_debian_chang
     from tokenstation.daemon import __version__
 
     assert __version__ == metadata.version("tokenstation")
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     changelog = (root / "debian" / "changelog").read_text().splitlines()[0]
     assert changelog.startswith(f"tokenstation ({__version__})"), changelog
 

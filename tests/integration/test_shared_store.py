@@ -14,11 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
+from pgserver import PgServer
 
 from tokenstation.daemon.intake.otpauth import OtpAccount
 from tokenstation.daemon.provisioning.queue import JobQueue, NewJob, SealBroken
 from tokenstation.daemon.registry.store import Operation, Store
-from tokenstation.daemon.simulator.pgserver import PgServer
 from tokenstation.daemon.storage import schema
 from tokenstation.daemon.storage.database import NameTaken, SchemaMismatch, StoreUnavailable
 from tokenstation.daemon.storage.postgres import PostgresDatabase

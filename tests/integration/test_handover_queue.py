@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from pgserver import PgServer
 
 from tokenstation.daemon.handover.generate import (
     Assignment,
@@ -19,7 +20,6 @@ from tokenstation.daemon.handover.generate import (
 )
 from tokenstation.daemon.handover.held import held_records
 from tokenstation.daemon.provisioning.queue import HANDOVER_KEY, JobQueue
-from tokenstation.daemon.simulator.pgserver import PgServer
 from tokenstation.daemon.storage import schema
 from tokenstation.daemon.storage.postgres import PostgresDatabase
 from tokenstation.daemon.storage.secretbox import SecretBox
