@@ -184,7 +184,7 @@ def claim(q: Any, serial: str, retries: list[int], lock: threading.Lock) -> Any:
         try:
             q.secret(first.id)
             return q.start_burn(first.id, serial)
-        except ValueError:  # another station has it: the page again
+        except (KeyError, ValueError):  # another station has it (or burned it): again
             with lock:
                 retries[0] += 1
 
