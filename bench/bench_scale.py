@@ -11,10 +11,11 @@ jobs (``claimable``; main before it: every queued job), then the claim of the fi
 with its seed (this tree: ``claim(..., like=job)``, one statement that takes the oldest
 free job of those settings no other station is claiming; the code before it:
 ``secret`` + ``start_burn``, and on "another station has it" the page again and a
-retry), then, after ``--burn-ms`` (the card write and the next placement: uniform in
-0.5-1.5x that, each station starting at a random moment; 0: stations place tokens back
-to back, all the machine can take), ``burned``. Per cell, each station places tokens for
-``--seconds`` (the claim in flight then finishes). Measured per cell:
+retry), then, after ``--burn-ms`` (the card write: uniform in 0.5-1.5x that), ``burned``,
+and as long again before the next token is placed (each station starting at a random
+moment; ``--burn-ms 0``: stations place tokens back to back, all the machine can take).
+Per cell, each station places tokens for ``--seconds`` (the claim in flight then
+finishes). Measured per cell:
 
 - claim latency: token placed -> claim committed, p50/p99, and claims/s over all;
 - NOTIFY to QueueState: a claim committed at a station -> a listening station has
@@ -234,8 +235,10 @@ def cell(url: str, stations: int, seconds: float, burn_s: float) -> dict[str, An
             with lock:
                 claim_ms.append((t1 - t0) * 1000)
             if burn_s:
-                time.sleep(rng.uniform(0.5, 1.5) * burn_s)  # the card write, the next token
+                time.sleep(rng.uniform(0.5, 1.5) * burn_s)  # the card write
             q.burned(job.id, serial)
+            if burn_s:
+                time.sleep(rng.uniform(0.5, 1.5) * burn_s)  # the next token placed
 
     threads = [threading.Thread(target=station, args=(i, q)) for i, q in enumerate(queues)]
     t_start = time.perf_counter()

@@ -541,10 +541,10 @@ class JobQueue(StoredPart):
         With ``like`` (the free job a station-mode placement chose): the oldest free
         waiting job with its algorithm and period from it on (the older ones were passed
         over), in the same one statement, skipping the rows other stations are claiming
-        at that moment. Stations placing tokens
-        together so each take the next job instead of all racing for the oldest one and
-        all but one reading the queue again; the job is as good for the token (the same
-        settings), and oldest first stays the order."""
+        at that moment. Stations placing tokens together so each take the next job
+        instead of all racing for the oldest one and all but one reading the queue again;
+        the job is as good for the token (the same settings), oldest first stays the
+        order."""
         job, seed = self._claim(job_id, serial, profile, like, with_seed=True)
         assert seed is not None
         return job, seed
