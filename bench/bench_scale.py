@@ -332,31 +332,35 @@ def run_tree(
     return {"cells": cells, "explain": plans}
 
 
-def plot(runs: list[dict[str, Any]], path: Path) -> None:
+def plot(result: dict[str, Any], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     metrics = [
-        ("claim_ms_p99", "claim p99 (ms)"),
-        ("claims_per_s", "claims/s (all stations)"),
-        ("notify_to_queuestate_ms_p50", "NOTIFY -> QueueState p50 (ms)"),
-        ("first_page_ms_median", "queue list first page (ms)"),
+        ("claim_ms_p99", "claim p99 (ms)", 50),
+        ("claims_per_s", "claims/s (all stations)", None),
+        ("notify_to_queuestate_ms_p99", "NOTIFY -> QueueState p99 (ms)", None),
+        ("first_page_ms_median", "queue list first page (ms)", 100),
     ]
+    runs = result["runs"]
     fig, axes = plt.subplots(1, len(metrics), figsize=(18, 4.5))
-    styles = {0: "--", 1: "-"}
-    for ax, (key, title) in zip(axes, metrics, strict=True):
+    colours = {1_000: "tab:blue", 10_000: "tab:orange", 100_000: "tab:red"}
+    for ax, (key, title, target) in zip(axes, metrics, strict=True):
         for r, run in enumerate(runs):
             for n in sorted({c["jobs"] for c in run["cells"]}):
                 row = [c for c in run["cells"] if c["jobs"] == n]
                 ax.plot(
                     [c["stations"] for c in row],
                     [c[key] for c in row],
-                    styles[r if len(runs) > 1 else 1],
+                    "--" if r == 0 and len(runs) > 1 else "-",
+                    color=colours.get(n),
                     marker="o",
                     label=f"{run['code']}, {n // 1000}k jobs",
                 )
+        if target is not None:
+            ax.axhline(target, color="grey", linewidth=1, linestyle=":")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xticks(list(STATIONS), [str(s) for s in STATIONS])
@@ -364,7 +368,15 @@ def plot(runs: list[dict[str, Any]], path: Path) -> None:
         ax.set_title(title)
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.suptitle("Shared PostgreSQL queue: cost as stations and jobs grow (2 shared cores)")
+    pace = (
+        f"a token every ~{2 * result['burn_ms'] / 1000:g} s per station"
+        if result.get("burn_ms")
+        else "stations placing tokens back to back"
+    )
+    fig.suptitle(
+        f"Shared PostgreSQL queue, {pace}: dashed main, solid this tree (dotted: the targets; "
+        "2 shared cores)"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=80)
 
@@ -379,10 +391,14 @@ def main() -> int:
     ap.add_argument("--stations", default=",".join(map(str, STATIONS)))
     ap.add_argument("--json", type=Path)
     ap.add_argument("--png", type=Path)
+    ap.add_argument("--replot", type=Path, help="only draw --png from this --json result")
     ap.add_argument("--tree-only", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     jobs = tuple(int(v) for v in args.jobs.split(","))
     stations = tuple(int(v) for v in args.stations.split(","))
+    if args.replot:
+        plot(json.loads(args.replot.read_text()), args.png)
+        return 0
     if args.tree_only:
         tree = run_tree(args.seconds, jobs, stations, args.burn_ms / 1000, args.fill)
         print(json.dumps(tree))
@@ -401,7 +417,7 @@ def main() -> int:
     setup = {"seconds_per_cell": args.seconds, "burn_ms": args.burn_ms, "fill": args.fill}
     report({**machine(), **setup, "runs": runs}, args.json)
     if args.png:
-        plot(runs, args.png)
+        plot({**setup, "runs": runs}, args.png)
     return 0
 
 
