@@ -13,7 +13,6 @@ from tokenstation.daemon.events import QueueState
 from tokenstation.daemon.intake.otpauth import OtpAccount
 from tokenstation.daemon.provisioning.queue import JobQueue, NewJob
 from tokenstation.daemon.registry.store import Store
-from tokenstation.daemon.storage import schema
 from tokenstation.daemon.storage.postgres import PostgresDatabase
 from tokenstation.daemon.storage.secretbox import SecretBox
 from tokenstation.daemon.token.secret import Secret
@@ -36,11 +35,9 @@ async def until(check: object, what: str) -> None:
 
 
 def test_a_burst_of_100_changes_elsewhere_is_a_few_queuestates_ending_on_the_truth(
-    tmp_path: Path, pg_url: str
+    tmp_path: Path, migrated_url: str
 ) -> None:
-    db = PostgresDatabase(pg_url)
-    schema.migrate(db, schema.PARTS)
-    db.close()
+    pg_url = migrated_url
     other = JobQueue(PostgresDatabase(pg_url), station="desk-b", box=SecretBox(KEY))
 
     async def scenario() -> None:
