@@ -1,10 +1,10 @@
 """The persistent burn queue: jobs and the files they came from.
 
 By default a SQLite file of this station (WAL, secure_delete); with ``[store] url`` a
-PostgreSQL database several stations share. There a claim is a row lock taken with
-``SELECT ... FOR UPDATE SKIP LOCKED`` and held as a lease (the station's name and an
-expiry it renews while it burns); seeds are sealed by the stations (``SecretBox``), and
-every change is announced to the other stations (NOTIFY).
+PostgreSQL database several stations share. There a claim is one statement that takes
+its row with ``SELECT ... FOR UPDATE SKIP LOCKED`` and holds it as a lease (the
+station's name and an expiry it renews while it burns); seeds are sealed by the
+stations (``SecretBox``), and every change is announced to the other stations (NOTIFY).
 
 A job holds its secret only while it waits; once burned (or removed) the secret is
 overwritten (``PRAGMA secure_delete``) and only its fingerprint, issuer, account,
