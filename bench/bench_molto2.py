@@ -12,7 +12,10 @@ Then, on the same stack, the daemon (station mode, on a private dbus-daemon): a
 burned (each burn one card session: read, login, seed, title, config, read back), and
 a sync of all 100 seeded profiles asked over D-Bus (SyncToken), timed to its reply.
 
-    .venv/bin/python bench/bench_molto2.py [--reps 5] [--json FILE]
+    .venv/bin/python bench/bench_molto2.py [--reps 5] [--old DIR] [--json FILE]
+
+``--old DIR`` runs the daemon's part on the code in DIR too (a folder holding a
+``tokenstation`` package, first on PYTHONPATH; see bench_burnpath.py), in the same run.
 """
 
 from __future__ import annotations
@@ -170,9 +173,12 @@ def burned(db: Path) -> int:
         return int(conn.execute("SELECT COUNT(*) FROM jobs WHERE state = 'burned'").fetchone()[0])
 
 
-def daemon_rep(stack: PcscStack, work: Path, state: Path) -> dict[str, float]:
+def daemon_rep(
+    stack: PcscStack, work: Path, state: Path, old: str | None = None
+) -> dict[str, float]:
     """One daemon run: a dropped 100-row CSV burned into a placed Molto2, then a sync of
-    all 100 seeded profiles over D-Bus. Wall times in ms; the daemon's CPU in ms."""
+    all 100 seeded profiles over D-Bus. Wall times in ms; the daemon's CPU in ms.
+    ``old``: the daemon runs on the code in that PYTHONPATH folder."""
     from tokenstation.daemon.bus.client import StationClient
 
     folder, conf = work / "drop", work / "config.toml"
@@ -184,7 +190,8 @@ def daemon_rep(stack: PcscStack, work: Path, state: Path) -> dict[str, float]:
         f",{base64.b32encode(seed(i).reveal()).decode()},,acct{i:03d}" for i in range(PROFILES)
     ]
     out: dict[str, float] = {}
-    with running_daemon(work, 1, "--config", str(conf), stack=stack) as d:
+    extra = {"PYTHONPATH": old} if old else None
+    with running_daemon(work, 1, "--config", str(conf), stack=stack, extra_env=extra) as d:
         db = queue_db(work)
         wait_for_intake(folder, db, time.monotonic() + 20)
 
@@ -241,6 +248,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--old", help="also run the daemon on this PYTHONPATH folder's code")
     args = ap.parse_args()
     rows: dict[str, dict[str, list[float]]] = {}
 
@@ -284,6 +292,12 @@ def main() -> int:
                 add("sync all (molto2.py method)", wall_ms=wall, cpu_ms=cpu, apdus=apdus)
             finally:
                 stop_sim(stack, proc)
+            if args.old:
+                work = Path(tempfile.mkdtemp(prefix="daemon-old-", dir=tmp))
+                add(
+                    "daemon on main: dropped CSV -> 100 profiles, then sync",
+                    **daemon_rep(stack, work, state, args.old),
+                )
             work = Path(tempfile.mkdtemp(prefix="daemon-", dir=tmp))
             add("daemon: dropped CSV -> 100 profiles, then sync", **daemon_rep(stack, work, state))
     result = {

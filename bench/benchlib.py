@@ -98,7 +98,11 @@ class Daemon:
 
 @contextmanager
 def running_daemon(
-    work: Path, readers: int, *args: str, stack: PcscStack | None = None
+    work: Path,
+    readers: int,
+    *args: str,
+    stack: PcscStack | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[Daemon]:
     """Start a private dbus-daemon, pcscd + vpcd with ``readers`` readers (or use the
     running ``stack``, left running) and `tokenstation daemon *args` (its XDG folders in
@@ -114,7 +118,7 @@ def running_daemon(
     log = (work / "daemon.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "tokenstation.daemon", "daemon", *args],
-        env=env,
+        env={**env, **(extra_env or {})},
         stdout=log,
         stderr=log,
     )

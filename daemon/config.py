@@ -100,6 +100,19 @@ class DropConfig:
     after: str = "delete"  # or "archive": keep taken files in <folder>/archive (0700)
     max_jobs_per_file: int = MAX_JOBS_PER_FILE  # a bigger batch is refused whole
     max_text_bytes: int = MAX_TEXT_BYTES  # .txt/.uri/.csv files
+    owners: tuple[str, ...] = ()  # users besides the daemon's whose dropped files are read
+
+    def owner_uids(self) -> tuple[int, ...]:
+        """The user ids of ``owners`` (names no longer known are left out)."""
+        import pwd
+
+        uids = []
+        for name in self.owners:
+            try:
+                uids.append(pwd.getpwnam(name).pw_uid)
+            except KeyError:
+                continue
+        return tuple(uids)
 
     def limits(self) -> Limits:
         """What one dropped file may hold."""
@@ -229,6 +242,18 @@ def _strings(key: str, v: Any) -> tuple[str, ...]:
     return tuple(v)
 
 
+def _users(key: str, v: Any) -> tuple[str, ...]:
+    import pwd
+
+    names = _strings(key, v)
+    for name in names:
+        try:
+            pwd.getpwnam(name)
+        except KeyError:
+            raise ConfigError(f"{key}: there is no user named {name!r} on this system") from None
+    return names
+
+
 def _path(key: str, v: Any) -> Path:
     if not isinstance(v, str) or not v:
         raise ConfigError(f"{key}: must be a path, got {v!r}")
@@ -340,6 +365,7 @@ _SECTIONS: dict[str, dict[str, Checker]] = {
         "after": _choice(AFTER_INGEST),
         "max_jobs_per_file": _count,
         "max_text_size": _bytes,
+        "owners": _users,
     },
     "molto2": {"customer_key": _customer_key},
     "store": {"url": _store_url, "key_file": _path, "lease": _seconds},
@@ -361,6 +387,7 @@ _DROP_FIELDS = {
     "after": "after",
     "max_jobs_per_file": "max_jobs_per_file",
     "max_text_size": "max_text_bytes",
+    "owners": "owners",
 }
 
 

@@ -99,10 +99,11 @@ def open_stores(cfg: Config, registry: Path, queue: Path) -> tuple[Store, JobQue
 def _drop_folder(cfg: Config, path: Path, provisioner: Provisioner) -> DropFolder:
     return DropFolder(
         path,
-        provisioner.take,
+        provisioner.intake.take,
         stability_s=cfg.drop.stability_s,
         polling=cfg.drop.polling,
         poll_interval_s=cfg.drop.poll_interval_s,
+        files=provisioner.intake.files,
     )
 
 
@@ -190,7 +191,7 @@ async def _serve_locked(
         monitor.start()
         folder.start()
         folder_started = True
-        provisioner.watching(folder.mode)
+        provisioner.intake.watching(folder.mode)
         stop = _stop_on_signals(loop)
         log.info(
             "tokenstation daemon ready: %s on the %s bus (D-Bus library %s); registry %s; "

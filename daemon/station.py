@@ -14,8 +14,9 @@ import asyncio
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
@@ -24,6 +25,7 @@ from tokenstation.daemon import __version__
 from tokenstation.daemon.clocksync.policy import (
     ClockTrust,
     SyncDecision,
+    burn_follows,
     decide,
     known_settings,
     molto2_decision,
@@ -98,6 +100,14 @@ R = TypeVar("R")
 
 #: A card that is not a token is announced once per reader and ATR in this window.
 IGNORED_CARD_QUIET_S = 60.0
+
+#: How long a reader's writes must pause before its TokenUpdated goes out (a batch of
+#: Molto2 profile burns gives one, not one per profile).
+UPDATE_SETTLE_S = 0.05
+
+#: How long a placement's examination waits for the answer to "does a burn follow at
+#: once?" (a few queue reads) before it measures the token as any placement is.
+BURN_QUESTION_S = 2.0
 
 Listener = Callable[[Event], None]
 ConnectionFactory = Callable[[str], AbstractContextManager[Connection]]
@@ -332,6 +342,13 @@ class Station:
         self._ignored: dict[tuple[str, bytes], float] = {}
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="token-io")
         self.started_at = time.time()
+        #: Asked at a placement, once the token is known (set by station mode's burner):
+        #: will a burn follow at once? Then the placement is measured by its one read (a
+        #: one-second window) and not precisely: the burn sets the clock and measures it
+        #: precisely after. None: every placement is measured precisely.
+        self.burns_at_once: Callable[[Presence], Awaitable[bool]] | None = None
+        #: Per reader: the TokenUpdated due once its writes pause (see _updated).
+        self._pending_updates: dict[str, asyncio.TimerHandle] = {}
 
     # -- subscribers ---------------------------------------------------------------------
 
@@ -455,8 +472,18 @@ class Station:
     async def _examine(self, reader: str, gen: int, event_at: float) -> None:
         loop = asyncio.get_running_loop()
 
-        def presented(first: TimedInfo, model: Model) -> None:
-            loop.call_soon_threadsafe(self._presented, reader, gen, first, model, event_at)
+        def presented(first: TimedInfo, model: Model) -> bool:
+            """On the pool thread: announce the token; False: no precise measurement."""
+            if self.burns_at_once is None:
+                loop.call_soon_threadsafe(self._presented, reader, gen, first, model, event_at)
+                return True
+            asked = asyncio.run_coroutine_threadsafe(
+                self._presented_asking(reader, gen, first, model, event_at), loop
+            )
+            try:
+                return not asked.result(timeout=BURN_QUESTION_S)
+            except FutureTimeout:  # no answer in time: measured as any placement is
+                return True
 
         def identify(conn: Connection, clock: HostClock) -> Identification | Molto2Reading:
             return self._identify(reader, conn, clock, presented)
@@ -485,7 +512,7 @@ class Station:
         reader: str,
         conn: Connection,
         clock: HostClock,
-        presented: Callable[[TimedInfo, Model], None],
+        presented: Callable[[TimedInfo, Model], bool],
     ) -> Identification | Molto2Reading:
         """A pool thread: what the card is, read once per placement (never in a loop).
 
@@ -577,8 +604,33 @@ class Station:
         log.info("token %s (%s) on %s", p.serial, model.name, reader)
         self.publish(TokenPresented(**p.fields(), event_at=round(event_at, 6)))
 
+    async def _presented_asking(
+        self, reader: str, gen: int, first: TimedInfo, model: Model, event_at: float
+    ) -> bool:
+        """Announce the token, then ask whether a burn follows at once."""
+        self._presented(reader, gen, first, model, event_at)
+        p = self._current(reader, gen)
+        if p is None or self.burns_at_once is None or not model.programmable:
+            return False
+        try:
+            return await self.burns_at_once(p)
+        except Exception:  # the question is an optimisation: never a lost placement
+            log.exception("deciding whether token %s is burned at once failed", p.serial)
+            return False
+
     async def _measured(self, p: Presence, ident: Identification) -> None:
         p.ident = ident
+        if ident.drift.method != "rollover":  # a burn follows at once and sets the clock
+            self._recorded(p, ident)
+            p.decision = burn_follows(ident.drift.drift_s, self.cfg)
+            log.info(
+                "token %s: %s (one read, ±%.1f s); a burn follows at once and measures it after",
+                ident.serial,
+                describe_drift(ident.drift.drift_s),
+                ident.drift.uncertainty_s,
+            )
+            self.publish(TokenMeasured(**p.fields()))
+            return
         p.precise = True
         record = self._recorded(p, ident, known=True)
         p.decision = await self._decide(ident.model, ident.drift.drift_s, record)
@@ -739,6 +791,7 @@ class Station:
             after = writes.after_write(result) if isinstance(result, WriteResult) else None
             if after is not None and p.model:
                 p.ident = after
+                p.precise = p.precise or after.drift.method == "rollover"  # a fast burn's
                 self._record_drift_if_reachable(p, after)
             done = w.succeeded(p, result)
             if p.model is not None and p.ident is not None:
@@ -749,10 +802,25 @@ class Station:
 
     def _updated(self, p: Presence, after: OperationKind, outcome: Outcome) -> None:
         """After a write that reached the card: the token's presence as it is now (the
-        drift read back, the new decision), unless it left the reader meanwhile."""
+        drift read back, the new decision), unless it left the reader meanwhile.
+
+        Published once the reader's writes pause for :data:`UPDATE_SETTLE_S`: a batch of
+        burns into a Molto2's profiles gives one TokenUpdated with every profile as it
+        now is, not one per profile (each carries all of them); each write still has its
+        own done or failed event at once."""
         if self._current(p.reader, p.generation) is None or p.model is None:
             return
-        self.publish(TokenUpdated(**p.fields(), after=after, outcome=outcome))
+        pending = self._pending_updates.pop(p.reader, None)
+        if pending is not None:
+            pending.cancel()
+        self._pending_updates[p.reader] = asyncio.get_running_loop().call_later(
+            UPDATE_SETTLE_S, self._publish_updated, p, after, outcome
+        )
+
+    def _publish_updated(self, p: Presence, after: OperationKind, outcome: Outcome) -> None:
+        self._pending_updates.pop(p.reader, None)
+        if self._current(p.reader, p.generation) is not None:
+            self.publish(TokenUpdated(**p.fields(), after=after, outcome=outcome))
 
     def _finish(self, p: Presence, written: Written | None, why: str) -> None:
         if written is None:
@@ -801,6 +869,9 @@ class Station:
         """Let running card operations finish, then stop the pool."""
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=5.0)
+        for pending in list(self._pending_updates.values()):
+            pending.cancel()
+        self._pending_updates.clear()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 

@@ -144,7 +144,7 @@ class ProvRig(Rig):
         path = self.tmp / name
         path.write_text(text + "\n")
         fd = os.open(path, os.O_RDONLY)  # as IngestFile hands it over (closed by ingest)
-        taken = await self.prov.ingest(fd, name)
+        taken = await self.prov.intake.ingest(fd, name)
         [job] = taken.queued
         return job.id
 

@@ -8,6 +8,7 @@ strings in the annotations at class creation. Those strings are not Python names
 mypy's and ruff's undefined-name checks are off for this file: keep logic in busops.py.
 """
 
+import asyncio
 import logging
 from typing import Any
 
@@ -41,6 +42,10 @@ from tokenstation.daemon.provisioning.molto2_delete import delete_profile
 from tokenstation.daemon.provisioning.provisioner import Provisioner
 from tokenstation.daemon.station import Station, StationError
 
+#: How soon after an event PropertiesChanged says what changed (events within it share
+#: one look at the properties).
+PROPERTIES_SETTLE_S = 0.05
+
 log = logging.getLogger(__name__)
 
 
@@ -54,16 +59,31 @@ class StationInterface(ServiceInterface):
         self.provisioner = provisioner
         self.system_bus = station.cfg.bus == "system"
         self._properties: dict[str, Any] = {}
+        self._properties_due: asyncio.TimerHandle | None = None
         station.subscribe(self._on_event)
 
     # -- events -> signals ---------------------------------------------------------------
 
     def _on_event(self, event: Event) -> None:
-        """The event's signal, then PropertiesChanged for what changed: every property is
-        state the daemon holds (the queue length is counted at each queue change), so this
-        asks no database and follows placements during an outage too."""
+        """The event's signal at once, then (within :data:`PROPERTIES_SETTLE_S`)
+        PropertiesChanged for what changed: every property is state the daemon holds (the
+        queue length is counted at each queue change), so this asks no database and
+        follows placements during an outage too. A burst of events (a batch of burns
+        into a Molto2's 100 profiles) shares one look at the properties instead of
+        packing every profile once per event."""
         name, payload = signal_of(event, self.system_bus)
         getattr(self, name)(payload)
+        if self._properties_due is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a test calling in): at once
+            self._emit_changed()
+            return
+        self._properties_due = loop.call_later(PROPERTIES_SETTLE_S, self._emit_changed)
+
+    def _emit_changed(self) -> None:
+        self._properties_due = None
         now = properties(self.station, self.provisioner)
         changed = {k: v for k, v in now.items() if self._properties.get(k) != v}
         self._properties = now

@@ -324,7 +324,7 @@ async def ingest_from_fd(prov: Provisioner, fd: object, name: object) -> dict[st
             with contextlib.suppress(OSError):
                 os.close(fd)
         raise
-    taken = await prov.ingest(fd, shown_name(base))
+    taken = await prov.intake.ingest(fd, shown_name(base))
     reply: dict[str, object] = bounded(to_wire(taken))
     return reply
 

@@ -116,6 +116,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     if "drop_folder" in status:
         print(f"Mode:       {status['mode']}")
         print(f"Drop:       {status['drop_folder']} ({status['drop_folder_watch']})")
+        if status.get("drop_folder_writers"):
+            print(f"            others may write in it: {status['drop_folder_writers']}")
         if "qr_decoders" in status:
             print(f"QR:         {status['qr_decoders']}")
         if status.get("jobs_failed"):

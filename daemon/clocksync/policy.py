@@ -96,6 +96,21 @@ def unsafe_reason(model: Model, settings: KnownSettings | None) -> str:
     return ""
 
 
+def burn_follows(drift_s: float, cfg: Config) -> SyncDecision:
+    """A token station mode burns at once: no sync offered or made (the burn sets the
+    clock); the verdict is what its one read shows."""
+    beyond = abs(drift_s) > cfg.drift_threshold_s
+    return SyncDecision(
+        verdict=SyncVerdict.DRIFT if beyond else SyncVerdict.IN_TIME,
+        sync_safe=False,
+        sync_offered=False,
+        needs_confirmation=False,
+        auto_sync=False,
+        reason="a burn follows at once and sets its clock",
+        settings=None,
+    )
+
+
 def decide(
     model: Model,
     drift_s: float,

@@ -13,12 +13,15 @@ not changes anyway and are ignored. When ``ready`` fails for a file, that file i
 again after a delay that doubles each time (up to five minutes), never in a loop. At
 start, what a stop left half-done is finished first (intake_files.IntakeFiles.recover).
 
-The folder itself is created 0700, with ``failed/`` and ``archive/`` inside it.
+The folder itself is created 0700, with ``failed/`` and ``archive/`` inside it. It is
+opened once as a descriptor; every name in it is looked at and moved through that
+descriptor (intake_files), never by its path. A subfolder found unusable while running
+(replaced by a link or another user's folder) holds the files that need it where they
+are, says why in the log and in ``status``, and the daemon runs on.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
@@ -89,13 +92,14 @@ class DropFolder:
         stability_s: float = 1.0,
         polling: bool = False,
         poll_interval_s: float = 2.0,
+        files: IntakeFiles | None = None,
     ) -> None:
         self.path = path
         self.ready = ready
         self.stability_s = stability_s
         self.polling = polling
         self.poll_interval_s = poll_interval_s
-        self.files = IntakeFiles(path)
+        self.files = files if files is not None else IntakeFiles(path)
         self._pending: dict[Path, tuple[float, _Sig]] = {}
         self._failures: dict[Path, int] = {}
         self._cond = threading.Condition()
@@ -116,8 +120,9 @@ class DropFolder:
         """
         try:
             self.prepare()
-        except UnsafeFolder as exc:
-            self.mode = f"not watching: {exc}"
+        except (UnsafeFolder, OSError) as exc:
+            why = f"it cannot be opened ({exc.strerror})" if isinstance(exc, OSError) else str(exc)
+            self.mode = f"not watching: {why}; then restart the daemon"
             log.error("drop folder %s: %s", self.path, self.mode)
             return
         observer = PollingObserver(timeout=self.poll_interval_s) if self.polling else Observer()
@@ -131,9 +136,13 @@ class DropFolder:
 
     def rescan(self) -> None:
         """Look at every entry (at start, and when asked)."""
-        with contextlib.suppress(FileNotFoundError):
-            for entry in os.scandir(self.path):
-                self.touch(Path(entry.path))
+        try:
+            names = self.files.names()
+        except (OSError, UnsafeFolder) as exc:
+            log.error("could not list the drop folder %s (%s)", self.path, exc)
+            return
+        for name in names:
+            self.touch(self.path / name)
 
     def stop(self) -> None:
         """Stop the observer and the stability thread."""
@@ -155,7 +164,7 @@ class DropFolder:
             deadline = time.monotonic() + self.stability_s
             if path in self._failures and path in self._pending:  # keep its back-off
                 deadline = max(deadline, self._pending[path][0])
-            self._pending[path] = (deadline, _signature(path))
+            self._pending[path] = (deadline, self.files.signature(path))
             self._cond.notify()
 
     @property
@@ -168,13 +177,13 @@ class DropFolder:
         """On the folder's thread, before anything new: finish what a stop left half-done."""
         try:
             leftovers = self.files.recover()
-        except OSError as exc:
+        except (OSError, UnsafeFolder) as exc:
             log.error("could not look at %s (%s)", self.files.work, exc)
             leftovers = []
         now = time.monotonic()
         with self._cond:
             for path in leftovers:
-                self._pending[path] = (now, _signature(path))
+                self._pending[path] = (now, self.files.signature(path))
         self.rescan()
 
     def _run(self) -> None:
@@ -198,7 +207,7 @@ class DropFolder:
                 for path, (deadline, sig) in list(self._pending.items()):
                     if deadline > now:
                         continue
-                    current = _signature(path)
+                    current = self.files.signature(path)
                     if current is None:
                         del self._pending[path]  # gone (renamed away or deleted)
                     elif current != sig:
@@ -236,22 +245,15 @@ class DropFolder:
             return
         self._failures[path] = n
         delay = min(_RETRY_FIRST_S * 2 ** (n - 1), _RETRY_MAX_S)
-        if n == 1:
+        if isinstance(exc, UnsafeFolder):
+            log.error("%s waits (next try in %g s): %s", shown, delay, exc)
+        elif n == 1:
             log.exception("processing %s failed; trying again in %g s", shown, delay)
         else:
             log.warning("processing %s failed again (%s); next try in %g s", shown, exc, delay)
         with self._cond:
-            self._pending[path] = (time.monotonic() + delay, _signature(path))
+            self._pending[path] = (time.monotonic() + delay, self.files.signature(path))
             self._cond.notify()
 
 
 _Sig = tuple[int, int, int] | None
-
-
-def _signature(path: Path) -> _Sig:
-    """(inode, size, mtime_ns) without following links; None when the name is gone."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns)

@@ -2,8 +2,10 @@
 
 Only regular files are read: symlinks, FIFOs, devices, sockets and directories are
 refused without being followed or opened for reading (O_NOFOLLOW | O_NONBLOCK, then
-fstat), and files over the size limit are refused. The bytes are read once, so what
-is judged is what was read.
+fstat), and files over the size limit are refused. The drop folder's files are read
+relative to the descriptor of the folder they were claimed into, and only when they
+have one name (no hard link) and belong to a trusted owner: anything else is refused
+before it is opened. The bytes are read once, so what is judged is what was read.
 """
 
 from __future__ import annotations
@@ -45,6 +47,36 @@ class NotAFile(Exception):
     """The path is not a regular file we may read; the message says what it is."""
 
 
+class NotTrusted(NotAFile):
+    """A regular file the drop folder does not read: a second name of an inode (a hard
+    link), or a file of an owner it does not trust; the message says which."""
+
+
+def owner_name(uid: int) -> str:
+    """The user name of ``uid`` (the number when it has none)."""
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"user {uid}"
+
+
+def check_trusted(st: os.stat_result, owners: frozenset[int]) -> None:
+    """Raise :class:`NotTrusted` unless ``st`` has one name and an owner in ``owners``."""
+    if st.st_nlink > 1:
+        raise NotTrusted(
+            f"it is one of {st.st_nlink} names of the same file (a hard link); the "
+            "drop folder takes only files with one name, and this one was neither read, "
+            "zeroed nor changed"
+        )
+    if st.st_uid not in owners:
+        raise NotTrusted(
+            f"it belongs to {owner_name(st.st_uid)}, who is neither the daemon's user nor "
+            "named in [drop] owners; it was neither read, zeroed nor changed"
+        )
+
+
 def kind_of(mode: int) -> str:
     """What a file of ``mode`` is, in words."""
     if stat.S_ISLNK(mode):
@@ -83,29 +115,46 @@ class Opened(Record):
             self.fd = -1
 
 
-def open_and_read(path: Path, max_bytes: int, *, for_erasing: bool = False) -> Opened:
+def open_and_read(
+    path: Path,
+    max_bytes: int,
+    *,
+    for_erasing: bool = False,
+    dir_fd: int | None = None,
+    owners: frozenset[int] | None = None,
+) -> Opened:
     """Read a regular file once, never following a link or blocking on a FIFO.
 
-    With ``for_erasing`` the descriptor is opened for writing too where the mode
+    With ``dir_fd`` the file is ``path.name`` in that folder's descriptor (the path is
+    only its name in messages); nothing is resolved again. With ``owners`` a file with
+    more than one name or another owner is refused (:class:`NotTrusted`) before it is
+    opened. With ``for_erasing`` the descriptor is opened for writing too where the mode
     allows, so the inode read can later be overwritten through it. Raises
     :class:`NotAFile` (with what it is) or OSError.
     """
-    st = os.lstat(path)
+    where: str | Path = path.name if dir_fd is not None else path
+    st = os.stat(where, dir_fd=dir_fd, follow_symlinks=False)
     if not stat.S_ISREG(st.st_mode):
         raise NotAFile(f"{kind_of(st.st_mode)}; only regular files are read")
+    if owners is not None:
+        check_trusted(st, owners)
     if st.st_size > max_bytes:
         raise NotAFile(f"{st.st_size} bytes, over the {max_bytes} byte limit")
     flags = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     writable = for_erasing
     try:
-        fd = os.open(path, (os.O_RDWR if for_erasing else os.O_RDONLY) | flags)
+        fd = os.open(where, (os.O_RDWR if for_erasing else os.O_RDONLY) | flags, dir_fd=dir_fd)
     except PermissionError:
         if not for_erasing:
             raise
         writable = False
-        fd = os.open(path, os.O_RDONLY | flags)
+        fd = os.open(where, os.O_RDONLY | flags, dir_fd=dir_fd)
     try:
         fst = _regular_file(fd)
+        if (fst.st_dev, fst.st_ino) != (st.st_dev, st.st_ino):
+            raise NotAFile("it was replaced while it was being opened")
+        if owners is not None:
+            check_trusted(fst, owners)
         data = read_limited(fd, max_bytes)
     except BaseException:
         os.close(fd)

@@ -95,6 +95,7 @@ class Kind(StrEnum):
     SEVERAL = "several-qr"
     UNREADABLE = "unreadable"
     UNSUPPORTED = "unsupported-file"
+    UNTRUSTED = "untrusted-file"
 
 
 class Candidate(Frozen):
@@ -172,6 +173,8 @@ _ADVICE = {
     Kind.OTPAUTH_TOTP.value: _TOKEN_LIMITS,
     Kind.OTPAUTH_HOTP.value: _TOKEN_LIMITS,
     Kind.MIGRATION.value: _TOKEN_LIMITS,
+    Kind.UNTRUSTED.value: "Drop a copy of the file (not a second name of it), as a user the "
+    "station trusts: the daemon's own, or one its administrator names in [drop] owners.",
     Kind.CSV.value: "Fix the rows named above and drop the file again.",
     Kind.SERIAL.value: "Name the enrolment QR file <serial>.png to bind it to this token.",
 }

@@ -90,6 +90,9 @@ class BurnWrite(CardWrite):
             measure_after=True,
             clock_kind=self.clock_kind,
             before=self.before,
+            # Placed for a burn at once (station mode), measured by one read: the clock
+            # is written at the host's next second and measured precisely after.
+            measure_before=self.before is None or self.before.method == "rollover",
         )
 
     def succeeded(self, p: Presence, result: WriteResult) -> Written:

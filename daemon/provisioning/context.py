@@ -26,6 +26,14 @@ class SharedState(Protocol):
         ...
 
 
+class Ingesting(Protocol):
+    """The file intake as a burn that brings its own account sees it."""
+
+    async def ingest(self, fd: int, name: str) -> FileTaken:
+        """Judge and queue the file behind ``fd``; refusals raise."""
+        ...
+
+
 class BurnContext(Protocol):
     """The provisioner as a burn sees it: the queue, this station's claims, the
     bookkeeping kept while the shared database is away, and where to log."""
@@ -41,6 +49,11 @@ class BurnContext(Protocol):
     pusher: Pusher
     log_path: Path
     crash_point: CrashPoint
+
+    @property
+    def intake(self) -> Ingesting:
+        """Files in, jobs out."""
+        ...
 
     @property
     def shared(self) -> SharedState | None:
@@ -75,10 +88,6 @@ class BurnContext(Protocol):
         profile: int | None = None,
     ) -> None:
         """Burn ``job`` onto ``p`` now (station mode), or offer it."""
-
-    async def ingest(self, fd: int, name: str) -> FileTaken:
-        """Judge and queue the file behind ``fd``; refusals raise."""
-        ...
 
 
 class Follower(Protocol):

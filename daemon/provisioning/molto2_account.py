@@ -134,7 +134,7 @@ async def burn_account(
     key = f"{p.serial}.burn-{uuid.uuid4().hex[:12]}{PurePosixPath(name).suffix}"
     prov.held.add(key)  # no offer, no station-mode burn takes it meanwhile
     try:
-        taken = await prov.ingest(fd, key)
+        taken = await prov.intake.ingest(fd, key)
         if len(taken.queued) != 1:
             why = (
                 "the same secret is already held by " + ", ".join(taken.duplicates)

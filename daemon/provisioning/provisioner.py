@@ -2,9 +2,8 @@
 
 A feature beside clock sync: subscribes to the station's events, reads its presences
 and writes cards through the station's one write path; it owns the queue and its pause.
-A taken file is recorded and its jobs queued in one transaction before the file is
-deleted (or archived); a refused file moves to ``failed/`` with a
-``.reason.txt`` beside it. When a token is measured and a job waits, attended mode
+Files become jobs in :mod:`intake_service` (its own part, which this one starts and
+tells when the shared database is back). When a token is measured and a job waits, attended mode
 offers the burn (BurnOffered); station mode burns at once, but only onto the token a
 job is bound to or onto a token this station never provisioned.
 """
@@ -12,13 +11,10 @@ job is bound to or onto a token this station never provisioned.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
-import os
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +25,6 @@ from tokenstation.daemon.events import (
     BurnOffered,
     ErrorKind,
     Event,
-    FileTaken,
-    FileVerdict,
     OperationKind,
     Origin,
     QueueState,
@@ -39,19 +33,15 @@ from tokenstation.daemon.events import (
 from tokenstation.daemon.faults import CrashPoint
 from tokenstation.daemon.handover.keeper import Keeper
 from tokenstation.daemon.handover.pusher import Pusher
-from tokenstation.daemon.intake.files import IntakeFiles, Refusal
-from tokenstation.daemon.intake.ingest import NotAFile, Opened, judge_bytes, open_and_read, read_fd
-from tokenstation.daemon.intake.payload import Verdict, advice
 from tokenstation.daemon.provisioning import molto2_burn, provlog
 from tokenstation.daemon.provisioning.away import AwayBurn, AwayBurns
 from tokenstation.daemon.provisioning.burn_write import BurnWrite
 from tokenstation.daemon.provisioning.choice import CANDIDATES, choose_job
-from tokenstation.daemon.provisioning.queue import Intake, Job, JobQueue, NewJob
+from tokenstation.daemon.provisioning.intake_service import FileIntake
+from tokenstation.daemon.provisioning.queue import Job, JobQueue
 from tokenstation.daemon.provisioning.shared import SharedQueue
 from tokenstation.daemon.provisioning.steps import SEE_QUEUE, burn_done_row, job_view
-from tokenstation.daemon.qr.pool import DecodePool
 from tokenstation.daemon.registry import writes
-from tokenstation.daemon.safetext import shown_name
 from tokenstation.daemon.station import (
     CardOperation,
     Presence,
@@ -88,22 +78,15 @@ class Provisioner:
         self.station = station
         self.queue = queue
         self.cfg = cfg
-        self.folder = drop_folder
-        self.files = IntakeFiles(drop_folder)
         self.log_path = log_path
         self.loop = loop
         self.paused = False
-        self._watch_mode = "not watching"
         self.crash_point = crash_point
         self._skipped: set[tuple[int, str, int]] = set()  # (job, reader, generation)
         self._to_consider: set[str] = set()  # readers whose consideration has not started
         #: Files whose one job a caller burns itself (BurnAccount): never offered meanwhile.
         self.held: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        # Files (dropped or added) are judged on its threads, images in its processes
-        # (started with the first image, stopped when idle).
-        self.decoder = DecodePool()
-        self._held: list[Path] = []  # claimed files waiting for the shared database
         self.claims: set[int] = set()  # jobs this station claimed and is burning now
         #: The queue's counts as last read (-1: never read yet): counted at each queue
         #: change (the queue's own, and the other stations' NOTIFY), never per event, so
@@ -124,7 +107,19 @@ class Provisioner:
         self.shared: SharedQueue | None = None
         if queue.shared:
             self.shared = SharedQueue(self, loop)
+        #: Files in, jobs out (the drop folder and IngestFile): its own feature.
+        self.intake = FileIntake(
+            queue,
+            cfg,
+            station,
+            drop_folder,
+            loop,
+            queued=self.queue_changed,
+            lost=self._lost,
+        )
         station.subscribe(self._on_event)
+        if cfg.mode == "station":  # a burn at once needs no precise drift before it
+            station.burns_at_once = self.burns_at_once
 
     def recover(self) -> list[Job]:
         """At start-up (single instance assured): settle burns a stop interrupted."""
@@ -179,18 +174,12 @@ class Provisioner:
         if self.shared is not None:
             await self.shared.stop()
 
-    def watching(self, mode: str) -> None:
-        """The drop folder's watch mode, for GetStatus."""
-        self._watch_mode = mode
-
     def status(self) -> dict[str, object]:
         """Queue, drop folder and mode, for GetStatus."""
         out: dict[str, object] = {
             "paused": self.paused,
             "mode": self.cfg.mode,
-            "drop_folder": str(self.folder),
-            "drop_folder_watch": self._watch_mode,
-            "qr_decoders": self.decoder.describe(),
+            **self.intake.status(),
             "station": self.cfg.station,
             "store": self.shared.status()
             if self.shared is not None
@@ -205,8 +194,6 @@ class Provisioner:
             out["queue_counted_at"] = round(self.counted_at, 3)
         if self.pusher.active:
             out["handover_push"] = self.pusher.status()
-        if self._held:
-            out["files_waiting_for_store"] = len(self._held)
         return out
 
     def lost(self, exc: StoreUnavailable) -> None:
@@ -229,9 +216,7 @@ class Provisioner:
     def catch_up(self) -> None:
         """The shared database is back (loop thread): take the files that waited, offer."""
         self.settle_away()
-        held, self._held = self._held, []
-        for path in held:
-            self.take(path)
+        self.intake.catch_up()
         self.queue_changed()
 
     def settle_away(self) -> None:
@@ -321,164 +306,7 @@ class Provisioner:
 
     def close(self) -> None:
         """Stop the file threads and the decoder processes."""
-        self.decoder.close()
-
-    # -- files -------------------------------------------------------------------------
-
-    def take(self, path: Path) -> None:
-        """DropFolder callback: the file is judged on a decoder thread, in arrival order."""
-        self.decoder.submit(self.take_file, path)
-
-    def take_file(self, path: Path) -> Verdict:
-        """A claimed file (drop-folder thread): judge, queue, clear away; see intake_files."""
-        name = shown_name(path.name)
-        try:
-            opened = open_and_read(path, self.cfg.drop.max_file_bytes, for_erasing=True)
-        except FileNotFoundError:
-            return Verdict(name, "gone", "ignored", "the file went away before it was read")
-        except NotAFile as exc:
-            return self._refuse(path, Verdict(name, "unsupported-file", "error", str(exc)))
-        except OSError as exc:
-            verdict = Verdict(name, "unreadable", "error", f"cannot be read ({exc.strerror})")
-            return self._refuse(path, verdict)
-        try:
-            try:
-                verdict, intake = self._take(name, opened.data)
-            except StoreUnavailable as exc:  # it waits (claimed) until the database is back
-                log.warning("%s waits: %s", name, exc)
-                self._held.append(path)
-                self.loop.call_soon_threadsafe(self._lost, exc)
-                return Verdict(name, "waiting", "ignored", str(exc))
-            except Exception as exc:  # a bug or a broken queue: refuse, never loop
-                log.exception("judging %s failed", name)
-                verdict = Verdict(
-                    name, "unreadable", "error", f"internal error ({type(exc).__name__})"
-                )
-                return self._refuse(path, verdict, opened)
-            if verdict.verdict != "ok":
-                return self._refuse(path, verdict, opened)
-            self._clear_away(opened)
-        finally:
-            opened.close()
-        self._announce(verdict, intake)
-        return verdict
-
-    def _take(self, name: str, data: bytes) -> tuple[Verdict, Intake]:
-        """Judge a file's bytes and record it, queuing its jobs when it is ok."""
-        verdict = judge_bytes(
-            name, data, self.station.models, self.cfg.drop.limits(), self.decoder.decode
-        )
-        jobs = [NewJob(c.account, c.serial, f"{name} ({c.origin})") for c in verdict.candidates]
-        sha = self.queue.file_digest(data)
-        ok = verdict.verdict == "ok"
-        return verdict, self.queue.take(sha, name, verdict.verdict, jobs if ok else [])
-
-    async def ingest(self, fd: int, name: str) -> FileTaken:
-        """IngestFile: read the descriptor a caller passed (closed here) and judge the bytes
-        as a file named ``name``, off the event loop on the same file threads as dropped
-        files. Refusals raise :class:`StationError`."""
-        work = _Ingest(fd, name)
-        future = self.decoder.submit(self._ingest_blocking, work)
-        assert future is not None  # each request is its own item
-        await asyncio.wrap_future(future)
-        if work.error is not None:
-            raise work.error
-        assert work.taken is not None
-        return work.taken
-
-    def _ingest_blocking(self, work: _Ingest) -> None:
-        try:
-            try:
-                data = read_fd(work.fd, self.cfg.drop.max_file_bytes)
-            except (NotAFile, OSError) as exc:
-                raise StationError(
-                    ErrorKind.INVALID,
-                    f"{work.name}: {exc}",
-                    "Open a regular file for reading and pass that descriptor.",
-                ) from None
-            finally:
-                with contextlib.suppress(OSError):
-                    os.close(work.fd)
-            work.taken = self.ingest_data(work.name, data)
-        except StoreUnavailable as exc:
-            work.error = StationError(
-                ErrorKind.FAILED,
-                f"{work.name}: not queued: {exc.brief}",
-                "Add it again when the shared database is back (`tokenstation status` says), "
-                "or drop it in the drop folder: dropped files wait and are taken then.",
-            )
-        except StationError as exc:  # the caller's answer, not a failure of the thread
-            work.error = exc
-
-    def ingest_data(self, name: str, data: bytes) -> FileTaken:
-        """Judge and queue the bytes of a file named ``name`` (blocking); refusals raise."""
-        verdict, intake = self._take(name, data)
-        if verdict.verdict != "ok":
-            raise StationError(
-                ErrorKind.INVALID,
-                f"{name}: {verdict.verdict} ({verdict.kind}): {verdict.reason}",
-                advice(verdict.kind, verdict.reason),
-            )
-        return self._announce(verdict, intake)
-
-    def _clear_away(self, opened: Opened) -> None:
-        if self.cfg.drop.after == "archive":
-            self.files.keep(opened)
-        else:
-            self.files.erase(opened)
-
-    def _refuse(self, path: Path, verdict: Verdict, opened: Opened | None = None) -> Verdict:
-        """To failed/ with the reason; announced whatever step of that fails."""
-        next_step = advice(verdict.kind, verdict.reason)
-        refusal = Refusal(verdict.file, verdict.kind, verdict.verdict, verdict.reason, next_step)
-        target: Path | None = None
-        try:
-            target = self.files.refuse(path, refusal, opened)
-        except Exception:
-            log.exception("moving %s to failed/ failed", verdict.file)
-        log.warning("refused %s: %s", verdict.file, verdict.reason)
-        self._emit(
-            _file_taken(
-                verdict,
-                moved_to=shown_name(str(target)) if target is not None else "",
-                next_step=next_step,
-            )
-        )
-        return verdict
-
-    def _announce(self, verdict: Verdict, intake: Intake) -> FileTaken:
-        queued, duplicates = intake.queued, intake.duplicates
-        reason = verdict.reason
-        if intake.seen_before:
-            reason = "the same file was taken before; nothing queued again"
-        elif duplicates and not queued:
-            reason = "not queued again: the same secret is already held by " + ", ".join(duplicates)
-        if intake.seen_before:
-            log.info(
-                "took %s: %s, taken before (same bytes): nothing queued", verdict.file, verdict.kind
-            )
-        else:
-            log.info(
-                "took %s: %s, %d job(s) queued, %d not queued (secret already queued or burned)",
-                verdict.file,
-                verdict.kind,
-                len(queued),
-                len(duplicates),
-            )
-        event = _file_taken(
-            verdict,
-            reason=reason,
-            queued=tuple(job_view(j) for j in queued),
-            duplicates=tuple(duplicates),
-            seen_before=intake.seen_before,
-        )
-        self._emit(event)
-        if queued:
-            self.loop.call_soon_threadsafe(self.queue_changed)
-        return event
-
-    def _emit(self, event: Event) -> None:
-        self.loop.call_soon_threadsafe(self.station.publish, event)
+        self.intake.close()
 
     def queue_changed(self, *, offer: bool = True) -> None:
         """Publish the queue's state (loop thread); with ``offer``, offer jobs to tokens."""
@@ -554,7 +382,16 @@ class Provisioner:
         if p is None or p.model is None or self.paused:
             return
         if p.profiles is not None:  # a Molto2: the next jobs into its free profiles
-            await molto2_burn.consider(self, p, self._waiting(self.queue.jobs(["queued"]), p))
+            # A page, as below (a batch read every waiting job per profile burned before).
+            page = self.queue.claimable(p.serial, CANDIDATES + len(self._skipped) + len(self.held))
+            waiting = self._waiting(page, p)
+            free = p.free_profiles()
+            if (
+                len(page) >= CANDIDATES
+                and not molto2_burn.choose_profile_job(p.serial, free, waiting, self.cfg.mode).job
+            ):
+                waiting = self._waiting(self.queue.jobs(["queued"]), p)
+            await molto2_burn.consider(self, p, waiting)
             return
         # A page of candidates, not the whole queue; the whole queue only when that page
         # holds nothing this token can take (all skipped, held or of other settings).
@@ -576,6 +413,22 @@ class Provisioner:
             question=f"Burn {choice.job.label()} onto token {p.serial}?",
             warning=choice.reason,
         )
+
+    async def burns_at_once(self, p: Presence) -> bool:
+        """Station mode, at a placement (a single-profile token, known by its first read):
+        will a job be burned onto it at once? The same choice :meth:`_consider_now`
+        makes then; any doubt (paused, the shared database away, not yet recovered)
+        says no, and the token is measured precisely as any placement is."""
+        if self.paused or not self.recovered or p.model is None or p.profiles is not None:
+            return False
+        try:
+            page = self.queue.claimable(p.serial, CANDIDATES + len(self._skipped) + len(self.held))
+            why = self.burned_before(p.serial)
+        except StoreUnavailable:
+            return False
+        waiting = self._waiting(page, p)
+        choice = choose_job(p.model, p.serial, bool(why), waiting, self.cfg.mode, why=why)
+        return choice.job is not None and choice.automatic
 
     def _waiting(self, jobs: list[Job], p: Presence) -> list[Job]:
         """``jobs`` without those skipped for this placement or held by a caller."""
@@ -711,27 +564,6 @@ class Provisioner:
                 f"jobs can be {verb}",
                 SEE_QUEUE,
             )
-
-
-@dataclass(eq=False)
-class _Ingest:
-    """One IngestFile request on a file thread: the descriptor in, the event or error out."""
-
-    fd: int
-    name: str
-    taken: FileTaken | None = None
-    error: StationError | None = None
-
-
-def _file_taken(verdict: Verdict, **extra: Any) -> FileTaken:
-    fields: dict[str, Any] = {
-        **verdict.as_dict(),
-        "verdict": FileVerdict(verdict.verdict),
-        **extra,
-    }
-    fields["warnings"] = tuple(fields["warnings"])
-    fields["accounts"] = tuple(fields["accounts"])
-    return FileTaken(**fields)
 
 
 def default_paths(cfg: Config) -> tuple[Path, Path, Path]:

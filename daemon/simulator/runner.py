@@ -176,7 +176,7 @@ class SimulatorRunner:
             if snap["locked"]:
                 self._say("token locked after failed authentications")
         if self.state_file is not None:
-            write_json_atomic(self.state_file, snap)
+            write_json_atomic(self.state_file, {**snap, "seen_by_reader_at": self.link.greeted_at})
 
 
 def tok_restricted(snap: dict[str, object]) -> bool:

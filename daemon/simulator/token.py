@@ -150,6 +150,9 @@ class SimulatedToken:
         self.locked = False
         self.config_writes = 0
         self.seed_writes = 0
+        #: When the last seed write was accepted (host time): what a benchmark of the
+        #: burn path reads as "seed written", the token's own view.
+        self.seed_written_at: float | None = None
         self.apdus = 0
         self.log: list[tuple[bytes, bytes | None]] = []
         self.challenge: bytes | None = None
@@ -262,6 +265,7 @@ class SimulatedToken:
                 "failed_auths": self.fail_count,
                 "config_writes": self.config_writes,
                 "seed_writes": self.seed_writes,
+                "seed_written_at": self.seed_written_at,
                 "apdus": self.apdus,
             }
 
@@ -312,6 +316,7 @@ class SimulatedToken:
         """A seed write was accepted (None: the empty seed, which erases it)."""
         self.seed = seed
         self.seed_writes += 1
+        self.seed_written_at = self.host_time()
 
     # -- the token2 personality ----------------------------------------------------------
 

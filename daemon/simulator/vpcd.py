@@ -75,6 +75,8 @@ class VpcdLink:
         #: Set once vpcd has sent the card its first message on this connection (vpcd
         #: accepts one card per slot; a second one waits in the kernel's backlog unheard).
         self.greeted = threading.Event()
+        #: When vpcd first spoke to the card after its last insertion (host time).
+        self.greeted_at: float | None = None
 
     @property
     def inserted(self) -> bool:
@@ -111,6 +113,8 @@ class VpcdLink:
             while True:
                 (length,) = struct.unpack(">H", _recv_exact(sock, 2))
                 msg = _recv_exact(sock, length)
+                if not self.greeted.is_set():
+                    self.greeted_at = time.time()  # the reader sees the card from now
                 self.greeted.set()
                 if length == 1:
                     self._control(sock, msg[0])

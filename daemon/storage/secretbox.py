@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 from tokenstation.daemon import xdg
@@ -36,20 +37,33 @@ def default_key_file() -> Path:
 
 
 def init_key(path: Path) -> Path:
-    """Create a new random key file (0600 in a 0700 folder); never overwrites one."""
+    """Create a new random key file (0600 in a 0700 folder); never overwrites one.
+
+    The key is written whole to a temporary file first and then linked into place, so
+    a stop at any moment (or another process reading it meanwhile) finds a whole key
+    or none, never an empty or cut one that every later use refuses."""
     xdg.private_dir(path.parent)
     key = os.urandom(KEY_BYTES)
+    fd, tmp = tempfile.mkstemp(prefix=".key-", dir=path.parent)  # 0600
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    except FileExistsError:
-        raise KeyProblem(
-            f"{path} exists already: a new key would make every queued seed unreadable; "
-            "keep it (copy it to the other stations) or move it away first"
-        ) from None
-    with os.fdopen(fd, "w") as f:
-        f.write(_HEADER + base64.b64encode(key).decode() + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+        with os.fdopen(fd, "w") as f:
+            f.write(_HEADER + base64.b64encode(key).decode() + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)  # fails on any existing name, a link included
+        except FileExistsError:
+            raise KeyProblem(
+                f"{path} exists already: a new key would make every queued seed unreadable; "
+                "keep it (copy it to the other stations) or move it away first"
+            ) from None
+    finally:
+        os.unlink(tmp)
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
     return path
 
 

@@ -413,19 +413,21 @@ class TokenSession:
         self,
         *,
         precise: bool = True,
-        on_first: Callable[[TimedInfo, Model], None] | None = None,
+        on_first: Callable[[TimedInfo, Model], bool | None] | None = None,
         first: TimedInfo | None = None,
     ) -> Identification:
         """Serial, model, token and host time, and the drift between them.
 
         ``on_first`` is called with the first reading and the model before the precise
-        measurement starts (the daemon announces the token from it at once). ``first``:
-        a :meth:`read_first` already made on this session.
+        measurement starts (the daemon announces the token from it at once); when it
+        returns False, the drift is what that one read bounds (a burn is about to set
+        the clock and measures it after). ``first``: a :meth:`read_first` already made
+        on this session.
         """
         first = first if first is not None else self.read_first()
         model = self._models.lookup(first.info.serial)
-        if on_first is not None:
-            on_first(first, model)
+        if on_first is not None and on_first(first, model) is False:
+            precise = False
         drift = self.measure_drift(first, precise=precise)
         return Identification(
             serial=first.info.serial,
@@ -486,6 +488,7 @@ class TokenSession:
         expect_serial: str | None = None,
         clock_kind: ClockKind = ClockKind.UNKNOWN,
         before: DriftEstimate | None = None,
+        measure_before: bool = True,
     ) -> WriteResult:
         """Set the token's clock to the host's, rewriting ``settings`` (they cannot be read).
 
@@ -498,6 +501,10 @@ class TokenSession:
         write with the whole second that leaves the smallest error. ``clock_kind``
         is what is known of this token's clock (a known phase-keeping clock takes one
         write); ``before`` is a fresh precise drift measurement, if the caller has one.
+        ``measure_before`` False: no precise measurement first even without one (a burn
+        right after a placement): the write is timed to the host's second, which sets a
+        phase-resetting clock at once; a clock that kept its phase shows it in the
+        measurement after and gets its second write from that.
         """
         if seed is not None:
             check_seed(seed)
@@ -517,6 +524,7 @@ class TokenSession:
             measure_after=measure_after,
             clock_kind=clock_kind,
             before=before,
+            measure_before=measure_before,
         )
 
     def burn(
@@ -528,11 +536,13 @@ class TokenSession:
         expect_serial: str | None = None,
         clock_kind: ClockKind = ClockKind.UNKNOWN,
         before: DriftEstimate | None = None,
+        measure_before: bool = True,
     ) -> WriteResult:
         """Program ``seed`` with ``settings`` and the host's time, then verify the clock.
 
         With ``measure_after`` the clock write is phase-aware, as in :meth:`set_clock`
-        (``before``: the drift already measured, so it is not measured again).
+        (``before``: the drift already measured, so it is not measured again;
+        ``measure_before`` False: not measured first at all).
         """
         return self.set_clock(
             settings,
@@ -541,6 +551,7 @@ class TokenSession:
             expect_serial=expect_serial,
             clock_kind=clock_kind,
             before=before,
+            measure_before=measure_before,
         )
 
     def _write(
@@ -553,13 +564,14 @@ class TokenSession:
         measure_after: bool,
         clock_kind: ClockKind = ClockKind.UNKNOWN,
         before: DriftEstimate | None = None,
+        measure_before: bool = True,
     ) -> WriteResult:
         info = first.info
         if settings.hmac not in model.algorithms or settings.period not in model.periods:
             raise RefusedByPolicy(f"{model.name} cannot hold {settings.as_dict()}")
         # The kind is judged against the drift before the write (and a phase-keeping
         # clock is set from it), so it has to be known to a fraction of a second.
-        needs_before = before is None or before.method != "rollover"
+        needs_before = measure_before and (before is None or before.method != "rollover")
         if measure_after and clock_kind is not ClockKind.PHASE_RESETTING and needs_before:
             before = self.measure_drift(first)
         self.authenticate(model)

@@ -293,12 +293,24 @@ class BusWatcher:
 class DaemonProc:
     """`tokenstation daemon` as a subprocess on the private bus and pcscd."""
 
-    def __init__(self, env: dict[str, str], args: list[str], log_path: Path) -> None:
+    def __init__(
+        self, env: dict[str, str], args: list[str], log_path: Path, as_user: list[str] | None = None
+    ) -> None:
+        """``as_user``: a command prefix that runs the daemon as another user (setpriv ...)."""
         self.env = env
         self.log_path = log_path
         self.log = log_path.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tokenstation.daemon", "daemon", "--log-level", "debug", *args],
+            [
+                *(as_user or []),
+                sys.executable,
+                "-m",
+                "tokenstation.daemon",
+                "daemon",
+                "--log-level",
+                "debug",
+                *args,
+            ],
             env=env,
             stdout=self.log,
             stderr=subprocess.STDOUT,

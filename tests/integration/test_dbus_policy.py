@@ -11,14 +11,16 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tokenstation.daemon.simulator.privatebus import PrivateBus
 
-from conftest import DaemonProc
+from conftest import DaemonProc, wait_until
 
 POLICY = Path(__file__).parents[2] / "packaging/dbus/org.tokenstation.TokenStation1.conf"
 DEST = ("org.tokenstation.TokenStation1", "/org/tokenstation/TokenStation1")
@@ -102,5 +104,101 @@ def test_only_the_group_may_write_and_anyone_may_read(
         member = busctl(system_bus, "SyncToken", "sa{sv}", "", "0", groups="users")
         # Past the policy: the daemon itself answers (no token is present).
         assert "no token on any reader" in member.stderr, member.stderr
+    finally:
+        assert daemon.stop() == 0
+
+
+def monitor(address: str, groups: str | None, out: Path) -> subprocess.Popen[bytes]:
+    """dbus-monitor as `nobody` (with ``groups``), subscribed to the daemon's signals
+    as any client would be (a subscriber, not a privileged monitor)."""
+    who = ["setpriv", "--reuid=nobody", "--regid=nogroup"]
+    who += [f"--groups={groups}"] if groups else ["--clear-groups"]
+    rule = f"type='signal',interface='{IFACE}'"
+    return subprocess.Popen(
+        [*who, "dbus-monitor", "--address", address, rule],
+        stdout=out.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def members(path: Path) -> set[str]:
+    """The signal members a monitor's output shows."""
+    import re
+
+    return set(re.findall(r"member=(\w+)", path.read_text(errors="replace")))
+
+
+#: What carries jobs (labels, source file names, seed fingerprints): members only.
+PRIVATE_SIGNALS = {"FileTaken", "BurnOffered", "BurnDone", "BurnFailed"}
+
+
+def test_job_signals_reach_only_the_group_and_counts_reach_everyone(
+    system_bus: str, station_env: dict[str, str], simulator: Any, tmp_path: Path
+) -> None:
+    """A `nobody` subscriber sees tokens come and go and the queue's length (what
+    GetStatus tells anyone) but no FileTaken, BurnOffered or BurnDone; a member sees
+    them all. On the shipped policy, on a real system-bus dbus-daemon."""
+    if not shutil.which("dbus-monitor"):
+        pytest.fail("dbus-monitor is part of dbus; it should be installed")
+    env = {**station_env, "DBUS_SYSTEM_BUS_ADDRESS": system_bus}
+    daemon = DaemonProc(env, ["--bus", "system"], tmp_path / "daemon.log")
+    outsider_out, member_out = tmp_path / "outsider.txt", tmp_path / "member.txt"
+    watchers = [monitor(system_bus, None, outsider_out), monitor(system_bus, "users", member_out)]
+    try:
+        time.sleep(1.0)  # both subscribed
+        drop = Path(env["XDG_DATA_HOME"]) / "tokenstation" / "drop"
+        staged = tmp_path / "alice.txt"
+        staged.write_text("otpauth://totp/Acme:alice?secret=JBSWY3DPEHPK3PXP&issuer=Acme\n")
+        shutil.move(staged, drop / "alice.txt")
+        sim = simulator()
+        wait_until(lambda: "BurnOffered" in members(member_out), 20.0, "the offer")
+        serial = str(sim.state()["serial"])
+        burn = busctl(system_bus, "BurnJob", "us", "1", serial, groups="users")
+        assert burn.returncode == 0, burn.stderr
+        time.sleep(1.5)  # the signals delivered
+    finally:
+        for w in watchers:
+            w.terminate()
+            w.wait(5)
+        assert daemon.stop() == 0
+    seen_by_member, seen_by_outsider = members(member_out), members(outsider_out)
+    assert PRIVATE_SIGNALS - {"BurnFailed"} <= seen_by_member, seen_by_member
+    assert {"TokenPresented", "QueueState"} <= seen_by_outsider, seen_by_outsider
+    assert not seen_by_outsider & PRIVATE_SIGNALS, seen_by_outsider
+    assert "alice" not in outsider_out.read_text(errors="replace")
+
+
+#: Methods anyone may call (the policy's default context): status and token views.
+PUBLIC_METHODS = {"GetStatus", "ListPresent", "ListTokens", "GetToken"}
+
+
+def test_every_method_is_public_or_denied_to_outsiders_and_open_to_members(
+    system_bus: str, station_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Each method the daemon exports, called as `nobody` (no arguments: the answer's
+    kind is what counts) is refused by the bus unless it is public, and never refused
+    to a member; the public list is the policy's."""
+    env = {**station_env, "DBUS_SYSTEM_BUS_ADDRESS": system_bus}
+    daemon = DaemonProc(env, ["--bus", "system"], tmp_path / "daemon.log")
+    try:
+        shown = subprocess.run(
+            [*NOBODY, "busctl", f"--address={system_bus}", "introspect", *DEST, IFACE],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        ).stdout
+        methods = {
+            line.split()[0].lstrip(".")
+            for line in shown.splitlines()
+            if len(line.split()) > 1 and line.split()[1] == "method"
+        }
+        assert len(methods) >= 16 and methods >= PUBLIC_METHODS, methods
+        for method in sorted(methods):
+            outsider = busctl(system_bus, method, groups=None)
+            denied = "access denied" in outsider.stderr.lower()
+            assert denied == (method not in PUBLIC_METHODS), (method, outsider.stderr)
+            member = busctl(system_bus, method, groups="users")
+            assert "access denied" not in member.stderr.lower(), (method, member.stderr)
     finally:
         assert daemon.stop() == 0

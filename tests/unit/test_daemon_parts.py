@@ -82,6 +82,11 @@ def test_a_full_file_is_read() -> None:
         ({"drop": {"after": "keep"}}, "[drop] after: must be one of delete, archive"),
         ({"drop": {"stability": 2}}, "[drop] stability: unknown key"),
         ({"drop": {"max_file_size": 0}}, "[drop] max_file_size: must be a positive number"),
+        ({"drop": {"owners": "nobody"}}, "[drop] owners: must be a list of non-empty strings"),
+        (
+            {"drop": {"owners": ["nobody", "no-such-user-here"]}},
+            "[drop] owners: there is no user named 'no-such-user-here' on this system",
+        ),
         ({"station": {"name": "desk\n2"}}, "[station] name: must not hold control characters"),
     ],
 )
@@ -91,6 +96,15 @@ def test_bad_configuration_is_refused_with_key_and_reason(
     with pytest.raises(ConfigError) as exc:
         parse(data)
     assert message in str(exc.value)
+
+
+def test_drop_owners_are_user_names_read_as_their_ids() -> None:
+    import pwd
+
+    cfg = parse({"drop": {"owners": ["nobody"]}})
+    assert cfg.drop.owners == ("nobody",)
+    assert cfg.drop.owner_uids() == (pwd.getpwnam("nobody").pw_uid,)
+    assert parse({}).drop.owner_uids() == ()
 
 
 def test_a_station_name_may_have_spaces() -> None:

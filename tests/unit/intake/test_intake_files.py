@@ -19,10 +19,11 @@ from tokenstation.daemon.intake.files import (
     FAILED_NAME_MAX,
     IntakeFiles,
     Refusal,
+    UnsafeFolder,
     fit_name,
     unique_name,
 )
-from tokenstation.daemon.intake.ingest import judge_bytes, open_and_read
+from tokenstation.daemon.intake.ingest import NotTrusted, judge_bytes, open_and_read
 from tokenstation.daemon.intake.otpauth import OtpAccount
 from tokenstation.daemon.intake.payload import Limits
 from tokenstation.daemon.provisioning.csvsafe import SafeWriter, safe_cell
@@ -277,3 +278,130 @@ def test_a_subfolder_planted_as_a_link_stops_the_watch_not_the_daemon(tmp_path: 
     assert folder.mode.startswith("not watching: ") and "a symbolic link" in folder.mode
     assert "remove it" in folder.mode
     assert got == [] and os.listdir(elsewhere) == [] and (drop / "a.txt").exists()
+
+
+def _as_root() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root: folders and files of another user")
+
+
+def _folder(path: Path, mode: int, uid: int = -1) -> Path:
+    path.mkdir()
+    os.chown(path, uid, -1)
+    os.chmod(path, mode)
+    return path
+
+
+NOBODY = 65534
+
+
+@pytest.mark.parametrize(
+    ("mode", "owner", "writers"),
+    [
+        (0o700, "me", ""),
+        (0o770, "me", "the group root"),  # the daemon's own: a group may share it
+        (0o1770, "nobody", "nobody and the group root (sticky)"),
+        (0o1777, "nobody", "everyone (sticky)"),  # what /tmp is
+        (0o700, "nobody", "nobody"),
+    ],
+)
+def test_a_shared_drop_folder_is_taken_when_sticky_or_ours_and_says_who_may_write(
+    tmp_path: Path, mode: int, owner: str, writers: str
+) -> None:
+    _as_root()
+    drop = _folder(tmp_path / "drop", mode, NOBODY if owner == "nobody" else -1)
+    files = IntakeFiles(drop)
+    files.prepare()
+    assert files.writers == writers
+    assert stat.S_IMODE(drop.stat().st_mode) == mode  # never re-moded
+    assert sorted(os.listdir(drop)) == [".taking", "archive", "failed"]
+
+
+@pytest.mark.parametrize("mode", [0o770, 0o777])
+def test_a_drop_folder_others_may_write_in_is_refused_unless_sticky_or_ours(
+    tmp_path: Path, mode: int
+) -> None:
+    _as_root()
+    drop = _folder(tmp_path / "drop", mode, NOBODY)
+    with pytest.raises(UnsafeFolder) as refused:
+        IntakeFiles(drop).prepare()
+    assert "make it sticky (chmod +t) or owned by root" in str(refused.value)
+    assert os.listdir(drop) == [] and stat.S_IMODE(drop.stat().st_mode) == mode
+
+
+def test_a_drop_folder_named_by_a_link_or_a_subfolder_others_may_write_is_refused(
+    tmp_path: Path,
+) -> None:
+    real = _folder(tmp_path / "real", 0o700)
+    os.symlink(real, tmp_path / "link")
+    with pytest.raises(UnsafeFolder, match="is a symbolic link: name the folder it points to"):
+        IntakeFiles(tmp_path / "link").prepare()
+    _folder(real / "failed", 0o777)
+    with pytest.raises(UnsafeFolder, match="failed is a folder everyone may write in"):
+        IntakeFiles(real).prepare()
+    assert stat.S_IMODE((real / "failed").stat().st_mode) == 0o777
+
+
+def test_a_subfolder_replaced_while_running_is_refused_and_made_again_once_gone(
+    tmp_path: Path,
+) -> None:
+    files = files_in(tmp_path)
+    elsewhere = _folder(tmp_path / "elsewhere", 0o700)
+    os.rename(files.failed, tmp_path / "hidden")
+    os.symlink(elsewhere, files.failed)
+    claimed = files.claims / "x.txt"
+    claimed.write_text("hello")
+    refusal = Refusal("x.txt", "text", "rejected", "why", "Do x.")
+    assert files.refuse(claimed, refusal) is None
+    assert claimed.read_text() == "hello" and os.listdir(elsewhere) == []
+    assert "failed is a symbolic link" in files.trouble
+    files.failed.unlink()
+    assert files.refuse(claimed, refusal) == files.failed / "x.txt"
+    assert files.trouble == ""
+    # .taking itself replaced: nothing is claimed, and no descriptor is left open.
+    os.rename(files.work, tmp_path / "old-taking")
+    os.symlink(elsewhere, files.work)
+    (files.folder / "y.txt").write_text("hello")
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(3):
+        with pytest.raises(UnsafeFolder, match=r"\.taking is a symbolic link"):
+            files.claim(files.folder / "y.txt")
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert (files.folder / "y.txt").exists() and os.listdir(elsewhere) == []
+    assert files.trouble.count(".taking is a symbolic link") == 1
+    files.work.unlink()
+    # The claim folder inside it replaced (only our own user could): the same.
+    files_in(tmp_path)
+    os.rename(files.claims, tmp_path / "old-claim")
+    os.symlink(elsewhere, files.claims)
+    before = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(UnsafeFolder, match="claim is a symbolic link"):
+        files.claim(files.folder / "y.txt")
+    assert len(os.listdir("/proc/self/fd")) == before
+    files.claims.unlink()
+    assert files.claim(files.folder / "y.txt") == files.claims / "y.txt"
+    assert files.trouble == ""
+
+
+def test_a_hard_link_or_another_users_file_is_refused_unread_and_never_remoded(
+    tmp_path: Path,
+) -> None:
+    files = files_in(tmp_path)
+    target = tmp_path / "target.txt"
+    target.write_text(URI)
+    os.chmod(target, 0o640)
+    os.link(target, files.claims / "linked.txt")
+    with pytest.raises(NotTrusted, match="hard link"):
+        files.open_claimed(files.claims / "linked.txt", 1000)
+    refusal = Refusal("linked.txt", "untrusted-file", "error", "a hard link", "Do x.")
+    kept = files.refuse(files.claims / "linked.txt", refusal)
+    assert kept is not None and kept.samefile(target)
+    assert target.read_text() == URI and stat.S_IMODE(target.stat().st_mode) == 0o640
+    if os.geteuid() == 0:
+        theirs = files.claims / "theirs.txt"
+        theirs.write_text(URI)
+        os.chown(theirs, NOBODY, -1)
+        with pytest.raises(NotTrusted, match="belongs to nobody"):
+            files.open_claimed(theirs, 1000)
+        allowed = IntakeFiles(files.folder, owners=[NOBODY])
+        assert allowed.open_claimed(theirs, 1000).data == URI.encode()

@@ -183,7 +183,7 @@ class Molto2Rig(ProvRig):
         )
         path = self.tmp / "batch.csv"
         path.write_text("serial,secret,issuer,account\n" + rows + "\n")
-        taken = await self.prov.ingest(os.open(path, os.O_RDONLY), "batch.csv")
+        taken = await self.prov.intake.ingest(os.open(path, os.O_RDONLY), "batch.csv")
         return [j.id for j in taken.queued]
 
 

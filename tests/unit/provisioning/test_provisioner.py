@@ -205,7 +205,7 @@ def test_a_duplicate_file_names_the_job_holding_the_secret(tmp_path: Path) -> No
         carol = await rig.add("carol.txt", CAROL)
         path = tmp_path / "newperson.txt"
         path.write_text(NEWPERSON + "\n")
-        taken = await rig.prov.ingest(os.open(path, os.O_RDONLY), "newperson.txt")
+        taken = await rig.prov.intake.ingest(os.open(path, os.O_RDONLY), "newperson.txt")
         assert taken.queued == ()
         assert taken.duplicates == (f"job {carol}, Acme:carol (queued)",)
         assert f"already held by job {carol}, Acme:carol (queued)" in taken.reason
