@@ -59,6 +59,8 @@ class Coalescer:
         self._last = ""
         self._due = False  # a call is scheduled on the loop
         self._done_at = -float("inf")  # loop time of the last call
+        self._timer: asyncio.TimerHandle | None = None
+        self._stopped = False
 
     def poke(self, what: str) -> None:
         """A change (any thread)."""
@@ -70,14 +72,23 @@ class Coalescer:
             self._due = True
         self.loop.call_soon_threadsafe(self._schedule)
 
+    def stop(self) -> None:
+        """No call from now on (loop thread): what is pending is dropped."""
+        self._stopped = True
+        if self._timer is not None:
+            self._timer.cancel()
+
     def _schedule(self) -> None:
         wait = self._done_at + self.window_s - self.loop.time()
         if wait > 0:
-            self.loop.call_later(wait, self._fire)
+            self._timer = self.loop.call_later(wait, self._fire)
         else:
             self._fire()
 
     def _fire(self) -> None:
+        self._timer = None
+        if self._stopped:
+            return
         with self._lock:  # changes told from now on get a call of their own
             count, last = self._count, self._last
             self._count, self._due = 0, False
@@ -107,7 +118,9 @@ class SharedQueue:
         self._task = asyncio.ensure_future(self._keep_leases())
 
     async def stop(self) -> None:
-        """Stop keeping leases (the listener stops when the queue closes)."""
+        """Stop keeping leases and publishing the other stations' changes (the listener
+        stops when the queue closes)."""
+        self._changes.stop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
