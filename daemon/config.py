@@ -533,12 +533,63 @@ def load(path: Path | None, *, required: bool) -> Config:
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{target}: not valid TOML ({exc})") from None
     cfg = parse(data, str(target))
-    if any(m.family.key for m in cfg.vendors) or cfg.molto2_customer_key != DEFAULT_CUSTOMER_KEY:
-        mode = target.stat().st_mode
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            log.warning(
-                "%s holds vendor keys and is readable by others (mode %o); chmod 600 it",
-                target,
-                stat.S_IMODE(mode),
-            )
+    _warn_if_exposed(cfg, target)
     return cfg
+
+
+#: Configuration files warned about in this process (a command may read one twice).
+_WARNED: set[str] = set()
+
+
+def _warn_if_exposed(cfg: Config, target: Path) -> None:
+    """A configuration holding secrets (vendor keys, the database password) that others
+    may read: said once, at start, with what to do."""
+    held = []
+    if any(m.family.key for m in cfg.vendors) or cfg.molto2_customer_key != DEFAULT_CUSTOMER_KEY:
+        held.append("vendor keys")
+    if url_password(cfg.store.url):
+        held.append("the database password")
+    if not held or str(target) in _WARNED:
+        return
+    st = target.stat()
+    readers = readable_by(st)
+    if readers:
+        _WARNED.add(str(target))
+        log.warning(
+            "%s holds %s and is readable by %s (mode %o): `chmod 600` it (a station's "
+            "own: root:tokenstation 0640, as the package installs it)",
+            target,
+            " and ".join(held),
+            readers,
+            stat.S_IMODE(st.st_mode),
+        )
+
+
+def readable_by(st: os.stat_result) -> str:
+    """Who besides the owner may read a file: "everyone", "the group NAME", or ""
+    (the running user's own primary group reading is none: a station's daemon reads
+    its configuration as the group tokenstation, root:tokenstation 0640)."""
+    if st.st_mode & stat.S_IROTH:
+        return "everyone"
+    if st.st_mode & stat.S_IRGRP and st.st_gid != os.getegid():
+        import grp
+
+        try:
+            name = grp.getgrgid(st.st_gid).gr_name
+        except KeyError:
+            name = str(st.st_gid)
+        return f"the group {name}"
+    return ""
+
+
+def url_password(url: str) -> bool:
+    """True when a database URL holds a password (``user:password@`` or ``password=``)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    if not url:
+        return False
+    try:
+        parts = urlsplit(url)
+        return bool(parts.password) or "password" in parse_qs(parts.query)
+    except ValueError:
+        return "password=" in url

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tokenstation.daemon.handover.credentials import CredentialProblem, read_private
+from tokenstation.daemon.credentials import CredentialProblem, read_private
 
 PSK_BYTES = 16
 

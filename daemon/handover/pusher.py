@@ -14,7 +14,7 @@ import threading
 import time
 
 from tokenstation.daemon.config import PrivacyIdeaConfig
-from tokenstation.daemon.handover.credentials import CredentialProblem, read_private
+from tokenstation.daemon.credentials import CredentialProblem, read_private
 from tokenstation.daemon.handover.held import held_records
 from tokenstation.daemon.handover.privacyidea import PrivacyIdeaClient, PushProblem
 from tokenstation.daemon.provisioning.queue import JobQueue, SealBroken

@@ -14,11 +14,11 @@ import base64
 import hashlib
 import hmac
 import os
-import stat
 import tempfile
 from pathlib import Path
 
 from tokenstation.daemon import xdg
+from tokenstation.daemon.credentials import CredentialProblem, read_private
 from tokenstation.daemon.token.crypto import aes_gcm_open, aes_gcm_seal
 
 KEY_BYTES = 32
@@ -83,22 +83,18 @@ class SecretBox:
 
     @classmethod
     def load(cls, path: Path) -> SecretBox:
-        """Read the key file; refused when missing, readable by others or malformed."""
+        """Read the key file (:func:`credentials.read_private`: a regular file of this
+        user's, readable by nobody else, in a folder nobody else may change); refused
+        when missing, loose or malformed."""
         try:
-            st = os.stat(path)
-            text = path.read_text("ascii")
-        except FileNotFoundError:
-            raise KeyProblem(
-                f"the store key file {path} does not exist: create it once with "
-                f"`{INIT_KEY_COMMAND}` and copy it (0600) to every station of the database"
-            ) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise KeyProblem(f"the store key file {path} cannot be read ({exc})") from None
-        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise KeyProblem(
-                f"the store key file {path} is readable by others "
-                f"(mode {stat.S_IMODE(st.st_mode):o}): chmod 600 it"
-            )
+            text = read_private(path, "store key")
+        except CredentialProblem as exc:
+            if exc.missing:
+                raise KeyProblem(
+                    f"the store key file {path} does not exist: create it once with "
+                    f"`{INIT_KEY_COMMAND}` and copy it (0600) to every station of the database"
+                ) from None
+            raise KeyProblem(str(exc)) from None
         if not text.startswith(_HEADER):
             raise KeyProblem(f"{path} is not a tokenstation store key (made by {INIT_KEY_COMMAND})")
         try:
