@@ -295,10 +295,28 @@ def _count(key: str, v: Any) -> int:
 
 
 def _store_url(key: str, v: Any) -> str:
+    """A PostgreSQL URL that libpq can read (checked here, so a typo is bad input, not an
+    unreachable server); never quoted back (it may hold a password)."""
+    from urllib.parse import urlsplit
+
     if not isinstance(v, str) or not v.startswith(("postgresql:", "postgres:")):
         raise ConfigError(
             f"{key}: must be a PostgreSQL connection URL (postgresql://host/dbname; "
             "leave it out for this station's own SQLite files)"
+        )
+    why = ""
+    if any(c.isspace() or not c.isprintable() for c in v):
+        why = "it holds a space or a control character"
+    else:
+        try:
+            _port = urlsplit(v).port  # a port that is no number raises
+        except ValueError:
+            why = "its host or port cannot be read"
+    if why:
+        raise ConfigError(
+            f"{key}: the PostgreSQL URL is malformed ({why}): write it as "
+            "postgresql://user@host:port/dbname, with any special character percent-encoded "
+            "(%20 for a space, %40 for @)"
         )
     return v
 

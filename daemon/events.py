@@ -520,6 +520,8 @@ def to_wire(value: Any) -> dict[str, object]:
         v = getattr(value, name)
         if v is None:
             continue
+        if type(v) is float:
+            v += 0.0  # never a "-0.0" in a view: -0.0 + 0.0 is 0.0
         out[name] = v if type(v) in _PLAIN else _plain(v)
     return out
 
@@ -533,6 +535,8 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
+    if type(value) is float:
+        return value + 0.0
     return value
 
 

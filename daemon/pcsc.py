@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -275,13 +276,20 @@ class PresenceMonitor:
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop and join the thread (cancels a blocking wait)."""
+        """Stop and join the thread (cancels a blocking wait). The cancel is repeated
+        until the thread ends: one sent just before the thread starts its wait (after
+        it last looked at the stop flag) would cancel nothing, and the wait is endless."""
         self._stop.set()
-        with self._ctx_lock:
-            if self._ctx is not None:
-                scard.SCardCancel(self._ctx)
-        if self._thread is not None:
-            self._thread.join(timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._ctx_lock:
+                if self._ctx is not None:
+                    scard.SCardCancel(self._ctx)
+            if self._thread is None:
+                return
+            self._thread.join(0.1)
+            if not self._thread.is_alive() or time.monotonic() >= deadline:
+                return
 
     # -- the loop ------------------------------------------------------------------------
 

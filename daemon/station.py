@@ -105,6 +105,12 @@ IGNORED_CARD_QUIET_S = 60.0
 #: Molto2 profile burns gives one, not one per profile).
 UPDATE_SETTLE_S = 0.05
 
+#: What the log adds to a measured token's drift, by verdict ("in time" says it all).
+VERDICT_WORDS = {
+    SyncVerdict.DRIFT: ", beyond the {:g} s threshold",
+    SyncVerdict.READ_ONLY: ", a model tokenstation only reads",
+}
+
 #: How long a placement's examination waits for the answer to "does a burn follow at
 #: once?" (a few queue reads) before it measures the token as any placement is.
 BURN_QUESTION_S = 2.0
@@ -419,7 +425,8 @@ class Station:
         p.precise = True
         record = self._recorded(p, ident, known=family.settings_from_registry)
         p.decision = await self._decide(p, record)
-        log.info("%s", family.log_words(p))
+        verdict = VERDICT_WORDS.get(p.decision.verdict, "").format(self.cfg.drift_threshold_s)
+        log.info("%s%s", family.log_words(p), verdict)
         if not announced:
             self.publish(TokenPresented(**p.fields(), event_at=round(event_at, 6)))
         self.publish(TokenMeasured(**p.fields()))

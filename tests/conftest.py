@@ -40,6 +40,18 @@ def pg_url(pg_server: PgServer) -> str:
     return pg_server.new_database()
 
 
+@pytest.fixture
+def migrated_url(pg_url: str) -> str:
+    """A fresh database on the session's server with this tokenstation's schema."""
+    from tokenstation.daemon.storage import schema
+    from tokenstation.daemon.storage.postgres import PostgresDatabase
+
+    db = PostgresDatabase(pg_url)
+    schema.migrate(db, schema.PARTS)
+    db.close()
+    return pg_url
+
+
 # -- markers from what a test starts ------------------------------------------------------
 
 #: marker -> (fixtures that start the part, names a module imports to start it itself)

@@ -86,12 +86,22 @@ def exit_code_for(exc: TokenError) -> int:
 
 
 def emit_json(payload: dict[str, Any]) -> None:
-    """One JSON document on stdout."""
+    """One JSON document on stdout (a rounded "-0.0" shown as 0.0)."""
     import json
 
-    json.dump(payload, sys.stdout, indent=2, sort_keys=True)
+    json.dump(_no_negative_zero(payload), sys.stdout, indent=2, sort_keys=True)
     sys.stdout.write("\n")
     sys.stdout.flush()
+
+
+def _no_negative_zero(value: Any) -> Any:
+    if type(value) is float:
+        return value + 0.0
+    if isinstance(value, dict):
+        return {k: _no_negative_zero(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_no_negative_zero(v) for v in value]
+    return value
 
 
 def warn(text: str) -> None:

@@ -23,7 +23,7 @@ from tokenstation.daemon.cli.common import (
     utc,
 )
 from tokenstation.daemon.cli.daemon_link import DaemonAbsent, DaemonRefused, daemon_call
-from tokenstation.daemon.token.errors import SECURITY_KEY_WORDS
+from tokenstation.daemon.token.errors import SECURITY_KEY_MARK
 
 TYPE_CHECKING = False  # True for type checkers; saves importing typing at start-up
 if TYPE_CHECKING:
@@ -143,7 +143,7 @@ def describe_presence(p: dict[str, Any] | None) -> str:
     if p is None:
         return "empty"
     if p["state"] == "not-a-token":
-        if SECURITY_KEY_WORDS in p.get("detail", ""):
+        if SECURITY_KEY_MARK in p.get("detail", ""):
             return str(p["detail"])
         return "a card that is not a programmable token (left alone)"
     if "serial" not in p:

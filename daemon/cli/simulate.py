@@ -134,7 +134,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         choices=list(KINDS),
         metavar="KIND",
         help="not a token: 'plain' (the default) refuses every command, like a bank card; "
-        "'fido' is a FIDO2 security key that answers the FIDO and OATH applets' SELECTs",
+        "'fido' is a FIDO2 security key that answers the FIDO and OATH applets' SELECTs; "
+        "'oath' a key with FIDO switched off, whose OATH applet alone answers",
     )
     from tokenstation.daemon.simulator.devices import add_device_arguments
 

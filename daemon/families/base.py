@@ -159,7 +159,7 @@ class Family(FamilyView, Protocol):
         by the Provisioner itself (``provisioning/choice.py``)."""
 
     def log_words(self, p: Presence) -> str:
-        """One log line for a measured token."""
+        """One log line for a measured token (the station adds the verdict's words)."""
         ...
 
 

@@ -157,8 +157,11 @@ class Molto2Family:
             try:
                 m.title_bytes(asked.title)
             except (InvalidInput, ValueError) as exc:
+                what = exc.message if isinstance(exc, InvalidInput) else str(exc)
                 raise StationError(
-                    ErrorKind.INVALID, f"title: {exc}", "Give a shorter title."
+                    ErrorKind.INVALID,
+                    f"title: {what}",
+                    "Give a shorter title; nothing was written.",
                 ) from None
         return lambda ctx, job: AccountBurnWrite(ctx, job, asked.profile, asked.title)
 

@@ -138,12 +138,9 @@ class SingleFamily:
         return {"family": self.name, "name_words": f"Token {p.serial} ({p.model_name})"}
 
     def log_words(self, p: Presence) -> str:
-        assert p.ident is not None and p.decision is not None
+        assert p.ident is not None
         d = p.ident.drift
-        return (
-            f"token {p.serial}: {describe_drift(d.drift_s)} (±{d.uncertainty_s:.3f} s), "
-            f"{p.decision.verdict}"
-        )
+        return f"token {p.serial}: {describe_drift(d.drift_s)} (±{d.uncertainty_s:.3f} s)"
 
 
 SINGLE = SingleFamily()

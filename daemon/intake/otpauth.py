@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from tokenstation.daemon.families.capabilities import ONE_SEED
 from tokenstation.daemon.records import Frozen
 from tokenstation.daemon.token.errors import InvalidInput
+from tokenstation.daemon.token.limits import RECOMMENDED_MIN_BITS
 from tokenstation.daemon.token.secret import Secret
 
 _B32_ALPHABET = set("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
@@ -59,6 +60,19 @@ def decode_hex(text: str) -> Secret:
     if len(s) % 2:
         raise InvalidInput(f"the hex secret has an odd number of digits ({len(s)})")
     return Secret(bytes.fromhex(s))
+
+
+def weak_secret(secret: Secret, who: str = "") -> list[str]:
+    """The one warning for a secret shorter than NIST asks for (the token still takes it):
+    the drop folder, `scan` and `burn` all say it with these words."""
+    bits = len(secret) * 8
+    if not 0 < bits < RECOMMENDED_MIN_BITS:
+        return []
+    return [
+        f"{who or 'the account'}: the secret is {bits} bits, under the "
+        f"{RECOMMENDED_MIN_BITS} bits NIST SP 800-63B asks for; the token takes it, but ask "
+        "the service for a longer one if you can"
+    ]
 
 
 def parse_secret(text: str) -> tuple[Secret, str]:

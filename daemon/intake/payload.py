@@ -18,11 +18,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from tokenstation.daemon.families.capabilities import ONE_SEED
-from tokenstation.daemon.intake.otpauth import OtpAccount, parse_otpauth, parse_secret
+from tokenstation.daemon.intake.otpauth import OtpAccount, parse_otpauth, parse_secret, weak_secret
 from tokenstation.daemon.records import Frozen, Record
 from tokenstation.daemon.safetext import clip
 from tokenstation.daemon.token.errors import InvalidInput
-from tokenstation.daemon.token.limits import RECOMMENDED_MIN_BITS
 
 #: Whether a token can take an account is its family's rule; a queued job must fit any
 #: token (any family, any free profile), so intake asks what every family takes.
@@ -180,9 +179,14 @@ _ADVICE = {
 }
 
 
-_BAD_URI = (
+_BAD_URI = "The code or URI itself is malformed: copy it again from the service and drop it again."
+_BAD_SECRET = (
     "The code or URI itself is malformed: copy it again from the service (the secret is "
     "Base32, letters A-Z and digits 2-7) and drop it again."
+)
+_BAD_EXPORT = (
+    "The export is cut short or damaged: in Google Authenticator export the accounts again "
+    "(Transfer accounts, Export accounts) and scan or drop the new code."
 )
 
 
@@ -196,7 +200,9 @@ def advice(kind: str, reason: str = "") -> str:
     """What to do about a file of ``kind`` that was refused for ``reason``."""
     otp_kinds = (Kind.OTPAUTH_TOTP.value, Kind.OTPAUTH_HOTP.value, Kind.MIGRATION.value)
     if kind in otp_kinds and "cannot be burned" not in reason:
-        return _BAD_URI
+        if "secret" in reason:
+            return _BAD_SECRET
+        return _BAD_EXPORT if kind == Kind.MIGRATION.value else _BAD_URI
     if kind == Kind.NO_QR.value and reason.startswith("no code found within"):
         return _TOO_SLOW
     return _ADVICE.get(kind, _ENROL)
@@ -291,15 +297,8 @@ def judge(
 
 
 def weak_secret_warning(account: OtpAccount) -> list[str]:
-    """A warning when the secret is shorter than NIST asks for (the token still takes it)."""
-    bits = len(account.secret) * 8
-    if not 0 < bits < RECOMMENDED_MIN_BITS:
-        return []
-    return [
-        f"{account.label() or 'the account'}: the secret is {bits} bits, under the "
-        f"{RECOMMENDED_MIN_BITS} bits NIST SP 800-63B asks for; the token takes it, but ask "
-        "the service for a longer one if you can"
-    ]
+    """A warning when the secret is shorter than NIST asks for (:func:`weak_secret`)."""
+    return weak_secret(account.secret, account.label())
 
 
 def _serial_from_name(path: Path) -> str:

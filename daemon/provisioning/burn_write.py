@@ -72,7 +72,8 @@ class BurnWrite(CardWrite):
     async def prepare(self, p: Presence) -> None:
         if self.prov.paused and self.origin == Origin.STATION:
             raise StationError(ErrorKind.REFUSED, "the queue is paused", "Resume it first.")
-        self.job, self.seed = claim_burn(self.prov, self.job.id, p.serial)
+        like = self.job if self.origin == Origin.STATION else None  # not an offer's
+        self.job, self.seed = claim_burn(self.prov, self.job.id, p.serial, like=like)
         self.started = True
         self.serial = p.serial
         # Measured after the write (as a sync is), so every view shows the drift after.

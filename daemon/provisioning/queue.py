@@ -1,10 +1,10 @@
 """The persistent burn queue: jobs and the files they came from.
 
 By default a SQLite file of this station (WAL, secure_delete); with ``[store] url`` a
-PostgreSQL database several stations share. There a claim is a row lock taken with
-``SELECT ... FOR UPDATE SKIP LOCKED`` and held as a lease (the station's name and an
-expiry it renews while it burns); seeds are sealed by the stations (``SecretBox``), and
-every change is announced to the other stations (NOTIFY).
+PostgreSQL database several stations share. There a claim is one statement that takes
+its row with ``SELECT ... FOR UPDATE SKIP LOCKED`` and holds it as a lease (the
+station's name and an expiry it renews while it burns); seeds are sealed by the
+stations (``SecretBox``), and every change is announced to the other stations (NOTIFY).
 
 A job holds its secret only while it waits; once burned (or removed) the secret is
 overwritten (``PRAGMA secure_delete``) and only its fingerprint, issuer, account,
@@ -243,10 +243,17 @@ class JobQueue(StoredPart):
                 "the other stations (0600) to this one and name it in [store] key_file"
             )
 
-    def _changed(self, what: str, job_id: int = 0) -> None:
-        """Tell this station's watcher (:attr:`on_change`) and the other stations."""
+    def _changed(self, what: str, job_id: int = 0, *, told: bool = False) -> None:
+        """Tell this station's watcher (:attr:`on_change`) and the other stations (unless
+        ``told`` already, inside the change's transaction: see :meth:`_tell`)."""
         if self.on_change is not None:
             self.on_change(what)
+        if self._db.shared and not told:
+            self._db.notify(f"{self.tag} {what} {job_id}")
+
+    def _tell(self, what: str, job_id: int) -> None:
+        """Inside a transaction: the other stations are told at its commit (one round
+        trip fewer than after it, and nothing told if it does not commit)."""
         if self._db.shared:
             self._db.notify(f"{self.tag} {what} {job_id}")
 
@@ -474,12 +481,19 @@ class JobQueue(StoredPart):
             row = self._db.execute(
                 "SELECT secret, serial, batch FROM jobs WHERE id = ?", (job_id,)
             ).fetchone()
-        if row is None or row[0] is None:
+        if row is None:
             raise KeyError(f"job {job_id} holds no secret")
-        box = self._handover_box() if row[2] else self.box
+        return self._open(job_id, *row)
+
+    def _open(self, job_id: int, stored: object, serial: str, batch: str) -> Secret:
+        """A job's stored secret, opened with the key that sealed it (if sealed)."""
+        if stored is None:
+            raise KeyError(f"job {job_id} holds no secret")
+        assert isinstance(stored, bytes | bytearray | memoryview)
+        box = self._handover_box() if batch else self.box
         if box is None:
-            return Secret(bytes(row[0]))
-        plain = box.open(bytes(row[0]), job_id, str(row[1]))
+            return Secret(bytes(stored))
+        plain = box.open(bytes(stored), job_id, str(serial))
         if plain is None:
             raise SealBroken(
                 f"the seed of job {job_id} does not open with this station's store key: "
@@ -493,18 +507,19 @@ class JobQueue(StoredPart):
         self, job_id: int, sql: str, args: tuple[object, ...], expect: str, *, scrub: bool = False
     ) -> Job:
         with self._lock:
-            cur = self._db.execute(
-                f"UPDATE jobs SET {sql}, updated = ? WHERE id = ? AND state = ?",
+            rows = self._db.execute(
+                f"UPDATE jobs SET {sql}, updated = ? WHERE id = ? AND state = ? "
+                f"RETURNING {_JOB_FIELDS}",
                 (*args, time.time(), job_id, expect),
-            )
-            if cur.rowcount != 1:
+            ).fetchall()
+            if len(rows) != 1:
                 job = self._db.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
                 raise ValueError(f"job {job_id} is {job[0] if job else 'unknown'}, not {expect}")
             if scrub:
                 self._db.scrub()
-            job = self._get(job_id)
-        self._changed(job.state, job_id)
-        return job
+        done = _job(rows[0])
+        self._changed(done.state, job_id)
+        return done
 
     def start_burn(self, job_id: int, serial: str, profile: int | None = None) -> Job:
         """queued -> burning onto ``serial`` (and a Molto2's ``profile``): the claim and the
@@ -512,32 +527,67 @@ class JobQueue(StoredPart):
         (or, on a shared queue, by :meth:`expire` at another station once the lease runs
         out) after a crash.
 
-        The row is locked with ``FOR UPDATE SKIP LOCKED`` on a shared queue: of two
-        stations claiming one job, one gets it and the other is told at once."""
+        One statement: the row is chosen with ``FOR UPDATE SKIP LOCKED`` on a shared
+        queue and changed at once; of two stations claiming one job, one gets it and the
+        other is told at once (ValueError), never kept waiting for the other's lock."""
+        return self._claim(job_id, serial, profile, None, with_seed=False)[0]
+
+    def claim(
+        self, job_id: int, serial: str, profile: int | None = None, *, like: Job | None = None
+    ) -> tuple[Job, Secret]:
+        """:meth:`start_burn` with the seed, opened inside the claim's transaction: a seed
+        this station's key cannot open (SealBroken) rolls the claim back, nothing claimed.
+
+        With ``like`` (the free job a station-mode placement chose): the oldest free
+        waiting job with its algorithm and period from it on (the older ones were passed
+        over), in the same one statement, skipping the rows other stations are claiming
+        at that moment. Stations placing tokens together so each take the next job
+        instead of all racing for the oldest one and all but one reading the queue again;
+        the job is as good for the token (the same settings), oldest first stays the
+        order."""
+        job, seed = self._claim(job_id, serial, profile, like, with_seed=True)
+        assert seed is not None
+        return job, seed
+
+    def _claim(
+        self, job_id: int, serial: str, profile: int | None, like: Job | None, *, with_seed: bool
+    ) -> tuple[Job, Secret | None]:
+        if like is not None:
+            pick = (
+                "SELECT id FROM jobs WHERE state = 'queued' AND serial = '' AND id >= ? "
+                "AND algorithm = ? AND period = ? ORDER BY id LIMIT 1"
+            )
+            picked: tuple[object, ...] = (like.id, like.algorithm, like.period)
+        else:
+            pick, picked = "SELECT id FROM jobs WHERE id = ? AND state = 'queued'", (job_id,)
         with self._db.transaction():
-            row = self._db.execute(
-                "SELECT state, claimed_by FROM jobs WHERE id = ?" + self._db.skip_locked,
-                (job_id,),
-            ).fetchone()
-            if row is None:
-                known = self._db.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone()
-                raise ValueError(
-                    f"job {job_id} is being claimed by another station"
-                    if known
-                    else f"job {job_id} is unknown, not queued"
-                )
-            if row[0] != "queued":
-                by = f" (by {row[1]})" if row[1] and row[0] == "burning" else ""
-                raise ValueError(f"job {job_id} is {row[0]}{by}, not queued")
-            self._db.execute(
+            rows = self._db.execute(
                 "UPDATE jobs SET state = 'burning', attempts = attempts + 1, burned_serial = ?, "
                 f"profile = ?, claimed_by = ?, lease_until = {self._db.now} + ?, updated = ? "
-                "WHERE id = ?",
-                (serial, profile, self.station, self.lease_s, time.time(), job_id),
-            )
-            job = self._get(job_id)
-        self._changed("claimed", job_id)
-        return job
+                f"WHERE state = 'queued' AND id = ({pick}{self._db.skip_locked}) "
+                f"RETURNING {_JOB_FIELDS}, secret, batch",
+                (serial, profile, self.station, self.lease_s, time.time(), *picked),
+            ).fetchall()
+            if not rows:
+                raise ValueError(self._not_claimable(job_id, like is not None))
+            job = _job(rows[0][:-2])
+            seed = self._open(job.id, rows[0][-2], job.serial, rows[0][-1]) if with_seed else None
+            self._tell("claimed", job.id)
+        self._changed("claimed", job.id, told=True)
+        return job, seed
+
+    def _not_claimable(self, job_id: int, like: bool) -> str:
+        """Why job ``job_id`` (or, with ``like``, any job like it) could not be claimed."""
+        row = self._db.execute(
+            "SELECT state, claimed_by FROM jobs WHERE id = ?", (job_id,)
+        ).fetchone()
+        others = "; no other waiting job has its settings" if like else ""
+        if row is None:
+            return f"job {job_id} is unknown, not queued"
+        if row[0] == "queued":  # locked: another station's claim is being committed
+            return f"job {job_id} is being claimed by another station{others}"
+        by = f" (by {row[1]})" if row[1] and row[0] == "burning" else ""
+        return f"job {job_id} is {row[0]}{by}, not queued{others}"
 
     def renew(self, job_ids: Iterable[int]) -> int:
         """Extend the leases of the claims this station knows it holds; how many.
@@ -795,7 +845,7 @@ class JobQueue(StoredPart):
         """How many burned generated seeds are in each hand-over state."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT handover, COUNT(*) FROM jobs WHERE handover <> '' GROUP BY handover"
+                "SELECT handover, COUNT(*) FROM jobs WHERE handover > '' GROUP BY handover"
             ).fetchall()
         return {str(k): int(n) for k, n in rows}
 
@@ -826,10 +876,11 @@ _JOB_COLUMNS = (
     "id, state, fingerprint, issuer, account, algorithm, period, serial, source, "
     "created, updated, attempts, reason, burned_serial, burned_at"
 )
-_JOB_SELECT = (
-    f"SELECT {_JOB_COLUMNS}, secret IS NOT NULL, station, claimed_by, profile, "
-    "batch, upn, model, handover, handover_at, handover_reason FROM jobs"
+_JOB_FIELDS = (
+    f"{_JOB_COLUMNS}, secret IS NOT NULL, station, claimed_by, profile, "
+    "batch, upn, model, handover, handover_at, handover_reason"
 )
+_JOB_SELECT = f"SELECT {_JOB_FIELDS} FROM jobs"
 
 
 def _where(states: Iterable[str] | None) -> tuple[str, tuple[str, ...]]:

@@ -66,11 +66,20 @@ def burn_refusals() -> Iterator[None]:
 
 
 def claim_burn(
-    prov: BurnContext, job_id: int, serial: str, profile: int | None = None
+    prov: BurnContext,
+    job_id: int,
+    serial: str,
+    profile: int | None = None,
+    *,
+    like: Job | None = None,
 ) -> tuple[Job, Secret]:
-    """Claim job ``job_id`` for a burn onto ``serial`` (a Molto2's ``profile``): its seed
-    is opened first (a wrong key claims nothing), then the queue commits the intent, then
-    the claim is renewed while the burn runs (``prov.claims``). Refusals: StationError."""
+    """Claim job ``job_id`` for a burn onto ``serial`` (a Molto2's ``profile``): the queue
+    commits the intent with the seed opened in the same transaction (a wrong key claims
+    nothing), then the claim is renewed while the burn runs (``prov.claims``). With
+    ``like`` (station mode's free job): the oldest free job of its settings from it on
+    that another station placing a token at the same moment is not claiming
+    (:meth:`JobQueue.claim`); only ``job_id`` while a caller holds some files' jobs.
+    Refusals: StationError."""
     if prov.shared is not None and not (prov.shared.verified and prov.recovered):
         raise StationError(
             ErrorKind.FAILED,
@@ -78,9 +87,10 @@ def claim_burn(
             "it yet: it claims no job until it has",
             "Burns wait until `tokenstation status` says the shared database is reachable.",
         )
+    if prov.held or (like is not None and like.serial):
+        like = None  # a caller's held jobs are not this token's: the one chosen, exactly
     with burn_refusals():
-        seed = prov.queue.secret(job_id)
-        job = prov.queue.start_burn(job_id, serial, profile)
+        job, seed = prov.queue.claim(job_id, serial, profile, like=like)
     prov.claims.add(job.id)
     return job, seed
 

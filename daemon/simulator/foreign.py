@@ -18,7 +18,7 @@ from tokenstation.daemon.token import commands
 
 #: Historical bytes that look like a FIDO authenticator's, not a token's.
 FOREIGN_HISTORICAL_BYTES = b"FIDO_2_0"
-KINDS = ("plain", "fido")
+KINDS = ("plain", "fido", "oath")
 
 #: What a FIDO key answers to the FIDO applet's SELECT (CTAP over NFC): its U2F version.
 FIDO_SELECT_ANSWER = b"U2F_V2"
@@ -59,7 +59,7 @@ class ForeignCard:
         if len(capdu) < 5 or (capdu[2], capdu[3]) != (0x04, 0x00):
             return SW_NOT_FOUND
         aid = bytes(capdu[5 : 5 + capdu[4]])
-        if aid == commands.FIDO_AID:
+        if aid == commands.FIDO_AID and self.kind == "fido":  # "oath": FIDO switched off
             return FIDO_SELECT_ANSWER + SW_OK
         if aid == commands.YKOATH_AID:
             return OATH_SELECT_ANSWER + SW_OK

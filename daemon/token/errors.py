@@ -92,11 +92,18 @@ class StatusWordError(TokenError):
 
 
 class AuthenticationRefused(StatusWordError):
-    """69 83 on AUTHENTICATE: wrong key or a locked token. Never retried."""
+    """69 83 (or 63 CX, X tries left) on AUTHENTICATE: wrong key or a locked token.
+    Never retried."""
+
+    def __init__(self, command: str, sw: int, next_step: str | None = None) -> None:
+        self.meaning = (
+            "the key was refused" if sw >> 8 == 0x63 else "wrong key, or the token is locked"
+        )
+        super().__init__(command, sw, next_step)
 
     next_step = (
-        "Authentication refused; the token may be locked. Do not retry: repeated failures can "
-        "lock it for good. Check that the token's model and vendor key are right."
+        "Do not retry: repeated failures can lock it for good. Check that the token's model "
+        "and vendor key are right."
     )
 
 
@@ -197,6 +204,19 @@ SECURITY_KEY_WORDS = (
     "a FIDO2 security key (it holds passkeys, not a TOTP seed): register it with the service "
     "in a browser"
 )
+#: A key whose OATH applet answers but not its FIDO one (FIDO switched off over NFC).
+OATH_KEY_WORDS = (
+    "an OATH security key (it keeps its own TOTP seeds and is not programmed like a "
+    "token): add the account to it in its authenticator app (such as Yubico "
+    "Authenticator) with the enrolment QR code"
+)
+#: What every security key's words hold (how a view's detail is told apart).
+SECURITY_KEY_MARK = "security key ("
+
+
+def security_key_words(applets: tuple[str, ...]) -> str:
+    """How a key is named by the applets that answered its read-only SELECTs."""
+    return SECURITY_KEY_WORDS if "fido2" in applets else OATH_KEY_WORDS
 
 
 class RefusedByPolicy(TokenError):

@@ -318,9 +318,8 @@ class Molto2Session:
             raise AuthenticationRefused(
                 "AUTHENTICATE",
                 exc.sw,
-                "The Molto2 refused the customer key"
-                + (f" ({left} attempts left before it locks)" if left is not None else "")
-                + ". Do not retry: check [molto2] customer_key in the configuration.",
+                (f"{left} attempts are left before the Molto2 locks. " if left is not None else "")
+                + "Do not retry: check [molto2] customer_key in the configuration.",
             ) from None
         self._auth_state = "ok"
 

@@ -26,7 +26,6 @@ from tokenstation.daemon.token.apdu import Response
 from tokenstation.daemon.token.commands import ChallengeForm, PublicInfo
 from tokenstation.daemon.token.crypto import CHALLENGE_LENGTH, check_seed
 from tokenstation.daemon.token.errors import (
-    SECURITY_KEY_WORDS,
     AuthenticationRefused,
     CardLost,
     MalformedResponse,
@@ -39,6 +38,7 @@ from tokenstation.daemon.token.errors import (
     UnknownModel,
     VerificationFailed,
     error_for,
+    security_key_words,
 )
 from tokenstation.daemon.token.models import Model, ModelTable
 from tokenstation.daemon.token.secret import Secret
@@ -355,7 +355,7 @@ class TokenSession:
             applets.append(name)
         if applets:
             return NotAToken(
-                f"this card is {SECURITY_KEY_WORDS}",
+                f"this card is {security_key_words(tuple(applets))}",
                 "tokenstation wrote nothing to it.",
                 card_kind="security-key",
                 applets=tuple(applets),

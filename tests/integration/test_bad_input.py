@@ -42,6 +42,8 @@ CASES: list[tuple[list[str], int, str]] = [
     (["queue", "remove", "abc"], USAGE, "invalid int value"),
     (["queue", "generate", "--assign", "{t}/missing"], USAGE, "cannot be read"),
     (["store", "migrate", "--store", "mysql://x"], USAGE, "PostgreSQL connection URL"),
+    (["store", "migrate", "--store", "postgresql://a b"], USAGE, "URL is malformed"),
+    (["daemon", "--store", "postgresql://u:pw@h:port/db"], USAGE, "URL is malformed"),
     (["store", "init-key", "--key-file", "{t}/key.key"], REFUSED, "exists already"),
     (["tray", "--bus", "nowhere"], USAGE, "invalid choice"),
     (["install-user-service", "--bogus"], USAGE, "unrecognized arguments"),

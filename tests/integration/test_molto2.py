@@ -194,7 +194,9 @@ def test_wrong_customer_key_fails_once(mcli: Cli, simulator: Sim, tmp_path: Path
     sim = molto2(simulator, "--customer-key", "our own key")
     proc = burn_secret(mcli, SEEDS[30], "0", "--title", "x")
     assert (
-        proc.returncode == 1 and "9 attempts left" in proc.stderr and "Do not retry" in proc.stderr
+        proc.returncode == 1
+        and "9 attempts are left" in proc.stderr
+        and "Do not retry" in proc.stderr
     )
     st = sim.fresh_state()
     assert st["attempts_left"] == 9 and profile(st, 0)["seed_present"] is False

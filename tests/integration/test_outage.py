@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from pgserver import PgServer
 
 from tokenstation.daemon.config import Config, DefaultSettings
@@ -24,7 +23,6 @@ from tokenstation.daemon.events import BurnDone, JobState, StoreReachability
 from tokenstation.daemon.provisioning.away import NOTE
 from tokenstation.daemon.provisioning.queue import JobQueue
 from tokenstation.daemon.registry.store import Store
-from tokenstation.daemon.storage import schema
 from tokenstation.daemon.storage.database import StoreUnavailable
 from tokenstation.daemon.storage.postgres import PostgresDatabase
 from tokenstation.daemon.storage.secretbox import SecretBox
@@ -82,18 +80,10 @@ async def close(rig: ProvRig) -> None:
     rig.station.store.close()
 
 
-@pytest.fixture
-def migrated(pg_url: str) -> str:
-    db = PostgresDatabase(pg_url)
-    schema.migrate(db, schema.PARTS)
-    db.close()
-    return pg_url
-
-
 def test_a_burn_the_database_could_not_record_is_reported_kept_and_settled_later(
-    tmp_path: Path, pg_server: PgServer, migrated: str
+    tmp_path: Path, pg_server: PgServer, migrated_url: str
 ) -> None:
-    pg_url = migrated
+    pg_url = migrated_url
     other = JobQueue(PostgresDatabase(pg_url), station="desk-b", box=SecretBox(KEY), lease_s=0.5)
 
     async def scenario() -> None:
@@ -147,9 +137,9 @@ def test_a_burn_the_database_could_not_record_is_reported_kept_and_settled_later
 
 
 def test_an_away_burn_survives_a_restart_and_is_never_taken_as_interrupted(
-    tmp_path: Path, pg_server: PgServer, migrated: str
+    tmp_path: Path, pg_server: PgServer, migrated_url: str
 ) -> None:
-    pg_url = migrated
+    pg_url = migrated_url
 
     async def first() -> int:
         rig = shared_rig(tmp_path, pg_url, lambda: cut(pg_server, pg_url))

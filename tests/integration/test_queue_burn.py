@@ -69,4 +69,4 @@ def test_queue_burn_accepts_the_offer_and_the_list_shows_the_serial(
     assert "JBSWY3DPEHPK3PXP" not in burned.stdout and "GEZDGNBV" not in burned.stdout
     assert second.fresh_state()["seed_writes"] == 1
     again = cli_bus("queue", "burn", str(bob), "--serial", C302B)
-    assert again.returncode == 4 and "holds no secret" in again.stderr, again.stderr  # once
+    assert again.returncode == 4 and "is burned, not queued" in again.stderr, again.stderr  # once

@@ -273,6 +273,12 @@ def test_a_station_with_another_key_cannot_open_or_claim(pg_url: str) -> None:
     (job,) = a.take("f1", "f1.png", "ok", [NewJob(account(1))]).queued
     with pytest.raises(SealBroken, match="same key file"):
         other.secret(job.id)
+    with pytest.raises(SealBroken, match="same key file"):  # the claim is rolled back
+        other.claim(job.id, "86596320000001", like=job)
+    after = a.get(job.id)
+    assert after is not None and after.state == "queued" and after.claimed_by == ""
+    assert after.attempts == 0 and after.burned_serial is None
+    assert a.claim(job.id, "86596320000001")[0].claimed_by == "A"
     a.close()
     other.close()
 
@@ -412,3 +418,59 @@ def test_a_station_with_another_store_key_is_refused_at_start(pg_url: str, tmp_p
     again = start("B", first_key)  # the same key as A's: accepted
     for part in again:
         part.close()
+
+
+def test_stations_placing_tokens_together_each_claim_another_job_first_time(
+    pg_url: str,
+) -> None:
+    """Ten stations chose the oldest free job at the same moment: each claims a job in one
+    go (the oldest ten, each once), none is refused and none reads the queue again."""
+    migrated(pg_url)
+    stations = [queue(pg_url, f"S{i}") for i in range(10)]
+    jobs = stations[0].take("f", "f.csv", "ok", [NewJob(account(i)) for i in range(15)]).queued
+    oldest = stations[0].claimable("")[0]
+    index = {j.id: i for i, j in enumerate(jobs)}
+    claimed: list[tuple[str, int, bytes]] = []
+    refused: list[str] = []
+    start = threading.Barrier(len(stations))
+
+    def place(q: JobQueue, serial: str) -> None:
+        start.wait()
+        try:
+            job, seed = q.claim(oldest.id, serial, like=oldest)
+            claimed.append((q.station, job.id, seed.reveal()))
+        except ValueError as exc:
+            refused.append(str(exc))
+
+    threads = [
+        threading.Thread(target=place, args=(q, f"8659632000{i:04d}"))
+        for i, q in enumerate(stations)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert refused == []
+    assert sorted(j for _, j, _ in claimed) == [j.id for j in jobs[:10]]
+    for station, job_id, seed in claimed:
+        job = stations[0].get(job_id)
+        assert job is not None and job.state == "burning" and job.claimed_by == station
+        assert seed == account(index[job_id]).secret.reveal()  # its own seed
+    for q in stations:
+        q.close()
+
+
+def test_a_claim_like_a_job_takes_only_a_free_job_of_its_settings(pg_url: str) -> None:
+    migrated(pg_url)
+    a, b = queue(pg_url, "A"), queue(pg_url, "B")
+    sha256 = OtpAccount("totp", "ACME", "sha", Secret(b"tokenstation-sha256-1"), "SHA256")
+    bound = NewJob(account(2), serial="86596320000009")
+    first, other, _ = a.take("f", "f.csv", "ok", [NewJob(account(1)), NewJob(sha256), bound]).queued
+    a.start_burn(first.id, "86596320000001")
+    with pytest.raises(ValueError, match="no other waiting job has its settings"):
+        b.claim(first.id, "86596320000002", like=first)
+    assert [j.state for j in a.jobs()] == ["burning", "queued", "queued"]
+    job, _ = b.claim(other.id, "86596320000002", like=other)
+    assert job.id == other.id and job.algorithm == "SHA256"
+    a.close()
+    b.close()

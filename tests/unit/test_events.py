@@ -51,3 +51,24 @@ def test_a_second_lock_on_the_state_dir_names_the_holder(tmp_path: Path) -> None
     finally:
         first.release()
     InstanceLock.acquire([state], "system").release()  # free again once released
+
+
+def test_no_view_or_json_document_shows_a_negative_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    """A drift rounded to 0 from below is 0.0 on the bus and in --json, never "-0.0"."""
+    import dataclasses
+    import math
+
+    from tokenstation.daemon.cli.common import emit_json
+    from tokenstation.daemon.events import to_wire
+
+    emit_json({"drift_s": round(-0.0004, 3), "nested": [{"after": -0.0}]})
+    assert "-0.0" not in capsys.readouterr().out
+
+    @dataclasses.dataclass(frozen=True)
+    class View:
+        drift_s: float
+        history: tuple[float, ...]
+
+    wire = to_wire(View(round(-0.0004, 3), (-0.0,)))
+    assert math.copysign(1.0, wire["drift_s"]) == 1.0  # type: ignore[arg-type]
+    assert math.copysign(1.0, wire["history"][0]) == 1.0  # type: ignore[index]

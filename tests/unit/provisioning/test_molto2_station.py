@@ -346,7 +346,7 @@ def test_a_refused_key_is_tried_once_and_the_batch_stops(tmp_path: Path) -> None
         assert rig.device.attempts_left == rig.device.attempts - 1  # one authentication
         [failed] = rig.of(BurnFailed)
         assert failed.outcome == BurnOutcome.FAILED and "6309" in failed.message
-        assert "9 attempts left" in failed.next_step and "Do not retry" in failed.next_step
+        assert "9 attempts are left" in failed.next_step and "Do not retry" in failed.next_step
         assert [rig.state(j) for j in jobs] == ["failed", "queued", "queued"]
         # More jobs arriving, a click on Burn or Sync: the key is not tried again.
         rig.prov.offer_all()  # as when more jobs arrive

@@ -12,6 +12,7 @@ from tokenstation.daemon.simulator.foreign import ForeignCard
 from tokenstation.daemon.simulator.token import SimulatedToken
 from tokenstation.daemon.token import commands, crypto
 from tokenstation.daemon.token.errors import (
+    OATH_KEY_WORDS,
     SECURITY_KEY_WORDS,
     AuthenticationRefused,
     AuthFramingRefused,
@@ -70,6 +71,24 @@ def test_a_fido_key_is_named_and_gets_nothing_but_read_only_selects(operation: s
     ]
     assert not any(a[0] == commands.CLA_MAC or a[1] in WRITES for a in sent)
     assert not any(crypto.TOKEN2_KEY in a for a in sent)
+
+
+def test_a_key_with_only_its_oath_applet_is_named_as_an_oath_key_not_a_fido_one() -> None:
+    """An OATH authenticator key with FIDO switched off answers the YKOATH SELECT only:
+    a security key all the same, named for what it is, and sent nothing else."""
+    card = ForeignCard("oath")
+    session = TokenSession(CardConnection(card), clock=VirtualClock())
+    with pytest.raises(NotAToken) as err:
+        session.identify()
+    assert err.value.card_kind == "security-key" and err.value.applets == ("oath",)
+    assert OATH_KEY_WORDS in str(err.value) and "FIDO2" not in str(err.value)
+    assert "not a programmable token" not in str(err.value)
+    sent = [bytes.fromhex(a) for a in card.received]
+    assert sent == [
+        commands.GET_INFO,
+        commands.select_aid(commands.FIDO_AID),
+        commands.select_aid(commands.YKOATH_AID),
+    ]
 
 
 def test_a_card_that_answers_neither_applet_stays_not_a_programmable_token() -> None:

@@ -94,8 +94,11 @@ def test_one_authentication_for_many_writes_and_never_a_retry() -> None:
 
     device, conn, _session, clock = setup(customer_key=b"our own key")
     wrong = Molto2Session(conn, m.DEFAULT_CUSTOMER_KEY, clock)
-    with pytest.raises(AuthenticationRefused, match="9 attempts left"):
+    with pytest.raises(AuthenticationRefused, match="9 attempts are left") as refused:
         wrong.burn(0, SEED, m.ProfileSettings(), "a")
+    # One account of what happened, then what to do: no "unknown status" beside it.
+    assert refused.value.message.endswith("(the key was refused)")
+    assert "unknown" not in str(refused.value)
     with pytest.raises(RefusedByPolicy, match="never retried"):
         wrong.burn(1, SEED, m.ProfileSettings(), "a")
     assert conn.instructions().count(0xCE) == 1
