@@ -426,7 +426,7 @@ class Station:
         record = self._recorded(p, ident, known=family.settings_from_registry)
         p.decision = await self._decide(p, record)
         verdict = VERDICT_WORDS.get(p.decision.verdict, "").format(self.cfg.drift_threshold_s)
-        log.info("%s%s", family.log_words(p), verdict)
+        log.info("%s", family.log_words(p, verdict))
         if not announced:
             self.publish(TokenPresented(**p.fields(), event_at=round(event_at, 6)))
         self.publish(TokenMeasured(**p.fields()))

@@ -158,8 +158,9 @@ class Family(FamilyView, Protocol):
         them, when the page may not hold one it takes). A one-seed token's job is chosen
         by the Provisioner itself (``provisioning/choice.py``)."""
 
-    def log_words(self, p: Presence) -> str:
-        """One log line for a measured token (the station adds the verdict's words)."""
+    def log_words(self, p: Presence, verdict: str) -> str:
+        """One log line for a measured token (``verdict``: the station's words for the
+        verdict, ", beyond the 2 s threshold", for the family to place or leave out)."""
         ...
 
 

@@ -196,7 +196,7 @@ class Molto2Family:
             "next_free_profile": free[0] if free else None,
         }
 
-    def log_words(self, p: Presence) -> str:
+    def log_words(self, p: Presence, verdict: str) -> str:
         assert p.ident is not None
         profiles = p.profiles or []
         return (

@@ -137,10 +137,10 @@ class SingleFamily:
     def view_fields(self, p: Presence) -> dict[str, Any]:
         return {"family": self.name, "name_words": f"Token {p.serial} ({p.model_name})"}
 
-    def log_words(self, p: Presence) -> str:
+    def log_words(self, p: Presence, verdict: str) -> str:
         assert p.ident is not None
         d = p.ident.drift
-        return f"token {p.serial}: {describe_drift(d.drift_s)} (±{d.uncertainty_s:.3f} s)"
+        return f"token {p.serial}: {describe_drift(d.drift_s)} (±{d.uncertainty_s:.3f} s){verdict}"
 
 
 SINGLE = SingleFamily()

@@ -129,7 +129,7 @@ class ThirdFamily:
     def view_fields(self, p: Presence) -> dict[str, Any]:
         return {"family": self.name, "name_words": f"Third {p.serial}", "holds_words": "3 slots"}
 
-    def log_words(self, p: Presence) -> str:
+    def log_words(self, p: Presence, verdict: str) -> str:
         return f"third {p.serial}"
 
 
