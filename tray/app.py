@@ -64,18 +64,19 @@ class TrayApp:
         self.icon_files = icons.write_icons(xdg.private_dir(xdg.cache_dir()) / "icons")
         self.session = await dbusio.connect("session")
         self.notifier = Notifier(self.session, self._on_action, self._icon_path)
+        no_notifications = ""
         if await self.notifier.start():
             self.model.actions = self.notifier.has_actions
         else:
-            self.notifier = None
+            no_notifications, self.notifier = self.notifier.missing, None
         if self.daemon_bus == "session":
             self.station = StationClient(self.session)
         else:
             self.station = await StationClient.connect(self.daemon_bus, require=False)
         await self.station.subscribe_events(self._on_event)
         await self._watch_daemon()
-        if self.show_icon:
-            self._start_icon()
+        no_icon = self._start_icon() if self.show_icon else NO_ICON_ASKED
+        log.log(*where_events_go(no_notifications, no_icon))
         if await self.station.running():
             await self._load()
         self._refresh()
@@ -90,12 +91,12 @@ class TrayApp:
         await dbusio.disconnect(self.session)
         return 0
 
-    def _start_icon(self) -> None:
+    def _start_icon(self) -> str:
+        """Start the icon; "" when it runs, else why there is none."""
         assert self.loop is not None
         backend, why = choose_backend(self._has_snw)
         if backend is None:
-            log.warning("no tray icon: %s; notifications still work", why)
-            return
+            return why
         log.info("tray icon backend %s (%s)", backend, why)
         if backend == "gtk" and xembed_tray_present() is False:
             log.warning(
@@ -107,8 +108,9 @@ class TrayApp:
         try:
             self.icon.start(icons.draw(self.model.state(), 64), self.model.tooltip())
         except Exception as exc:  # e.g. Xlib errors from a broken display
-            log.warning("no tray icon: %s", exc)
             self.icon = None
+            return str(exc)
+        return ""
 
     async def _watch_daemon(self) -> None:
         bus = self.station.bus if self.station else self.session
@@ -266,3 +268,28 @@ class TrayApp:
                 )
             ]
         )
+
+
+#: Why there is no icon when none was asked for.
+NO_ICON_ASKED = "--no-icon was given"
+
+
+def where_events_go(no_notifications: str, no_icon: str) -> tuple[int, str]:
+    """The start-up line (log level, text) that says where events will be shown, true for
+    each combination: "" for a part that runs, else why it does not."""
+    if not no_notifications and not no_icon:
+        return logging.INFO, "events go to notifications and the tray menu"
+    if not no_notifications:
+        level = logging.INFO if no_icon == NO_ICON_ASKED else logging.WARNING
+        return level, f"no tray icon ({no_icon}): events go to notifications and the log"
+    if not no_icon:
+        return (
+            logging.WARNING,
+            f"no notification server ({no_notifications}): events go to the tray menu and the log",
+        )
+    return (
+        logging.WARNING,
+        f"no notification server ({no_notifications}) and no tray icon ({no_icon}): events "
+        "go to the log only; start a notification server or a system tray, or use "
+        "`tokenstation status`",
+    )

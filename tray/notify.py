@@ -41,6 +41,8 @@ class Notifier:
         self._ids: dict[str, int] = {}  # bubble key -> notification id
         self._keys: dict[int, str] = {}
         self._bubbles: dict[str, Bubble] = {}
+        #: Why there is no notification server ("" while there is one).
+        self.missing = ""
 
     async def start(self) -> bool:
         """Read the server's capabilities and listen for clicks; False when there is none."""
@@ -48,7 +50,7 @@ class Notifier:
             (caps,) = await dbusio.call(self.bus, NAME, PATH, NAME, "GetCapabilities")
             info = await dbusio.call(self.bus, NAME, PATH, NAME, "GetServerInformation")
         except Exception as exc:
-            log.warning("no notification server (%s); events go to the tray menu and the log", exc)
+            self.missing = str(exc) or "none answers on the session bus"
             return False
         self.capabilities = set(caps)
         self.server = f"{info[0]} {info[2]}" if len(info) >= 3 else str(info)

@@ -17,6 +17,8 @@ from tokenstation.daemon.cli.common import EXIT_USAGE, CliError, os_words, warn
 
 #: More than any otpauth URI a token can take; a bigger file is not a secret file.
 MAX_BYTES = 16 * 1024
+#: How image files begin (PNG, JPEG, GIF, BMP, WebP's RIFF): a QR image given as a URI.
+IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"RIFF")
 
 _NO_SECRET_NEXT = (
     "Give it in a file with --secret-file FILE or --uri-file FILE (`-` reads standard "
@@ -58,7 +60,15 @@ def secret_source(args: argparse.Namespace) -> tuple[str, bool]:
     if args.uri_file is not None:
         return read_one(args.uri_file, "URI"), True
     if args.secret_file is not None:
-        return read_one(args.secret_file, "secret"), False
+        text = read_one(args.secret_file, "secret")
+        if text.lower().startswith("otpauth"):
+            raise CliError(
+                f"{_shown(args.secret_file)} holds an otpauth:// URI, not a bare secret",
+                EXIT_USAGE,
+                f"Give it with --uri-file {args.secret_file} (its settings come with it); "
+                "nothing was written.",
+            )
+        return text, False
     if not sys.stdin.isatty():
         raise CliError("no secret given", EXIT_USAGE, _NO_SECRET_NEXT)
     text = prompt("Secret (Base32 or hex) or otpauth:// URI, not shown: ")
@@ -97,6 +107,14 @@ def read_one(spec: str, what: str) -> str:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
+        if data.startswith(IMAGE_MAGIC):
+            raise CliError(
+                f"{name} is an image, not a {what} in text",
+                EXIT_USAGE,
+                "Queue an enrolment QR image with `tokenstation queue add FILE` (or drop it "
+                "in the drop folder), or read it with `tokenstation scan FILE`; nothing was "
+                "written.",
+            ) from None
         raise CliError(
             f"{name} is not UTF-8 text", EXIT_USAGE, f"Save the {what} as plain text."
         ) from None
@@ -132,9 +150,15 @@ def _read_file(path: Path, what: str) -> bytes:
             EXIT_USAGE,
             "Give a file you can read, or `-` for standard input.",
         ) from None
-    if stat.S_ISREG(st.st_mode) and st.st_mode & 0o077 and st.st_uid == os.getuid():
+    text_like = not data.startswith(IMAGE_MAGIC)  # an image gets its own sentence instead
+    mode = st.st_mode
+    if text_like and stat.S_ISREG(mode) and mode & 0o077 and st.st_uid == os.getuid():
         warn(
             f"{path} can be read by other users (mode {stat.S_IMODE(st.st_mode):03o}); "
             f"`chmod 600 {path}`, and delete it once the token is burned"
         )
     return data
+
+
+def _shown(spec: str) -> str:
+    return "standard input" if spec == "-" else spec

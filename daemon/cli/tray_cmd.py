@@ -18,7 +18,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "restarts. PYSTRAY_BACKEND (gtk, appindicator, xorg) overrides the icon backend.",
     )
     p.add_argument("--bus", choices=["session", "system"], default="session", help="daemon's bus")
-    p.add_argument("--no-icon", action="store_true", help="notifications only")
+    p.add_argument(
+        "--no-icon",
+        action="store_true",
+        help="no tray icon: events go to notifications and the log",
+    )
     p.add_argument("--config", type=Path, metavar="FILE", help="for [notify] (default: XDG path)")
     p.set_defaults(func=cmd_tray, default_log_level="info")
 

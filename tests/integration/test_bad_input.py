@@ -27,6 +27,8 @@ CASES: list[tuple[list[str], int, str]] = [
     (["sync", "--period", "45"], USAGE, "invalid choice"),
     (["burn", "--secret-file", "{t}/missing"], USAGE, "no such secret file"),
     (["burn", "--secret-file", "{t}/adir"], USAGE, "it is a folder"),
+    (["burn", "--secret-file", "{t}/uri.txt"], USAGE, "holds an otpauth:// URI"),
+    (["burn", "--uri-file", "{t}/code.png"], USAGE, "is an image"),
     (["profiles", "--reader", "nope"], UNAVAILABLE, "pcscd"),
     (["delete", "--profile", "500"], USAGE, "profiles 0 to 99"),
     (["molto2", "change-key", "--new-key-file", "{t}/missing"], USAGE, "no such key file"),

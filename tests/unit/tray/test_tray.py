@@ -242,3 +242,23 @@ def test_every_state_has_its_own_icon_at_every_size(size: int) -> None:
     for im in images.values():  # opaque body, transparent corners
         assert im.getpixel((size // 2, size // 2))[3] > 0
         assert im.getpixel((0, 0))[3] == 0
+
+
+def test_the_start_up_line_says_where_events_go_in_each_combination() -> None:
+    """Never "notifications still work" without a notification server, never "the tray
+    menu" without an icon (issue: the first hour)."""
+    import logging
+
+    from tokenstation.tray.app import NO_ICON_ASKED, where_events_go
+
+    both = where_events_go("", "")
+    assert both == (logging.INFO, "events go to notifications and the tray menu")
+    level, text = where_events_go("", NO_ICON_ASKED)
+    assert level == logging.INFO and "tray menu" not in text and "notifications" in text
+    level, text = where_events_go("", "no display")
+    assert level == logging.WARNING and "no display" in text and "tray menu" not in text
+    level, text = where_events_go("org.freedesktop.Notifications is not there", "")
+    assert "tray menu" in text and "go to notifications" not in text
+    level, text = where_events_go("none answers", "no display")
+    assert level == logging.WARNING and "log only" in text
+    assert "notifications still work" not in text and "tray menu" not in text
