@@ -14,7 +14,11 @@ Runs, interleaved round by round, on the same interpreter (the venv's python):
 and prints medians and ratios to the floor, in wall-clock and in CPU time (user +
 system, steadier on a shared machine); JSON with --json FILE.
 
-    .venv/bin/python bench/bench_cli.py --reps 30 --json bench/results-cli.json
+    .venv/bin/python bench/bench_cli.py --reps 30 [--old DIR] --json bench/results-cli.json
+
+``--old DIR`` adds each tokenstation case on the code in DIR (a folder holding a
+``tokenstation`` package, first on PYTHONPATH; see bench_burnpath.py), interleaved in
+the same rounds: old and new side by side.
 """
 
 from __future__ import annotations
@@ -70,6 +74,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=30)
     ap.add_argument("--json", type=Path, metavar="FILE")
+    ap.add_argument("--old", metavar="DIR", help="also run the commands on this code")
     opts = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-cli-"))
     png = _qr(work)
@@ -92,6 +97,14 @@ def main() -> int:
             "tokenstation scan one.png --json": ([SCRIPT, "scan", str(png), "--json"], base, 0),
             "python: scan's libraries alone": ([sys.executable, "-c", LIBRARIES], base, 0),
         }
+        if opts.old:
+            cases.update(
+                {
+                    f"[old] {name}": (cmd, {**env, "PYTHONPATH": opts.old}, expect)
+                    for name, (cmd, env, expect) in list(cases.items())
+                    if name.startswith("tokenstation")
+                }
+            )
         wall: dict[str, list[float]] = {name: [] for name in cases}
         cpu: dict[str, list[float]] = {name: [] for name in cases}
         for _ in range(3):  # warm-up: page cache, .pyc files written

@@ -13,7 +13,10 @@ times (SIGUSR2 takes it off and puts it back) and times, per placement:
 Then it leaves the daemon idle for ``--idle`` seconds and reads its CPU time and RSS
 from /proc.
 
-    .venv/bin/python bench/bench_daemon.py [--reps 20] [--idle 60] [--json FILE]
+    .venv/bin/python bench/bench_daemon.py [--reps 20] [--idle 60] [--old DIR] [--json FILE]
+
+``--old DIR`` runs the same first with the daemon on the code in DIR (a folder holding
+a ``tokenstation`` package, first on PYTHONPATH; see bench_burnpath.py).
 """
 
 from __future__ import annotations
@@ -95,15 +98,11 @@ async def measure(address: str, sim: subprocess.Popen[bytes], reps: int) -> dict
     return {"presented_ms": presented_ms, "measured_ms": measured_ms}
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--reps", type=int, default=20)
-    ap.add_argument("--idle", type=float, default=60.0)
-    ap.add_argument("--json", type=Path)
-    args = ap.parse_args()
-
+def run_once(args: argparse.Namespace, old: str | None) -> dict[str, Any]:
+    """One daemon (``old``: on the code in that PYTHONPATH folder), measured."""
     work = Path(tempfile.mkdtemp(prefix="ts-bench-daemon-"))
-    with running_daemon(work, 2, "--log-level", "warning") as daemon:
+    extra = {"PYTHONPATH": old} if old else None
+    with running_daemon(work, 2, "--log-level", "warning", extra_env=extra) as daemon:
         address = daemon.bus.address
         os.environ["PCSCLITE_CSOCK_NAME"] = str(daemon.stack.socket_path)
         wait_for_daemon(address)
@@ -136,8 +135,8 @@ def main() -> int:
             if sim.poll() is None:
                 sim.send_signal(signal.SIGTERM)
                 sim.wait(10)
-    result = {
-        **machine(),
+    return {
+        "code": f"old ({old})" if old else "this tree",
         "insert_to_token_presented_ms": summary(lat["presented_ms"]),
         "insert_to_token_measured_ms": summary(lat["measured_ms"]),
         "idle_seconds": round(t1 - t0, 1),
@@ -146,6 +145,19 @@ def main() -> int:
         "rss_mb": round(rss, 1),
         "peak_rss_mb": round(hwm, 1),
     }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--idle", type=float, default=60.0)
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--old", metavar="DIR", help="run the same first on this code")
+    args = ap.parse_args()
+    runs = ([run_once(args, args.old)] if args.old else []) + [run_once(args, None)]
+    result: dict[str, Any] = {**machine(), **runs[-1]}
+    if args.old:
+        result["runs"] = runs
     report(result, args.json)
     return 0
 

@@ -238,8 +238,8 @@ class RestrictedSync(RefusedByPolicy):
     """Setting the clock would erase the seed on this model."""
 
     next_step = (
-        "On this model a clock write erases the seed. Re-burn the token (which also sets its "
-        "clock) with the seed in hand, or leave the clock as it is."
+        "Re-burn it (a burn also sets its clock) with the seed in hand, or leave the clock "
+        "as it is."
     )
 
 

@@ -179,6 +179,7 @@ def test_sync_of_a_restricted_token_is_refused_and_nothing_is_written(
     proc = cli("sync", "--direct", *SETTINGS, "--yes")
     assert proc.returncode == 4
     assert "erases its seed" in proc.stderr and "Re-burn" in proc.stderr
+    assert proc.stderr.count("erase") == 1  # said once, then what to do
     assert len(proc.stderr.strip().splitlines()) == 1
     state = sim.fresh_state()
     assert state["config_writes"] == 0 and state["seed_present"] is True
