@@ -7,6 +7,7 @@ without that group (setpriv). Needs root.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -200,5 +201,99 @@ def test_every_method_is_public_or_denied_to_outsiders_and_open_to_members(
             assert denied == (method not in PUBLIC_METHODS), (method, outsider.stderr)
             member = busctl(system_bus, method, groups="users")
             assert "access denied" not in member.stderr.lower(), (method, member.stderr)
+    finally:
+        assert daemon.stop() == 0
+
+
+PEER = Path(__file__).with_name("signal_peer.py")
+
+
+def policy_denied_signals() -> set[str]:
+    """The signals the shipped policy's default context denies (members only)."""
+    import xml.etree.ElementTree as ET
+
+    default = next(
+        p for p in ET.parse(POLICY).getroot().iter("policy") if p.get("context") == "default"
+    )
+    return {
+        str(rule.get("receive_member"))
+        for rule in default.iter("deny")
+        if rule.get("receive_interface") == IFACE and rule.get("receive_type") == "signal"
+    }
+
+
+def test_every_signal_reaches_a_member_and_only_the_public_ones_reach_others(
+    system_bus: str,
+) -> None:
+    """Every signal of the interface, each sent once by the owner of the station's bus
+    name: a `nobody` subscriber receives exactly the public ones (none that carries a
+    job), a member of the group receives them all, in order. No waiting on time: each
+    subscriber says when it is subscribed, and a last public signal ends both."""
+    from tokenstation.daemon.events import SIGNALS
+
+    every = sorted(SIGNALS.values())
+    listeners = {
+        groups: subprocess.Popen(
+            [
+                *["setpriv", "--reuid=nobody", "--regid=nogroup"],
+                *([f"--groups={groups}"] if groups else ["--clear-groups"]),
+                sys.executable,
+                str(PEER),
+                "listen",
+                system_bus,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for groups in ("", "users")
+    }
+    try:
+        for proc in listeners.values():
+            assert proc.stdout is not None
+            assert proc.stdout.readline().strip() == "ready"
+        subprocess.run(
+            [sys.executable, str(PEER), "emit", system_bus, *every], check=True, timeout=30
+        )
+        got: dict[str, list[str]] = {}
+        for groups, proc in listeners.items():
+            out, err = proc.communicate(timeout=30)
+            assert proc.returncode == 0, err
+            got[groups] = json.loads(out)
+    finally:
+        for proc in listeners.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(5)
+    private = policy_denied_signals()
+    assert private >= PRIVATE_SIGNALS
+    assert got["users"] == every
+    assert got[""] == [s for s in every if s not in private]
+    assert not set(got[""]) & PRIVATE_SIGNALS
+
+
+def test_every_property_is_readable_by_anyone(
+    system_bus: str, station_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The properties hold what GetStatus and ListPresent tell anyone (tokens, readers,
+    the queue's count): Get as `nobody` answers, Set is refused (all are read-only)."""
+    env = {**station_env, "DBUS_SYSTEM_BUS_ADDRESS": system_bus}
+    daemon = DaemonProc(env, ["--bus", "system"], tmp_path / "daemon.log")
+    try:
+        for prop in ("Version", "Readers", "Present", "QueueLength", "Paused"):
+            got = subprocess.run(
+                [*NOBODY, "busctl", f"--address={system_bus}", "get-property", *DEST, IFACE, prop],
+                capture_output=True,
+                text=True,
+                timeout=20,
+                check=False,
+            )
+            assert got.returncode == 0, (prop, got.stderr)
+        paused = subprocess.run(
+            [*NOBODY, "busctl", f"--address={system_bus}", "set-property", *DEST, IFACE,
+             "Paused", "b", "true"],
+            capture_output=True, text=True, timeout=20, check=False,
+        )  # fmt: skip
+        assert "access denied" in paused.stderr.lower(), paused.stderr
     finally:
         assert daemon.stop() == 0
