@@ -122,7 +122,10 @@ def _report(args: argparse.Namespace, done: dict[str, Any], seed: Secret, label:
         f"{done['model']} token {done['serial']} on {done['reader']} (through the daemon, "
         f"job {job['id']})."
     )
-    print(f"Settings: {s['hmac']}, {s['period']} s step, {s['display_timeout']} s display.")
+    print(
+        f"Settings: {str(s['hmac']).upper()}, {s['period']} s step, "
+        f"{s['display_timeout']} s display."
+    )
     if code:
         print(
             f"Switch the token off and on: it should show {code[:3]} {code[3:]} "

@@ -297,7 +297,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 def _account(args: argparse.Namespace) -> tuple[Secret, str, m.ProfileSettings]:
     """Seed, account label and settings from --uri or --secret and the flags."""
-    from tokenstation.daemon.cli.secret_input import secret_source
+    from tokenstation.daemon.cli.secret_input import over_uri, secret_source, uri_states, warn_weak
     from tokenstation.daemon.intake.otpauth import parse_otpauth, parse_secret
 
     display = args.display_timeout or 30
@@ -317,12 +317,25 @@ def _account(args: argparse.Namespace) -> tuple[Secret, str, m.ProfileSettings]:
             raise InvalidInput(f"{account.label()} cannot be burned: " + "; ".join(refusals))
         for w in account.warnings:
             print(f"tokenstation: warning: {w}", file=sys.stderr)
-        settings = m.ProfileSettings(
-            HmacAlgorithm.parse(account.algorithm), account.period, account.digits, display
+        stated = uri_states(text)
+        algorithm = over_uri(
+            "--algorithm",
+            args.algorithm and HmacAlgorithm.parse(args.algorithm),
+            "algorithm" in stated,
+            HmacAlgorithm.parse(account.algorithm),
+            f"algorithm {account.algorithm}",
         )
-        _check_agree(args, settings)
+        period = over_uri(
+            "--period", args.period, "period" in stated, account.period, f"period {account.period}"
+        )
+        digits = over_uri(
+            "--digits", args.digits, "digits" in stated, account.digits, f"digits {account.digits}"
+        )
+        settings = m.ProfileSettings(algorithm, period, digits, display)  # type: ignore[arg-type]
+        warn_weak(account.secret, account.label())
         return account.secret, account.label(), settings
     secret, _kind = parse_secret(text)
+    warn_weak(secret, "")
     settings = m.ProfileSettings(
         HmacAlgorithm.parse(args.algorithm or "sha1"),
         args.period or 30,
@@ -330,17 +343,6 @@ def _account(args: argparse.Namespace) -> tuple[Secret, str, m.ProfileSettings]:
         display,
     )
     return secret, "", settings
-
-
-def _check_agree(args: argparse.Namespace, settings: m.ProfileSettings) -> None:
-    given = {
-        "--algorithm": (args.algorithm and HmacAlgorithm.parse(args.algorithm), settings.hmac),
-        "--period": (args.period, settings.period),
-        "--digits": (args.digits, settings.digits),
-    }
-    for flag, (value, from_uri) in given.items():
-        if value and value != from_uri:
-            raise InvalidInput(f"{flag} contradicts the URI's value")
 
 
 def _profile_arg(text: str) -> int | None:

@@ -174,7 +174,8 @@ def print_rows(rows: list[dict[str, Any]], every: bool) -> None:
             continue
         print(
             f"{r['profile']:>3}  {r['title']:<12}  {'yes' if r['seed_present'] else 'no ':<4}  "
-            f"{r['hmac']!s:<6}  {r['digits']:>6}  {r['period']:>4} s  {r['account'] or ''}"
+            f"{str(r['hmac']).upper():<6}  {r['digits']:>6}  {r['period']:>4} s  "
+            f"{r['account'] or ''}"
         )
 
 
@@ -303,7 +304,7 @@ def burn_via_daemon(
     )
     s = done["settings"]
     print(
-        f"Settings: {s['hmac']}, {s['period']} s step, {settings.digits} digits; "
+        f"Settings: {str(s['hmac']).upper()}, {s['period']} s step, {settings.digits} digits; "
         f"clock set to {utc(done['token_time'])}."
     )
     if code:

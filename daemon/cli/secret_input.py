@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 
 from tokenstation.daemon.cli.common import EXIT_USAGE, CliError, os_words, warn
+from tokenstation.daemon.token.errors import InvalidInput
+from tokenstation.daemon.token.secret import Secret
 
 #: More than any otpauth URI a token can take; a bigger file is not a secret file.
 MAX_BYTES = 16 * 1024
@@ -162,3 +164,33 @@ def _read_file(path: Path, what: str) -> bytes:
 
 def _shown(spec: str) -> str:
     return "standard input" if spec == "-" else spec
+
+
+def uri_states(uri: str) -> set[str]:
+    """The parameters an otpauth URI states itself (lower case): a flag may contradict
+    only these; one the URI leaves out takes the flag."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    return {k.lower() for k, _v in parse_qsl(urlsplit(uri).query, keep_blank_values=True)}
+
+
+def over_uri(flag: str, given: object, stated: bool, from_uri: object, shown: object) -> object:
+    """The value for a setting the flag ``flag`` may give: the URI's when the flag is
+    absent or agrees, the flag's when the URI does not state it; a flag against what the
+    URI states is bad input (``shown``: the URI's value in words)."""
+    if not given:
+        return from_uri
+    if stated and given != from_uri:
+        raise InvalidInput(
+            f"{flag} {given} contradicts the URI's {shown}",
+            "Leave out the flag (the URI's value is used) or fix the URI; nothing was written.",
+        )
+    return given
+
+
+def warn_weak(secret: Secret, who: str) -> None:
+    """The one weak-secret warning (as `scan` and the drop folder say it)."""
+    from tokenstation.daemon.intake.otpauth import weak_secret
+
+    for text in weak_secret(secret, who):
+        warn(text)

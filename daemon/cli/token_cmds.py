@@ -21,7 +21,7 @@ from tokenstation.daemon.cli.common import (
     warn,
 )
 from tokenstation.daemon.cli.direct_record import Account, Record
-from tokenstation.daemon.cli.secret_input import secret_source
+from tokenstation.daemon.cli.secret_input import over_uri, secret_source, uri_states, warn_weak
 from tokenstation.daemon.intake.otpauth import parse_otpauth, parse_secret, require_burnable
 from tokenstation.daemon.provisioning.otpcode import expected_code
 from tokenstation.daemon.token.errors import InvalidInput
@@ -201,22 +201,27 @@ def _secret_from_args(args: argparse.Namespace) -> tuple[Secret, Account, TokenS
         require_burnable(account)
         for w in account.warnings:
             warn(w)
-        base = TokenSettings(HmacAlgorithm.parse(account.algorithm), account.period)
-        if args.algorithm and HmacAlgorithm.parse(args.algorithm) != base.hmac:
-            raise InvalidInput(
-                f"--algorithm {args.algorithm} contradicts the URI's {account.algorithm}"
-            )
-        if args.period and args.period != base.period:
-            raise InvalidInput(
-                f"--period {args.period} contradicts the URI's period {account.period}"
-            )
+        stated = uri_states(text)
+        hmac = over_uri(
+            "--algorithm",
+            args.algorithm and HmacAlgorithm.parse(args.algorithm),
+            "algorithm" in stated,
+            HmacAlgorithm.parse(account.algorithm),
+            f"algorithm {account.algorithm}",
+        )
+        period = over_uri(
+            "--period", args.period, "period" in stated, account.period, f"period {account.period}"
+        )
+        base = TokenSettings(hmac, period)  # type: ignore[arg-type]
         who = Account(account.issuer, account.account)
+        warn_weak(account.secret, who.label())
         return account.secret, who, _settings_from_args(args, base)
     secret, kind = parse_secret(text)
     if not 1 <= len(secret) <= 63:
         raise InvalidInput(
             f"the {kind} secret is {len(secret)} bytes; these tokens hold 1 to 63 bytes"
         )
+    warn_weak(secret, "")
     return secret, Account(), _settings_from_args(args, TokenSettings())
 
 

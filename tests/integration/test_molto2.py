@@ -141,6 +141,29 @@ def test_burn_several_profiles_titles_and_codes(mcli: Cli, simulator: Sim) -> No
     assert text.returncode == 0 and "Bitbucket:alice" in text.stdout and "96 free" in text.stdout
 
 
+def test_a_flag_fills_what_the_uri_leaves_out_and_never_overrides_what_it_states(
+    mcli: Cli, simulator: Sim
+) -> None:
+    """`--digits 8` on a URI without `digits` burns 8 digits; against a URI's own
+    `digits=6` it is bad input (exit 2) naming both, and nothing is written. A short
+    secret is warned about as `scan` warns (issue: the first hour)."""
+    sim = molto2(simulator)
+    bare = f"otpauth://totp/Acme:dave?secret={b32(SEEDS[4])}&issuer=Acme"
+    out = mcli("burn", "--uri-file", "-", "--profile", "next", "--digits", "8", "--yes", stdin=bare)
+    assert out.returncode == 0, out.stderr
+    assert profile(sim.fresh_state(), 0)["digits"] == 8
+    stated = f"otpauth://totp/Acme:erin?secret={b32(SEEDS[5])}&digits=6"
+    refused = mcli(
+        "burn", "--uri-file", "-", "--profile", "next", "--digits", "8", "--yes", stdin=stated
+    )
+    assert refused.returncode == 2
+    assert "--digits 8 contradicts the URI's digits 6" in refused.stderr
+    assert profile(sim.fresh_state(), 1)["seed_present"] is False
+    short = f"otpauth://totp/Acme:fay?secret={b32(b'1234')}"
+    warned = mcli("burn", "--uri-file", "-", "--profile", "next", "--yes", stdin=short)
+    assert warned.returncode == 0 and "the secret is 32 bits" in warned.stderr
+
+
 def test_a_profile_with_a_seed_is_never_overwritten(mcli: Cli, simulator: Sim) -> None:
     sim = molto2(simulator, "--profile-seed", f"3:{b32(SEEDS[10])}:Keep")
     before = profile(sim.fresh_state(), 3)
