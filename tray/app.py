@@ -21,6 +21,7 @@ from tokenstation.daemon.bus import dbusio
 from tokenstation.daemon.bus.client import DaemonError, StationClient
 from tokenstation.daemon.bus.names import BUS_NAME
 from tokenstation.daemon.events import BurnDone, Event, decode
+from tokenstation.daemon.token.sentences import join_sentences
 from tokenstation.tray import icons
 from tokenstation.tray.icon import TrayIcon, choose_backend, xembed_tray_present
 from tokenstation.tray.model import Bubble, Command, NotifyChoices, TrayModel, TrayState
@@ -241,7 +242,7 @@ class TrayApp:
             # The daemon's SyncFailed/BurnFailed signal carries the details for syncs and
             # burns; other refusals are shown here.
             if kind not in ("sync", "burn"):
-                text = f"{exc.text}. {exc.next_step}" if exc.next_step else exc.text
+                text = join_sentences(exc.text, exc.next_step) if exc.next_step else exc.text
                 self._show([Bubble(f"error:{kind}", "tokenstation", text, urgency=2)])
         except Exception as exc:
             self._show(

@@ -44,6 +44,7 @@ from tokenstation.daemon.events import (
     TokenUpdated,
     decode,
 )
+from tokenstation.daemon.token.sentences import end_sentence, join_sentences
 
 __all__ = ["Bubble", "Command", "MenuEntry", "NotifyChoices", "TrayModel", "TrayState"]
 
@@ -223,7 +224,9 @@ class TrayModel:
         if p.holds_words:  # a token with profiles: what it holds, then its one drift figure
             words = _token_words(p)
         if verdict == SyncVerdict.READ_ONLY:
-            return [Bubble(f"token:{serial}", summary, f"Clock {words}. {p.reason or ''}.")]
+            return [
+                Bubble(f"token:{serial}", summary, join_sentences(f"Clock {words}", p.reason or ""))
+            ]
         body = (
             f"{_sentence(words)}"
             if p.holds_words
@@ -577,5 +580,4 @@ def _sentence(text: str) -> str:
     text = str(text).strip()
     if not text:
         return ""
-    text = text[0].upper() + text[1:]
-    return text if text.endswith((".", "!", "?")) else text + "."
+    return end_sentence(text[0].upper() + text[1:])

@@ -14,6 +14,7 @@ from tokenstation.daemon.token.errors import (
     RefusedByPolicy,
     TokenError,
 )
+from tokenstation.daemon.token.sentences import join_sentences
 
 TYPE_CHECKING = False  # True for type checkers; saves importing typing at start-up
 if TYPE_CHECKING:
@@ -122,9 +123,7 @@ def fail(
     details: dict[str, Any] | None = None,
 ) -> NoReturn:
     """Report a failure (one line on stderr; JSON on stdout too with --json) and exit."""
-    line = message.rstrip(".") + "."
-    if next_step:
-        line += " " + next_step
+    line = join_sentences(message, next_step)
     if as_json:
         emit_json(
             {

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from tokenstation.daemon.token.sentences import join_sentences
+
 
 class SW(IntEnum):
     """Status words seen in this protocol family (token-protocol.md sections 3.2 and 8)."""
@@ -41,7 +43,7 @@ class TokenError(Exception):
         return str(self.args[0]) if self.args else ""
 
     def __str__(self) -> str:
-        return f"{self.message}. {self.next_step}" if self.next_step else self.message
+        return join_sentences(self.message, self.next_step) if self.next_step else self.message
 
 
 class MalformedResponse(TokenError):

@@ -38,6 +38,7 @@ TRAY_MAY_IMPORT = (
     "tokenstation.daemon.bus.dbusio",
     "tokenstation.daemon.log",
     "tokenstation.daemon.safetext",
+    "tokenstation.daemon.token.sentences",  # joins sentences; imports nothing
     # The tray reads the same configuration file (its [notify] choices) and XDG folders.
     "tokenstation.daemon.config",
     "tokenstation.daemon.xdg",
