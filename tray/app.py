@@ -77,6 +77,7 @@ class TrayApp:
         await self.station.subscribe_events(self._on_event)
         await self._watch_daemon()
         no_icon = self._start_icon() if self.show_icon else NO_ICON_ASKED
+        self.model.menu_shown = not no_icon  # no menu to point to: the commands instead
         log.log(*where_events_go(no_notifications, no_icon))
         if await self.station.running():
             await self._load()

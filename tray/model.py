@@ -101,6 +101,7 @@ class TrayModel:
     def __init__(self, choices: NotifyChoices | None = None, actions: bool = True) -> None:
         self.choices = choices or NotifyChoices()
         self.actions = actions  # the notification server shows buttons
+        self.menu_shown = True  # a tray icon (and so its menu) is there
         self.connected = False
         self.present: dict[str, PresenceView] = {}  # reader -> presence
         self.jobs: list[JobView] = []
@@ -241,7 +242,11 @@ class TrayModel:
                 commands = {"sync": Command("sync", serial)}
                 body += " Sync clock sets it to this computer's time; the seed stays."
             else:
-                body += f" To set it, choose 'Sync clock of {serial}' in the tray menu."
+                body += (
+                    f" To set it, choose 'Sync clock of {serial}' in the tray menu."
+                    if self.menu_shown
+                    else f" To set it, run `tokenstation sync --serial {serial}`."
+                )
             if p.needs_confirmation:
                 body += f" Note: {_sentence(p.reason or '')}"
         elif verdict == SyncVerdict.DRIFT:
@@ -348,7 +353,11 @@ class TrayModel:
                 "skip": Command("skip", serial, job.id),
             }
         else:
-            body += " Burn or skip it from the tray menu."
+            body += (
+                " Burn or skip it from the tray menu."
+                if self.menu_shown
+                else f" Burn it with `tokenstation queue burn {job.id} --serial {serial}`."
+            )
         return [Bubble(f"token:{serial}", p.question, body, actions, commands)]
 
     def _burn_done(self, p: BurnDone) -> list[Bubble]:

@@ -87,6 +87,15 @@ def test_without_buttons_the_bubble_points_to_the_menu() -> None:
     assert b.actions == () and f"'Sync clock of {SERIAL}' in the tray menu" in b.body
 
 
+def test_without_buttons_or_an_icon_the_bubble_gives_the_command() -> None:
+    """`tray --no-icon` (or no tray on the display) with a server that shows no buttons:
+    no menu to point to, so the bubble names the command (issue: the first hour)."""
+    m = connected(TrayModel(actions=False))
+    m.menu_shown = False
+    [b] = m.apply(measured())
+    assert "tray menu" not in b.body and f"`tokenstation sync --serial {SERIAL}`" in b.body
+
+
 def test_restricted_and_unknown_settings_say_why_and_offer_nothing() -> None:
     m = connected(TrayModel())
     reason = "setting the clock of a OTPC-P2-i erases its seed: it needs a re-burn"
