@@ -331,7 +331,7 @@ def _account(args: argparse.Namespace) -> tuple[Secret, str, m.ProfileSettings]:
         digits = over_uri(
             "--digits", args.digits, "digits" in stated, account.digits, f"digits {account.digits}"
         )
-        settings = m.ProfileSettings(algorithm, period, digits, display)  # type: ignore[arg-type]
+        settings = m.ProfileSettings(algorithm, period, digits, display)
         warn_weak(account.secret, account.label())
         return account.secret, account.label(), settings
     secret, _kind = parse_secret(text)

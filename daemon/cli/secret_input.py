@@ -12,10 +12,13 @@ import os
 import stat
 import sys
 from pathlib import Path
+from typing import TypeVar
 
 from tokenstation.daemon.cli.common import EXIT_USAGE, CliError, os_words, warn
 from tokenstation.daemon.token.errors import InvalidInput
 from tokenstation.daemon.token.secret import Secret
+
+T = TypeVar("T")
 
 #: More than any otpauth URI a token can take; a bigger file is not a secret file.
 MAX_BYTES = 16 * 1024
@@ -98,7 +101,7 @@ def prompt(question: str) -> str:
 
 def read_one(spec: str, what: str) -> str:
     """The one non-empty line of file ``spec`` (``-``: standard input)."""
-    name = "standard input" if spec == "-" else spec
+    name = _shown(spec)
     data = sys.stdin.buffer.read(MAX_BYTES + 1) if spec == "-" else _read_file(Path(spec), what)
     if len(data) > MAX_BYTES:
         raise CliError(
@@ -174,11 +177,11 @@ def uri_states(uri: str) -> set[str]:
     return {k.lower() for k, _v in parse_qsl(urlsplit(uri).query, keep_blank_values=True)}
 
 
-def over_uri(flag: str, given: object, stated: bool, from_uri: object, shown: object) -> object:
+def over_uri(flag: str, given: T | None, stated: bool, from_uri: T, shown: str) -> T:
     """The value for a setting the flag ``flag`` may give: the URI's when the flag is
     absent or agrees, the flag's when the URI does not state it; a flag against what the
     URI states is bad input (``shown``: the URI's value in words)."""
-    if not given:
+    if given is None or not given:
         return from_uri
     if stated and given != from_uri:
         raise InvalidInput(

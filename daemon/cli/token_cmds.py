@@ -212,7 +212,7 @@ def _secret_from_args(args: argparse.Namespace) -> tuple[Secret, Account, TokenS
         period = over_uri(
             "--period", args.period, "period" in stated, account.period, f"period {account.period}"
         )
-        base = TokenSettings(hmac, period)  # type: ignore[arg-type]
+        base = TokenSettings(hmac, period)
         who = Account(account.issuer, account.account)
         warn_weak(account.secret, who.label())
         return account.secret, who, _settings_from_args(args, base)
