@@ -217,12 +217,14 @@ class CardOperation(ABC, Generic[R]):
         """The card I/O on a fresh connection (a pool thread)."""
 
     @abstractmethod
-    def succeeded(self, p: Presence, result: R) -> Written:
-        """Bookkeeping after the write (loop thread, reader still locked)."""
+    def succeeded(self, p: Presence, result: R) -> Written | list[Written]:
+        """Bookkeeping after the write (loop thread, reader still locked); a list for an
+        operation that carried out several (a batch of burns: the last is its answer)."""
 
     @abstractmethod
-    def failed(self, p: Presence, exc: StationError | TokenError) -> Written | None:
-        """Bookkeeping after a refusal or failure; None: nothing to record or publish."""
+    def failed(self, p: Presence, exc: StationError | TokenError) -> Written | list[Written] | None:
+        """Bookkeeping after a refusal or failure; None: nothing to record or publish (a
+        list: a batch's writes done before the failure, then the failure's)."""
 
 
 class CardWrite(CardOperation[WriteResult]):

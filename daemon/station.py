@@ -586,7 +586,7 @@ class Station:
                 p.decision = await self._decide_for(p)
             self._finish(p, done, "")
             self._updated(p, w.kind, Outcome.OK)
-            return done.event
+            return (done[-1] if isinstance(done, list) else done).event
 
     def _updated(self, p: Presence, after: OperationKind, outcome: Outcome) -> None:
         """After a write that reached the card: the token's presence as it is now (the
@@ -610,17 +610,18 @@ class Station:
         if self._current(p.reader, p.generation) is not None:
             self.publish(TokenUpdated(**p.fields(), after=after, outcome=outcome))
 
-    def _finish(self, p: Presence, written: Written | None, why: str) -> None:
-        if written is None:
-            return
-        op = written.operation
-        try:
-            self.store.record_operation(op)
-        except StoreUnavailable as exc:  # the feature keeps its own record of it (a burn)
-            log.warning("%s of token %s not recorded in the registry: %s", op.kind, p.serial, exc)
-        level = logging.INFO if op.outcome == Outcome.OK else logging.WARNING
-        log.log(level, "%s of token %s: %s %s", op.kind, p.serial, op.outcome, why or op.detail)
-        self.publish(written.event)
+    def _finish(self, p: Presence, written: Written | list[Written] | None, why: str) -> None:
+        for one in written if isinstance(written, list) else [] if written is None else [written]:
+            op = one.operation
+            try:
+                self.store.record_operation(op)
+            except StoreUnavailable as exc:  # the feature keeps its own record of it (a burn)
+                log.warning(
+                    "%s of token %s not recorded in the registry: %s", op.kind, p.serial, exc
+                )
+            level = logging.INFO if op.outcome == Outcome.OK else logging.WARNING
+            log.log(level, "%s of token %s: %s %s", op.kind, p.serial, op.outcome, why or op.detail)
+            self.publish(one.event)
 
     # -- views ---------------------------------------------------------------------------
 

@@ -19,12 +19,12 @@ from tokenstation.daemon.config import Config
 from tokenstation.daemon.events import ErrorKind, Origin, ProfileView
 from tokenstation.daemon.families.base import AccountOptions, CardAtHand, Reading, is_of
 from tokenstation.daemon.families.capabilities import Capabilities
+from tokenstation.daemon.families.molto2_batch import consider as consider_profiles
 from tokenstation.daemon.families.molto2_burn import (
     AccountBurnWrite,
     Molto2BurnWrite,
     choose_profile_job,
 )
-from tokenstation.daemon.families.molto2_burn import consider as consider_profiles
 from tokenstation.daemon.families.molto2_delete import Molto2DeleteWrite
 from tokenstation.daemon.families.molto2_sync import Molto2SyncWrite
 from tokenstation.daemon.provisioning.context import BurnContext

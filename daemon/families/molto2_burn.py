@@ -50,7 +50,6 @@ from tokenstation.daemon.families.molto2_ledger import Ledger, station_ledger
 from tokenstation.daemon.provisioning import steps
 from tokenstation.daemon.provisioning.queue import Job
 from tokenstation.daemon.registry.store import Operation
-from tokenstation.daemon.storage.database import StoreUnavailable
 from tokenstation.daemon.token import molto2 as m
 from tokenstation.daemon.token.errors import CardLost, RefusedByPolicy, TokenError, TransportError
 from tokenstation.daemon.token.models import ModelTable
@@ -114,42 +113,6 @@ def offer_question(job: Job, profile: int, serial: str) -> str:
 def profile_settings(job: Job, display_timeout: int) -> m.ProfileSettings:
     """The profile settings a job burns with (6 digits: what the intake accepts)."""
     return m.ProfileSettings(HmacAlgorithm.parse(job.algorithm), job.period, 6, display_timeout)
-
-
-async def consider(prov: BurnContext, p: Presence, waiting: list[Job]) -> None:
-    """A measured Molto2 and the waiting jobs: settle an interrupted burn, then offer or
-    (station mode) burn the next job into the next free profile."""
-    for job in prov.queue.interrupted_burns(p.serial):
-        if job.id in prov.claims:
-            continue  # a burn in progress here (this look came meanwhile), not interrupted
-        try:
-            await prov.station.write(p, Molto2BurnWrite(prov, job, Origin.STATION, resume=True))
-        except StationError as exc:
-            log.warning("settling job %d on Molto2 %s: %s", job.id, p.serial, exc.message)
-            if prov.station.readers.get(p.reader) is not p:
-                return  # it left: the rest waits for the next placement
-        except StoreUnavailable:
-            raise  # the provisioner waits for the shared database
-        except Exception:  # a bug: logged, and this look ends (the task never crashes)
-            log.exception("settling job %d on Molto2 %s failed", job.id, p.serial)
-            return
-    choice = choose_profile_job(p.serial, p.free_profiles(), waiting, prov.cfg.mode)
-    if choice.job is None or choice.profile is None:
-        if waiting:
-            log.info("no burn for Molto2 %s: %s", p.serial, choice.reason)
-        return
-    try:
-        await prov.burn_or_offer(
-            p,
-            choice.job,
-            automatic=choice.automatic,
-            question=offer_question(choice.job, choice.profile, p.serial),
-            profile=choice.profile,
-        )
-    except StoreUnavailable:
-        raise
-    except Exception:  # a bug: logged, never a crashed task
-        log.exception("burning job %d into Molto2 %s failed", choice.job.id, p.serial)
 
 
 def no_free_profile(serial: str) -> StationError:
@@ -283,94 +246,138 @@ class Molto2BurnWrite(CardOperation[ProfileWrite]):
                 p.serial, result.profile, self.job.label(), result.seed_fingerprint
             ),
         )
-        self.prov.station.update_profiles(p, [_read_back(result)])
+        self.prov.station.update_profiles(p, [read_back(result)])
         assert self.seed is not None
-        token_settings = TokenSettings(self.settings.hmac, self.settings.period)
-        expected = steps.expected_hint(
-            done, self.seed, token_settings, result.host_time, self.settings.digits
-        )
         how = "the seed had landed before the Molto2 was pulled; " if self.settled else ""
-        log.info(
-            "burned job %d (%s) into profile %d of Molto2 %s (%s)",
-            done.id,
-            done.label(),
-            result.profile,
-            p.serial,
-            how + self.origin,
+        return burn_done(
+            p, self.origin, done, seed=self.seed, settings=self.settings, result=result, how=how
         )
-        event = BurnDone(
-            reader=p.reader,
-            serial=p.serial,
-            model=p.model_name,
-            origin=self.origin,
-            job=_view(done),
-            settings=settings_view(
-                TokenSettings(
-                    self.settings.hmac, self.settings.period, self.settings.display_timeout
-                )
-            ),
-            power_cycle_required=False,
-            token_time=result.written_time,
-            expected_code=expected[0] if expected else None,
-            expected_code_valid_until=expected[1] if expected else None,
-        )
-        op = Operation(
-            p.serial,
-            result.host_time,
-            OperationKind.BURN,
-            Outcome.OK,
-            f"{self.origin}; {how}{done.label()} into profile {result.profile}",
-            secret_fingerprint=done.fingerprint,
-            profile=result.profile,
-        )
-        return Written(op, event)
 
     def failed(self, p: Presence, exc: StationError | TokenError) -> Written | None:
         if not self.started:
             return None  # refused before the queue or the card was touched
         if self.resume and isinstance(exc, StationError):
             return None  # the card was not touched: settled at the next placement
-        self.prov.claims.discard(self.job.id)
-        queue = self.prov.queue
-        gone = isinstance(exc, CardLost | TransportError)
         seed_sent = self.resume or (
             self.session is not None and self.session.seed_sent_to is not None
         )
-        if isinstance(exc, ClockNotSet):  # the seed is there; its clock did not take
-            drift = {} if exc.drift_after_s is None else {self.profile: exc.drift_after_s}
-            self.prov.station.update_profiles(p, [exc.read_back], profile_clock_drift(drift))
-        if isinstance(exc, ProfileOccupied):  # taken since it was read: known now
-            occupied = [i for i in p.profiles or () if i.index == self.profile]
-            self.prov.station.update_profiles(p, [replace(i, seed_present=True) for i in occupied])
-            if not self.resume and self.wanted is None:
-                self.prov.offer(p.reader)  # the job into the next free profile
-        if gone and seed_sent:
-            job = queue.interrupted(
-                self.job.id,
-                f"the Molto2 left during the burn into profile {self.profile} after the seed "
-                "write was sent; when it is back, the profile's seed flag says whether the "
-                "seed landed (then only its title and settings are written)",
-            )
-            outcome = BurnOutcome.INTERRUPTED
-        elif not self.resume and (gone or isinstance(exc, StationError | RefusedByPolicy)):
-            job = queue.back_to_queue(self.job.id, exc.message)
-            outcome = BurnOutcome.REQUEUED
-        else:
-            uncertain = (
-                f"; profile {self.profile} may hold this seed: check it (`tokenstation "
-                "profiles`) before a retry"
-                if seed_sent and not self.foreign
-                else ""
-            )
-            job = queue.failed(self.job.id, exc.message + uncertain)
-            outcome = BurnOutcome.FAILED
-        return steps.burn_failed(p, self.origin, job, outcome, exc, profile=self.profile)
+        return settle_failure(
+            self.prov,
+            p,
+            self.job,
+            profile=self.profile,
+            exc=exc,
+            origin=self.origin,
+            seed_sent=seed_sent,
+            resume=self.resume,
+            foreign=bool(self.foreign),
+            offer_next=not self.resume and self.wanted is None,
+        )
+
+
+def burn_done(
+    p: Presence,
+    origin: Origin,
+    done: Job,
+    *,
+    seed: Secret,
+    settings: m.ProfileSettings,
+    result: ProfileWrite,
+    how: str = "",
+) -> Written:
+    """The registry row and BurnDone event of job ``done`` burned into a profile (its
+    bookkeeping done), with the code the profile should show now."""
+    token_settings = TokenSettings(settings.hmac, settings.period)
+    expected = steps.expected_hint(done, seed, token_settings, result.host_time, settings.digits)
+    log.info(
+        "burned job %d (%s) into profile %d of Molto2 %s (%s)",
+        done.id,
+        done.label(),
+        result.profile,
+        p.serial,
+        how + origin,
+    )
+    event = BurnDone(
+        reader=p.reader,
+        serial=p.serial,
+        model=p.model_name,
+        origin=origin,
+        job=_view(done),
+        settings=settings_view(
+            TokenSettings(settings.hmac, settings.period, settings.display_timeout)
+        ),
+        power_cycle_required=False,
+        token_time=result.written_time,
+        expected_code=expected[0] if expected else None,
+        expected_code_valid_until=expected[1] if expected else None,
+    )
+    op = Operation(
+        p.serial,
+        result.host_time,
+        OperationKind.BURN,
+        Outcome.OK,
+        f"{origin}; {how}{done.label()} into profile {result.profile}",
+        secret_fingerprint=done.fingerprint,
+        profile=result.profile,
+    )
+    return Written(op, event)
+
+
+def settle_failure(
+    prov: BurnContext,
+    p: Presence,
+    job: Job,
+    *,
+    profile: int,
+    exc: StationError | TokenError,
+    origin: Origin,
+    seed_sent: bool,
+    resume: bool = False,
+    foreign: bool = False,
+    offer_next: bool = True,
+) -> Written:
+    """A burn of ``job`` into ``profile`` that did not complete, in the queue and the
+    presence: interrupted (the Molto2 left after the seed write was sent: its seed flag
+    decides when it is back), back in the queue (nothing was written) or failed for a
+    person; the registry row and BurnFailed event."""
+    prov.claims.discard(job.id)
+    queue = prov.queue
+    gone = isinstance(exc, CardLost | TransportError)
+    if isinstance(exc, ClockNotSet):  # the seed is there; its clock did not take
+        drift = {} if exc.drift_after_s is None else {profile: exc.drift_after_s}
+        prov.station.update_profiles(p, [exc.read_back], profile_clock_drift(drift))
+    if isinstance(exc, ProfileOccupied):  # taken since it was read: known now
+        occupied = [i for i in p.profiles or () if i.index == profile]
+        prov.station.update_profiles(p, [replace(i, seed_present=True) for i in occupied])
+        if offer_next:
+            prov.offer(p.reader)  # the job into the next free profile
+    if gone and seed_sent:
+        done = queue.interrupted(
+            job.id,
+            f"the Molto2 left during the burn into profile {profile} after the seed "
+            "write was sent; when it is back, the profile's seed flag says whether the "
+            "seed landed (then only its title and settings are written)",
+        )
+        outcome = BurnOutcome.INTERRUPTED
+    elif not resume and (gone or isinstance(exc, StationError | RefusedByPolicy)):
+        done = queue.back_to_queue(job.id, exc.message)
+        outcome = BurnOutcome.REQUEUED
+    else:
+        uncertain = (
+            f"; profile {profile} may hold this seed: check it (`tokenstation "
+            "profiles`) before a retry"
+            if seed_sent and not foreign
+            else ""
+        )
+        done = queue.failed(job.id, exc.message + uncertain)
+        outcome = BurnOutcome.FAILED
+    return steps.burn_failed(p, origin, done, outcome, exc, profile=profile)
 
 
 _SEE_QUEUE = "See the jobs and their states with `tokenstation queue list --all`."
 
 
-def _read_back(result: ProfileWrite) -> m.ProfileInfo:
+def read_back(result: ProfileWrite) -> m.ProfileInfo:
     """The profile as the burn's read-back found it."""
     s = result.settings
     return m.ProfileInfo(

@@ -45,12 +45,19 @@ class Ledger:
 
     def record(self, serial: str, profile: int, account: str, fingerprint: str) -> None:
         """Note a burn."""
+        self.record_many(serial, [(profile, account, fingerprint)])
+
+    def record_many(self, serial: str, burns: list[tuple[int, str, str]]) -> None:
+        """Note the burns of one card session, (profile, account, fingerprint) each, in one
+        rewrite of the file."""
         data = self._load()
-        data.setdefault(serial, {})[str(profile)] = {
-            "account": account,
-            "secret_fingerprint": fingerprint,
-            "burned_at": int(time.time()),
-        }
+        at = int(time.time())
+        for profile, account, fingerprint in burns:
+            data.setdefault(serial, {})[str(profile)] = {
+                "account": account,
+                "secret_fingerprint": fingerprint,
+                "burned_at": at,
+            }
         self._save(data)
 
     def forget(self, serial: str, profile: int) -> None:

@@ -382,9 +382,11 @@ class Provisioner:
             return
         family = family_of(p)
         if family.capabilities(p.model).profiles > 1:  # jobs into its free profiles
-            # A page, as below (a batch read every waiting job per profile burned before).
-            page = self.queue.claimable(p.serial, CANDIDATES + len(self._skipped) + len(self.held))
-            every = len(page) >= CANDIDATES
+            # A page, as below, as long as the token has profiles: station mode burns a
+            # page into the free profiles in one card session.
+            size = max(CANDIDATES, len(p.free_profiles()))
+            page = self.queue.claimable(p.serial, size + len(self._skipped) + len(self.held))
+            every = len(page) >= size
             await family.consider(
                 self,
                 p,

@@ -66,6 +66,14 @@ def row(
 def append(log_path: Path, entry: dict[str, object], queue: JobQueue | None = None) -> None:
     """Append ``entry`` to the CSV (created 0600 with its header), flushed to disk; and
     to the shared database's log when ``queue`` is a shared one."""
+    append_rows(log_path, [entry])
+    if queue is not None and queue.shared:  # the shared log: every station's burns
+        queue.log_burn(entry)
+
+
+def append_rows(log_path: Path, entries: list[dict[str, object]]) -> None:
+    """Append ``entries`` to the CSV (created 0600 with its header) with one flush to disk
+    (the burns of one card session)."""
     new = not log_path.exists()
     # A log begun before Molto2 burns keeps its columns (the registry has the profile).
     columns = LOG_FIELDS if new or _has_profile_column(log_path) else LOG_FIELDS[:-1]
@@ -74,11 +82,10 @@ def append(log_path: Path, entry: dict[str, object], queue: JobQueue | None = No
         w = SafeWriter(f)
         if new:
             w.writerow(LOG_FIELDS)
-        w.writerow([entry[c] for c in columns])
+        for entry in entries:
+            w.writerow([entry[c] for c in columns])
         f.flush()
         os.fsync(f.fileno())
-    if queue is not None and queue.shared:  # the shared log: every station's burns
-        queue.log_burn(entry)
 
 
 def _has_profile_column(path: Path) -> bool:

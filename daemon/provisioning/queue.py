@@ -28,7 +28,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -576,6 +576,54 @@ class JobQueue(StoredPart):
         self._changed("claimed", job.id, told=True)
         return job, seed
 
+    def claim_batch(
+        self, job_ids: Sequence[int], serial: str, profiles: Sequence[int]
+    ) -> list[tuple[Job, Secret]]:
+        """Claim jobs for one card session into a Molto2's ``profiles``, in one
+        transaction: the first of ``job_ids`` still queued (and not being claimed by
+        another station) into the first profile, the next into the next, until the
+        profiles or the jobs run out. Every intent is durable before the first seed write,
+        with one commit for the batch. Jobs claimed or burned meanwhile are passed over; a
+        seed this station's key does not open ends the batch before it (SealBroken when it
+        is the first: nothing claimed). ValueError when none could be claimed."""
+        out: list[tuple[Job, Secret]] = []
+        with self._db.transaction():
+            for job_id in job_ids:
+                if len(out) == len(profiles):
+                    break
+                profile = profiles[len(out)]
+                rows = self._db.execute(
+                    "UPDATE jobs SET state = 'burning', attempts = attempts + 1, "
+                    f"burned_serial = ?, profile = ?, claimed_by = ?, lease_until = "
+                    f"{self._db.now} + ?, updated = ? WHERE state = 'queued' AND id = "
+                    f"(SELECT id FROM jobs WHERE id = ? AND state = 'queued'"
+                    f"{self._db.skip_locked}) RETURNING {_JOB_FIELDS}, secret, batch",
+                    (serial, profile, self.station, self.lease_s, time.time(), job_id),
+                ).fetchall()
+                if not rows:
+                    continue
+                job = _job(rows[0][:-2])
+                try:
+                    seed = self._open(job.id, rows[0][-2], job.serial, rows[0][-1])
+                except SealBroken:
+                    if not out:
+                        raise  # rolled back: nothing claimed
+                    self._db.execute(  # this one only; the batch ends before it
+                        "UPDATE jobs SET state = 'queued', attempts = attempts - 1, "
+                        "burned_serial = NULL, profile = NULL, claimed_by = '', "
+                        "lease_until = NULL WHERE id = ?",
+                        (job.id,),
+                    )
+                    break
+                out.append((job, seed))
+                self._tell("claimed", job.id)
+            if not out:
+                raise ValueError(
+                    self._not_claimable(job_ids[0], False) if job_ids else "no job to claim"
+                )
+        self._changed("claimed", out[-1][0].id, told=True)
+        return out
+
     def _not_claimable(self, job_id: int, like: bool) -> str:
         """Why job ``job_id`` (or, with ``like``, any job like it) could not be claimed."""
         row = self._db.execute(
@@ -636,6 +684,27 @@ class JobQueue(StoredPart):
         return self._set(
             job_id, _BURNED + ", reason = ''", (serial, time.time(), model), "burning", scrub=True
         )
+
+    def burned_batch(self, job_ids: Sequence[int], serial: str, model: str = "") -> list[Job]:
+        """:meth:`burned` for the jobs of one card session, in one transaction and one
+        scrub of the write-ahead log; all or none (ValueError: one was not burning)."""
+        at, out = time.time(), []
+        with self._db.transaction():
+            for job_id in job_ids:
+                rows = self._db.execute(
+                    f"UPDATE jobs SET {_BURNED}, reason = '', updated = ? "
+                    f"WHERE id = ? AND state = 'burning' RETURNING {_JOB_FIELDS}",
+                    (serial, at, model, time.time(), job_id),
+                ).fetchall()
+                if len(rows) != 1:
+                    raise ValueError(f"job {job_id} is not burning")
+                out.append(_job(rows[0]))
+                self._tell("burned", job_id)
+        with self._lock:
+            self._db.scrub()
+        if out:
+            self._changed("burned", out[-1].id, told=True)
+        return out
 
     def settle_away(
         self, job_id: int, serial: str, at: float, reason: str, model: str = ""

@@ -80,6 +80,31 @@ def claim_burn(
     that another station placing a token at the same moment is not claiming
     (:meth:`JobQueue.claim`); only ``job_id`` while a caller holds some files' jobs.
     Refusals: StationError."""
+    _may_claim(prov)
+    if prov.held or (like is not None and like.serial):
+        like = None  # a caller's held jobs are not this token's: the one chosen, exactly
+    with burn_refusals():
+        job, seed = prov.queue.claim(job_id, serial, profile, like=like)
+    prov.claims.add(job.id)
+    return job, seed
+
+
+def claim_batch(
+    prov: BurnContext, job_ids: list[int], serial: str, profiles: list[int]
+) -> list[tuple[Job, Secret]]:
+    """Claim the jobs of one card session into a Molto2's free ``profiles``, every intent
+    committed at once before the first seed write (:meth:`JobQueue.claim_batch`); the
+    claims renewed while the session runs. Refusals: StationError."""
+    _may_claim(prov)
+    with burn_refusals():
+        claimed = prov.queue.claim_batch(job_ids, serial, profiles)
+    prov.claims.update(job.id for job, _seed in claimed)
+    return claimed
+
+
+def _may_claim(prov: BurnContext) -> None:
+    """Refuse every claim while a station started without its shared database has not
+    reached it (it would not know the claims it holds)."""
     if prov.shared is not None and not (prov.shared.verified and prov.recovered):
         raise StationError(
             ErrorKind.FAILED,
@@ -87,12 +112,6 @@ def claim_burn(
             "it yet: it claims no job until it has",
             "Burns wait until `tokenstation status` says the shared database is reachable.",
         )
-    if prov.held or (like is not None and like.serial):
-        like = None  # a caller's held jobs are not this token's: the one chosen, exactly
-    with burn_refusals():
-        job, seed = prov.queue.claim(job_id, serial, profile, like=like)
-    prov.claims.add(job.id)
-    return job, seed
 
 
 def burned(
@@ -111,24 +130,9 @@ def burned(
     (:mod:`away`), the local log row written, and the job returned as burned with the
     :data:`away.NOTE` as its reason; it stays claimed (renewed) until it is recorded.
     Without ``job`` (a Molto2's, whose ledger is local) the loss is raised as before."""
-    crash = prov.crash_point
-    crash("written")
     steps = ["registry", "operation", "job", "shared_log"]
     try:
-        record()
-        steps.remove("registry")
-        crash("registry")
-        done = prov.queue.burned(job_id, p.serial, p.model.name if p.model else "")
-        steps.remove("job")
-        prov.claims.discard(job_id)
-        crash("burned")
-        row = prov.log_row(done, p)
-        provlog.append(prov.log_path, row)  # this station's log first, then the shared one
-        crash("logged")
-        if prov.queue.shared:
-            prov.queue.log_burn(row)
-        prov.pusher.burned()  # the hand-over's peer: a seed made here goes to privacyIDEA
-        return done
+        return _after_write(prov, [job_id], p, record, steps)[0]
     except StoreUnavailable as exc:
         if job is None:
             prov.claims.discard(job_id)  # it expires, and is settled as interrupted
@@ -168,6 +172,54 @@ def burned(
     except BaseException:
         prov.claims.discard(job_id)  # no more renewals: it expires, settled as interrupted
         raise
+
+
+def burned_batch(
+    prov: BurnContext, job_ids: list[int], p: Presence, record: Callable[[], None]
+) -> list[Job]:
+    """:func:`burned` for the jobs of one card session (a Molto2's profiles), each step
+    once for all of them in the same crash-safe order: ``record`` (the ledger), the jobs
+    burned in one transaction, their provisioning-log rows with one flush. A loss of the
+    shared database is raised (the jobs stay burning and are settled as interrupted)."""
+    try:
+        return _after_write(prov, job_ids, p, record, [])
+    except BaseException:
+        prov.claims.difference_update(job_ids)  # no more renewals
+        raise
+
+
+def _after_write(
+    prov: BurnContext,
+    job_ids: list[int],
+    p: Presence,
+    record: Callable[[], None],
+    steps: list[str],
+) -> list[Job]:
+    """The steps after the seed writes, removing each from ``steps`` once done (what is
+    left is what the away bookkeeping still has to do)."""
+    crash = prov.crash_point
+    crash("written")
+    record()
+    if "registry" in steps:
+        steps.remove("registry")
+    crash("registry")
+    model = p.model.name if p.model else ""
+    if len(job_ids) == 1:
+        done = [prov.queue.burned(job_ids[0], p.serial, model)]
+    else:
+        done = prov.queue.burned_batch(job_ids, p.serial, model)
+    if "job" in steps:
+        steps.remove("job")
+    prov.claims.difference_update(job_ids)
+    crash("burned")
+    rows = [prov.log_row(job, p) for job in done]
+    provlog.append_rows(prov.log_path, rows)  # this station's log first, then the shared one
+    crash("logged")
+    if prov.queue.shared:
+        for row in rows:
+            prov.queue.log_burn(row)
+    prov.pusher.burned()  # the hand-over's peer: a seed made here goes to privacyIDEA
+    return done
 
 
 def burn_done_row(serial: str, at: float, detail: str, fingerprint: str) -> Operation:

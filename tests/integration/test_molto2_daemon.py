@@ -151,8 +151,10 @@ def test_a_molto2_pulled_mid_batch_resumes_at_the_next_free_profile_without_doub
     drop_batch(folder, "batch.csv", range(1, 7))
     bus.expect("FileTaken", file="batch.csv")
     # APDUs behind vpcd: GET INFO, one public-data read to recognise it, 100 profile
-    # reads; then 8 per burn. The second burn is cut after its seed write (at its title).
-    drop_after = 1 + 1 + 100 + 8 + 5
+    # reads; then the batch's one session: 8 for the first burn (with the login), 6 for
+    # each next one (GET INFO, READ PROFILE, seed, title, config, read back). The second
+    # burn is cut after its seed write (at its title).
+    drop_after = 1 + 1 + 100 + 8 + 3
     sim = simulator(
         "--model",
         "molto2",

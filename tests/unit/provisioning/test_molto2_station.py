@@ -28,6 +28,7 @@ from tokenstation.daemon.events import (
     ReaderChange,
     TokenMeasured,
 )
+from tokenstation.daemon.families.molto2_batch import BETWEEN_PROFILES
 from tokenstation.daemon.families.molto2_burn import (
     choose_profile_job,
     offer_question,
@@ -43,6 +44,7 @@ from tokenstation.daemon.station import StationError
 from tokenstation.daemon.storage import schema
 from tokenstation.daemon.storage.postgres import PostgresDatabase
 from tokenstation.daemon.storage.secretbox import SecretBox
+from tokenstation.daemon.token import commands
 from tokenstation.daemon.token import molto2 as m
 from tokenstation.daemon.token.secret import Secret
 from tokenstation.daemon.token.settings import HmacAlgorithm
@@ -243,6 +245,39 @@ def test_station_mode_fills_free_profiles_around_a_seeded_one_and_never_over_it(
     asyncio.run(scenario())
 
 
+def test_station_mode_burns_waiting_jobs_in_one_session_with_every_intent_first(
+    tmp_path: Path,
+) -> None:
+    """Five jobs into a Molto2 in station mode: one login for all of them, and every job
+    claimed into its profile before the first seed reaches the token."""
+
+    async def scenario() -> None:
+        rig = Molto2Rig(tmp_path, station_mode())
+        jobs = await rig.batch(5)
+        states_at_first_seed: list[list[str]] = []
+        answer = rig.device.process
+
+        def watch(apdu: bytes) -> bytes | None:
+            if apdu[1] == commands.INS_WRITE_SEED and not states_at_first_seed:
+                states_at_first_seed.append([rig.state(j) for j in jobs])
+            return answer(apdu)
+
+        rig.device.process = watch  # type: ignore[method-assign]
+        rig.place()
+        await rig.settle()
+        assert [rig.state(j) for j in jobs] == ["burned"] * 5
+        assert [d.job.profile for d in rig.of(BurnDone)] == [0, 1, 2, 3, 4]
+        logins = [c for c, _r in rig.device.log if c[1] == commands.INS_AUTHENTICATE]
+        assert len(logins) == 1
+        assert states_at_first_seed == [["burning"] * 5]
+        assert len(rig.log_rows()) == 5
+        ledger = json.loads((tmp_path / "molto2-profiles.json").read_text())
+        assert sorted(ledger[SERIAL]) == ["0", "1", "2", "3", "4"]
+        await rig.close()
+
+    asyncio.run(scenario())
+
+
 def test_attended_mode_offers_each_job_for_the_next_free_profile(tmp_path: Path) -> None:
     async def scenario() -> None:
         rig = Molto2Rig(tmp_path, attended())
@@ -268,9 +303,11 @@ def test_a_molto2_pulled_after_the_seed_write_finishes_that_profile_without_a_se
     tmp_path: Path,
 ) -> None:
     async def scenario() -> None:
-        # Burn APDUs: GET INFO, READ PROFILE, GET CHALLENGE, AUTHENTICATE, WRITE SEED,
-        # WRITE TITLE ... : the device leaves instead of answering the second burn's title.
-        rig = Molto2Rig(tmp_path, station_mode(), faults=Molto2Faults(drop_after=EXAMINE + 8 + 5))
+        # One session for the batch: GET INFO, READ PROFILE, GET CHALLENGE, AUTHENTICATE,
+        # WRITE SEED, WRITE TITLE, WRITE CONFIG, READ PROFILE for the first profile; the
+        # second without the login (GET INFO, READ PROFILE, WRITE SEED, WRITE TITLE ...):
+        # the device leaves instead of answering the second burn's title.
+        rig = Molto2Rig(tmp_path, station_mode(), faults=Molto2Faults(drop_after=EXAMINE + 8 + 3))
         jobs = await rig.batch(4)
         rig.place()
         await rig.settle()
@@ -294,8 +331,9 @@ def test_a_molto2_pulled_before_the_seed_landed_resumes_at_the_next_free_profile
     tmp_path: Path,
 ) -> None:
     async def scenario() -> None:
-        # The second burn's WRITE SEED gets no answer (and the device never saw it).
-        rig = Molto2Rig(tmp_path, station_mode(), faults=Molto2Faults(drop_after=EXAMINE + 8 + 4))
+        # The second burn's WRITE SEED gets no answer (and the device never saw it); the
+        # batch's session logged in once, for the first profile.
+        rig = Molto2Rig(tmp_path, station_mode(), faults=Molto2Faults(drop_after=EXAMINE + 8 + 2))
         jobs = await rig.batch(3)
         rig.place()
         await rig.settle()
@@ -385,14 +423,15 @@ def test_auto_sync_sets_a_drifting_molto2_by_itself(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
-@pytest.mark.parametrize("step", STEPS)
-def test_a_daemon_killed_at_any_step_of_a_molto2_burn_never_writes_a_profile_twice(
+@pytest.mark.parametrize("step", ("intent", BETWEEN_PROFILES, *STEPS[1:]))
+def test_a_daemon_killed_at_any_step_of_a_molto2_batch_never_writes_a_profile_twice(
     tmp_path: Path, step: str
 ) -> None:
-    """Station mode, killed at ``step`` of the first burn, restarted with the Molto2 still
-    there: the interrupted job is settled by its profile's seed flag (the seed written
-    if it had not landed, else only title and settings), the rest of the batch goes into
-    the next free profiles, and no profile gets a second seed."""
+    """Station mode burns the three jobs in one card session, killed at ``step`` and
+    restarted with the Molto2 still there: every job's intent was on disk before the
+    first seed write, so each one left "burning" is settled by its profile's seed flag
+    (the seed written if it had not landed, else only title and settings), and no
+    profile gets a second seed."""
 
     async def scenario() -> None:
         rig = Molto2Rig(tmp_path, station_mode())
@@ -400,20 +439,23 @@ def test_a_daemon_killed_at_any_step_of_a_molto2_burn_never_writes_a_profile_twi
         jobs = await rig.batch(3)
         rig.place()
         await rig.settle()  # the burn task died at the crash point
-        assert rig.seed_writes()[:3] == [0 if step == "intent" else 1, 0, 0]
+        on_token = {"intent": 0, BETWEEN_PROFILES: 1}.get(step, 3)
+        assert rig.seed_writes()[:4] == [1] * on_token + [0] * (4 - on_token)
         again = Molto2Rig(tmp_path, station_mode())
         again.device, again.conn, again.clock = rig.device, rig.conn, rig.clock
         again.prov.recover()
-        first = "burning" if step in ("intent", "written", "registry") else "burned"
-        assert again.state(jobs[0]) == first
+        left = step in ("intent", BETWEEN_PROFILES, "written", "registry")
+        assert [again.state(j) for j in jobs] == ["burning" if left else "burned"] * 3
         again.place()
         await again.settle()
         assert [again.state(j) for j in jobs] == ["burned", "burned", "burned"]
-        assert [d.job.profile for d in again.of(BurnDone)] == (
-            [0, 1, 2] if first == "burning" else [1, 2]
-        )
+        assert [d.job.profile for d in again.of(BurnDone)] == ([0, 1, 2] if left else [])
         assert rig.seed_writes()[:4] == [1, 1, 1, 0]  # never twice, never over a seed
-        assert rig.device.slots[0].title == "Svc0:user0"
+        assert [rig.device.slots[i].title for i in range(3)] == [
+            "Svc0:user0",
+            "Svc1:user1",
+            "Svc2:user2",
+        ]
         await rig.close()
         await again.close()
 
@@ -503,7 +545,8 @@ def test_a_second_look_during_a_burn_does_not_resume_the_burn_in_progress(
         assert rig.seed_writes()[:3] == [1, 1, 0]
         assert [s.title for s in rig.device.slots[:2]] == ["Svc0:user0", "Svc1:user1"]
         assert not rig.of(BurnFailed)
-        assert claimed == [{jobs[0]}] and rig.prov.claims == set()
+        # The batch claimed both before its first seed write; none is left claimed.
+        assert claimed == [set(jobs)] and rig.prov.claims == set()
         await rig.close()
 
     asyncio.run(scenario())
