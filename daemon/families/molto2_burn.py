@@ -4,8 +4,9 @@ A Molto2 holds up to 100 accounts, so a placed Molto2 takes job after job, each 
 the lowest free profile. A seed is never written over another: only profiles whose
 seed-present flag is clear are chosen, and the session reads the flag again before
 writing. Attended mode offers each burn ("Burn Bitbucket:alice into profile 7 of
-Molto2 S?"); station mode burns into free profiles without asking. Each burn is one
-:meth:`Station.write`, in the crash-safe order of the single-profile burn: the queue
+Molto2 S?"); station mode burns into free profiles without asking, a batch in one
+session (:mod:`molto2_batch`). Each burn here is one :meth:`Station.write`, in the
+crash-safe order of the single-profile burn: the queue
 commits "job J into profile P of S" before the seed write; after it the ledger (which
 account is in which profile), then the job burned (secret erased), then the
 provisioning-log row.

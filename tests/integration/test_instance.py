@@ -167,3 +167,61 @@ def test_a_second_daemon_during_a_burn_is_refused_and_the_burn_completes(
         other_bus.stop()
         first.stop()
         bus.close()
+
+
+MOLTO2 = "58000001"
+
+
+@pytest.mark.parametrize("step", ("intent", "profile", *STEPS[1:]))
+def test_killed_at_any_step_of_a_molto2_batch_no_profile_is_written_twice(
+    step: str,
+    simulator: Callable[..., SimToken],
+    station_env: dict[str, str],
+    private_bus: str,
+    tmp_path: Path,
+) -> None:
+    """Station mode burns three jobs into a Molto2 in one card session; the daemon is
+    killed at ``step`` (``profile``: after the first profile is on the token, before the
+    second) and started again with the Molto2 still placed: every job ends burned, each
+    profile got its seed once, none was lost or doubled."""
+    folder = tmp_path / "drop"
+    args = ["--config", str(config(tmp_path, folder, "station"))]
+    bus = BusWatcher(private_bus)
+    first = DaemonProc({**station_env, CRASH_ENV: step}, args, tmp_path / "first.log")
+    again: DaemonProc | None = None
+    try:
+        wait_until(folder.exists, 5.0)
+        rows = [f",{secret},Svc{i},user{i}" for i, secret in enumerate(MOLTO2_SECRETS)]
+        (folder / "batch.csv").write_text("serial,secret,issuer,account\n" + "\n".join(rows) + "\n")
+        bus.expect("FileTaken", file="batch.csv")
+        sim = simulator("--model", "molto2", "--serial", MOLTO2)
+        wait_until(lambda: first.proc.poll() is not None, 20.0, "the crash point")
+        assert first.proc.returncode == CRASH_STATUS, first.output()
+        on_token = {"intent": 0, "profile": 1}.get(step, 3)
+        before = [p["seed_writes"] for p in sim.fresh_state()["profiles"][:4]]
+        assert before == [1] * on_token + [0] * (4 - on_token)
+        assert bus.count("BurnDone") == 0
+
+        again = DaemonProc(station_env, args, tmp_path / "again.log")
+        wait_until(
+            lambda: {j["state"] for j in bus.run(bus.client.jobs())} == {"burned"},
+            20.0,
+            "every job of the batch burned",
+        )
+        profiles = sim.fresh_state()["profiles"]
+        assert [p["seed_writes"] for p in profiles[:4]] == [1, 1, 1, 0]
+        assert [p["title"] for p in profiles[:3]] == ["Svc0:user0", "Svc1:user1", "Svc2:user2"]
+        jobs = jobs_by_label(bus)
+        assert sorted(j["profile"] for j in jobs.values()) == [0, 1, 2]
+    finally:
+        first.stop()
+        if again is not None:
+            again.stop()
+        bus.close()
+
+
+MOLTO2_SECRETS = (
+    "JBSWY3DPEHPK3PXPJBSWY3DP",
+    "GEZDGNBVGY3TQOJQGEZDGNBV",
+    "MFRGGZDFMZTWQ2LKMFRGGZDF",
+)
