@@ -9,7 +9,8 @@ one process run, hence one GET INFO and one authentication, per profile burned;
 
 Then, on the same stack, the daemon (station mode, on a private dbus-daemon): a
 100-row CSV dropped into its folder with the Molto2 placed, timed until every job is
-burned (each burn one card session: read, login, seed, title, config, read back), and
+burned (station mode: the waiting jobs in one card session, one login; each
+profile read, seed, title, config, read back), and
 a sync of all 100 seeded profiles asked over D-Bus (SyncToken), timed to its reply.
 
     .venv/bin/python bench/bench_molto2.py [--reps 5] [--old DIR] [--json FILE]
