@@ -101,10 +101,6 @@ R = TypeVar("R")
 #: A card that is not a token is announced once per reader and ATR in this window.
 IGNORED_CARD_QUIET_S = 60.0
 
-#: How long a reader's writes must pause before its TokenUpdated goes out (a batch of
-#: Molto2 profile burns gives one, not one per profile).
-UPDATE_SETTLE_S = 0.05
-
 #: What the log adds to a measured token's drift, by verdict ("in time" says it all).
 VERDICT_WORDS = {
     SyncVerdict.DRIFT: ", beyond the {:g} s threshold",
@@ -169,7 +165,6 @@ class Station:
         #: precisely after. None: every placement is measured precisely.
         self.burns_at_once: Callable[[Presence], Awaitable[bool]] | None = None
         #: Per reader: the TokenUpdated due once its writes pause (see _updated).
-        self._pending_updates: dict[str, asyncio.TimerHandle] = {}
 
     # -- subscribers ---------------------------------------------------------------------
 
@@ -590,24 +585,10 @@ class Station:
 
     def _updated(self, p: Presence, after: OperationKind, outcome: Outcome) -> None:
         """After a write that reached the card: the token's presence as it is now (the
-        drift read back, the new decision), unless it left the reader meanwhile.
-
-        Published once the reader's writes pause for :data:`UPDATE_SETTLE_S`: a batch of
-        burns into a Molto2's profiles gives one TokenUpdated with every profile as it
-        now is, not one per profile (each carries all of them); each write still has its
-        own done or failed event at once."""
-        if self._current(p.reader, p.generation) is None or p.model is None:
-            return
-        pending = self._pending_updates.pop(p.reader, None)
-        if pending is not None:
-            pending.cancel()
-        self._pending_updates[p.reader] = asyncio.get_running_loop().call_later(
-            UPDATE_SETTLE_S, self._publish_updated, p, after, outcome
-        )
-
-    def _publish_updated(self, p: Presence, after: OperationKind, outcome: Outcome) -> None:
-        self._pending_updates.pop(p.reader, None)
-        if self._current(p.reader, p.generation) is not None:
+        drift read back, the new decision), at once, unless it left the reader meanwhile.
+        One per write: a Molto2's batch of burns is one write (one TokenUpdated with
+        every profile as it now is), each of its jobs has its own done or failed event."""
+        if self._current(p.reader, p.generation) is not None and p.model is not None:
             self.publish(TokenUpdated(**p.fields(), after=after, outcome=outcome))
 
     def _finish(self, p: Presence, written: Written | list[Written] | None, why: str) -> None:
@@ -658,9 +639,6 @@ class Station:
         """Let running card operations finish, then stop the pool."""
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=5.0)
-        for pending in list(self._pending_updates.values()):
-            pending.cancel()
-        self._pending_updates.clear()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 

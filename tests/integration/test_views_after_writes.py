@@ -98,6 +98,16 @@ class BusRig(ProvRig):
         assert isinstance(event, TokenUpdated) and event.after == kind
         return event
 
+    async def present_changed(self, predicate: Callable[[dict[str, Any]], bool]) -> None:
+        """Wait (up to 5 s) for a PropertiesChanged whose Present's one token fits: it
+        follows the write's signals within the interface's settling time."""
+        for _ in range(500):
+            last = self.present_changes[-1] if self.present_changes else []
+            if len(last) == 1 and predicate(last[0]):
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"no fitting PropertiesChanged: {self.present_changes[-1:]}")
+
     def lines(self) -> list[str]:
         return [e.text for e in self.tray.menu()]
 
@@ -150,8 +160,9 @@ def test_a_sync_and_a_burn_of_a_single_profile_token_show_in_the_tray_and_the_da
             [present] = await client.present()
             assert present["drift_words"] == "in time" and present["sync_offered"] is False
             assert present["reader"] == READER
-            [changed] = rig.present_changes[-1]  # PropertiesChanged followed the write
-            assert changed["drift_words"] == "in time" and changed["sync_offered"] is False
+            await rig.present_changed(  # PropertiesChanged followed the write
+                lambda c: c["drift_words"] == "in time" and c["sync_offered"] is False
+            )
         finally:
             await rig.close()
 
@@ -198,8 +209,9 @@ def test_a_molto2_profile_sync_burn_and_delete_show_in_the_tray_and_the_daemon(
             assert "2 of 100 profiles used" in molto2_line()
             [present] = await client.present()
             assert present["profiles_used"] == 2 and present["next_free_profile"] == 0
-            [changed] = rig.present_changes[-1]
-            assert changed["profiles_used"] == 2 and changed["next_free_profile"] == 0
+            await rig.present_changed(
+                lambda c: c["profiles_used"] == 2 and c["next_free_profile"] == 0
+            )
         finally:
             with contextlib.suppress(Exception):
                 await rig.close()

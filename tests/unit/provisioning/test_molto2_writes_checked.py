@@ -52,7 +52,7 @@ def test_a_sync_whose_profile_clock_does_not_move_fails_with_what_happened(
         [op] = [op for op in rig.store.operations(SERIAL) if op.kind == "sync"]
         assert op.outcome == "failed"
         # The views: the clock as read back after the write, still offered for a sync.
-        updated = await rig.wait_for(TokenUpdated)  # once the reader's writes pause
+        updated = await rig.wait_for(TokenUpdated)
         assert rig.of(TokenUpdated) == [updated]
         assert (updated.after, updated.outcome) == (OperationKind.SYNC, Outcome.FAILED)
         assert updated.drift_s == -300.0 and updated.sync_offered
@@ -76,7 +76,7 @@ def test_a_burn_whose_clock_does_not_take_fails_for_a_person_never_ok(tmp_path: 
         assert rig.state(job) == "failed"
         # The seed did land (the profile is never offered again as free).
         assert rig.device.slots[0].seed is not None
-        await rig.wait_for(TokenUpdated)  # once the reader's writes pause
+        await rig.wait_for(TokenUpdated)
         [updated] = [u for u in rig.of(TokenUpdated) if u.after == OperationKind.BURN]
         assert updated.outcome == Outcome.FAILED
         assert updated.profiles is not None and updated.profiles[0].seed_present
@@ -112,7 +112,7 @@ def test_one_drift_figure_in_the_presence_the_log_the_sync_and_the_tray(
         assert done.drift_before_words == molto2_drift_words(measured.drift_s, precision=False)
         assert done.drift_after_words == "in time (whole-second clock, ±1 s)"
         await rig.settle()
-        await rig.wait_for(TokenUpdated)  # once the reader's writes pause
+        await rig.wait_for(TokenUpdated)
         updated = rig.of(TokenUpdated)[-1]
         assert updated.drift_words == "in time (whole-second clock, ±1 s)"
         tray.apply(updated)
