@@ -220,21 +220,28 @@ class StationClient:
         With ``progress``, ``progress(done, total)`` for each GenerateProgress signal of
         this call while the daemon queues the batch (told apart by a tag made here).
         """
+        mine: SignalHandler | None = None
         if progress is not None:
             tag = secrets.token_hex(8)
             options = {**options, "progress": tag}
+            report = progress
 
-            def mine(name: str, payload: dict[str, Any]) -> None:
-                if name == "GenerateProgress" and payload.get("request") == tag:
-                    progress(int(payload.get("done", 0)), int(payload.get("total", 0)))
+            def on_progress(name: str, payload: dict[str, Any]) -> None:
+                if name != "GenerateProgress" or payload.get("request") != tag:
+                    return
+                try:
+                    report(int(payload["done"]), int(payload["total"]))
+                except (KeyError, TypeError, ValueError):  # another version's payload
+                    log.debug("ignored a GenerateProgress signal that does not decode")
 
+            mine = on_progress
             await self.subscribe(mine)  # the match is in place before the call
         try:
             result: dict[str, Any] = await self._call(
                 "GenerateJobs", "a{sv}", [dbusio.pack(options)]
             )
         finally:
-            if progress is not None:
+            if mine is not None:
                 self._handlers.remove(mine)
         return result
 

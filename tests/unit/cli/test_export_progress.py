@@ -4,15 +4,76 @@ into a pipe or with --json not a byte of it, and the file and stdout the same.""
 from __future__ import annotations
 
 import json
+import os
 import re
-from collections.abc import Callable
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from tokenstation.daemon.handover.generate import GenerateRequest, new_jobs
 from tokenstation.daemon.provisioning.queue import JobQueue
 
 N = 300
+
+
+@dataclass(frozen=True)
+class Run:
+    """A finished command: exit code, standard output, standard error (as text)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(env: dict[str, str], *args: str, tty: bool, timeout: float = 60.0) -> Run:
+    """`python -m tokenstation.daemon ARGS`; ``tty``: standard error is a pseudo-terminal
+    (standard output stays a pipe), else both are pipes."""
+    argv = [sys.executable, "-m", "tokenstation.daemon", *args]
+    if not tty:
+        done = subprocess.run(
+            argv,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        return Run(done.returncode, done.stdout, done.stderr)
+    master, slave = os.openpty()
+    seen: list[bytes] = []
+
+    def drain() -> None:  # the terminal's side: read until the last writer is gone
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the command has exited
+                return
+            if not chunk:
+                return
+            seen.append(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        proc = subprocess.Popen(
+            argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave
+        )
+        os.close(slave)
+        out, _ = proc.communicate(timeout=timeout)
+        reader.join(10)
+    finally:
+        os.close(master)
+    return Run(proc.returncode, out.decode(), b"".join(seen).decode())
+
+
+def progress_lines(terminal_text: str, what: str) -> list[str]:
+    """The lines ``what`` drew on the terminal, each redraw (after a carriage return) its
+    own line, trailing blanks cut."""
+    pieces = terminal_text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    return [p.rstrip() for p in pieces if p.startswith(what + ":")]
 
 
 def held_batch(home: Path) -> dict[str, str]:
@@ -32,13 +93,13 @@ def held_batch(home: Path) -> dict[str, str]:
 
 
 def test_export_on_a_terminal_counts_up_and_ends_with_a_final_line(
-    tmp_path: Path, cli_run: Callable[..., Any], drawn: Callable[[str, str], list[str]]
+    tmp_path: Path,
 ) -> None:
     env = held_batch(tmp_path / "home")
     out = tmp_path / "tokens.csv"
-    run = cli_run(env, "export", "--format", "entra-csv", "--out", str(out), tty=True)
+    run = run_cli(env, "export", "--format", "entra-csv", "--out", str(out), tty=True)
     assert run.returncode == 0, run.stderr
-    lines = drawn(run.stderr, "exporting seeds")
+    lines = progress_lines(run.stderr, "exporting seeds")
     counts = [int(m.group(1)) for m in map(re.compile(r".*: (\d+) of 300 ").match, lines) if m]
     assert len(counts) >= 2 and counts == sorted(counts) and counts[-1] == N, lines
     assert re.fullmatch(r"exporting seeds: 300 done in \d+\.\d s", lines[-1]), lines
@@ -47,7 +108,7 @@ def test_export_on_a_terminal_counts_up_and_ends_with_a_final_line(
 
 
 def test_export_into_a_pipe_or_with_json_writes_no_progress_and_the_same_file(
-    tmp_path: Path, cli_run: Callable[..., Any]
+    tmp_path: Path,
 ) -> None:
     env = held_batch(tmp_path / "home")
     files = {}
@@ -58,7 +119,7 @@ def test_export_into_a_pipe_or_with_json_writes_no_progress_and_the_same_file(
         ("pipe-json", False, ("--json",)),
     ):
         out = tmp_path / f"{name}.csv"
-        run = cli_run(env, "export", "--format", "oath-csv", "--out", str(out), *extra, tty=tty)
+        run = run_cli(env, "export", "--format", "oath-csv", "--out", str(out), *extra, tty=tty)
         assert run.returncode == 0, run.stderr
         assert run.stderr == "", (name, run.stderr)
         files[name] = out.read_bytes()
