@@ -470,6 +470,16 @@ class TokenUpdated(PresenceView, Event):
     outcome: Outcome = Outcome.OK
 
 
+@dataclass(frozen=True, kw_only=True)
+class GenerateProgress(Event):
+    """How far a GenerateJobs call has got, for its caller's progress line: counts only
+    (no job, label or seed), told apart by the tag the caller gave (option ``progress``)."""
+
+    request: str
+    done: int
+    total: int
+
+
 #: Event type -> D-Bus signal name: the only mapping between the two.
 SIGNALS: dict[type[Event], str] = {
     TokenPresented: "TokenPresented",
@@ -492,6 +502,7 @@ SIGNALS: dict[type[Event], str] = {
     StoreReachability: "StoreReachability",
     ProfileDeleted: "ProfileDeleted",
     TokenUpdated: "TokenUpdated",
+    GenerateProgress: "GenerateProgress",
 }
 EVENTS: dict[str, type[Event]] = {name: kind for kind, name in SIGNALS.items()}
 

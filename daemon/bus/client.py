@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
@@ -211,9 +212,37 @@ class StationClient:
         )
         return result
 
-    async def generate(self, **options: Any) -> dict[str, Any]:
-        """GenerateJobs: count, issuer, algorithm, period, or upns (+ serials)."""
-        result: dict[str, Any] = await self._call("GenerateJobs", "a{sv}", [dbusio.pack(options)])
+    async def generate(
+        self, progress: Callable[[int, int], None] | None = None, **options: Any
+    ) -> dict[str, Any]:
+        """GenerateJobs: count, issuer, algorithm, period, or upns (+ serials).
+
+        With ``progress``, ``progress(done, total)`` for each GenerateProgress signal of
+        this call while the daemon queues the batch (told apart by a tag made here).
+        """
+        mine: SignalHandler | None = None
+        if progress is not None:
+            tag = secrets.token_hex(8)
+            options = {**options, "progress": tag}
+            report = progress
+
+            def on_progress(name: str, payload: dict[str, Any]) -> None:
+                if name != "GenerateProgress" or payload.get("request") != tag:
+                    return
+                try:
+                    report(int(payload["done"]), int(payload["total"]))
+                except (KeyError, TypeError, ValueError):  # another version's payload
+                    log.debug("ignored a GenerateProgress signal that does not decode")
+
+            mine = on_progress
+            await self.subscribe(mine)  # the match is in place before the call
+        try:
+            result: dict[str, Any] = await self._call(
+                "GenerateJobs", "a{sv}", [dbusio.pack(options)]
+            )
+        finally:
+            if mine is not None:
+                self._handlers.remove(mine)
         return result
 
     async def ingest(self, path: str) -> dict[str, Any]:

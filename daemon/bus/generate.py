@@ -1,13 +1,22 @@
-"""GenerateJobs: a batch of burn jobs whose seeds the daemon makes (no seed in the reply)."""
+"""GenerateJobs: a batch of burn jobs whose seeds the daemon makes (no seed in the reply).
+
+A caller that gives the option ``progress`` (a tag of its own) gets GenerateProgress
+signals while the batch is queued: the tag, how many jobs are done and the total, at most
+every :data:`PROGRESS_INTERVAL_S` (the first and the last always), counts only. The batch
+stays one call and one transaction: its id, its labels and its all-or-nothing queueing
+are what they are without the option.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import re
+import time
 from typing import TYPE_CHECKING, Any
 
 from tokenstation.daemon.bus import dbusio
 from tokenstation.daemon.bus.ops import refuse_unknown
-from tokenstation.daemon.events import ErrorKind
+from tokenstation.daemon.events import ErrorKind, GenerateProgress
 from tokenstation.daemon.handover.generate import (
     DEFAULT_ISSUER,
     Assignment,
@@ -22,6 +31,11 @@ from tokenstation.daemon.storage.secretbox import KeyProblem
 
 if TYPE_CHECKING:
     from tokenstation.daemon.provisioning.provisioner import Provisioner
+    from tokenstation.daemon.station import Station
+
+#: The shortest time between two GenerateProgress signals of one call.
+PROGRESS_INTERVAL_S = 0.1
+_TAG = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 _KINDS: dict[str, type] = {
     "count": int,
@@ -30,6 +44,7 @@ _KINDS: dict[str, type] = {
     "period": int,
     "upns": list,
     "serials": list,
+    "progress": str,
 }
 
 
@@ -58,13 +73,52 @@ def request_of(options: dict[str, Any]) -> GenerateRequest:
     return req
 
 
+def progress_tag(options: dict[str, Any]) -> str:
+    """The caller's tag for GenerateProgress ("" when it asked for none)."""
+    tag = dbusio.unpack(options).get("progress", "")
+    if tag and not (isinstance(tag, str) and _TAG.fullmatch(tag)):
+        raise StationError(
+            ErrorKind.INVALID,
+            "option progress: give 1 to 64 letters, digits, '-' or '_'",
+            "Nothing was queued.",
+        )
+    return str(tag)
+
+
+class _Reporter:
+    """``progress(n)`` of the queue, in its worker thread -> GenerateProgress on the loop
+    thread (where events are published), at most every :data:`PROGRESS_INTERVAL_S`."""
+
+    def __init__(
+        self, station: Station, loop: asyncio.AbstractEventLoop, tag: str, total: int
+    ) -> None:
+        self.station = station
+        self.loop = loop
+        self.tag = tag
+        self.total = total
+        self._sent_at: float | None = None
+
+    def __call__(self, done: int) -> None:
+        now = time.monotonic()
+        due = self._sent_at is None or now - self._sent_at >= PROGRESS_INTERVAL_S
+        if not due and done < self.total:
+            return
+        self._sent_at = now
+        event = GenerateProgress(request=self.tag, done=done, total=self.total)
+        self.loop.call_soon_threadsafe(self.station.publish, event)
+
+
 async def generate_jobs(prov: Provisioner, options: dict[str, Any]) -> dict[str, object]:
     """Queue the batch (off the event loop), announce it, return its id and its jobs."""
     req = request_of(options)
+    tag = progress_tag(options)
     batch = new_batch_id()
+    loop = asyncio.get_running_loop()
+    total = len(req.assign) or req.count
+    report = _Reporter(prov.station, loop, tag, total) if tag else None
     try:
-        intake = await asyncio.get_running_loop().run_in_executor(
-            None, lambda: prov.queue.add_generated(batch, new_jobs(req, batch))
+        intake = await loop.run_in_executor(
+            None, lambda: prov.queue.add_generated(batch, new_jobs(req, batch), report)
         )
     except StoreUnavailable as exc:
         raise StationError(

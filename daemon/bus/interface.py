@@ -343,3 +343,8 @@ class StationInterface(ServiceInterface):
     def TokenUpdated(self, info: "a{sv}") -> "a{sv}":
         """After a write to a token (done or failed): its presence as it is now."""
         return info
+
+    @signal()
+    def GenerateProgress(self, info: "a{sv}") -> "a{sv}":
+        """How far a GenerateJobs call has got: its caller's tag, done, total (counts only)."""
+        return info

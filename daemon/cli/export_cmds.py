@@ -17,6 +17,7 @@ from tokenstation.daemon.cli.common import (
     load_config,
     warn,
 )
+from tokenstation.daemon.cli.progress import Progress
 
 TYPE_CHECKING = False  # True for type checkers; saves importing typing at start-up
 if TYPE_CHECKING:
@@ -134,7 +135,10 @@ def _export(args: argparse.Namespace, queue: JobQueue, protection: Protection) -
     if out.is_dir() or not out.parent.is_dir():
         raise CliError(f"{out} is not a file in a folder", EXIT_USAGE, "Give a file name.")
     try:
-        done = export(queue, FORMATS[args.format], protection, out, args.batch)
+        with Progress("exporting seeds", json=args.json) as bar:
+            fmt = FORMATS[args.format]
+            done = export(queue, fmt, protection, out, args.batch, progress=bar.update)
+            bar.finish(len(done.job_ids))
     except NothingToExport as exc:
         raise CliError(
             str(exc) + "".join(f"; job {x['job_id']}: {x['reason']}" for x in exc.left),

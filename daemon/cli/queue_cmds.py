@@ -16,6 +16,7 @@ from tokenstation.daemon.cli.common import (
     warn,
 )
 from tokenstation.daemon.cli.daemon_link import daemon_call
+from tokenstation.daemon.cli.progress import Progress
 
 TYPE_CHECKING = False  # True for type checkers; saves importing typing at start-up
 if TYPE_CHECKING:
@@ -267,7 +268,13 @@ def _generate(args: argparse.Namespace) -> int:
         options["serials"] = [r.serial for r in rows]
     else:
         options["count"] = args.count
-    result: dict[str, Any] = daemon_call(args.bus, lambda c: c.generate(**options))
+    total = len(options.get("upns", ())) or args.count
+    with Progress("generating seeds", total, json=args.json) as bar:
+        on_signal = bar.update if bar.active else None  # signals asked for on a terminal only
+        result: dict[str, Any] = daemon_call(
+            args.bus, lambda c: c.generate(progress=on_signal, **options)
+        )
+        bar.finish(len(result.get("jobs", [])))
     jobs: list[dict[str, Any]] = result.get("jobs", [])
     if args.json:
         emit_json({"ok": True, "batch": result["batch"], "job_ids": [j["id"] for j in jobs]})

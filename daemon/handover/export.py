@@ -14,7 +14,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tokenstation.daemon.handover.formats import Format, render
+from tokenstation.daemon.handover.formats import Format, Progress, render
 from tokenstation.daemon.handover.held import held_records
 from tokenstation.daemon.handover.protection import Protection
 from tokenstation.daemon.provisioning.queue import JobQueue
@@ -61,12 +61,19 @@ def write_atomically(out: Path, data: bytes) -> None:
 
 
 def export(
-    queue: JobQueue, fmt: Format, protection: Protection, out: Path, batch: str | None = None
+    queue: JobQueue,
+    fmt: Format,
+    protection: Protection,
+    out: Path,
+    batch: str | None = None,
+    *,
+    progress: Progress | None = None,
 ) -> Exported:
-    """Write every held seed (one batch) that ``fmt`` carries to ``out``; mark them."""
+    """Write every held seed (one batch) that ``fmt`` carries to ``out``; mark them.
+    ``progress(done, total)`` as the records are rendered (it changes nothing written)."""
     held = held_records(queue, batch)
     ids = {id(r): job_id for job_id, r in held}
-    rendered = render(fmt, [r for _, r in held], protection)
+    rendered = render(fmt, [r for _, r in held], protection, progress)
     left: list[dict[str, object]] = [
         {"job_id": ids[id(r)], "serial": r.serial, "label": r.label, "reason": why}
         for r, why in rendered.left

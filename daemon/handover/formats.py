@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import overload
 
 from tokenstation.daemon.handover import entra_csv, entra_json, oath_csv, pskc_writer
 from tokenstation.daemon.handover.protection import Protection
@@ -46,9 +47,43 @@ class Rendered:
     left: list[tuple[BurnedToken, str]]
 
 
-def render(fmt: Format, records: Sequence[BurnedToken], protection: Protection) -> Rendered:
+#: ``progress(done, total)`` as a format renders its records.
+Progress = Callable[[int, int], object]
+
+
+class _Counted(Sequence[BurnedToken]):
+    """The records to render, telling ``progress`` as the writer goes through them (each
+    writer goes through them once, in order)."""
+
+    def __init__(self, records: list[BurnedToken], progress: Progress) -> None:
+        self._records = records
+        self._progress = progress
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    @overload
+    def __getitem__(self, i: int) -> BurnedToken: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[BurnedToken]: ...
+    def __getitem__(self, i: int | slice) -> BurnedToken | Sequence[BurnedToken]:
+        return self._records[i]
+
+    def __iter__(self) -> Iterator[BurnedToken]:
+        total = len(self._records)
+        for n, r in enumerate(self._records, 1):
+            yield r
+            self._progress(n, total)
+
+
+def render(
+    fmt: Format,
+    records: Sequence[BurnedToken],
+    protection: Protection,
+    progress: Progress | None = None,
+) -> Rendered:
     """Split ``records`` into those ``fmt`` carries and those it cannot (named, left
-    pending), sort by burn order, and render the carried ones."""
+    pending), sort by burn order, and render the carried ones (telling ``progress``)."""
     written: list[BurnedToken] = []
     left: list[tuple[BurnedToken, str]] = []
     for r in sorted(records, key=lambda r: r.order):
@@ -57,4 +92,7 @@ def render(fmt: Format, records: Sequence[BurnedToken], protection: Protection) 
             written.append(r)
         else:
             left.append((r, why))
-    return Rendered(fmt.render(written, protection) if written else b"", written, left)
+    if not written:
+        return Rendered(b"", written, left)
+    shown = written if progress is None else _Counted(written, progress)
+    return Rendered(fmt.render(shown, protection), written, left)

@@ -328,14 +328,23 @@ class JobQueue(StoredPart):
             self._changed("added", intake.queued[0].id)
         return intake
 
-    def add_generated(self, batch: str, jobs: Iterable[NewJob]) -> Intake:
+    def add_generated(
+        self,
+        batch: str,
+        jobs: Iterable[NewJob],
+        progress: Callable[[int], object] | None = None,
+    ) -> Intake:
         """Queue seeds made here as batch ``batch`` (one transaction); each is sealed from
-        the start (the store key, or on a single station the local hand-over key)."""
+        the start (the store key, or on a single station the local hand-over key).
+        ``progress(n)`` after each of the jobs (inside the transaction: none is queued
+        until all are)."""
         intake = Intake()
         now = time.time()
         with self._db.transaction():
-            for job in jobs:
+            for n, job in enumerate(jobs, 1):
                 self._insert(job, now, intake, batch=batch)
+                if progress is not None:
+                    progress(n)
         if intake.queued:
             self._changed("added", intake.queued[0].id)
         return intake

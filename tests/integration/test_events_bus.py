@@ -32,6 +32,7 @@ from tokenstation.daemon.events import (
     FaultKind,
     FileTaken,
     FileVerdict,
+    GenerateProgress,
     JobState,
     JobView,
     OperationKind,
@@ -244,6 +245,7 @@ SAMPLES: list[Event] = [
     ),
     TokenRemoved(reader=R, serial="58000001", model="Molto2v2"),
     ReaderRemoved(reader=R),
+    GenerateProgress(request="0123456789abcdef", done=340, total=1000),
     StoreReachability(
         reachable=False,
         since=1_800_000_100.0,
