@@ -16,10 +16,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from tokenstation.daemon.families.section import FamilySettings
+from tokenstation.daemon.families.sections import FAMILY_SECTIONS
 from tokenstation.daemon.intake.payload import MAX_JOBS_PER_FILE, MAX_TEXT_BYTES, Limits
 from tokenstation.daemon.token.errors import InvalidInput
 from tokenstation.daemon.token.models import Model, VendorFamily
-from tokenstation.daemon.token.molto2 import DEFAULT_CUSTOMER_KEY, parse_customer_key
 from tokenstation.daemon.token.settings import (
     DISPLAY_TIMEOUT_CODES,
     PERIODS,
@@ -167,7 +168,8 @@ class Config:
     notify: NotifyChoices = NotifyChoices()
     mode: str = "attended"  # "station": burn without asking, onto safe tokens only
     drop: DropConfig = DropConfig()
-    molto2_customer_key: bytes = field(default=DEFAULT_CUSTOMER_KEY, repr=False)
+    #: Each token family's own section as read (``families.sections``), by name then key.
+    family_settings: FamilySettings = field(default_factory=dict, repr=False)
     store: StoreConfig = StoreConfig()
     station_name: str = ""  # default: the host name
     handover: HandoverConfig = HandoverConfig()
@@ -275,11 +277,19 @@ def _int_choice(options: tuple[int, ...]) -> Checker:
     return check
 
 
-def _customer_key(key: str, v: Any) -> bytes:
-    try:
-        return parse_customer_key(v if isinstance(v, str) else "")
-    except InvalidInput as exc:
-        raise ConfigError(f"{key}: {exc.message}") from None
+def _family_key(read: Callable[[Any], Any]) -> Checker:
+    """A family's reader of one key (``families.section``) as a checker: its refusal,
+    InvalidInput or ValueError, as the key's ConfigError."""
+
+    def check(key: str, v: Any) -> Any:
+        try:
+            return read(v)
+        except InvalidInput as exc:
+            raise ConfigError(f"{key}: {exc.message}") from None
+        except ValueError as exc:
+            raise ConfigError(f"{key}: {exc}") from None
+
+    return check
 
 
 def _bytes(key: str, v: Any) -> int:
@@ -385,7 +395,6 @@ _SECTIONS: dict[str, dict[str, Checker]] = {
         "max_text_size": _bytes,
         "owners": _users,
     },
-    "molto2": {"customer_key": _customer_key},
     "store": {"url": _store_url, "key_file": _path, "lease": _seconds},
     "station": {"name": _station_name},
     "handover": {"keep_days": _count, "privacyidea": lambda key, v: v},  # checked below
@@ -396,6 +405,9 @@ _SECTIONS: dict[str, dict[str, Checker]] = {
         "ca_file": _path,
     },
 }
+_SECTIONS.update(
+    {f.name: {k: _family_key(r) for k, r in f.readers.items()} for f in FAMILY_SECTIONS}
+)
 _DROP_FIELDS = {
     "folder": "folder",
     "polling": "polling",
@@ -486,7 +498,7 @@ def parse(data: Mapping[str, Any], source: str = "config") -> Config:
     defaults = _section(data, "token_defaults")
     notify = _section(data, "notify")
     drop = {_DROP_FIELDS[k]: v for k, v in _section(data, "drop").items()}
-    molto2 = _section(data, "molto2")
+    families = {f.name: _section(data, f.name) for f in FAMILY_SECTIONS}
     store = _section(data, "store")
     station = _section(data, "station")
     handover = _handover(data)
@@ -507,7 +519,7 @@ def parse(data: Mapping[str, Any], source: str = "config") -> Config:
         notify=NotifyChoices(**notify),
         mode=top.get("mode", "attended"),
         drop=DropConfig(**drop),
-        molto2_customer_key=molto2.get("customer_key", DEFAULT_CUSTOMER_KEY),
+        family_settings={name: values for name, values in families.items() if values},
         store=StoreConfig(
             url=store.get("url", ""),
             key_file=store.get("key_file"),
@@ -563,7 +575,7 @@ def _warn_if_exposed(cfg: Config, target: Path) -> None:
     """A configuration holding secrets (vendor keys, the database password) that others
     may read: said once, at start, with what to do."""
     held = []
-    if any(m.family.key for m in cfg.vendors) or cfg.molto2_customer_key != DEFAULT_CUSTOMER_KEY:
+    if any(m.family.key for m in cfg.vendors) or any(f.holds_secret(cfg) for f in FAMILY_SECTIONS):
         held.append("vendor keys")
     if url_password(cfg.store.url):
         held.append("the database password")

@@ -28,6 +28,7 @@ from tokenstation.daemon.cli.common import (
 )
 from tokenstation.daemon.cli.daemon_link import DaemonRefused, daemon_call
 from tokenstation.daemon.cli.held import STOP_DAEMON, account_text, daemon_presence, send_account
+from tokenstation.daemon.families import molto2_settings
 from tokenstation.daemon.families.views import family_name
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ def _config(config_path: Path | None) -> Config:
 
 def customer_key(config_path: Path | None) -> bytes:
     """The configured customer key ([molto2] customer_key; default Token2's factory key)."""
-    return _config(config_path).molto2_customer_key
+    return molto2_settings.customer_key(_config(config_path))
 
 
 def state_dir(config_path: Path | None) -> Path | None:

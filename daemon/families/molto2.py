@@ -26,6 +26,7 @@ from tokenstation.daemon.families.molto2_burn import (
     choose_profile_job,
 )
 from tokenstation.daemon.families.molto2_delete import Molto2DeleteWrite
+from tokenstation.daemon.families.molto2_settings import customer_key
 from tokenstation.daemon.families.molto2_sync import Molto2SyncWrite
 from tokenstation.daemon.provisioning.context import BurnContext
 from tokenstation.daemon.provisioning.queue import Job
@@ -85,7 +86,7 @@ class Molto2Family:
         return is_virtual_reader(reader) and recognise(reader, conn)
 
     def examine(self, card: CardAtHand) -> Reading:
-        key = card.cfg.molto2_customer_key
+        key = customer_key(card.cfg)
         session = Molto2Session(card.conn, key, card.clock)
         first = card.first if card.first is not None else session.read_info()
         drifts: dict[int, float] = {}

@@ -36,6 +36,7 @@ from tokenstation.daemon.families.molto2_burn import (
     settle_failure,
 )
 from tokenstation.daemon.families.molto2_ledger import station_ledger
+from tokenstation.daemon.families.molto2_settings import customer_key
 from tokenstation.daemon.provisioning import steps
 from tokenstation.daemon.provisioning.queue import Job
 from tokenstation.daemon.storage.database import StoreUnavailable
@@ -165,7 +166,7 @@ class Molto2BatchWrite(CardOperation[list[ProfileWrite]]):
         self.prov.crash_point("intent")
 
     def perform(self, conn: Connection, clock: HostClock, models: ModelTable) -> list[ProfileWrite]:
-        session = self.session = Molto2Session(conn, self.prov.cfg.molto2_customer_key, clock)
+        session = self.session = Molto2Session(conn, customer_key(self.prov.cfg), clock)
         for c in self.claimed:
             self.results.append(
                 session.burn(c.profile, c.seed, c.settings, c.title, expect_serial=self.serial)

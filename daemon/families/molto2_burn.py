@@ -48,6 +48,7 @@ from tokenstation.daemon.events import (
     PresenceState,
 )
 from tokenstation.daemon.families.molto2_ledger import Ledger, station_ledger
+from tokenstation.daemon.families.molto2_settings import customer_key
 from tokenstation.daemon.provisioning import steps
 from tokenstation.daemon.provisioning.queue import Job
 from tokenstation.daemon.registry.store import Operation
@@ -218,7 +219,7 @@ class Molto2BurnWrite(CardOperation[ProfileWrite]):
 
     def perform(self, conn: Connection, clock: HostClock, models: ModelTable) -> ProfileWrite:
         assert self.seed is not None
-        session = self.session = Molto2Session(conn, self.prov.cfg.molto2_customer_key, clock)
+        session = self.session = Molto2Session(conn, customer_key(self.prov.cfg), clock)
         if self.resume and session.read_profile(self.profile).seed_present:
             if self.foreign:
                 raise RefusedByPolicy(

@@ -26,6 +26,7 @@ from tokenstation.daemon.events import (
     ProfileDeleted,
 )
 from tokenstation.daemon.families.molto2_ledger import station_ledger
+from tokenstation.daemon.families.molto2_settings import customer_key
 from tokenstation.daemon.registry.store import Operation
 from tokenstation.daemon.token import molto2 as m
 from tokenstation.daemon.token.errors import RefusedByPolicy, TokenError
@@ -74,7 +75,7 @@ class Molto2DeleteWrite(CardOperation[Deleted]):
         self.serial = p.serial
 
     def perform(self, conn: Connection, clock: HostClock, models: ModelTable) -> Deleted:
-        session = Molto2Session(conn, self.station.cfg.molto2_customer_key, clock)
+        session = Molto2Session(conn, customer_key(self.station.cfg), clock)
         serial = session.read_info().info.serial
         if serial != self.serial:
             raise RefusedByPolicy(

@@ -24,6 +24,7 @@ from tokenstation.daemon.events import (
     ProfilesSynced,
     ProfileSyncView,
 )
+from tokenstation.daemon.families.molto2_settings import customer_key
 from tokenstation.daemon.registry.store import Operation
 from tokenstation.daemon.token import molto2 as m
 from tokenstation.daemon.token.errors import RefusedByPolicy, TokenError
@@ -72,7 +73,7 @@ class Molto2SyncWrite(CardOperation[list[ProfileSync]]):
         self.untrusted = await host_clock_or_confirmed(self.station, self.confirm)
 
     def perform(self, conn: Connection, clock: HostClock, models: ModelTable) -> list[ProfileSync]:
-        session = Molto2Session(conn, self.station.cfg.molto2_customer_key, clock)
+        session = Molto2Session(conn, customer_key(self.station.cfg), clock)
         serial = session.read_info().info.serial
         if serial != self.serial:
             raise RefusedByPolicy(

@@ -7,18 +7,19 @@ import pytest
 from tokenstation.daemon import config
 from tokenstation.daemon.cli.common import CliError
 from tokenstation.daemon.cli.molto2_cmds import refuse_single_profile
+from tokenstation.daemon.families.molto2_settings import customer_key
 from tokenstation.daemon.token import molto2 as m
 
 MOLTO2_READER = "TOKEN2 Molto2 [CCID Interface] 00 00"
 
 
 def test_customer_key_defaults_to_the_factory_key() -> None:
-    assert config.parse({}).molto2_customer_key == m.DEFAULT_CUSTOMER_KEY
+    assert customer_key(config.parse({})) == m.DEFAULT_CUSTOMER_KEY
 
 
 def test_customer_key_is_read_and_never_shown() -> None:
     cfg = config.parse({"molto2": {"customer_key": "hex:00112233"}})
-    assert cfg.molto2_customer_key == bytes.fromhex("00112233")
+    assert customer_key(cfg) == bytes.fromhex("00112233")
     assert "00112233" not in repr(cfg) and "00112233" not in str(cfg.describe())
 
 
