@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from tokenstation.daemon.token.problem import Problem, ProblemKind
 from tokenstation.daemon.token.sentences import join_sentences
 
 
@@ -27,20 +28,14 @@ class SW(IntEnum):
     NO_PRECISE_DIAGNOSIS = 0x6F00
 
 
-class TokenError(Exception):
-    """Base of every error raised by the token layer."""
+class TokenError(Problem):
+    """Base of every error raised by the token layer (a failure unless a subclass says)."""
 
+    kind = ProblemKind.FAILED
     next_step: str = "Check the token and the reader, then try again."
 
     def __init__(self, message: str, next_step: str | None = None) -> None:
-        super().__init__(message)
-        if next_step is not None:
-            self.next_step = next_step
-
-    @property
-    def message(self) -> str:
-        """What happened, without the next step."""
-        return str(self.args[0]) if self.args else ""
+        super().__init__(message, next_step)
 
     def __str__(self) -> str:
         return join_sentences(self.message, self.next_step) if self.next_step else self.message
@@ -64,6 +59,8 @@ class TransportError(TokenError):
 
 class ReaderUnavailable(TransportError):
     """No PC/SC service, no reader, or no token on any reader: nothing was sent to a card."""
+
+    kind = ProblemKind.NOT_PRESENT
 
     next_step = "Connect a reader, place the token on it and switch the token on."
 
@@ -224,6 +221,8 @@ def security_key_words(applets: tuple[str, ...]) -> str:
 class RefusedByPolicy(TokenError):
     """tokenstation refused to do something unsafe; the token was not touched."""
 
+    kind = ProblemKind.REFUSED
+
     next_step = "Nothing was written to the token."
 
 
@@ -247,6 +246,8 @@ class RestrictedSync(RefusedByPolicy):
 
 class InvalidInput(TokenError):
     """A seed or a setting the token cannot hold."""
+
+    kind = ProblemKind.INVALID
 
     next_step = "Nothing was written to the token."
 
