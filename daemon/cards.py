@@ -26,6 +26,7 @@ from tokenstation.daemon.events import (
 from tokenstation.daemon.registry.store import Operation, Store
 from tokenstation.daemon.token.errors import TokenError
 from tokenstation.daemon.token.models import Model, ModelTable
+from tokenstation.daemon.token.problem import Problem
 from tokenstation.daemon.token.profiles import ProfileInfo
 from tokenstation.daemon.token.session import (
     Connection,
@@ -40,14 +41,11 @@ from tokenstation.daemon.token.settings import TokenSettings
 R = TypeVar("R")
 
 
-class StationError(Exception):
+class StationError(Problem):
     """A request the station (or a feature) refused or could not carry out."""
 
     def __init__(self, kind: ErrorKind, message: str, next_step: str = "") -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-        self.next_step = next_step
+        super().__init__(message, next_step, kind=kind)
 
 
 class FamilyView(Protocol):

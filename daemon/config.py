@@ -21,6 +21,7 @@ from tokenstation.daemon.families.sections import FAMILY_SECTIONS
 from tokenstation.daemon.intake.payload import MAX_JOBS_PER_FILE, MAX_TEXT_BYTES, Limits
 from tokenstation.daemon.token.errors import InvalidInput
 from tokenstation.daemon.token.models import Model, VendorFamily
+from tokenstation.daemon.token.problem import Problem, ProblemKind
 from tokenstation.daemon.token.settings import (
     DISPLAY_TIMEOUT_CODES,
     PERIODS,
@@ -36,8 +37,10 @@ MODES = ("attended", "station")
 AFTER_INGEST = ("delete", "archive")
 
 
-class ConfigError(ValueError):
+class ConfigError(Problem, ValueError):
     """A configuration file or flag that cannot be used; the message names key and reason."""
+
+    kind = ProblemKind.INVALID
 
 
 @dataclass(frozen=True)

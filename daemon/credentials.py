@@ -13,11 +13,15 @@ import os
 import stat
 from pathlib import Path
 
+from tokenstation.daemon.token.problem import Problem, ProblemKind
 
-class CredentialProblem(Exception):
+
+class CredentialProblem(Problem):
     """A key, password or token file cannot be used (the message says what to do).
 
     ``missing``: the file does not exist (callers may say how to make it)."""
+
+    kind = ProblemKind.FAILED
 
     def __init__(self, message: str, *, missing: bool = False) -> None:
         super().__init__(message)

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any, TypeVar, Union
 
-# SyncDone.clock_kind is the token layer's enum (its values are the wire strings).
+# ErrorKind and SyncDone.clock_kind are the token layer's enums (values: wire strings).
+from tokenstation.daemon.token.problem import ProblemKind
 from tokenstation.daemon.token.session import ClockKind
 
 # -- fixed sets ----------------------------------------------------------------------------
@@ -56,16 +57,9 @@ class SyncVerdict(StrEnum):
     READ_ONLY = "read-only"
 
 
-class ErrorKind(StrEnum):
-    """Why a request was not carried out (StationError.kind; D-Bus error names)."""
-
-    NOT_PRESENT = "not-present"
-    REFUSED = "refused"
-    NEEDS_CONFIRMATION = "needs-confirmation"
-    BUSY = "busy"
-    FAILED = "failed"
-    INVALID = "invalid"
-    DENIED = "denied"  # the bus policy refused the caller (client side only)
+#: Why a request was not carried out (StationError.kind; D-Bus error names): the one
+#: problem type's kinds (``token/problem.py``).
+ErrorKind = ProblemKind
 
 
 class CardKind(StrEnum):

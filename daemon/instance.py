@@ -13,11 +13,15 @@ import fcntl
 import os
 from pathlib import Path
 
+from tokenstation.daemon.token.problem import Problem, ProblemKind
+
 LOCK_NAME = "daemon.lock"
 
 
-class AlreadyRunning(Exception):
+class AlreadyRunning(Problem):
     """Another daemon holds the state directory or the bus name."""
+
+    kind = ProblemKind.REFUSED
 
 
 class InstanceLock:

@@ -37,18 +37,23 @@ from tokenstation.daemon.station import Station
 from tokenstation.daemon.storage.database import NameTaken, SchemaMismatch, StoreUnavailable
 from tokenstation.daemon.storage.opening import secret_box, shared_database
 from tokenstation.daemon.storage.secretbox import KeyProblem
+from tokenstation.daemon.token.problem import Problem, ProblemKind
 
 __all__ = ["AlreadyRunning", "BusUnavailable", "StoreRefused", "registry_path", "serve"]
 
 log = logging.getLogger(__name__)
 
 
-class BusUnavailable(Exception):
+class BusUnavailable(Problem):
     """The bus to serve on cannot be reached."""
 
+    kind = ProblemKind.UNAVAILABLE
 
-class StoreRefused(Exception):
+
+class StoreRefused(Problem):
     """The registry or queue cannot be opened (unreachable, unknown schema, no key)."""
+
+    kind = ProblemKind.FAILED
 
     def __init__(self, message: str, next_step: str) -> None:
         super().__init__(message)

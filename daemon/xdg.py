@@ -6,6 +6,8 @@ import os
 import stat
 from pathlib import Path
 
+from tokenstation.daemon.token.problem import Problem, ProblemKind
+
 APP = "tokenstation"
 
 
@@ -47,8 +49,10 @@ def registry_file(state: Path | None = None) -> Path:
     return (state if state is not None else state_dir()) / "registry.sqlite3"
 
 
-class SharedFolder(OSError):
+class SharedFolder(Problem, OSError):
     """A folder tokenstation was told to keep private things in is shared with other users."""
+
+    kind = ProblemKind.INVALID
 
 
 def private_dir(path: Path) -> Path:

@@ -14,8 +14,9 @@ from typing import Any
 
 from tokenstation.daemon.bus import address as busaddress
 from tokenstation.daemon.bus import dbusio
-from tokenstation.daemon.bus.names import BUS_NAME, ERROR_PREFIX, ERRORS, INTERFACE, OBJECT_PATH
+from tokenstation.daemon.bus.names import BUS_NAME, ERROR_PREFIX, INTERFACE, KINDS, OBJECT_PATH
 from tokenstation.daemon.events import DecodeError, ErrorKind, Event, from_signal
+from tokenstation.daemon.token.problem import Problem, ProblemKind
 
 SignalHandler = Callable[[str, dict[str, Any]], None]
 EventHandler = Callable[[Event], None]
@@ -25,31 +26,31 @@ log = logging.getLogger(__name__)
 #: Jobs asked for per ListJobs call when paging through (the daemon's largest page).
 PAGE = 1000
 
-_KIND_BY_SUFFIX = {suffix: kind for kind, suffix in ERRORS.items()}
 
-
-class DaemonNotRunning(Exception):
+class DaemonNotRunning(Problem):
     """No daemon to talk to: nobody owns its name on the bus (``next_step`` says what to do)."""
 
+    kind = ProblemKind.UNAVAILABLE
+
     def __init__(self, message: str, next_step: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.next_step = next_step
+        super().__init__(message, next_step)
 
 
 class BusUnreachable(DaemonNotRunning):
     """The bus itself cannot be reached (no session bus in this shell, no socket, ...)."""
 
 
-class DaemonError(Exception):
+class DaemonError(Problem):
     """The daemon answered with an error: ``kind`` as in StationError, ``text`` for people,
     ``next_step`` what to do ("" when the reply named none)."""
 
     def __init__(self, kind: ErrorKind, text: str, next_step: str = "") -> None:
-        super().__init__(text)
-        self.kind = kind
-        self.text = text
-        self.next_step = next_step
+        super().__init__(text, next_step, kind=kind)
+
+    @property
+    def text(self) -> str:
+        """The message (the name the daemon's replies have always had here)."""
+        return self.message
 
 
 def _denied(bus: str, member: str) -> tuple[str, str]:
@@ -120,7 +121,7 @@ class StationClient:
             )
         except dbusio.DBusError as exc:
             name = str(getattr(exc, "type", ""))
-            kind = _KIND_BY_SUFFIX.get(name.removeprefix(ERROR_PREFIX), ErrorKind.FAILED)
+            kind = KINDS.get(name.removeprefix(ERROR_PREFIX), ErrorKind.FAILED)
             if name.endswith("AccessDenied"):
                 raise DaemonError(ErrorKind.DENIED, *_denied(self.bus_kind, member)) from None
             if name.endswith(("ServiceUnknown", "NameHasNoOwner")):

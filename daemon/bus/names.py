@@ -14,6 +14,7 @@ __all__ = [
     "ERRORS",
     "ERROR_PREFIX",
     "INTERFACE",
+    "KINDS",
     "OBJECT_PATH",
     "error_name",
 ]
@@ -22,7 +23,9 @@ INTERFACE = "org.tokenstation.TokenStation1"
 API_VERSION = 1
 ERROR_PREFIX = INTERFACE + ".Error."
 
-#: StationError.kind -> D-Bus error name suffix.
+#: The one table of D-Bus error names: a problem's kind -> the name suffix the daemon
+#: replies with (docs/dbus-api.md). ``denied`` is the bus's own AccessDenied, never the
+#: daemon's; ``unavailable`` (the shared database away) is told as Failed.
 ERRORS: dict[ErrorKind, str] = {
     ErrorKind.NOT_PRESENT: "NotPresent",
     ErrorKind.REFUSED: "Refused",
@@ -30,7 +33,12 @@ ERRORS: dict[ErrorKind, str] = {
     ErrorKind.BUSY: "Busy",
     ErrorKind.FAILED: "Failed",
     ErrorKind.INVALID: "InvalidArgs",
+    ErrorKind.UNAVAILABLE: "Failed",
 }
+#: A reply's name suffix -> its kind (the first kind of that name: Failed is failed).
+KINDS: dict[str, ErrorKind] = {}
+for _kind, _suffix in ERRORS.items():
+    KINDS.setdefault(_suffix, _kind)
 
 
 def error_name(kind: ErrorKind) -> str:

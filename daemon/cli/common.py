@@ -8,12 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from tokenstation.daemon.token.errors import (
-    InvalidInput,
-    ReaderUnavailable,
-    RefusedByPolicy,
-    TokenError,
-)
+from tokenstation.daemon.token.problem import Problem, ProblemKind
 from tokenstation.daemon.token.sentences import join_sentences
 
 TYPE_CHECKING = False  # True for type checkers; saves importing typing at start-up
@@ -56,34 +51,51 @@ def ensure_logging() -> None:
     _logging_ready[0] = True
 
 
-class CliError(Exception):
+#: The one table of exit codes: a problem's kind -> the code the command exits with
+#: (docs/cli.md, "Exit codes").
+CODE_FOR_KIND: dict[ProblemKind, int] = {
+    ProblemKind.INVALID: EXIT_USAGE,
+    ProblemKind.REFUSED: EXIT_REFUSED,
+    ProblemKind.NEEDS_CONFIRMATION: EXIT_REFUSED,
+    ProblemKind.DENIED: EXIT_REFUSED,  # the bus policy (a station's tokenstation group)
+    ProblemKind.NOT_PRESENT: EXIT_NO_READER,
+    ProblemKind.UNAVAILABLE: EXIT_UNAVAILABLE,
+    ProblemKind.BUSY: EXIT_FAILED,
+    ProblemKind.FAILED: EXIT_FAILED,
+}
+#: A code some command still names by number -> its kind (the first kind of that code).
+_KIND_FOR_CODE: dict[int, ProblemKind] = {}
+for _kind, _code in CODE_FOR_KIND.items():
+    _KIND_FOR_CODE.setdefault(_code, _kind)
+
+
+class CliError(Problem):
     """A failure with one line for stderr, the next step and an exit code.
 
-    ``details`` are extra fields for the --json document (never a secret).
+    The code is the kind's (:data:`CODE_FOR_KIND`); a caller may still name the code
+    instead, and the kind is then that code's. ``details`` are extra fields for the
+    --json document (never a secret).
     """
 
     def __init__(
         self,
         message: str,
-        code: int = EXIT_FAILED,
+        code: int | None = None,
         next_step: str = "",
         details: dict[str, Any] | None = None,
+        *,
+        kind: ProblemKind | None = None,
     ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.next_step = next_step
+        if kind is None:
+            kind = _KIND_FOR_CODE.get(code, ProblemKind.FAILED) if code is not None else None
+        super().__init__(message, next_step, kind=kind)
+        self.code = CODE_FOR_KIND[self.kind] if code is None else code
         self.details = details or {}
 
 
-def exit_code_for(exc: TokenError) -> int:
-    """The exit code for a token-layer error."""
-    if isinstance(exc, InvalidInput):
-        return EXIT_USAGE
-    if isinstance(exc, RefusedByPolicy):
-        return EXIT_REFUSED
-    if isinstance(exc, ReaderUnavailable):
-        return EXIT_NO_READER
-    return EXIT_FAILED
+def exit_code_for(exc: Problem) -> int:
+    """The exit code for a problem (a token-layer error, a station's, a store's ...)."""
+    return CODE_FOR_KIND[exc.kind]
 
 
 def emit_json(payload: dict[str, Any]) -> None:

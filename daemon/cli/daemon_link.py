@@ -8,14 +8,13 @@ the reader); those ask with ``fallback=True`` and get :class:`DaemonAbsent` inst
 from __future__ import annotations
 
 from tokenstation.daemon.cli.common import (
+    CODE_FOR_KIND,
     EXIT_FAILED,
-    EXIT_NO_READER,
-    EXIT_REFUSED,
     EXIT_UNAVAILABLE,
-    EXIT_USAGE,
     CliError,
     ensure_logging,
 )
+from tokenstation.daemon.token.problem import Problem, ProblemKind
 
 TYPE_CHECKING = False  # True for type checkers; saves importing typing at start-up
 if TYPE_CHECKING:
@@ -24,23 +23,14 @@ if TYPE_CHECKING:
 
     from tokenstation.daemon.bus.client import StationClient
 
-#: StationError kinds (D-Bus error names) -> exit codes.
-EXIT_FOR_KIND = {
-    "not-present": EXIT_NO_READER,
-    "refused": EXIT_REFUSED,
-    "needs-confirmation": EXIT_REFUSED,
-    "invalid": EXIT_USAGE,
-    "denied": EXIT_REFUSED,  # the bus policy (a station's tokenstation group)
-}
 
-
-class DaemonAbsent(Exception):
+class DaemonAbsent(Problem):
     """No daemon to ask (no bus, or nobody owns the name): ``message`` and ``next_step``."""
 
+    kind = ProblemKind.UNAVAILABLE
+
     def __init__(self, message: str, next_step: str) -> None:
-        super().__init__(message)
-        self.message = message
-        self.next_step = next_step
+        super().__init__(message, next_step)
 
 
 #: What to do when the daemon's answer names no next step itself.
@@ -61,8 +51,9 @@ class DaemonRefused(CliError):
 
     def __init__(self, kind: str, message: str, next_step: str = "") -> None:
         next_step = next_step or NEXT_FOR_KIND.get(kind, NEXT_FOR_KIND["failed"])
-        super().__init__(message, EXIT_FOR_KIND.get(kind, EXIT_FAILED), next_step)
-        self.kind = kind
+        known = kind in ProblemKind.__members__.values()
+        problem = ProblemKind(kind) if known else ProblemKind.FAILED
+        super().__init__(message, CODE_FOR_KIND.get(problem, EXIT_FAILED), next_step, kind=problem)
 
 
 def daemon_call(

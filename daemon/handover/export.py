@@ -18,10 +18,13 @@ from tokenstation.daemon.handover.formats import Format, Progress, render
 from tokenstation.daemon.handover.held import held_records
 from tokenstation.daemon.handover.protection import Protection
 from tokenstation.daemon.provisioning.queue import JobQueue
+from tokenstation.daemon.token.problem import Problem, ProblemKind
 
 
-class NothingToExport(Exception):
+class NothingToExport(Problem):
     """No held seed (of the batch) the format can carry: no file written."""
+
+    kind = ProblemKind.REFUSED
 
     def __init__(self, message: str, left: list[dict[str, object]]) -> None:
         super().__init__(message)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from tokenstation.daemon.intake.otpauth import OtpAccount
 from tokenstation.daemon.provisioning.queue import NewJob
+from tokenstation.daemon.token.problem import Problem, ProblemKind
 from tokenstation.daemon.token.secret import Secret
 
 #: Seed sizes: the HMAC's block-friendly output length (RFC 4226/6238 test seeds).
@@ -19,8 +20,10 @@ MAX_COUNT = 1000
 DEFAULT_ISSUER = "tokenstation"
 
 
-class GenerateProblem(ValueError):
+class GenerateProblem(Problem, ValueError):
     """A generate request that cannot be done (the message says what to change)."""
+
+    kind = ProblemKind.INVALID
 
 
 @dataclass(frozen=True)

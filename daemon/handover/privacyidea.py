@@ -17,12 +17,15 @@ from typing import Any
 
 from tokenstation.daemon.handover.record import BurnedToken
 from tokenstation.daemon.safetext import clip
+from tokenstation.daemon.token.problem import Problem, ProblemKind
 
 TIMEOUT_S = 15.0
 
 
-class PushProblem(Exception):
+class PushProblem(Problem):
     """The server is away or refused (the message says which, never a secret)."""
+
+    kind = ProblemKind.FAILED
 
 
 class PrivacyIdeaClient:

@@ -53,6 +53,7 @@ from tokenstation.daemon.intake.ingest import (
     owner_name,
 )
 from tokenstation.daemon.safetext import shown_name
+from tokenstation.daemon.token.problem import Problem, ProblemKind
 
 log = logging.getLogger(__name__)
 
@@ -159,8 +160,10 @@ def zero_through(opened: Opened) -> bool:
             os.close(own)
 
 
-class UnsafeFolder(Exception):
+class UnsafeFolder(Problem):
     """The drop folder or one of its subfolders must not be used; the message says why."""
+
+    kind = ProblemKind.REFUSED
 
 
 def writers(st: os.stat_result) -> str:

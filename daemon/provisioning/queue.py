@@ -40,6 +40,7 @@ from tokenstation.daemon.storage import schema
 from tokenstation.daemon.storage.database import Database, NotifyHandler
 from tokenstation.daemon.storage.part import StoredPart
 from tokenstation.daemon.storage.secretbox import KeyProblem, SecretBox, init_key
+from tokenstation.daemon.token.problem import Problem, ProblemKind
 from tokenstation.daemon.token.secret import Secret
 from tokenstation.daemon.token.settings import HmacAlgorithm, TokenSettings
 
@@ -163,8 +164,10 @@ def holder_words(job_id: int, issuer: str, account: str, state: str) -> str:
     return f"job {job_id}, {label} ({state})"
 
 
-class SealBroken(Exception):
+class SealBroken(Problem):
     """A job's sealed seed does not open with this station's key."""
+
+    kind = ProblemKind.FAILED
 
 
 class JobQueue(StoredPart):

@@ -27,6 +27,8 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from tokenstation.daemon.token.problem import Problem, ProblemKind
+
 TYPE_CHECKING = False  # True for type checkers; saves importing typing at start-up
 if TYPE_CHECKING:
     from typing import BinaryIO
@@ -45,8 +47,10 @@ _ORIENTATION = 0x0112  # the EXIF tag
 _TRANSPARENT_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 
 
-class ImageError(Exception):
+class ImageError(Problem):
     """The file is not an image we can read (empty, corrupt, truncated, too large, ...)."""
+
+    kind = ProblemKind.INVALID
 
 
 def _megapixels(pixels: int) -> str:

@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, ClassVar, Protocol
 
+from tokenstation.daemon.token.problem import Problem, ProblemKind
+
 
 class Rows(Protocol):
     """What a statement returns (a DB-API cursor of either library)."""
@@ -32,24 +34,30 @@ class Rows(Protocol):
         ...
 
 
-class StoreUnavailable(Exception):
+class StoreUnavailable(Problem):
     """The shared database cannot be reached now (the message says why; no secret in it).
 
     ``brief`` says it without the server's location or its error text (a Unix socket's
     folder, a client library's words): what a D-Bus error reply, which any local user may
     provoke, carries."""
 
+    kind = ProblemKind.UNAVAILABLE
+
     def __init__(self, message: str, brief: str = "") -> None:
         super().__init__(message)
         self.brief = brief or "the shared database cannot be reached now"
 
 
-class NameTaken(Exception):
+class NameTaken(Problem):
     """Another live station on the shared database has this station's name."""
 
+    kind = ProblemKind.REFUSED
 
-class SchemaMismatch(Exception):
+
+class SchemaMismatch(Problem):
     """The database's schema is not the one this tokenstation knows (older or newer)."""
+
+    kind = ProblemKind.FAILED
 
 
 #: Called with each notification's payload, on the backend's listener thread.

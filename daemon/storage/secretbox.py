@@ -20,6 +20,7 @@ from pathlib import Path
 from tokenstation.daemon import xdg
 from tokenstation.daemon.credentials import CredentialProblem, read_private
 from tokenstation.daemon.token.crypto import aes_gcm_open, aes_gcm_seal
+from tokenstation.daemon.token.problem import Problem, ProblemKind
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -27,8 +28,10 @@ INIT_KEY_COMMAND = "tokenstation store init-key"
 _HEADER = "tokenstation store key v1\n"
 
 
-class KeyProblem(Exception):
+class KeyProblem(Problem):
     """The key file is missing, unsafe or unreadable (the message says what to do)."""
+
+    kind = ProblemKind.FAILED
 
 
 def default_key_file() -> Path:

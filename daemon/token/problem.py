@@ -5,7 +5,7 @@ and of which kind it is.
 client's and the store's, credential, config, hand-over and folder errors. Each class
 declares its ``kind`` once (a class attribute; a few, such as the station's and the
 CLI's, take it per instance). The kind alone picks the exit code (``cli/common.py``
-``EXIT_FOR_KIND``) and the D-Bus error name (``bus/names.py`` ``ERRORS``), each in one
+``CODE_FOR_KIND``) and the D-Bus error name (``bus/names.py`` ``ERRORS``), each in one
 table, so a new error never chooses either by hand.
 
 It lives in ``token/`` because the pure token layer derives from it and may import only
