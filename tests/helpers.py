@@ -6,6 +6,11 @@ simulator, not a mock, that answers; only the transport is skipped.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import threading
+
 from tokenstation.daemon.simulator.token import SimulatedToken
 from tokenstation.daemon.token.errors import CardLost
 
@@ -47,3 +52,38 @@ class DirectConnection:
     def instructions(self) -> list[int]:
         """INS byte of each APDU sent, in order."""
         return [a[1] for a in self.sent]
+
+
+def cli_on_pty(env: dict[str, str], *args: str, timeout: float = 60.0) -> tuple[int, str, str]:
+    """`python -m tokenstation.daemon ARGS` with standard error on a pseudo-terminal (as
+    a person's shell has it) and standard output a pipe: exit code, stdout, and the text
+    the terminal received."""
+    master, slave = os.openpty()
+    seen: list[bytes] = []
+
+    def drain() -> None:  # the terminal's side: read until the last writer is gone
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the command has exited
+                return
+            if not chunk:
+                return
+            seen.append(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tokenstation.daemon", *args],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=slave,
+        )
+        os.close(slave)
+        out, _ = proc.communicate(timeout=timeout)
+        reader.join(10)
+    finally:
+        os.close(master)
+    return proc.returncode, out.decode(), b"".join(seen).decode()

@@ -36,9 +36,7 @@ ERRORS: dict[ErrorKind, str] = {
     ErrorKind.UNAVAILABLE: "Failed",
 }
 #: A reply's name suffix -> its kind (the first kind of that name: Failed is failed).
-KINDS: dict[str, ErrorKind] = {}
-for _kind, _suffix in ERRORS.items():
-    KINDS.setdefault(_suffix, _kind)
+KINDS = {suffix: kind for kind, suffix in reversed(ERRORS.items())}
 
 
 def error_name(kind: ErrorKind) -> str:

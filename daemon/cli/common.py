@@ -64,9 +64,7 @@ CODE_FOR_KIND: dict[ProblemKind, int] = {
     ProblemKind.FAILED: EXIT_FAILED,
 }
 #: A code some command still names by number -> its kind (the first kind of that code).
-_KIND_FOR_CODE: dict[int, ProblemKind] = {}
-for _kind, _code in CODE_FOR_KIND.items():
-    _KIND_FOR_CODE.setdefault(_code, _kind)
+_KIND_FOR_CODE = {code: kind for kind, code in reversed(CODE_FOR_KIND.items())}
 
 
 class CliError(Problem):

@@ -5,50 +5,16 @@ counting up (the daemon's GenerateProgress signals) and a final line; into a pip
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from helpers import cli_on_pty
+
 pytestmark = pytest.mark.pcsc
-
-
-def on_pty(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    """The CLI with standard error on a pseudo-terminal: exit code, stdout, terminal text."""
-    master, slave = os.openpty()
-    seen: list[bytes] = []
-
-    def drain() -> None:
-        while True:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # EIO: the command has exited
-                return
-            if not chunk:
-                return
-            seen.append(chunk)
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tokenstation.daemon", *args],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=slave,
-        )
-        os.close(slave)
-        out, _ = proc.communicate(timeout=60)
-        reader.join(10)
-    finally:
-        os.close(master)
-    return proc.returncode, out.decode(), b"".join(seen).decode()
 
 
 def drawn(text: str) -> list[str]:
@@ -60,7 +26,7 @@ def test_generate_on_a_terminal_counts_up_then_a_final_line(
     start_daemon: Callable[..., Any], station_env: dict[str, str]
 ) -> None:
     start_daemon()
-    rc, out, term = on_pty(station_env, "queue", "generate", "--count", "1000")
+    rc, out, term = cli_on_pty(station_env, "queue", "generate", "--count", "1000")
     assert rc == 0, term
     lines = drawn(term)
     counts = [int(m.group(1)) for m in map(re.compile(r".*: (\d+) of 1000 ").match, lines) if m]
@@ -78,7 +44,7 @@ def test_generate_into_a_pipe_or_with_json_shows_no_progress(
     piped = cli_bus("queue", "generate", "--count", "50")
     assert piped.returncode == 0 and piped.stderr == "", piped.stderr
     assert piped.stdout.count("Queued job ") == 50
-    rc, out, term = on_pty(station_env, "queue", "generate", "--count", "50", "--json")
+    rc, out, term = cli_on_pty(station_env, "queue", "generate", "--count", "50", "--json")
     assert rc == 0 and term == "", term
     answer = json.loads(out)
     assert set(answer) == {"ok", "batch", "job_ids"} and len(answer["job_ids"]) == 50

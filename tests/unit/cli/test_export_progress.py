@@ -4,16 +4,16 @@ into a pipe or with --json not a byte of it, and the file and stdout the same.""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from tokenstation.daemon.handover.generate import GenerateRequest, new_jobs
 from tokenstation.daemon.provisioning.queue import JobQueue
+
+from helpers import cli_on_pty
 
 N = 300
 
@@ -42,31 +42,8 @@ def run_cli(env: dict[str, str], *args: str, tty: bool, timeout: float = 60.0) -
             check=False,
         )
         return Run(done.returncode, done.stdout, done.stderr)
-    master, slave = os.openpty()
-    seen: list[bytes] = []
-
-    def drain() -> None:  # the terminal's side: read until the last writer is gone
-        while True:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # EIO: the command has exited
-                return
-            if not chunk:
-                return
-            seen.append(chunk)
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
-        proc = subprocess.Popen(
-            argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave
-        )
-        os.close(slave)
-        out, _ = proc.communicate(timeout=timeout)
-        reader.join(10)
-    finally:
-        os.close(master)
-    return Run(proc.returncode, out.decode(), b"".join(seen).decode())
+    code, out, terminal = cli_on_pty(env, *args, timeout=timeout)
+    return Run(code, out, terminal)
 
 
 def progress_lines(terminal_text: str, what: str) -> list[str]:
