@@ -24,6 +24,7 @@ from smartcard import scard
 from tokenstation.daemon.events import ReaderChange
 from tokenstation.daemon.log import TRAFFIC
 from tokenstation.daemon.token.errors import CardLost, ReaderUnavailable, TransportError
+from tokenstation.daemon.token.problem import ProblemKind
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +154,10 @@ def choose_reader(name: str | None) -> str:
 
 
 class DeviceInUse(TransportError):
-    """An exclusive connection was refused: another program has the card open now."""
+    """An exclusive connection was refused: another program has the card open now (so
+    nothing is sent that could break its session: refused, not failed)."""
+
+    kind = ProblemKind.REFUSED
 
 
 class PcscConnection:

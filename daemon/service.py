@@ -51,13 +51,10 @@ class BusUnavailable(Problem):
 
 
 class StoreRefused(Problem):
-    """The registry or queue cannot be opened (unreachable, unknown schema, no key)."""
+    """The registry or queue cannot be opened (unreachable, unknown schema, no key); of
+    its cause's kind."""
 
     kind = ProblemKind.FAILED
-
-    def __init__(self, message: str, next_step: str) -> None:
-        super().__init__(message)
-        self.next_step = next_step
 
 
 def open_stores(cfg: Config, registry: Path, queue: Path) -> tuple[Store, JobQueue]:
@@ -94,10 +91,12 @@ def open_stores(cfg: Config, registry: Path, queue: Path) -> tuple[Store, JobQue
             raise
         return store, jobs
     except (NameTaken, SchemaMismatch, KeyProblem) as exc:
-        raise StoreRefused(str(exc), "") from None
+        raise StoreRefused(str(exc), exc.next_step, kind=exc.kind) from None
     except StoreUnavailable as exc:
         raise StoreRefused(
-            str(exc), "Check [store] url (or --store, the PG* environment) and the server."
+            str(exc),
+            "Check [store] url (or --store, the PG* environment) and the server.",
+            kind=exc.kind,
         ) from None
 
 

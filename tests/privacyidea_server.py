@@ -94,13 +94,14 @@ class PrivacyIdea:
             ["admin", "add", ADMIN, "-p", PASSWORD],
         ):
             done = subprocess.run(
-                [str(pi_manage), *args], env=env, stdout=log, stderr=log, check=False
+                [str(pi_manage), *args], env=env, cwd=h, stdout=log, stderr=log, check=False
             )
             if done.returncode:
                 raise PrivacyIdeaUnavailable(f"pi-manage {' '.join(args[:2])} failed")
         self.proc = subprocess.Popen(
             [str(pi_manage), "run", "-h", "127.0.0.1", "-p", str(self.port), "--no-reload"],
             env=env,
+            cwd=h,  # privacyIDEA logs to ./privacyidea.log before it reads PI_LOGFILE
             stdout=log,
             stderr=log,
         )

@@ -90,6 +90,25 @@ class CliError(Problem):
         self.code = CODE_FOR_KIND[self.kind] if code is None else code
         self.details = details or {}
 
+    @classmethod
+    def of(
+        cls,
+        problem: Problem,
+        next_step: str | None = None,
+        *,
+        message: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> CliError:
+        """The command's failure for a problem met on the way: its kind (and so its exit
+        code) kept, its line and next step unless the command words them for its case."""
+        return cls(
+            str(problem) if message is None else message,
+            None,
+            problem.next_step if next_step is None else next_step,
+            details,
+            kind=problem.kind,
+        )
+
 
 def exit_code_for(exc: Problem) -> int:
     """The exit code for a problem (a token-layer error, a station's, a store's ...)."""
@@ -208,8 +227,8 @@ def load_config(path: Path | None) -> Config:
         return load(path, required=path is not None)
     except ConfigError as exc:
         where = path or "the configuration file"
-        raise CliError(
-            f"configuration: {exc}", EXIT_USAGE, f"Fix {where} and run the command again."
+        raise CliError.of(
+            exc, f"Fix {where} and run the command again.", message=f"configuration: {exc}"
         ) from None
 
 

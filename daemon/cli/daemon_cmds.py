@@ -7,9 +7,7 @@ from pathlib import Path
 
 from tokenstation.daemon.cli.commands import summary
 from tokenstation.daemon.cli.common import (
-    EXIT_FAILED,
     EXIT_UNAVAILABLE,
-    EXIT_USAGE,
     CliError,
     load_config,
 )
@@ -65,7 +63,7 @@ def cmd_daemon(args: argparse.Namespace) -> int:
             store_url=args.store,
         )
     except ConfigError as exc:
-        raise CliError(str(exc), EXIT_USAGE, "Correct the flag and start it again.") from None
+        raise CliError.of(exc, "Correct the flag and start it again.") from None
     from tokenstation.daemon.bus import address as busaddress
 
     if busaddress.missing(cfg.bus):
@@ -86,13 +84,12 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(serve(cfg))
     except AlreadyRunning as exc:
-        raise CliError(
-            str(exc),
-            EXIT_FAILED,
+        raise CliError.of(
+            exc,
             "Only one daemon serves a bus: use the one running (`tokenstation status`), "
             "or stop it first.",
         ) from None
     except BusUnavailable as exc:
-        raise CliError(str(exc), EXIT_UNAVAILABLE, busaddress.reach_advice(cfg.bus)) from None
+        raise CliError.of(exc, busaddress.reach_advice(cfg.bus)) from None
     except StoreRefused as exc:
-        raise CliError(str(exc), EXIT_FAILED, exc.next_step) from None
+        raise CliError.of(exc) from None

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tokenstation.daemon.cli.common import EXIT_REFUSED, EXIT_UNAVAILABLE, CliError, load_config
+from tokenstation.daemon.cli.common import EXIT_UNAVAILABLE, CliError, load_config
 from tokenstation.daemon.registry import writes
 from tokenstation.daemon.token.session import Identification, WriteResult
 
@@ -153,11 +153,11 @@ def direct_record(config_path: Path | None, *, beside_daemon: bool) -> Iterator[
         lock: InstanceLock | None = InstanceLock.acquire([folder, queue_path.parent], "no")
     except AlreadyRunning as exc:
         if not beside_daemon:
-            raise CliError(
-                f"{exc}, and this command did not reach it on its bus",
-                EXIT_REFUSED,
-                "A burn goes through the running daemon: give its bus (--bus system for a "
-                f"station's daemon), or stop it first. {nothing}",
+            raise CliError.of(
+                exc,
+                message=f"{exc}, and this command did not reach it on its bus",
+                next_step="A burn goes through the running daemon: give its bus (--bus system "
+                f"for a station's daemon), or stop it first. {nothing}",
             ) from None
         lock = None
     except OSError as exc:
@@ -172,11 +172,11 @@ def direct_record(config_path: Path | None, *, beside_daemon: bool) -> Iterator[
         try:
             store, queue = open_stores(cfg, registry_path(cfg), queue_path)
         except StoreRefused as exc:
-            raise CliError(
-                f"the station's registry cannot be opened, so the write could not be "
-                f"recorded: {exc}",
-                EXIT_UNAVAILABLE,
-                f"{exc.next_step} {nothing}".strip(),
+            raise CliError.of(
+                exc,
+                message="the station's registry cannot be opened, so the write could not "
+                f"be recorded: {exc}",
+                next_step=f"{exc.next_step} {nothing}".strip(),
             ) from None
         try:
             yield Record(cfg, store, queue, log_path)

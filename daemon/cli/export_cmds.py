@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tokenstation.daemon.cli.commands import summary
 from tokenstation.daemon.cli.common import (
     EXIT_FAILED,
-    EXIT_REFUSED,
-    EXIT_UNAVAILABLE,
     EXIT_USAGE,
     CliError,
     as_path,
@@ -19,7 +18,6 @@ from tokenstation.daemon.cli.common import (
 )
 from tokenstation.daemon.cli.progress import Progress
 
-TYPE_CHECKING = False  # True for type checkers; saves importing typing at start-up
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -116,13 +114,13 @@ def _with_queue(cfg: Config, run: Callable[[JobQueue], int]) -> int:
             queue = JobQueue(shared, station=cfg.station, box=secret_box(cfg))
             queue.check_key()
     except StoreUnavailable as exc:
-        raise CliError(str(exc), EXIT_UNAVAILABLE, "Check [store] url and the server.") from None
+        raise CliError.of(exc, "Check [store] url and the server.") from None
     except (SchemaMismatch, KeyProblem) as exc:
-        raise CliError(str(exc), EXIT_FAILED, "") from None
+        raise CliError.of(exc) from None
     try:
         return run(queue)
     except SealBroken as exc:
-        raise CliError(str(exc), EXIT_FAILED, "Nothing was marked exported.") from None
+        raise CliError.of(exc, "Nothing was marked exported.") from None
     finally:
         queue.close()
 
@@ -140,11 +138,11 @@ def _export(args: argparse.Namespace, queue: JobQueue, protection: Protection) -
             done = export(queue, fmt, protection, out, args.batch, progress=bar.update)
             bar.finish(len(done.job_ids))
     except NothingToExport as exc:
-        raise CliError(
-            str(exc) + "".join(f"; job {x['job_id']}: {x['reason']}" for x in exc.left),
-            EXIT_REFUSED,
+        raise CliError.of(
+            exc,
             "Nothing was written. `tokenstation queue list --all` shows the hand-over states.",
-            {"left": exc.left},
+            message=str(exc) + "".join(f"; job {x['job_id']}: {x['reason']}" for x in exc.left),
+            details={"left": exc.left},
         ) from None
     except OSError as exc:
         raise CliError(

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 from tokenstation.daemon.cli.commands import summary
 from tokenstation.daemon.cli.common import (
     EXIT_NO_READER,
-    EXIT_REFUSED,
     EXIT_USAGE,
     CliError,
     confirm,
@@ -175,11 +174,12 @@ def exclusive_connection(reader: str) -> Iterator[PcscConnection]:
     try:
         conn = pcsc.PcscConnection(reader, exclusive=True)
     except pcsc.DeviceInUse as exc:
-        raise CliError(
-            f"{exc.message}: the running daemon (or another program) is using it; nothing was sent",
-            EXIT_REFUSED,
-            "Run it again when that is done; with the daemon running, commands on a Molto2 "
-            "it holds go through it.",
+        raise CliError.of(
+            exc,
+            message=f"{exc.message}: the running daemon (or another program) is using it; "
+            "nothing was sent",
+            next_step="Run it again when that is done; with the daemon running, commands on a "
+            "Molto2 it holds go through it.",
         ) from None
     with conn:
         yield conn

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 from tokenstation.daemon.cli.common import (
     EXIT_NO_READER,
     EXIT_REFUSED,
-    EXIT_USAGE,
     CliError,
     confirm,
     emit_json,
@@ -46,7 +45,7 @@ def _config(config_path: Path | None) -> Config:
     try:
         return config.load(config_path, required=config_path is not None)
     except config.ConfigError as exc:
-        raise CliError(str(exc), EXIT_USAGE, "Fix the configuration file.") from None
+        raise CliError.of(exc, "Fix the configuration file.") from None
 
 
 def customer_key(config_path: Path | None) -> bytes:

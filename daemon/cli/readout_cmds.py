@@ -11,7 +11,6 @@ import time
 from tokenstation.daemon.cli.commands import summary
 from tokenstation.daemon.cli.common import (
     EXIT_FAILED,
-    EXIT_UNAVAILABLE,
     EXIT_USAGE,
     CliError,
     as_path,
@@ -200,7 +199,7 @@ def _shared_registry(cfg: Config) -> Store:
         assert db is not None
         return SharedStore(db, station=cfg.station)
     except (StoreUnavailable, SchemaMismatch) as exc:
-        raise CliError(str(exc), EXIT_UNAVAILABLE, "") from None
+        raise CliError.of(exc) from None
 
 
 def _unknown_serial(serial: str, why: str = "") -> None:

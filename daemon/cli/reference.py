@@ -28,12 +28,13 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (
         3,
         "not there: no pcscd, reader or token; for commands that go through the daemon, "
-        "no D-Bus bus or no daemon",
+        "no D-Bus bus or no daemon; a shared database that cannot be reached",
     ),
     (
         4,
         "refused by tokenstation for safety, nothing written: not confirmed, a restricted or "
-        "unknown model, a secret already queued",
+        "unknown model, a secret already queued, a reader another program holds, a second "
+        "daemon on one bus",
     ),
     (130, "interrupted (Ctrl-C)"),
 )

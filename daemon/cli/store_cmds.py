@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tokenstation.daemon.cli.commands import summary
 from tokenstation.daemon.cli.common import (
-    EXIT_FAILED,
     EXIT_REFUSED,
-    EXIT_UNAVAILABLE,
-    EXIT_USAGE,
     CliError,
     emit_json,
     load_config,
 )
 
-TYPE_CHECKING = False  # True for type checkers; saves importing typing at start-up
 if TYPE_CHECKING:
     from tokenstation.daemon.config import Config
 
@@ -55,7 +52,7 @@ def cmd_store(args: argparse.Namespace) -> int:
     try:
         cfg = cfg.with_flags(store_url=args.store)
     except ConfigError as exc:
-        raise CliError(str(exc), EXIT_USAGE, "Give a postgresql:// URL.") from None
+        raise CliError.of(exc, "Give a postgresql:// URL.") from None
     if args.action == "init-key":
         return _init_key(args, cfg)
     return _migrate(args, cfg)
@@ -75,7 +72,7 @@ def _init_key(args: argparse.Namespace, cfg: Config) -> int:
     try:
         init_key(path)
     except KeyProblem as exc:
-        raise CliError(str(exc), EXIT_FAILED, "") from None
+        raise CliError.of(exc) from None
     if args.json:
         emit_json({"ok": True, "key_file": str(path)})
     else:
@@ -99,10 +96,8 @@ def _migrate(args: argparse.Namespace, cfg: Config) -> int:
     try:
         shared = shared_database(cfg)
     except StoreUnavailable as exc:
-        raise CliError(
-            str(exc),
-            EXIT_UNAVAILABLE,
-            "Check [store] url (or the PG* environment) and that the server runs.",
+        raise CliError.of(
+            exc, "Check [store] url (or the PG* environment) and that the server runs."
         ) from None
     targets: list[tuple[Database, tuple[schema.Part, ...]]]
     if shared is not None:
@@ -119,9 +114,9 @@ def _migrate(args: argparse.Namespace, cfg: Config) -> int:
             for name, (before, after) in schema.migrate(db, parts).items():
                 report[name] = {"location": db.location, "before": before, "after": after}
     except SchemaMismatch as exc:
-        raise CliError(str(exc), EXIT_FAILED, "") from None
+        raise CliError.of(exc) from None
     except StoreUnavailable as exc:
-        raise CliError(str(exc), EXIT_UNAVAILABLE, "Try again when it can be reached.") from None
+        raise CliError.of(exc, "Try again when it can be reached.") from None
     finally:
         for db, _parts in targets:
             db.close()

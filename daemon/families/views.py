@@ -3,9 +3,7 @@ the daemon's views without loading the families)."""
 
 from __future__ import annotations
 
-TYPE_CHECKING = False  # True for type checkers; saves importing typing at start-up
-if TYPE_CHECKING:
-    from collections.abc import Mapping
+from collections.abc import Mapping
 
 #: The single-profile family's name (``families/single.py``): what is left.
 SINGLE = "single"

@@ -244,7 +244,7 @@ def test_daemon_survives_pcscd_restart_and_reader_loss(
 def test_one_instance_per_bus_and_sigterm_stops_cleanly(start_daemon: Start, cli_bus: Cli) -> None:
     daemon, _bus = start_daemon()
     second = cli_bus("daemon", timeout=20)
-    assert second.returncode == 1
+    assert second.returncode == 4  # refused: one daemon per bus
     assert f"another tokenstation daemon (pid {daemon.proc.pid}, session bus)" in second.stderr
     assert daemon.stop() == 0
     assert "stopping" in daemon.output()

@@ -85,6 +85,39 @@ def test_a_command_loads_only_its_own_module(tmp_path: Path) -> None:
     }
 
 
+#: The measured quick reads (bench/bench_cli.py): what start-up tricks may serve.
+QUICK_READS = (
+    ["--help"],
+    ["--version"],
+    ["status", "--json"],
+    ["queue", "list"],
+    ["tokens", "--json"],
+    ["scan", "QR"],
+)
+
+
+def test_start_up_tricks_are_only_on_the_quick_reads(tmp_path: Path) -> None:
+    """``TYPE_CHECKING = False`` (saving the import of typing) is kept to the modules the
+    quick reads load: anywhere else it is a trick nobody waits for."""
+    import segno
+
+    image = tmp_path / "qr.png"
+    segno.make_qr("otpauth://totp/Quick?secret=JBSWY3DPEHPK3PXP").save(image, scale=4)
+    quick: set[str] = set()
+    for args in QUICK_READS:
+        quick |= loaded(tmp_path, *[str(image) if a == "QR" else a for a in args])
+    package = Path(__file__).resolve().parents[3]
+    tricks = {
+        "tokenstation."
+        + ".".join(path.relative_to(package).with_suffix("").parts).removesuffix(".__init__")
+        for folder in ("daemon", "tray")
+        for path in (package / folder).rglob("*.py")
+        if "TYPE_CHECKING = False" in path.read_text()
+    }
+    assert "tokenstation.daemon.cli.quick" in tricks & quick  # the check sees them
+    assert sorted(tricks - quick) == []
+
+
 def test_version_without_metadata_matches_the_installed_one_and_the_debian_changelog() -> None:
     from tokenstation.daemon import __version__
 

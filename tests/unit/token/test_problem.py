@@ -89,3 +89,42 @@ def test_the_cli_and_the_daemons_answers_take_their_code_from_the_kind() -> None
     assert (refused.code, refused.kind) == (3, ProblemKind.NOT_PRESENT)
     assert DaemonRefused("something-new", "odd").code == 1
     assert str(StationError(ErrorKind.REFUSED, "no", "Do this.")) == "no"  # as users see it
+
+
+def _code_picked_for_a_caught_problem(source: str, problems: set[str]) -> list[int]:
+    """Lines where a command, having caught a Problem, words a CliError with an exit code
+    of its own choosing instead of ``CliError.of`` (which keeps the problem's kind)."""
+    import ast
+
+    lines = []
+    for handler in ast.walk(ast.parse(source)):
+        if not isinstance(handler, ast.ExceptHandler) or handler.type is None:
+            continue
+        caught = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+        names = {ast.unparse(c).rpartition(".")[2] for c in caught}
+        if not names <= problems:  # an OSError beside a Problem: the command picks
+            continue
+        for node in ast.walk(handler):
+            if (
+                isinstance(node, ast.Call)
+                and ast.unparse(node.func) == "CliError"
+                and (len(node.args) > 1 or any(k.arg == "code" for k in node.keywords))
+            ):
+                lines.append(node.lineno)
+    return lines
+
+
+def test_a_caught_problem_keeps_its_exit_code_in_every_command() -> None:
+    from pathlib import Path
+
+    problems = {cls.__name__ for cls in _all_problems()}
+    cli = Path(tokenstation.daemon.__file__).parent / "cli"
+    picked = {
+        path.name: found
+        for path in sorted(cli.glob("*.py"))
+        if (found := _code_picked_for_a_caught_problem(path.read_text(), problems))
+    }
+    assert picked == {}
+    # The check sees a case as it was before CliError.of.
+    old = "try:\n    f()\nexcept SchemaMismatch as exc:\n    raise CliError(str(exc), 1, '')\n"
+    assert _code_picked_for_a_caught_problem(old, problems) == [4]
