@@ -322,13 +322,15 @@ def test_soak_hostile_and_valid_files_tokens_and_kills(
     # Reachable throughout, except while restarting.
     assert len(probes) > 10
     # A call in flight when the daemon was killed fails with the kill: it counts as
-    # during the restart (it may have started a while before the kill, on a busy loop).
+    # during the restart, however long before the kill it started (CI once saw a
+    # GetStatus wait 4.7 s on a loaded 2-core machine and end with the kill).
     for t, ok in probes:
         if not ok:
             end = ended.get(t, t)
-            assert any(k - 2.0 <= t <= r + 2.0 and end >= k - 0.5 for k, r in windows), (
-                f"unreachable at {t:.3f} ({why.get(t)}); kill/ready windows {windows}"
-            )
+            assert any(
+                (k - 2.0 <= t <= r + 2.0 and end >= k - 0.5) or k - 0.5 <= end <= r + 2.0
+                for k, r in windows
+            ), f"unreachable at {t:.3f} ({why.get(t)}); kill/ready windows {windows}"
     # Remove some waiting jobs; then no seed of a burned or removed job on disk.
     with sqlite3.connect(db) as conn:
         waiting = [

@@ -206,7 +206,7 @@ def test_a_station_dying_with_a_claim_releases_it_after_the_lease_never_burning_
         twin = a.home / "twin.toml"
         twin.write_text(station_config(url, key_of(a), "desk-b", lease_s=1.5))
         refused = run_cli(a.env, "daemon", "--config", str(twin), timeout=30)
-        assert refused.returncode == 1
+        assert refused.returncode == 4  # refused: the name is taken
         assert "another station named 'desk-b' is running on" in refused.stderr
         # The lease (1.5 s) runs out; B settles the claim: failed, never back to a burn.
         wait_until(lambda: jobs(b)[0]["state"] == "failed", 10.0, "the claim to expire")

@@ -161,7 +161,7 @@ def test_a_sync_and_a_burn_of_a_single_profile_token_show_in_the_tray_and_the_da
             assert present["drift_words"] == "in time" and present["sync_offered"] is False
             assert present["reader"] == READER
             await rig.present_changed(  # PropertiesChanged followed the write
-                lambda c: c["drift_words"] == "in time" and c["sync_offered"] is False
+                lambda c: c.get("drift_words") == "in time" and c.get("sync_offered") is False
             )
         finally:
             await rig.close()
