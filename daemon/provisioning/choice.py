@@ -57,3 +57,11 @@ def choose_job(
 
 #: Waiting jobs a placement reads first (plus as many as were skipped or held).
 CANDIDATES = 32
+
+
+def more_jobs_could_help(provisioned: bool, mode: str) -> bool:
+    """Whether waiting jobs beyond a placement's first page could change an empty choice.
+    The page holds every job bound to the token, so only jobs bound to no token lie
+    beyond it, and station mode never burns one of those over a provisioned token: a
+    token burned before would read the whole queue at each queue change for nothing."""
+    return not (provisioned and mode == "station")

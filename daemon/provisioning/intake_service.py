@@ -41,7 +41,8 @@ class FileIntake:
 
     Owns: the intake files (claim, erase, archive, refuse), the decoder pool, the files
     waiting for the shared database and the drop folder's watch mode. Reads the
-    station's model table; publishes FileTaken through the station.
+    station's model table; publishes FileTaken through the station and calls ``queued()``
+    (on the file thread) when a file's jobs are queued.
     """
 
     def __init__(
@@ -259,7 +260,7 @@ class FileIntake:
         )
         self._emit(event)
         if queued:
-            self.loop.call_soon_threadsafe(self._queued)
+            self._queued()
         return event
 
     def _emit(self, event: Event) -> None:

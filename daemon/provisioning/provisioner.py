@@ -36,7 +36,8 @@ from tokenstation.daemon.handover.keeper import Keeper
 from tokenstation.daemon.handover.pusher import Pusher
 from tokenstation.daemon.provisioning import provlog
 from tokenstation.daemon.provisioning.away import AwayBurn, AwayBurns
-from tokenstation.daemon.provisioning.choice import CANDIDATES, choose_job
+from tokenstation.daemon.provisioning.choice import CANDIDATES, choose_job, more_jobs_could_help
+from tokenstation.daemon.provisioning.coalescer import Coalescer
 from tokenstation.daemon.provisioning.intake_service import FileIntake
 from tokenstation.daemon.provisioning.queue import Job, JobQueue
 from tokenstation.daemon.provisioning.shared import SharedQueue
@@ -94,7 +95,12 @@ class Provisioner:
         self.failed_count = -1
         self.handover: dict[str, int] | None = None
         self.counted_at: float | None = None
-        queue.on_change = self._changed_here
+        #: This station's own queue changes (a file's jobs, a burn's steps; any thread),
+        #: counted on the loop: one count for a burst of them, the last after the last.
+        self._own_changes = Coalescer(loop, self._recount)
+        #: Files whose jobs were queued (file threads): one offer to the tokens for a burst.
+        self._new_jobs = Coalescer(loop, lambda _what: self.offer_all())
+        queue.on_change = self._own_changes.poke
         #: Burns the shared database could not record, kept until it is back; their jobs
         #: stay claimed (renewed) by this station meanwhile.
         self.away = AwayBurns(log_path.with_name("away-burns.json"))
@@ -113,7 +119,7 @@ class Provisioner:
             station,
             drop_folder,
             loop,
-            queued=self.queue_changed,
+            queued=self._files_queued,
             lost=self._lost,
         )
         station.subscribe(self._on_event)
@@ -167,7 +173,9 @@ class Provisioner:
             self.shared.start()
 
     async def stop(self) -> None:
-        """Stop following the other stations."""
+        """Stop following the other stations and counting this station's changes."""
+        self._own_changes.stop()
+        self._new_jobs.stop()
         self.keeper.stop()
         self.pusher.stop()
         if self.shared is not None:
@@ -284,8 +292,7 @@ class Provisioner:
         """Count the queue's waiting and failed jobs (False: the shared database is away,
         the last counts stand)."""
         try:
-            waiting, failed = self.queue.waiting(), self.queue.count("failed")
-            handover = self.queue.handover_counts()
+            waiting, failed, handover = self.queue.tally()
         except StoreUnavailable as exc:
             self.loop.call_soon_threadsafe(self._lost, exc)
             return False
@@ -293,15 +300,18 @@ class Provisioner:
         self.handover = handover
         return True
 
-    def _changed_here(self, _what: str) -> None:
-        """The queue changed at this station (any thread): counted again on the loop,
-        after what the change is part of (a burn's steps, a file's jobs) is done."""
-        self.loop.call_soon_threadsafe(self._recount)
-
-    def _recount(self) -> None:
+    def _recount(self, what: str) -> None:
+        """The queue changed at this station (loop thread, after what the change is part
+        of is done): counted again; a new count is published."""
+        log.debug("queue changed here: %s", what)
         before = self.waiting
         if self.count() and self.waiting != before:
             self.station.publish(QueueState(paused=self.paused, length=self.waiting))
+
+    def _files_queued(self) -> None:
+        """A file's jobs were queued (a file thread): offer them to the tokens on the
+        readers (counted and published by the queue's own change, coalesced)."""
+        self._new_jobs.poke("a file's jobs queued")
 
     def close(self) -> None:
         """Stop the file threads and the decoder processes."""
@@ -400,7 +410,11 @@ class Provisioner:
         why = self.burned_before(p.serial)
         waiting = self._waiting(page, p)
         choice = choose_job(p.model, p.serial, bool(why), waiting, self.cfg.mode, why=why)
-        if choice.job is None and len(page) >= CANDIDATES:
+        if (
+            choice.job is None
+            and len(page) >= CANDIDATES
+            and more_jobs_could_help(bool(why), self.cfg.mode)
+        ):
             waiting = self._waiting(self.queue.jobs(["queued"]), p)
             choice = choose_job(p.model, p.serial, bool(why), waiting, self.cfg.mode, why=why)
         if choice.job is None:

@@ -476,6 +476,20 @@ class JobQueue(StoredPart):
         """How many jobs wait for a token."""
         return self.count("queued")
 
+    def tally(self) -> tuple[int, int, dict[str, int]]:
+        """The counts GetStatus shows, read while holding the queue once (the file threads
+        take turns with it): jobs waiting, jobs failed, and burned generated seeds in each
+        hand-over state."""
+        with self._lock:
+            counts = dict(
+                self._db.execute(
+                    "SELECT state, COUNT(*) FROM jobs WHERE state IN ('queued', 'failed') "
+                    "GROUP BY state"
+                ).fetchall()
+            )
+            handover = self._handover_counts()
+        return int(counts.get("queued", 0)), int(counts.get("failed", 0)), handover
+
     def targeted(self, serial: str) -> bool:
         """True when a burn onto ``serial`` started (burning, burned or failed since),
         at this station or, on a shared queue, at any."""
@@ -925,9 +939,12 @@ class JobQueue(StoredPart):
     def handover_counts(self) -> dict[str, int]:
         """How many burned generated seeds are in each hand-over state."""
         with self._lock:
-            rows = self._db.execute(
-                "SELECT handover, COUNT(*) FROM jobs WHERE handover > '' GROUP BY handover"
-            ).fetchall()
+            return self._handover_counts()
+
+    def _handover_counts(self) -> dict[str, int]:
+        rows = self._db.execute(
+            "SELECT handover, COUNT(*) FROM jobs WHERE handover > '' GROUP BY handover"
+        ).fetchall()
         return {str(k): int(n) for k, n in rows}
 
     # -- the provisioning log ----------------------------------------------------------------

@@ -4,14 +4,14 @@ Beside the Provisioner, on a shared database only. Another station's queue chang
 (NOTIFY, on the store's listener thread) becomes this station's QueueState event and a
 new look at the tokens on its readers: at once when it comes alone, and when changes
 come in a burst (30 stations burning, a big file queued elsewhere), one re-read and one
-QueueState per :data:`COALESCE_S` for all of them, the last one after the last change
-(:class:`Coalescer`), so the counts published are always the database's latest. Every
-third of the lease it renews its own claims and settles the claims of stations that
-stopped answering (their lease ran out): the job fails for a person to check the token,
-and the token counts as possibly holding a seed everywhere. When the database is
-unreachable, tokens are still read and measured; dropped files wait in the drop folder's
-claim area and are taken when it is back (the file's hash is recorded with its jobs in
-one transaction, so a file taken twice queues nothing twice).
+QueueState per ``coalescer.COALESCE_S`` for all of them, the last one after the last
+change (``coalescer.Coalescer``), so the counts published are always the database's
+latest. Every third of the lease it renews its own claims and settles the claims of
+stations that stopped answering (their lease ran out): the job fails for a person to
+check the token, and the token counts as possibly holding a seed everywhere. When the
+database is unreachable, tokens are still read and measured; dropped files wait in the
+drop folder's claim area and are taken when it is back (the file's hash is recorded with
+its jobs in one transaction, so a file taken twice queues nothing twice).
 """
 
 from __future__ import annotations
@@ -19,12 +19,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from tokenstation.daemon.events import StoreReachability
+from tokenstation.daemon.provisioning.coalescer import Coalescer
 from tokenstation.daemon.storage.database import NameTaken, SchemaMismatch, StoreUnavailable
 from tokenstation.daemon.storage.secretbox import KeyProblem
 
@@ -32,68 +31,6 @@ if TYPE_CHECKING:
     from tokenstation.daemon.provisioning.context import Follower
 
 log = logging.getLogger(__name__)
-
-#: At most one re-read of the queue (and one QueueState) per this many seconds for the
-#: other stations' changes; a change after a quiet spell is re-read at once.
-COALESCE_S = 0.05
-
-
-class Coalescer:
-    """Calls ``act(what)`` on the loop for changes told from any thread (:meth:`poke`),
-    at most once per ``window_s``: the first change after a quiet spell at once, the
-    changes that come meanwhile together at the window's end (the trailing edge), so the
-    call after the last change always starts after it. ``what`` names the changes
-    ("claimed 12", or "3 changes, the last: claimed 14")."""
-
-    def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        act: Callable[[str], None],
-        window_s: float = COALESCE_S,
-    ) -> None:
-        self.loop = loop
-        self.act = act
-        self.window_s = window_s
-        self._lock = threading.Lock()
-        self._count = 0  # changes told since the last call began
-        self._last = ""
-        self._due = False  # a call is scheduled on the loop
-        self._done_at = -float("inf")  # loop time of the last call
-        self._timer: asyncio.TimerHandle | None = None
-        self._stopped = False
-
-    def poke(self, what: str) -> None:
-        """A change (any thread)."""
-        with self._lock:
-            self._count += 1
-            self._last = what
-            if self._due:
-                return
-            self._due = True
-        self.loop.call_soon_threadsafe(self._schedule)
-
-    def stop(self) -> None:
-        """No call from now on (loop thread): what is pending is dropped."""
-        self._stopped = True
-        if self._timer is not None:
-            self._timer.cancel()
-
-    def _schedule(self) -> None:
-        wait = self._done_at + self.window_s - self.loop.time()
-        if wait > 0:
-            self._timer = self.loop.call_later(wait, self._fire)
-        else:
-            self._fire()
-
-    def _fire(self) -> None:
-        self._timer = None
-        if self._stopped:
-            return
-        with self._lock:  # changes told from now on get a call of their own
-            count, last = self._count, self._last
-            self._count, self._due = 0, False
-        self._done_at = self.loop.time()
-        self.act(last if count == 1 else f"{count} changes, the last: {last}")
 
 
 class SharedQueue:

@@ -234,6 +234,7 @@ def test_soak_hostile_and_valid_files_tokens_and_kills(
     wait_until(folder.exists, 5.0)
     probe = BusWatcher(private_bus)
     probes: list[tuple[float, bool]] = []
+    took: list[float] = []  # how long each answered probe took
     why: dict[float, str] = {}  # a failed probe's start -> its end and the error
     ended: dict[float, float] = {}  # a failed probe's start -> when its call ended
     stop = threading.Event()
@@ -244,6 +245,7 @@ def test_soak_hostile_and_valid_files_tokens_and_kills(
             try:
                 probe.run(probe.client.status(), timeout=10)
                 probes.append((t, True))
+                took.append(time.monotonic() - t)
             except Exception as exc:
                 probes.append((t, False))
                 ended[t] = time.monotonic()
@@ -322,15 +324,15 @@ def test_soak_hostile_and_valid_files_tokens_and_kills(
     # Reachable throughout, except while restarting.
     assert len(probes) > 10
     # A call in flight when the daemon was killed fails with the kill: it counts as
-    # during the restart, however long before the kill it started (CI once saw a
-    # GetStatus wait 4.7 s on a loaded 2-core machine and end with the kill).
+    # during the restart (it may have started a little before the kill). A call that
+    # waited seconds on a loop busy with a burst of files is a failure (CI saw one: the
+    # loop counted the queue once per file then).
     for t, ok in probes:
         if not ok:
             end = ended.get(t, t)
-            assert any(
-                (k - 2.0 <= t <= r + 2.0 and end >= k - 0.5) or k - 0.5 <= end <= r + 2.0
-                for k, r in windows
-            ), f"unreachable at {t:.3f} ({why.get(t)}); kill/ready windows {windows}"
+            assert any(k - 2.0 <= t <= r + 2.0 and end >= k - 0.5 for k, r in windows), (
+                f"unreachable at {t:.3f} ({why.get(t)}); kill/ready windows {windows}"
+            )
     # Remove some waiting jobs; then no seed of a burned or removed job on disk.
     with sqlite3.connect(db) as conn:
         waiting = [
@@ -364,5 +366,10 @@ def test_soak_hostile_and_valid_files_tokens_and_kills(
         f"last drop, total {time.monotonic() - t_start:.1f} s; daemon peak RSS "
         f"{peak_kb / 1024:.1f} MB; {sum(1 for _t, ok in probes if not ok)}/{len(probes)} "
         "status probes failed (all during restarts)"
+    )
+    waits = sorted(took)
+    print(
+        f"soak: GetStatus answered in {waits[len(waits) // 2] * 1000:.0f} ms (median), "
+        f"{waits[-1] * 1000:.0f} ms at worst"
     )
     daemon.stop()

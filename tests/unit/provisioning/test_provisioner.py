@@ -9,8 +9,10 @@ a real stop.
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -141,6 +143,43 @@ def test_station_mode_burns_fresh_and_bound_tokens_never_over_a_provisioned_one(
         await rig.wait_for(BurnDone, 2)
         assert rig.state(bound) == JobState.BURNED and rig.token.seed_writes == 2
         assert rig.state(second) == JobState.QUEUED
+        await rig.close()
+
+    run(scenario())
+
+
+def test_a_burst_of_files_is_counted_a_few_times_not_once_per_file(tmp_path: Path) -> None:
+    """200 files taken at once beside a provisioned token: the loop counts the queue a
+    few times (each count waits for the file threads' turn with the queue; once per file
+    it kept the bus waiting seconds), never reads the whole queue for a token station
+    mode will not burn, and the last QueueState says how many wait."""
+
+    async def scenario() -> None:
+        rig = ProvRig(tmp_path, station_mode())
+        await rig.add("first.txt", URI)
+        rig.place()
+        await rig.wait_for(BurnDone)
+        calls = {"tally": 0, "jobs": 0}
+        for name in calls:
+            real = getattr(rig.queue, name)
+
+            def counted(*a: object, _real: Any = real, _name: str = name) -> Any:
+                calls[_name] += 1
+                return _real(*a)
+
+            setattr(rig.queue, name, counted)
+        seeds = [base64.b32encode(f"burst-seed-{i:04d}-abcdef".encode()) for i in range(200)]
+        texts = [
+            f"otpauth://totp/user{i}?secret={seed.decode()}&issuer=Burst"
+            for i, seed in enumerate(seeds)
+        ]
+        await asyncio.gather(*(rig.add(f"user{i}.txt", t) for i, t in enumerate(texts)))
+        await asyncio.sleep(0.2)  # the trailing count of the burst
+        await rig.settle()
+        assert rig.of(QueueState)[-1].length == 200
+        assert rig.token.seed_writes == 1  # the provisioned token is left alone
+        assert 1 <= calls["tally"] <= 40, calls
+        assert calls["jobs"] == 0, calls
         await rig.close()
 
     run(scenario())
