@@ -16,7 +16,9 @@ from /proc.
     .venv/bin/python bench/bench_daemon.py [--reps 20] [--idle 60] [--old DIR] [--json FILE]
 
 ``--old DIR`` runs the same first with the daemon on the code in DIR (a folder holding
-a ``tokenstation`` package, first on PYTHONPATH; see bench_burnpath.py).
+a ``tokenstation`` package, first on PYTHONPATH; see bench_burnpath.py). ``--rounds N``
+runs old and new N times each, the order swapped every round (old-new, new-old, ...),
+so neither gains from going first on a shared machine; the latencies are pooled per code.
 """
 
 from __future__ import annotations
@@ -137,6 +139,8 @@ def run_once(args: argparse.Namespace, old: str | None) -> dict[str, Any]:
                 sim.wait(10)
     return {
         "code": f"old ({old})" if old else "this tree",
+        "presented_ms": lat["presented_ms"],
+        "measured_ms": lat["measured_ms"],
         "insert_to_token_presented_ms": summary(lat["presented_ms"]),
         "insert_to_token_measured_ms": summary(lat["measured_ms"]),
         "idle_seconds": round(t1 - t0, 1),
@@ -147,17 +151,41 @@ def run_once(args: argparse.Namespace, old: str | None) -> dict[str, Any]:
     }
 
 
+def pooled(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One code's rounds as one result: latencies pooled, idle figures of each round."""
+    presented = [x for r in runs for x in r["presented_ms"]]
+    measured = [x for r in runs for x in r["measured_ms"]]
+    keys = ("idle_cpu_percent", "rss_mb", "peak_rss_mb")
+    return {
+        "code": runs[0]["code"],
+        "rounds": len(runs),
+        "insert_to_token_presented_ms": summary(presented),
+        "insert_to_token_measured_ms": summary(measured),
+        **{k: [r[k] for r in runs] for k in keys},
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--idle", type=float, default=60.0)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--old", metavar="DIR", help="run the same first on this code")
+    ap.add_argument("--rounds", type=int, default=1, help="old and new this many times each")
     args = ap.parse_args()
-    runs = ([run_once(args, args.old)] if args.old else []) + [run_once(args, None)]
-    result: dict[str, Any] = {**machine(), **runs[-1]}
+    codes: list[str | None] = [args.old, None] if args.old else [None]
+    runs: dict[str | None, list[dict[str, Any]]] = {c: [] for c in codes}
+    for n in range(args.rounds):
+        for code in codes if n % 2 == 0 else codes[::-1]:
+            runs[code].append(run_once(args, code))
+    result: dict[str, Any] = {**machine(), **pooled(runs[None])}
     if args.old:
-        result["runs"] = runs
+        result["runs"] = [pooled(runs[c]) for c in codes]
+        result["each_round"] = [
+            {k: v for k, v in r.items() if k not in ("presented_ms", "measured_ms")}
+            for c in codes
+            for r in runs[c]
+        ]
     report(result, args.json)
     return 0
 

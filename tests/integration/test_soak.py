@@ -300,6 +300,12 @@ def test_soak_hostile_and_valid_files_tokens_and_kills(
         for t in threads:
             t.join(30)
     peak_kb = max(peak_kb, vm_hwm_kb(daemon.proc.pid))
+    waits = sorted(took)  # printed before the checks: a failed one is read with them
+    print(
+        f"\nsoak: GetStatus answered in {waits[len(waits) // 2] * 1000:.0f} ms (median), "
+        f"{waits[-1] * 1000:.0f} ms at worst, {len(probes) - len(took)} of {len(probes)} "
+        "unanswered"
+    )
 
     # Every valid file queued exactly once; a pair of identical files once between them.
     with sqlite3.connect(db) as conn:
@@ -366,10 +372,5 @@ def test_soak_hostile_and_valid_files_tokens_and_kills(
         f"last drop, total {time.monotonic() - t_start:.1f} s; daemon peak RSS "
         f"{peak_kb / 1024:.1f} MB; {sum(1 for _t, ok in probes if not ok)}/{len(probes)} "
         "status probes failed (all during restarts)"
-    )
-    waits = sorted(took)
-    print(
-        f"soak: GetStatus answered in {waits[len(waits) // 2] * 1000:.0f} ms (median), "
-        f"{waits[-1] * 1000:.0f} ms at worst"
     )
     daemon.stop()
