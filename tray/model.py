@@ -113,6 +113,7 @@ class TrayModel:
         self._coded: set[int] = set()  # jobs whose code to expect was shown
         self.store_down_since: float | None = None  # the shared database unreachable
         self.waiting: int | None = None  # jobs waiting at any station (QueueState, status)
+        self._files: _FileBurst | None = None  # the files judged last, if in a burst
 
     # -- input ---------------------------------------------------------------------------
 
@@ -311,31 +312,17 @@ class TrayModel:
         ]
 
     def _file_taken(self, p: FileTaken) -> list[Bubble]:
-        name = p.file
+        """A file's bubble; files that come in a burst share one bubble, its count."""
         self.jobs.extend(p.queued)
-        if p.verdict == FileVerdict.OK:
-            labels = ", ".join(j.label for j in p.queued) or "nothing new"
-            self._note(f"{name}: queued {labels}")
-            body = f"Queued {labels} from {name}."
-            if p.queued:
-                body += " Place a token to burn it."
-            if p.reason:
-                body += f" {_sentence(p.reason)}"
-            for w in p.warnings:
-                body += f" Note: {_sentence(w)}"
-            return [Bubble(f"file:{name}", "QR file taken", body, urgency=0)]
-        self._note(f"{name}: refused")
-        where = " It was moved to failed/." if p.moved_to else ""
-        if p.next_step:
-            where += f" {p.next_step}"
-        return [
-            Bubble(
-                f"file:{name}",
-                f"File refused: {name}",
-                f"{p.kind}: {_sentence(p.reason)}{where}",
-                urgency=2 if p.verdict == FileVerdict.ERROR else 1,
-            )
-        ]
+        self._note(f"{p.file}: " + ("queued" if p.verdict == FileVerdict.OK else "refused"))
+        one = _file_bubble(p)
+        burst = self._files
+        if burst is None or p.time - burst.last_at > FILE_BURST_S:
+            self._files = _FileBurst(one.key)
+            self._files.add(p, one.urgency)
+            return [one]
+        burst.add(p, one.urgency)
+        return [burst.bubble()]
 
     def _burn_offered(self, p: BurnOffered) -> list[Bubble]:
         serial, job = p.serial, p.job
@@ -583,6 +570,92 @@ def _where(job: JobView, serial: str) -> str:
     return (
         f"into profile {job.profile} of {serial}" if job.profile is not None else f"onto {serial}"
     )
+
+
+#: Files judged closer together than this (by the daemon's clock) are one burst: its
+#: first file's bubble becomes the burst's, counted as more come, so a folder of 50
+#: QR codes dropped at once is one notification, not 50.
+FILE_BURST_S = 3.0
+
+
+def _file_bubble(p: FileTaken) -> Bubble:
+    """The bubble of one taken or refused file."""
+    name = p.file
+    if p.verdict == FileVerdict.OK:
+        labels = ", ".join(j.label for j in p.queued) or "nothing new"
+        body = f"Queued {labels} from {name}."
+        if p.queued:
+            body += " Place a token to burn it."
+        if p.reason:
+            body += f" {_sentence(p.reason)}"
+        for w in p.warnings:
+            body += f" Note: {_sentence(w)}"
+        return Bubble(f"file:{name}", "QR file taken", body, urgency=0)
+    where = " It was moved to failed/." if p.moved_to else ""
+    if p.next_step:
+        where += f" {p.next_step}"
+    return Bubble(
+        f"file:{name}",
+        f"File refused: {name}",
+        f"{p.kind}: {_sentence(p.reason)}{where}",
+        urgency=2 if p.verdict == FileVerdict.ERROR else 1,
+    )
+
+
+@dataclass
+class _FileBurst:
+    """Files judged in a burst: what one bubble says of them all."""
+
+    key: str  # the first file's bubble, replaced as the burst grows
+    last_at: float = 0.0
+    files: int = 0
+    accounts: int = 0
+    taken: int = 0  # files that queued at least one job
+    nothing_new: int = 0  # files taken that queued nothing (held or taken before)
+    refused: list[str] = field(default_factory=list)
+    last_refusal: str = ""
+    urgency: int = 0
+
+    def add(self, p: FileTaken, urgency: int) -> None:
+        self.last_at = p.time
+        self.files += 1
+        self.urgency = max(self.urgency, urgency)
+        if p.verdict == FileVerdict.OK:
+            self.accounts += len(p.queued)
+            if p.queued:
+                self.taken += 1
+            else:
+                self.nothing_new += 1
+        else:
+            self.refused.append(p.file)
+            self.last_refusal = f"{p.file}: {p.reason}"
+
+    def bubble(self) -> Bubble:
+        parts = []
+        if self.accounts:
+            parts.append(
+                f"Queued {_count(self.accounts, 'account')} from {_count(self.taken, 'file')}; "
+                "place a token to burn them."
+            )
+        if self.nothing_new:
+            parts.append(
+                f"{_count(self.nothing_new, 'file')} held nothing new (already queued or burned)."
+            )
+        if self.refused:
+            parts.append(
+                end_sentence(
+                    f"{_count(len(self.refused), 'file')} refused and moved to failed/, each "
+                    f"with its reason beside it (the last: {self.last_refusal.rstrip('.')})"
+                )
+            )
+        summary = f"{self.files} files taken" + (
+            f", {len(self.refused)} refused" if self.refused else ""
+        )
+        return Bubble(self.key, summary, " ".join(parts), urgency=self.urgency)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _sentence(text: str) -> str:

@@ -31,7 +31,13 @@ from tokenstation.daemon.events import (
     from_signal,
 )
 from tokenstation.tray import icons
-from tokenstation.tray.model import Command, NotifyChoices, TrayModel, TrayState
+from tokenstation.tray.model import (
+    FILE_BURST_S,
+    Command,
+    NotifyChoices,
+    TrayModel,
+    TrayState,
+)
 
 READER = "Virtual PCD 00 00"
 SERIAL = "86596320000001"
@@ -151,7 +157,13 @@ def test_queue_events_and_burn_offer() -> None:
         source="bitbucket.png (the QR code)",
     )
     [taken] = m.apply(
-        FileTaken(file="bitbucket.png", verdict=FileVerdict.OK, kind="otpauth-totp", queued=(job,))
+        FileTaken(
+            time=1000.0,
+            file="bitbucket.png",
+            verdict=FileVerdict.OK,
+            kind="otpauth-totp",
+            queued=(job,),
+        )
     )
     assert "Queued Bitbucket:alice from bitbucket.png" in taken.body
     assert any(e.command == Command("remove", job_id=7) for e in m.menu())
@@ -190,6 +202,7 @@ def test_queue_events_and_burn_offer() -> None:
     assert m.burn_result(reply) == [] and m.burn_result(replace(reply, job=job)) == []
     [refused] = m.apply(
         FileTaken(
+            time=1000.0 + FILE_BURST_S + 1,  # not in the same burst as bitbucket.png
             file="x.png",
             verdict=FileVerdict.REJECTED,
             kind="url",
@@ -198,6 +211,56 @@ def test_queue_events_and_burn_offer() -> None:
         )
     )
     assert refused.summary == "File refused: x.png" and "moved to failed/" in refused.body
+
+
+def test_files_dropped_together_share_one_bubble_that_counts_them() -> None:
+    """A folder of QR codes dropped at once is one notification (the first file's,
+    replaced as the burst grows), not one per file; a file after a pause has its own."""
+    m = connected(TrayModel())
+
+    def job(i: int) -> JobView:
+        return JobView(
+            id=i,
+            label=f"Corp:user{i}",
+            state=JobState.QUEUED,
+            secret_fingerprint=f"{i:08x}",
+            algorithm="SHA1",
+            period=30,
+            source=f"user{i}.png (the QR code)",
+        )
+
+    def taken(i: int, at: float) -> FileTaken:
+        return FileTaken(
+            time=at,
+            file=f"user{i}.png",
+            verdict=FileVerdict.OK,
+            kind="otpauth-totp",
+            queued=(job(i),),
+        )
+
+    [first] = m.apply(taken(1, 100.0))
+    assert first.key == "file:user1.png" and first.summary == "QR file taken"
+    bubbles = [b for i in range(2, 50) for b in m.apply(taken(i, 100.0 + i * 0.05))]
+    bubbles += m.apply(
+        FileTaken(
+            time=103.0,
+            file="notes.doc",
+            verdict=FileVerdict.ERROR,
+            kind="unsupported-file",
+            reason="a .doc file is not an enrolment file",
+            moved_to="/x/failed/notes.doc",
+        )
+    )
+    assert {b.key for b in bubbles} == {"file:user1.png"}  # the same bubble, replaced
+    last = bubbles[-1]
+    assert last.summary == "50 files taken, 1 refused"
+    assert last.body.startswith("Queued 49 accounts from 49 files; place a token to burn them.")
+    assert "1 file refused and moved to failed/" in last.body
+    assert "(the last: notes.doc: a .doc file is not an enrolment file)." in last.body
+    assert last.urgency == 2  # a refusal among them is shown as one
+    assert len([j for j in m.jobs if j.state == JobState.QUEUED]) == 49
+    [alone] = m.apply(taken(99, 103.0 + FILE_BURST_S + 0.5))  # after a pause: its own
+    assert alone.key == "file:user99.png" and "Queued Corp:user99 from user99.png" in alone.body
 
 
 def test_a_security_key_is_named_in_its_bubble_other_cards_stay_not_a_token() -> None:
