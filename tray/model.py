@@ -314,7 +314,10 @@ class TrayModel:
     def _file_taken(self, p: FileTaken) -> list[Bubble]:
         """A file's bubble; files that come in a burst share one bubble, its count."""
         self.jobs.extend(p.queued)
-        self._note(f"{p.file}: " + ("queued" if p.verdict == FileVerdict.OK else "refused"))
+        if p.verdict == FileVerdict.OK:
+            self._note(f"{p.file}: queued {', '.join(j.label for j in p.queued) or 'nothing new'}")
+        else:
+            self._note(f"{p.file}: refused")
         one = _file_bubble(p)
         burst = self._files
         if burst is None or p.time - burst.last_at > FILE_BURST_S:
@@ -612,7 +615,7 @@ class _FileBurst:
     accounts: int = 0
     taken: int = 0  # files that queued at least one job
     nothing_new: int = 0  # files taken that queued nothing (held or taken before)
-    refused: list[str] = field(default_factory=list)
+    refused: int = 0
     last_refusal: str = ""
     urgency: int = 0
 
@@ -627,7 +630,7 @@ class _FileBurst:
             else:
                 self.nothing_new += 1
         else:
-            self.refused.append(p.file)
+            self.refused += 1
             self.last_refusal = f"{p.file}: {p.reason}"
 
     def bubble(self) -> Bubble:
@@ -644,12 +647,12 @@ class _FileBurst:
         if self.refused:
             parts.append(
                 end_sentence(
-                    f"{_count(len(self.refused), 'file')} refused and moved to failed/, each "
+                    f"{_count(self.refused, 'file')} refused and moved to failed/, each "
                     f"with its reason beside it (the last: {self.last_refusal.rstrip('.')})"
                 )
             )
         summary = f"{self.files} files taken" + (
-            f", {len(self.refused)} refused" if self.refused else ""
+            f", {self.refused} refused" if self.refused else ""
         )
         return Bubble(self.key, summary, " ".join(parts), urgency=self.urgency)
 
